@@ -1,1 +1,40 @@
-#![no_std]
+//! The simnas edge runtime: an NB201 network executor that runs on a microcontroller.
+//!
+//! * [`layout`]: the macro network's configuration ([`NetConfig`]) and parameter layout.
+//! * [`Plan`]: a network for one cell, validated and sized once; [`Executor`] runs it over a
+//!   caller-given arena (no allocator), never allocating and never panicking.
+//! * [`params`]: where weights come from: a dense vector, or a small shared bank for boards
+//!   too small to hold every weight.
+//! * [`timing`]: the [`Timer`] trait and robust in-place measurement (warm-up, repeats,
+//!   median, spread).
+//!
+//! Layout: activations are [`Layout::Hwc`] (channel innermost), conv weights
+//! `[kh][kw][cin][cout]`.
+#![cfg_attr(not(any(test, feature = "std")), no_std)]
+#![warn(missing_docs)]
+
+mod error;
+mod exec;
+mod kernels;
+pub mod layout;
+pub mod params;
+mod plan;
+pub mod rng;
+pub mod timing;
+
+#[cfg(feature = "std")]
+pub mod host;
+
+pub use error::Error;
+pub use exec::Executor;
+pub use layout::{NetConfig, ParamLayout, Slot, SlotInfo};
+pub use params::{BankParams, DenseParams, Params};
+pub use plan::{NodeState, Plan};
+pub use timing::{measure, Measurement, Timer};
+
+/// Activation memory layout used by the executor.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Layout {
+    /// Height, width, channel (channel innermost). The only layout the executor uses.
+    Hwc,
+}

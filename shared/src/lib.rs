@@ -15,5 +15,6 @@
 pub mod space;
 
 pub use space::{
-    Action, Arch, ArchCode, Edge, NatsIndex, Op, ParseError, MAX_STR_LEN, NUM_ARCHS, NUM_EDGES, NUM_OPS,
+    Action, Arch, ArchCode, Edge, NatsIndex, Op, ParseError, MAX_STR_LEN, NUM_ARCHS, NUM_EDGES,
+    NUM_OPS,
 };

@@ -1,0 +1,119 @@
+//! The host CPU as a device (feature `std`): a nanosecond [`StdTimer`] and [`HostProbe`],
+//! which measures any cell of one network configuration with seeded weights.
+
+use crate::layout::{NetConfig, ParamLayout};
+use crate::params::DenseParams;
+use crate::rng::{fill_params, SplitMix64};
+use crate::timing::{measure, Measurement, Timer};
+use crate::{Error, Executor, Plan};
+use simnas_shared::Arch;
+use std::time::Instant;
+
+/// Nanoseconds since the timer was made.
+#[derive(Clone, Copy, Debug)]
+pub struct StdTimer {
+    start: Instant,
+}
+
+impl Default for StdTimer {
+    fn default() -> Self {
+        StdTimer {
+            start: Instant::now(),
+        }
+    }
+}
+
+impl Timer for StdTimer {
+    fn ticks(&mut self) -> u64 {
+        self.start.elapsed().as_nanos() as u64
+    }
+    fn ticks_per_second(&self) -> u64 {
+        1_000_000_000
+    }
+}
+
+/// Measures cells of one configuration on this CPU: seeded dense weights and input, one
+/// arena reused across probes.
+pub struct HostProbe {
+    cfg: NetConfig,
+    layout: ParamLayout,
+    params: Vec<f32>,
+    input: Vec<f32>,
+    arena: Vec<f32>,
+    logits: Vec<f32>,
+}
+
+impl HostProbe {
+    /// Weights and input from `seed`.
+    pub fn new(cfg: NetConfig, seed: u64) -> Result<HostProbe, Error> {
+        let layout = ParamLayout::new(cfg)?;
+        let mut params = vec![0.0; layout.total_len()];
+        fill_params(&layout, seed, &mut params);
+        let mut rng = SplitMix64::new(seed ^ 0x5eed_1a7e);
+        let input = (0..cfg.input_len()).map(|_| rng.next_signed()).collect();
+        Ok(HostProbe {
+            cfg,
+            layout,
+            params,
+            input,
+            arena: Vec::new(),
+            logits: vec![0.0; cfg.classes],
+        })
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &NetConfig {
+        &self.cfg
+    }
+
+    /// Run `arch` once and return its logits (for checks; not timed).
+    pub fn forward(&mut self, arch: Arch) -> Result<&[f32], Error> {
+        self.measure(arch, 0, 1)?;
+        Ok(&self.logits)
+    }
+
+    /// Time `arch`: `warmup` untimed forwards, then `repeats` timed ones.
+    pub fn measure(
+        &mut self,
+        arch: Arch,
+        warmup: usize,
+        repeats: usize,
+    ) -> Result<Measurement, Error> {
+        let plan = Plan::new(self.cfg, arch)?;
+        if self.arena.len() < plan.arena_len() {
+            self.arena.resize(plan.arena_len(), 0.0);
+        }
+        let mut ex = Executor::new(&plan, &mut self.arena)?;
+        let params = DenseParams::new(&self.layout, &self.params)?;
+        let mut samples = vec![0u64; repeats];
+        let (input, logits) = (&self.input, &mut self.logits);
+        measure(&mut StdTimer::default(), warmup, &mut samples, || {
+            ex.run(&params, input, logits)
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use simnas_shared::Op;
+
+    #[test]
+    fn host_probe_runs_and_is_deterministic() {
+        let cfg = NetConfig {
+            channels: 8,
+            cells_per_stage: 1,
+            resolution: 16,
+            classes: 10,
+        };
+        let mut a = HostProbe::new(cfg, 7).unwrap();
+        let mut b = HostProbe::new(cfg, 7).unwrap();
+        let arch = Arch::uniform(Op::NorConv3x3);
+        let la = a.forward(arch).unwrap().to_vec();
+        assert!(la.iter().all(|v| v.is_finite() && *v != 0.0));
+        assert_eq!(la, b.forward(arch).unwrap());
+        let m = a.measure(arch, 1, 5).unwrap();
+        assert!(m.min_ticks > 0 && m.min_ticks <= m.median_ticks && m.median_ticks <= m.max_ticks);
+        assert_eq!(a.measure(arch, 0, 0).unwrap_err(), Error::NoRepeats);
+    }
+}

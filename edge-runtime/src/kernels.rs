@@ -1,0 +1,456 @@
+//! Compute kernels over HWC activations. Every kernel accumulates into its output
+//! (`out += ...`); biases are written once by [`fill_channels`] before the convs run.
+//!
+//! Convolutions read a *padded* input: `(side + 2) x (side + 2) x cin` with a zero border,
+//! written by [`pad_relu`] / [`pad_copy`]. Because every NB201 conv is ReLU-Conv-BN, the
+//! padded ReLU of a node is computed once and shared by all conv edges leaving it, and the
+//! conv kernel needs no bounds tests. Output pixel `(oy, ox)` of a `k x k` conv with stride
+//! `s` reads padded pixel `(oy*s + ky + off, ox*s + kx + off)` with `off = 1 - k/2`.
+//!
+//! The conv is blocked over 4 output pixels x 16 (or 8) output channels so the
+//! accumulators stay in registers; on x86-64 hosts with AVX2 the same code is compiled a
+//! second time with AVX2 enabled and chosen at run time (the only `unsafe` in the crate).
+//! Shapes are validated by the plan; each kernel re-checks its slice lengths and does
+//! nothing on a mismatch rather than panic.
+
+/// Geometry of one convolution over a padded input.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct ConvGeom {
+    /// Unpadded input side.
+    pub in_side: usize,
+    /// Input channels.
+    pub cin: usize,
+    /// Output channels.
+    pub cout: usize,
+    /// Kernel side: 1 or 3.
+    pub k: usize,
+    /// Stride: 1 or 2.
+    pub stride: usize,
+}
+
+impl ConvGeom {
+    pub const fn out_side(&self) -> usize {
+        self.in_side / self.stride
+    }
+    pub const fn padded_len(&self) -> usize {
+        (self.in_side + 2) * (self.in_side + 2) * self.cin
+    }
+    pub const fn weights_len(&self) -> usize {
+        self.k * self.k * self.cin * self.cout
+    }
+    pub const fn out_len(&self) -> usize {
+        self.out_side() * self.out_side() * self.cout
+    }
+    const fn off(&self) -> usize {
+        1 - self.k / 2
+    }
+}
+
+const PB: usize = 4;
+
+/// `out += conv(inp, w)`; `inp` padded, `w` is `[k][k][cin][cout]`.
+pub(crate) fn conv_acc(g: &ConvGeom, inp: &[f32], w: &[f32], out: &mut [f32]) {
+    if inp.len() < g.padded_len() || w.len() < g.weights_len() || out.len() < g.out_len() || g.k > 3
+    {
+        return;
+    }
+    #[cfg(all(feature = "std", target_arch = "x86_64"))]
+    {
+        if simd::has_avx2() {
+            // SAFETY: AVX2 availability was just checked at run time.
+            unsafe { simd::conv_avx2(g, inp, w, out) };
+            return;
+        }
+    }
+    conv_dispatch(g, inp, w, out);
+}
+
+#[inline(always)]
+fn conv_dispatch(g: &ConvGeom, inp: &[f32], w: &[f32], out: &mut [f32]) {
+    if g.cout % 16 == 0 {
+        conv_blocked::<16>(g, inp, w, out);
+    } else if g.cout % 8 == 0 {
+        conv_blocked::<8>(g, inp, w, out);
+    } else {
+        conv_blocked::<1>(g, inp, w, out);
+    }
+}
+
+#[inline(always)]
+fn conv_blocked<const CB: usize>(g: &ConvGeom, inp: &[f32], w: &[f32], out: &mut [f32]) {
+    let os = g.out_side();
+    for oy in 0..os {
+        let mut ox = 0;
+        while ox + PB <= os {
+            conv_block::<PB, CB>(g, inp, w, out, oy, ox);
+            ox += PB;
+        }
+        while ox < os {
+            conv_block::<1, CB>(g, inp, w, out, oy, ox);
+            ox += 1;
+        }
+    }
+}
+
+#[inline(always)]
+fn conv_block<const P: usize, const CB: usize>(
+    g: &ConvGeom,
+    inp: &[f32],
+    w: &[f32],
+    out: &mut [f32],
+    oy: usize,
+    ox0: usize,
+) {
+    let (cin, cout, k, s) = (g.cin, g.cout, g.k, g.stride);
+    let pw = g.in_side + 2;
+    let off = g.off();
+    let os = g.out_side();
+    let mut co0 = 0;
+    while co0 + CB <= cout {
+        let mut acc = [[0f32; CB]; P];
+        for (p, a) in acc.iter_mut().enumerate() {
+            let o = (oy * os + ox0 + p) * cout + co0;
+            a.copy_from_slice(&out[o..o + CB]);
+        }
+        for ky in 0..k {
+            let row = oy * s + ky + off;
+            for kx in 0..k {
+                let tap = (ky * k + kx) * cin * cout;
+                let wt = &w[tap..tap + cin * cout];
+                let xs: [&[f32]; P] = core::array::from_fn(|p| {
+                    let i = (row * pw + (ox0 + p) * s + kx + off) * cin;
+                    &inp[i..i + cin]
+                });
+                for (ci, wrow) in wt.chunks_exact(cout).enumerate() {
+                    let Ok(wv) = <&[f32; CB]>::try_from(&wrow[co0..co0 + CB]) else {
+                        continue;
+                    };
+                    for p in 0..P {
+                        let x = xs[p][ci];
+                        for c in 0..CB {
+                            acc[p][c] += x * wv[c];
+                        }
+                    }
+                }
+            }
+        }
+        for (p, a) in acc.iter().enumerate() {
+            let o = (oy * os + ox0 + p) * cout + co0;
+            out[o..o + CB].copy_from_slice(a);
+        }
+        co0 += CB;
+    }
+}
+
+#[cfg(all(feature = "std", target_arch = "x86_64"))]
+mod simd {
+    use super::{conv_dispatch, ConvGeom};
+    use std::sync::atomic::{AtomicU8, Ordering};
+
+    static AVX2: AtomicU8 = AtomicU8::new(0); // 0 unknown, 1 no, 2 yes
+
+    pub fn has_avx2() -> bool {
+        match AVX2.load(Ordering::Relaxed) {
+            0 => {
+                let yes = std::is_x86_feature_detected!("avx2");
+                AVX2.store(if yes { 2 } else { 1 }, Ordering::Relaxed);
+                yes
+            }
+            v => v == 2,
+        }
+    }
+
+    /// The portable kernel compiled with AVX2 enabled.
+    ///
+    /// # Safety
+    /// The CPU must support AVX2.
+    #[target_feature(enable = "avx2")]
+    pub unsafe fn conv_avx2(g: &ConvGeom, inp: &[f32], w: &[f32], out: &mut [f32]) {
+        conv_dispatch(g, inp, w, out)
+    }
+}
+
+/// Write `f(src)` into the interior of a zero-bordered `(side+2)^2 x c` buffer.
+#[inline(always)]
+fn pad_with(src: &[f32], side: usize, c: usize, dst: &mut [f32], f: impl Fn(f32) -> f32) {
+    let pw = side + 2;
+    if src.len() < side * side * c || dst.len() < pw * pw * c {
+        return;
+    }
+    let row_len = pw * c;
+    dst[..row_len].fill(0.0);
+    dst[(pw - 1) * row_len..pw * row_len].fill(0.0);
+    for y in 0..side {
+        let d = &mut dst[(y + 1) * row_len..(y + 2) * row_len];
+        d[..c].fill(0.0);
+        d[row_len - c..].fill(0.0);
+        let s = &src[y * side * c..(y + 1) * side * c];
+        for (o, &v) in d[c..row_len - c].iter_mut().zip(s) {
+            *o = f(v);
+        }
+    }
+}
+
+/// Padded ReLU of `src` (`side x side x c`).
+pub(crate) fn pad_relu(src: &[f32], side: usize, c: usize, dst: &mut [f32]) {
+    pad_with(src, side, c, dst, |v| if v > 0.0 { v } else { 0.0 });
+}
+
+/// Padded copy of `src` (the stem's input: no ReLU before the first conv).
+pub(crate) fn pad_copy(src: &[f32], side: usize, c: usize, dst: &mut [f32]) {
+    pad_with(src, side, c, dst, |v| v);
+}
+
+/// 2x2 average pool, stride 2, written into the interior of a padded buffer of side
+/// `side/2` (what the shortcut's 1x1 conv reads; the border is never read by a 1x1 conv).
+pub(crate) fn avg_pool2_into_padded(src: &[f32], side: usize, c: usize, dst: &mut [f32]) {
+    let h = side / 2;
+    let pw = h + 2;
+    if src.len() < side * side * c || dst.len() < pw * pw * c {
+        return;
+    }
+    for y in 0..h {
+        for x in 0..h {
+            let d = ((y + 1) * pw + x + 1) * c;
+            let a = ((2 * y) * side + 2 * x) * c;
+            let b = ((2 * y + 1) * side + 2 * x) * c;
+            for ch in 0..c {
+                dst[d + ch] =
+                    0.25 * (src[a + ch] + src[a + c + ch] + src[b + ch] + src[b + c + ch]);
+            }
+        }
+    }
+}
+
+/// `out += avg_pool_3x3(src)`: stride 1, padding 1, padding not counted in the divisor.
+pub(crate) fn avg_pool3_acc(src: &[f32], side: usize, c: usize, out: &mut [f32]) {
+    if src.len() < side * side * c || out.len() < side * side * c {
+        return;
+    }
+    for y in 0..side {
+        let (y0, y1) = (y.saturating_sub(1), (y + 2).min(side));
+        for x in 0..side {
+            let (x0, x1) = (x.saturating_sub(1), (x + 2).min(side));
+            let inv = 1.0 / ((y1 - y0) * (x1 - x0)) as f32;
+            let o = (y * side + x) * c;
+            for ch in 0..c {
+                let mut sum = 0.0;
+                for yy in y0..y1 {
+                    for xx in x0..x1 {
+                        sum += src[(yy * side + xx) * c + ch];
+                    }
+                }
+                out[o + ch] += sum * inv;
+            }
+        }
+    }
+}
+
+/// `out += src`.
+pub(crate) fn add_acc(src: &[f32], out: &mut [f32]) {
+    for (o, s) in out.iter_mut().zip(src) {
+        *o += s;
+    }
+}
+
+/// Set every pixel of `out` (`pixels x values.len()`) to the per-channel `values`.
+pub(crate) fn fill_channels(out: &mut [f32], pixels: usize, values: &[f32]) {
+    let c = values.len();
+    if c == 0 {
+        return;
+    }
+    for px in out.chunks_exact_mut(c).take(pixels) {
+        px.copy_from_slice(values);
+    }
+}
+
+/// Head: `pooled[c] = mean_p relu(x[p][c] * scale[c] + shift[c])`, then
+/// `logits = bias + pooled . W` with `W` as `[c][classes]`.
+pub(crate) fn head(
+    x: &[f32],
+    pixels: usize,
+    scale_shift: &[f32],
+    classifier: &[f32],
+    pooled: &mut [f32],
+    logits: &mut [f32],
+) {
+    let c = pooled.len();
+    let classes = logits.len();
+    if scale_shift.len() < 2 * c || classifier.len() < c * classes + classes || x.len() < pixels * c
+    {
+        return;
+    }
+    let (scale, shift) = scale_shift.split_at(c);
+    pooled.fill(0.0);
+    for px in x.chunks_exact(c).take(pixels) {
+        for ch in 0..c {
+            let v = px[ch] * scale[ch] + shift[ch];
+            if v > 0.0 {
+                pooled[ch] += v;
+            }
+        }
+    }
+    let inv = 1.0 / pixels.max(1) as f32;
+    pooled.iter_mut().for_each(|v| *v *= inv);
+    let (w, b) = classifier.split_at(c * classes);
+    logits.copy_from_slice(&b[..classes]);
+    for (ch, row) in w.chunks_exact(classes).enumerate() {
+        let p = pooled[ch];
+        for (l, wv) in logits.iter_mut().zip(row) {
+            *l += p * wv;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    /// Naive reference: unpadded input, explicit bounds, f64 accumulation.
+    fn conv_ref(g: &ConvGeom, x: &[f32], w: &[f32]) -> Vec<f32> {
+        let (n, os, pad) = (g.in_side as isize, g.out_side(), (g.k / 2) as isize);
+        let mut out = vec![0f32; g.out_len()];
+        for oy in 0..os {
+            for ox in 0..os {
+                for co in 0..g.cout {
+                    let mut acc = 0f64;
+                    for ky in 0..g.k {
+                        for kx in 0..g.k {
+                            let iy = (oy * g.stride) as isize + ky as isize - pad;
+                            let ix = (ox * g.stride) as isize + kx as isize - pad;
+                            if iy < 0 || ix < 0 || iy >= n || ix >= n {
+                                continue;
+                            }
+                            for ci in 0..g.cin {
+                                let xv = x[((iy * n + ix) as usize) * g.cin + ci] as f64;
+                                acc += xv * w[((ky * g.k + kx) * g.cin + ci) * g.cout + co] as f64;
+                            }
+                        }
+                    }
+                    out[(oy * os + ox) * g.cout + co] = acc as f32;
+                }
+            }
+        }
+        out
+    }
+
+    fn data(n: usize, seed: u64) -> Vec<f32> {
+        let mut r = crate::rng::SplitMix64::new(seed);
+        (0..n).map(|_| r.next_signed()).collect()
+    }
+
+    fn check_conv(g: ConvGeom, seed: u64) {
+        let x = data(g.in_side * g.in_side * g.cin, seed);
+        let w = data(g.weights_len(), seed + 1);
+        let mut padded = vec![f32::NAN; g.padded_len()];
+        pad_copy(&x, g.in_side, g.cin, &mut padded);
+        let init = data(g.out_len(), seed + 2);
+        let mut out = init.clone();
+        conv_acc(&g, &padded, &w, &mut out);
+        let want = conv_ref(&g, &x, &w);
+        for i in 0..out.len() {
+            let d = (out[i] - init[i] - want[i]).abs();
+            assert!(
+                d <= 1e-4 * (1.0 + want[i].abs()),
+                "{g:?} at {i}: {} vs {}",
+                out[i] - init[i],
+                want[i]
+            );
+        }
+    }
+
+    #[test]
+    fn conv_matches_reference_on_network_shapes() {
+        for (in_side, cin, cout, k, stride) in [
+            (8, 3, 16, 3, 1),
+            (8, 16, 16, 1, 1),
+            (8, 16, 32, 3, 2),
+            (4, 64, 64, 3, 1),
+            (6, 5, 7, 3, 1),
+            (4, 16, 32, 1, 1),
+        ] {
+            check_conv(
+                ConvGeom {
+                    in_side,
+                    cin,
+                    cout,
+                    k,
+                    stride,
+                },
+                in_side as u64 * 31 + cout as u64,
+            );
+        }
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(64))]
+        #[test]
+        fn conv_matches_reference(half in 1usize..6, cin in 1usize..20, cout in 1usize..40, k3 in any::<bool>(), s2 in any::<bool>(), seed in any::<u64>()) {
+            let g = ConvGeom { in_side: half * 2, cin, cout, k: if k3 { 3 } else { 1 }, stride: if s2 { 2 } else { 1 } };
+            check_conv(g, seed);
+        }
+
+        #[test]
+        fn pool3_matches_reference(side in 1usize..9, c in 1usize..6, seed in any::<u64>()) {
+            let x = data(side * side * c, seed);
+            let mut out = vec![1.0f32; x.len()];
+            avg_pool3_acc(&x, side, c, &mut out);
+            let n = side as isize;
+            for y in 0..n { for xx in 0..n { for ch in 0..c {
+                let (mut s, mut cnt) = (0f64, 0);
+                for dy in -1..=1 { for dx in -1..=1 {
+                    let (yy, xq) = (y + dy, xx + dx);
+                    if yy >= 0 && xq >= 0 && yy < n && xq < n { s += x[((yy * n + xq) as usize) * c + ch] as f64; cnt += 1; }
+                }}
+                let got = out[((y * n + xx) as usize) * c + ch] - 1.0;
+                prop_assert!((got as f64 - s / cnt as f64).abs() < 1e-5);
+            }}}
+        }
+    }
+
+    #[test]
+    fn pool2_and_pads() {
+        // 2x2x1 -> 1x1 average inside a 3x3 padded buffer.
+        let mut dst = [9.0f32; 9];
+        avg_pool2_into_padded(&[1.0, 2.0, 3.0, 6.0], 2, 1, &mut dst);
+        assert_eq!(dst[4], 3.0);
+        let mut p = [7.0f32; 16];
+        pad_relu(&[-1.0, 2.0, 3.0, -4.0], 2, 1, &mut p);
+        assert_eq!(
+            p,
+            [0., 0., 0., 0., 0., 0., 2., 0., 0., 3., 0., 0., 0., 0., 0., 0.]
+        );
+    }
+
+    #[test]
+    fn kernels_ignore_short_buffers() {
+        let g = ConvGeom {
+            in_side: 4,
+            cin: 2,
+            cout: 2,
+            k: 3,
+            stride: 1,
+        };
+        let mut out = vec![0.0; g.out_len()];
+        conv_acc(&g, &[1.0; 3], &[1.0; 36], &mut out);
+        assert!(out.iter().all(|&v| v == 0.0));
+        pad_relu(&[1.0; 3], 4, 2, &mut [0.0; 4]);
+        avg_pool3_acc(&[1.0; 3], 4, 2, &mut [0.0; 4]);
+        head(&[1.0; 2], 4, &[1.0], &[1.0], &mut [0.0; 2], &mut [0.0; 3]);
+    }
+
+    #[test]
+    fn head_is_bn_relu_mean_linear() {
+        // 2 pixels, 2 channels, 1 class.
+        let x = [1.0f32, -2.0, 3.0, 4.0];
+        let ss = [2.0f32, 1.0, -1.0, 0.5]; // scale, shift
+        let cls = [0.5f32, -1.0, 0.25]; // w[c][1], bias
+        let mut pooled = [0.0f32; 2];
+        let mut logits = [0.0f32; 1];
+        head(&x, 2, &ss, &cls, &mut pooled, &mut logits);
+        // ch0: relu(1*2-1)=1, relu(3*2-1)=5 -> 3; ch1: relu(-2+.5)=0, relu(4+.5)=4.5 -> 2.25
+        assert_eq!(pooled, [3.0, 2.25]);
+        assert_eq!(logits[0], 0.25 + 3.0 * 0.5 - 2.25);
+    }
+}
