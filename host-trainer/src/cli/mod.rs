@@ -1,0 +1,87 @@
+//! Command-line interface: flags are parsed here and resolved into typed settings; each
+//! subcommand lives in its own module.
+
+mod probe;
+
+use anyhow::Result;
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use edge_runtime::NetConfig;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+/// Hardware-aware neural architecture search over the NATS-Bench topology space, with a
+/// controller meta-trained on synthetic devices and no latency predictor.
+#[derive(Parser, Debug)]
+#[command(name = "simnas", version, propagate_version = true)]
+pub struct Cli {
+    /// Directory holding the benchmark tables (nb201_archs.csv, latency_*.csv, ...).
+    /// Defaults to $SIMNAS_DATA. Only commands that need benchmark data read it.
+    #[arg(long, global = true, value_name = "DIR")]
+    pub data: Option<PathBuf>,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Measure the latency of cells on a device (every number is a real measurement).
+    Probe(probe::ProbeArgs),
+}
+
+/// Network presets: the NB201 macro network as trained on each dataset.
+#[derive(Clone, Copy, Debug, ValueEnum)]
+pub enum Preset {
+    /// 32x32 input, 10 classes.
+    Cifar10,
+    /// 32x32 input, 100 classes.
+    Cifar100,
+    /// 16x16 input, 120 classes (ImageNet16-120).
+    Imagenet16,
+}
+
+/// Shape of the network to run (preset, then overrides).
+#[derive(Args, Debug, Clone)]
+pub struct NetArgs {
+    /// Network preset.
+    #[arg(long, value_enum, default_value = "cifar10")]
+    pub net: Preset,
+    /// Override the base channel count C (stages use C, 2C, 4C).
+    #[arg(long)]
+    pub channels: Option<usize>,
+    /// Override the cells per stage N.
+    #[arg(long)]
+    pub cells: Option<usize>,
+    /// Override the input side (a multiple of 4).
+    #[arg(long)]
+    pub resolution: Option<usize>,
+    /// Override the number of classes.
+    #[arg(long)]
+    pub classes: Option<usize>,
+}
+
+impl NetArgs {
+    /// The validated configuration.
+    pub fn config(&self) -> Result<NetConfig> {
+        let base = match self.net {
+            Preset::Cifar10 => NetConfig::CIFAR10,
+            Preset::Cifar100 => NetConfig::CIFAR100,
+            Preset::Imagenet16 => NetConfig::IMAGENET16_120,
+        };
+        let cfg = NetConfig {
+            channels: self.channels.unwrap_or(base.channels),
+            cells_per_stage: self.cells.unwrap_or(base.cells_per_stage),
+            resolution: self.resolution.unwrap_or(base.resolution),
+            classes: self.classes.unwrap_or(base.classes),
+        };
+        cfg.validate()
+            .map_err(|e| anyhow::anyhow!("invalid network: {e}"))?;
+        Ok(cfg)
+    }
+}
+
+pub fn run() -> Result<ExitCode> {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Probe(args) => probe::run(&cli.data, args),
+    }
+}

@@ -1,0 +1,95 @@
+//! `simnas probe`: measure cells on a device.
+
+use super::NetArgs;
+use anyhow::{Context, Result};
+use clap::Args;
+use host_trainer::device::{Device, DeviceSpec, HostDevice};
+use simnas_shared::{Arch, Op};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+/// The cells measured when no --arch is given: both extremes and two mixed cells.
+const SHOWCASE: [&str; 4] = [
+    "|skip_connect~0|+|skip_connect~0|skip_connect~1|+|skip_connect~0|skip_connect~1|skip_connect~2|",
+    "|nor_conv_3x3~0|+|nor_conv_3x3~0|avg_pool_3x3~1|+|skip_connect~0|nor_conv_3x3~1|skip_connect~2|",
+    "|nor_conv_1x1~0|+|nor_conv_3x3~0|none~1|+|skip_connect~0|none~1|nor_conv_3x3~2|",
+    "|nor_conv_3x3~0|+|nor_conv_3x3~0|nor_conv_3x3~1|+|nor_conv_3x3~0|nor_conv_3x3~1|nor_conv_3x3~2|",
+];
+
+#[derive(Args, Debug)]
+pub struct ProbeArgs {
+    /// Device to measure on: `host` (this CPU, timing the edge-runtime executor).
+    #[arg(long, default_value = "host")]
+    device: DeviceSpec,
+    /// Cell in NATS-Bench form, e.g. '|nor_conv_3x3~0|+|none~0|skip_connect~1|+|...~2|'.
+    /// Repeat for several; without any, a showcase of four cells is measured.
+    #[arg(long = "arch", value_name = "CELL")]
+    archs: Vec<String>,
+    #[command(flatten)]
+    net: NetArgs,
+    /// Untimed runs before timing (caches, clocks).
+    #[arg(long, default_value_t = 5)]
+    warmup: usize,
+    /// Timed runs; the median is reported.
+    #[arg(long, default_value_t = 31, value_parser = clap::value_parser!(u32).range(1..=100_000))]
+    repeats: u32,
+    /// Seed of the network's weights and input.
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+    /// Print one JSON object per cell instead of a table.
+    #[arg(long)]
+    json: bool,
+}
+
+pub fn run(_data: &Option<PathBuf>, args: ProbeArgs) -> Result<ExitCode> {
+    let archs: Vec<Arch> = if args.archs.is_empty() {
+        SHOWCASE
+            .iter()
+            .map(|s| Arch::parse(s))
+            .collect::<Result<_, _>>()?
+    } else {
+        args.archs
+            .iter()
+            .map(|s| Arch::parse(s).with_context(|| format!("--arch {s:?}")))
+            .collect::<Result<_>>()?
+    };
+    let cfg = args.net.config()?;
+    let mut dev = match args.device {
+        DeviceSpec::Host => HostDevice::new(cfg, args.seed, args.warmup, args.repeats as usize)?,
+    };
+    if !args.json {
+        println!(
+            "device {} | C={} N={} {}x{} {} classes | warmup {} repeats {}",
+            dev.name(),
+            cfg.channels,
+            cfg.cells_per_stage,
+            cfg.resolution,
+            cfg.resolution,
+            cfg.classes,
+            args.warmup,
+            args.repeats
+        );
+        println!("{:>10} {:>10} {:>8}  cell", "median ms", "min ms", "spread");
+    }
+    for arch in archs {
+        let p = dev
+            .probe(arch)
+            .with_context(|| format!("measuring {arch}"))?;
+        if args.json {
+            let v = serde_json::json!({
+                "device": dev.name(), "arch": arch.to_string(), "latency_ms": p.latency_ms,
+                "min_ms": p.min_ms, "spread": p.spread, "repeats": p.repeats,
+                "convs3x3": arch.count(Op::NorConv3x3),
+            });
+            println!("{v}");
+        } else {
+            println!(
+                "{:>10.3} {:>10.3} {:>7.1}%  {arch}",
+                p.latency_ms,
+                p.min_ms,
+                100.0 * p.spread
+            );
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
