@@ -32,6 +32,9 @@ impl Timer for StdTimer {
     }
 }
 
+/// Shortest timed sample on the host, in nanoseconds.
+pub const MIN_SAMPLE_NS: u64 = 2_000_000;
+
 /// Measures cells of one configuration on this CPU: seeded dense weights and input, one
 /// arena reused across probes.
 pub struct HostProbe {

@@ -50,6 +50,19 @@ impl Measurement {
     pub fn max_ms(&self) -> f64 {
         self.ms(self.max_ticks)
     }
+    /// The same measurement when every sample covered `runs` back-to-back runs: tick
+    /// figures become per run.
+    pub fn per_run(self, runs: u64) -> Measurement {
+        let d = |t: u64| t / runs.max(1);
+        Measurement {
+            median_ticks: d(self.median_ticks),
+            min_ticks: d(self.min_ticks),
+            max_ticks: d(self.max_ticks),
+            q1_ticks: d(self.q1_ticks),
+            q3_ticks: d(self.q3_ticks),
+            ..self
+        }
+    }
     /// Interquartile range relative to the median (0.02 = 2%).
     pub fn spread(&self) -> f64 {
         if self.median_ticks == 0 {

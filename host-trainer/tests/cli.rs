@@ -1,0 +1,132 @@
+//! The `simnas` binary end to end: real processes, real exit codes.
+
+use simnas_shared::Arch;
+use std::path::PathBuf;
+use std::process::{Command, Output};
+
+const CONV3: &str =
+    "|nor_conv_3x3~0|+|nor_conv_3x3~0|nor_conv_3x3~1|+|nor_conv_3x3~0|nor_conv_3x3~1|nor_conv_3x3~2|";
+const SKIP: &str =
+    "|skip_connect~0|+|skip_connect~0|skip_connect~1|+|skip_connect~0|skip_connect~1|skip_connect~2|";
+
+fn simnas(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_simnas"))
+        .args(args)
+        .output()
+        .expect("run simnas")
+}
+
+/// A refusal: non-zero exit, an error message saying `what`, and never a panic.
+fn assert_refused(out: &Output, what: &str) {
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "exit status {:?}", out.status);
+    assert!(!err.contains("panicked"), "{err}");
+    assert!(err.contains(what), "expected {what:?} in: {err}");
+}
+
+fn data_dir() -> PathBuf {
+    std::env::var_os("SIMNAS_DATA")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/data"))
+}
+
+#[test]
+fn probe_measures_conv3x3_slower_than_skip() {
+    let out = simnas(&[
+        "probe",
+        "--device",
+        "host",
+        "--json",
+        "--repeats",
+        "5",
+        "--arch",
+        CONV3,
+        "--arch",
+        SKIP,
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let rows: Vec<serde_json::Value> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(rows.len(), 2);
+    assert_eq!(rows[0]["arch"], CONV3);
+    let (conv, skip) = (
+        rows[0]["latency_ms"].as_f64().unwrap(),
+        rows[1]["latency_ms"].as_f64().unwrap(),
+    );
+    assert!(conv > 0.0 && skip > 0.0);
+    assert!(
+        conv > skip,
+        "all-conv3x3 {conv} ms should be slower than all-skip {skip} ms"
+    );
+}
+
+#[test]
+fn probe_default_showcase_prints_a_table() {
+    let out = simnas(&[
+        "probe",
+        "--net",
+        "imagenet16",
+        "--repeats",
+        "3",
+        "--warmup",
+        "1",
+    ]);
+    assert!(out.status.success());
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(
+        text.lines().filter(|l| l.contains("~0|")).count(),
+        4,
+        "{text}"
+    );
+}
+
+#[test]
+fn malformed_arch_strings_are_refused() {
+    for bad in [
+        "",
+        "|conv~0|+|none~0|none~1|+|none~0|none~1|none~2|",
+        "|none~0|+|none~0|none~1|",
+        "garbage",
+    ] {
+        assert_refused(&simnas(&["probe", "--arch", bad]), "--arch");
+    }
+}
+
+#[test]
+fn bad_network_configs_are_refused() {
+    assert_refused(&simnas(&["probe", "--channels", "0"]), "invalid network");
+    assert_refused(&simnas(&["probe", "--resolution", "30"]), "multiple of 4");
+    assert_refused(&simnas(&["probe", "--channels", "100000"]), "out of range");
+    assert_refused(&simnas(&["probe", "--classes", "0"]), "invalid network");
+    assert_refused(&simnas(&["probe", "--repeats", "0"]), "repeats");
+    assert_refused(&simnas(&["probe", "--device", "toaster"]), "unknown device");
+}
+
+#[test]
+fn nats_index_mapping_from_the_benchmark_file() {
+    let m = host_trainer::data::NatsMap::load(&data_dir()).expect("nb201_archs.csv");
+    let conv3 = Arch::parse(CONV3).unwrap();
+    // Fixture: rows 0 and 1462 of nb201_archs.csv (NATS-Bench `api.arch(i)`).
+    assert_eq!(m.index(conv3).get(), 1462);
+    assert_eq!(
+        m.arch(simnas_shared::NatsIndex::new(0).unwrap()).to_string(),
+        "|avg_pool_3x3~0|+|nor_conv_1x1~0|skip_connect~1|+|nor_conv_1x1~0|skip_connect~1|skip_connect~2|"
+    );
+    for code in simnas_shared::ArchCode::all() {
+        let a = Arch::from_code(code);
+        assert_eq!(m.arch(m.index(a)), a);
+    }
+}
+
+#[test]
+fn missing_data_dir_is_a_clear_error() {
+    let err =
+        host_trainer::data::NatsMap::load(std::path::Path::new("/nonexistent/simnas")).unwrap_err();
+    assert!(err.to_string().contains("nb201_archs.csv"));
+}

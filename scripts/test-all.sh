@@ -1,0 +1,47 @@
+#!/usr/bin/env bash
+# Every test simnas has, from a fresh clone: installs what the tests need when missing
+# (the Cortex-M4 target, QEMU), checks formatting and lints, builds the no_std crates and
+# the firmware for the board, then runs the workspace tests.
+#
+# Benchmark tables are read from $SIMNAS_DATA (default: ../shared/data beside the repo).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+export SIMNAS_DATA="${SIMNAS_DATA:-$(cd .. && pwd)/shared/data}"
+export CARGO_TERM_COLOR="${CARGO_TERM_COLOR:-never}"
+
+step() { printf '\n== %s\n' "$*"; }
+
+step "toolchain: thumbv7em-none-eabihf target, rustfmt, clippy"
+if ! rustup target list --installed | grep -qx thumbv7em-none-eabihf; then
+    rustup target add thumbv7em-none-eabihf
+fi
+rustup component list --installed | grep -q '^rustfmt' || rustup component add rustfmt
+rustup component list --installed | grep -q '^clippy' || rustup component add clippy
+
+step "qemu-system-arm (the reference board, mps2-an386)"
+if ! command -v qemu-system-arm >/dev/null 2>&1; then
+    SUDO=""
+    [ "$(id -u)" -eq 0 ] || SUDO="sudo"
+    $SUDO apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq qemu-system-arm >/dev/null
+fi
+qemu-system-arm --version | head -n 1
+
+if [ ! -d "$SIMNAS_DATA" ]; then
+    echo "benchmark data not found at $SIMNAS_DATA; set SIMNAS_DATA to the folder holding nb201_archs.csv" >&2
+    exit 1
+fi
+
+step "format"
+cargo fmt --all -- --check
+
+step "no_std builds for the board (no default features)"
+cargo build -q -p simnas-shared --no-default-features --target thumbv7em-none-eabihf
+cargo build -q -p edge-runtime --no-default-features --target thumbv7em-none-eabihf
+
+step "lints"
+cargo clippy -q --release --workspace --all-targets -- -D warnings
+
+step "tests"
+cargo test --release --workspace
