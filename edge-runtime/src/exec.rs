@@ -1,8 +1,7 @@
 //! Running a [`Plan`] over a caller-given arena: no allocation, no panics.
 
 use crate::kernels::{
-    add_acc, avg_pool2_into_padded, avg_pool3_acc, conv_acc, fill_channels, head, pad_copy,
-    pad_relu, ConvGeom,
+    add_acc, avg_pool2_into_padded, avg_pool3_acc, conv_acc, fill_channels, head, pad_copy, pad_relu, ConvGeom,
 };
 use crate::layout::{IN_CHANNELS, STAGES};
 use crate::params::Params;
@@ -35,12 +34,7 @@ impl<'a> Executor<'a> {
         let (b3, rest) = rest.split_at_mut(n);
         let (scratch, rest) = rest.split_at_mut(plan.scratch_len);
         let (vec, _) = rest.split_at_mut(plan.vec_len);
-        Ok(Executor {
-            plan: *plan,
-            nodes: [b0, b1, b2, b3],
-            scratch,
-            vec,
-        })
+        Ok(Executor { plan: *plan, nodes: [b0, b1, b2, b3], scratch, vec })
     }
 
     /// The plan.
@@ -49,35 +43,18 @@ impl<'a> Executor<'a> {
     }
 
     /// One forward pass: `input` is HWC (`res x res x 3`), `logits` receives `classes` values.
-    pub fn run(
-        &mut self,
-        params: &impl Params,
-        input: &[f32],
-        logits: &mut [f32],
-    ) -> Result<(), Error> {
+    pub fn run(&mut self, params: &impl Params, input: &[f32], logits: &mut [f32]) -> Result<(), Error> {
         let cfg = self.plan.cfg;
         if input.len() != cfg.input_len() {
-            return Err(Error::InputLength {
-                expected: cfg.input_len(),
-                got: input.len(),
-            });
+            return Err(Error::InputLength { expected: cfg.input_len(), got: input.len() });
         }
         if logits.len() != cfg.classes {
-            return Err(Error::OutputLength {
-                expected: cfg.classes,
-                got: logits.len(),
-            });
+            return Err(Error::OutputLength { expected: cfg.classes, got: logits.len() });
         }
         // Stem.
         let res = cfg.resolution;
         let c0 = cfg.channels;
-        let g = ConvGeom {
-            in_side: res,
-            cin: IN_CHANNELS,
-            cout: c0,
-            k: 3,
-            stride: 1,
-        };
+        let g = ConvGeom { in_side: res, cin: IN_CHANNELS, cout: c0, k: 3, stride: 1 };
         let (w, b) = conv_slot(params, self.plan.offsets.stem, &g)?;
         pad_copy(input, res, IN_CHANNELS, self.scratch);
         fill_channels(self.nodes[0], res * res, b);
@@ -95,54 +72,21 @@ impl<'a> Executor<'a> {
         let f = cfg.final_channels();
         let side = cfg.stage_side(STAGES - 1);
         let bn = slot(params, self.plan.offsets.final_bn, 2 * f)?;
-        let cls = slot(
-            params,
-            self.plan.offsets.classifier,
-            f * cfg.classes + cfg.classes,
-        )?;
-        head(
-            self.nodes[cur],
-            side * side,
-            bn,
-            cls,
-            &mut self.vec[..f],
-            logits,
-        );
+        let cls = slot(params, self.plan.offsets.classifier, f * cfg.classes + cfg.classes)?;
+        head(self.nodes[cur], side * side, bn, cls, &mut self.vec[..f], logits);
         Ok(())
     }
 
     /// Residual reduction into `stage`: returns the buffer holding its output.
     fn reduction(&mut self, params: &impl Params, stage: usize, x: usize) -> Result<usize, Error> {
         let cfg = self.plan.cfg;
-        let (side, cp, cs) = (
-            cfg.stage_side(stage - 1),
-            cfg.stage_channels(stage - 1),
-            cfg.stage_channels(stage),
-        );
+        let (side, cp, cs) = (cfg.stage_side(stage - 1), cfg.stage_channels(stage - 1), cfg.stage_channels(stage));
         let [oa, ob, osc] = self.plan.offsets.reduce[stage];
         let (a, y) = ((x + 1) % 4, (x + 2) % 4);
         let half = side / 2;
-        let ga = ConvGeom {
-            in_side: side,
-            cin: cp,
-            cout: cs,
-            k: 3,
-            stride: 2,
-        };
-        let gb = ConvGeom {
-            in_side: half,
-            cin: cs,
-            cout: cs,
-            k: 3,
-            stride: 1,
-        };
-        let gs = ConvGeom {
-            in_side: half,
-            cin: cp,
-            cout: cs,
-            k: 1,
-            stride: 1,
-        };
+        let ga = ConvGeom { in_side: side, cin: cp, cout: cs, k: 3, stride: 2 };
+        let gb = ConvGeom { in_side: half, cin: cs, cout: cs, k: 3, stride: 1 };
+        let gs = ConvGeom { in_side: half, cin: cp, cout: cs, k: 1, stride: 1 };
         let (wa, ba) = conv_slot(params, oa, &ga)?;
         let (wb, bb) = conv_slot(params, ob, &gb)?;
         let (ws, bsc) = conv_slot(params, osc, &gs)?;
@@ -165,26 +109,14 @@ impl<'a> Executor<'a> {
     }
 
     /// One cell reading buffer `inp`: returns the buffer holding node 3.
-    fn cell(
-        &mut self,
-        params: &impl Params,
-        stage: usize,
-        cell: usize,
-        inp: usize,
-    ) -> Result<usize, Error> {
+    fn cell(&mut self, params: &impl Params, stage: usize, cell: usize, inp: usize) -> Result<usize, Error> {
         let plan = self.plan;
         let (side, c) = (plan.cfg.stage_side(stage), plan.cfg.stage_channels(stage));
         let pixels = side * side;
         // Node j lives in buffer buf[j].
         let buf = [inp, (inp + 1) % 4, (inp + 2) % 4, (inp + 3) % 4];
         let kernel_of = |op: Op| if op == Op::NorConv1x1 { 1 } else { 3 };
-        let geom = |k: usize| ConvGeom {
-            in_side: side,
-            cin: c,
-            cout: c,
-            k,
-            stride: 1,
-        };
+        let geom = |k: usize| ConvGeom { in_side: side, cin: c, cout: c, k, stride: 1 };
 
         // Targets start at the sum of the BN shifts of every conv feeding them.
         for j in 1..4 {
@@ -197,11 +129,7 @@ impl<'a> Executor<'a> {
                 let op = plan.arch.op(e);
                 if op.is_conv() && (plan.full[e.index()] || plan.bias_only[e.index()]) {
                     let k = kernel_of(op);
-                    let (_, b) = conv_slot(
-                        params,
-                        plan.cell_conv_offset(stage, cell, e.index(), k),
-                        &geom(k),
-                    )?;
+                    let (_, b) = conv_slot(params, plan.cell_conv_offset(stage, cell, e.index(), k), &geom(k))?;
                     v.iter_mut().zip(b).for_each(|(s, x)| *s += x);
                 }
             }
@@ -209,9 +137,7 @@ impl<'a> Executor<'a> {
         }
         // Sources in order: each node's ReLU is computed once and read by all its convs.
         for i in 0..3 {
-            let outgoing = Edge::ALL
-                .into_iter()
-                .filter(|e| e.from() as usize == i && plan.full[e.index()]);
+            let outgoing = Edge::ALL.into_iter().filter(|e| e.from() as usize == i && plan.full[e.index()]);
             if outgoing.clone().any(|e| plan.arch.op(e).is_conv()) {
                 pad_relu(self.nodes[buf[i]], side, c, self.scratch);
             }
@@ -224,11 +150,7 @@ impl<'a> Executor<'a> {
                     Op::NorConv1x1 | Op::NorConv3x3 => {
                         let k = kernel_of(op);
                         let g = geom(k);
-                        let (w, _) = conv_slot(
-                            params,
-                            plan.cell_conv_offset(stage, cell, e.index(), k),
-                            &g,
-                        )?;
+                        let (w, _) = conv_slot(params, plan.cell_conv_offset(stage, cell, e.index(), k), &g)?;
                         conv_acc(&g, self.scratch, w, dst);
                     }
                     Op::None => {}
@@ -253,19 +175,12 @@ fn pair<'b>(bufs: &'b mut [&mut [f32]; 4], i: usize, j: usize) -> (&'b [f32], &'
 fn slot(params: &impl Params, offset: usize, len: usize) -> Result<&[f32], Error> {
     let s = params.slot(offset, len);
     if s.len() != len {
-        return Err(Error::ParamsLength {
-            expected: len,
-            got: s.len(),
-        });
+        return Err(Error::ParamsLength { expected: len, got: s.len() });
     }
     Ok(s)
 }
 
-fn conv_slot<'p>(
-    params: &'p impl Params,
-    offset: usize,
-    g: &ConvGeom,
-) -> Result<(&'p [f32], &'p [f32]), Error> {
+fn conv_slot<'p>(params: &'p impl Params, offset: usize, g: &ConvGeom) -> Result<(&'p [f32], &'p [f32]), Error> {
     Ok(slot(params, offset, g.weights_len() + g.cout)?.split_at(g.weights_len()))
 }
 
@@ -277,12 +192,7 @@ mod tests {
     use crate::rng::fill_params;
     use simnas_shared::{Arch, ArchCode};
 
-    const SMALL: NetConfig = NetConfig {
-        channels: 4,
-        cells_per_stage: 2,
-        resolution: 8,
-        classes: 3,
-    };
+    const SMALL: NetConfig = NetConfig { channels: 4, cells_per_stage: 2, resolution: 8, classes: 3 };
 
     fn run(cfg: NetConfig, arch: Arch, params: &[f32], input: &[f32]) -> Vec<f32> {
         let layout = ParamLayout::new(cfg).unwrap();
@@ -290,12 +200,7 @@ mod tests {
         let mut arena = vec![f32::NAN; plan.arena_len()];
         let mut ex = Executor::new(&plan, &mut arena).unwrap();
         let mut logits = vec![0.0; cfg.classes];
-        ex.run(
-            &DenseParams::new(&layout, params).unwrap(),
-            input,
-            &mut logits,
-        )
-        .unwrap();
+        ex.run(&DenseParams::new(&layout, params).unwrap(), input, &mut logits).unwrap();
         logits
     }
 
@@ -321,10 +226,9 @@ mod tests {
     fn pruned_branches_do_not_change_the_output() {
         // node2 does not reach the output: same logits as with its inputs set to none.
         let (p, x) = setup(SMALL, 2);
-        let a = Arch::parse("|nor_conv_3x3~0|+|avg_pool_3x3~0|nor_conv_1x1~1|+|skip_connect~0|nor_conv_3x3~1|none~2|").unwrap();
-        let b =
-            Arch::parse("|nor_conv_3x3~0|+|none~0|none~1|+|skip_connect~0|nor_conv_3x3~1|none~2|")
-                .unwrap();
+        let a = Arch::parse("|nor_conv_3x3~0|+|avg_pool_3x3~0|nor_conv_1x1~1|+|skip_connect~0|nor_conv_3x3~1|none~2|")
+            .unwrap();
+        let b = Arch::parse("|nor_conv_3x3~0|+|none~0|none~1|+|skip_connect~0|nor_conv_3x3~1|none~2|").unwrap();
         assert_eq!(run(SMALL, a, &p, &x), run(SMALL, b, &p, &x));
     }
 
@@ -333,14 +237,10 @@ mod tests {
         let (p, x) = setup(SMALL, 3);
         let y: Vec<f32> = x.iter().map(|v| v * -3.0 + 1.0).collect();
         // node1 is zero, node2 only its conv's BN shift, node3 a conv of that constant.
-        let a =
-            Arch::parse("|none~0|+|none~0|nor_conv_3x3~1|+|none~0|none~1|nor_conv_1x1~2|").unwrap();
+        let a = Arch::parse("|none~0|+|none~0|nor_conv_3x3~1|+|none~0|none~1|nor_conv_1x1~2|").unwrap();
         assert!(!a.is_connected());
         assert_eq!(run(SMALL, a, &p, &x), run(SMALL, a, &p, &y));
-        let connected = a.apply(simnas_shared::Action {
-            edge: Edge::new(3).unwrap(),
-            op: Op::SkipConnect,
-        });
+        let connected = a.apply(simnas_shared::Action { edge: Edge::new(3).unwrap(), op: Op::SkipConnect });
         assert_ne!(run(SMALL, connected, &p, &x), run(SMALL, connected, &p, &y));
     }
 
@@ -350,10 +250,7 @@ mod tests {
         let mut small = vec![0.0; plan.arena_len() - 1];
         assert_eq!(
             Executor::new(&plan, &mut small).err(),
-            Some(Error::ArenaTooSmall {
-                needed_bytes: plan.arena_bytes(),
-                got_bytes: plan.arena_bytes() - 4
-            })
+            Some(Error::ArenaTooSmall { needed_bytes: plan.arena_bytes(), got_bytes: plan.arena_bytes() - 4 })
         );
         let layout = ParamLayout::new(SMALL).unwrap();
         let (p, x) = setup(SMALL, 4);
@@ -361,30 +258,15 @@ mod tests {
         let mut ex = Executor::new(&plan, &mut arena).unwrap();
         let params = DenseParams::new(&layout, &p).unwrap();
         let mut l = vec![0.0; 3];
-        assert_eq!(
-            ex.run(&params, &x[1..], &mut l),
-            Err(Error::InputLength {
-                expected: 192,
-                got: 191
-            })
-        );
-        assert_eq!(
-            ex.run(&params, &x, &mut l[1..]),
-            Err(Error::OutputLength {
-                expected: 3,
-                got: 2
-            })
-        );
+        assert_eq!(ex.run(&params, &x[1..], &mut l), Err(Error::InputLength { expected: 192, got: 191 }));
+        assert_eq!(ex.run(&params, &x, &mut l[1..]), Err(Error::OutputLength { expected: 3, got: 2 }));
         struct Short;
         impl Params for Short {
             fn slot(&self, _: usize, len: usize) -> &[f32] {
                 &[0.0; 3][..len.min(3)]
             }
         }
-        assert!(matches!(
-            ex.run(&Short, &x, &mut l),
-            Err(Error::ParamsLength { .. })
-        ));
+        assert!(matches!(ex.run(&Short, &x, &mut l), Err(Error::ParamsLength { .. })));
         assert!(ex.run(&params, &x, &mut l).is_ok());
     }
 
@@ -398,8 +280,7 @@ mod tests {
         let mut arena = vec![0.0; plan.arena_len()];
         let mut ex = Executor::new(&plan, &mut arena).unwrap();
         let mut l = vec![0.0; 3];
-        ex.run(&BankParams::new(&layout, &bank).unwrap(), &x, &mut l)
-            .unwrap();
+        ex.run(&BankParams::new(&layout, &bank).unwrap(), &x, &mut l).unwrap();
         assert!(l.iter().all(|v| v.is_finite()));
     }
 }

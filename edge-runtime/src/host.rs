@@ -17,9 +17,7 @@ pub struct StdTimer {
 
 impl Default for StdTimer {
     fn default() -> Self {
-        StdTimer {
-            start: Instant::now(),
-        }
+        StdTimer { start: Instant::now() }
     }
 }
 
@@ -54,14 +52,7 @@ impl HostProbe {
         fill_params(&layout, seed, &mut params);
         let mut rng = SplitMix64::new(seed ^ 0x5eed_1a7e);
         let input = (0..cfg.input_len()).map(|_| rng.next_signed()).collect();
-        Ok(HostProbe {
-            cfg,
-            layout,
-            params,
-            input,
-            arena: Vec::new(),
-            logits: vec![0.0; cfg.classes],
-        })
+        Ok(HostProbe { cfg, layout, params, input, arena: Vec::new(), logits: vec![0.0; cfg.classes] })
     }
 
     /// The configuration.
@@ -76,12 +67,7 @@ impl HostProbe {
     }
 
     /// Time `arch`: `warmup` untimed forwards, then `repeats` timed ones.
-    pub fn measure(
-        &mut self,
-        arch: Arch,
-        warmup: usize,
-        repeats: usize,
-    ) -> Result<Measurement, Error> {
+    pub fn measure(&mut self, arch: Arch, warmup: usize, repeats: usize) -> Result<Measurement, Error> {
         let plan = Plan::new(self.cfg, arch)?;
         if self.arena.len() < plan.arena_len() {
             self.arena.resize(plan.arena_len(), 0.0);
@@ -90,9 +76,7 @@ impl HostProbe {
         let params = DenseParams::new(&self.layout, &self.params)?;
         let mut samples = vec![0u64; repeats];
         let (input, logits) = (&self.input, &mut self.logits);
-        measure(&mut StdTimer::default(), warmup, &mut samples, || {
-            ex.run(&params, input, logits)
-        })
+        measure(&mut StdTimer::default(), warmup, &mut samples, || ex.run(&params, input, logits))
     }
 }
 
@@ -103,12 +87,7 @@ mod tests {
 
     #[test]
     fn host_probe_runs_and_is_deterministic() {
-        let cfg = NetConfig {
-            channels: 8,
-            cells_per_stage: 1,
-            resolution: 16,
-            classes: 10,
-        };
+        let cfg = NetConfig { channels: 8, cells_per_stage: 1, resolution: 16, classes: 10 };
         let mut a = HostProbe::new(cfg, 7).unwrap();
         let mut b = HostProbe::new(cfg, 7).unwrap();
         let arch = Arch::uniform(Op::NorConv3x3);

@@ -50,8 +50,7 @@ const PB: usize = 4;
 
 /// `out += conv(inp, w)`; `inp` padded, `w` is `[k][k][cin][cout]`.
 pub(crate) fn conv_acc(g: &ConvGeom, inp: &[f32], w: &[f32], out: &mut [f32]) {
-    if inp.len() < g.padded_len() || w.len() < g.weights_len() || out.len() < g.out_len() || g.k > 3
-    {
+    if inp.len() < g.padded_len() || w.len() < g.weights_len() || out.len() < g.out_len() || g.k > 3 {
         return;
     }
     #[cfg(all(feature = "std", target_arch = "x86_64"))]
@@ -215,8 +214,7 @@ pub(crate) fn avg_pool2_into_padded(src: &[f32], side: usize, c: usize, dst: &mu
             let a = ((2 * y) * side + 2 * x) * c;
             let b = ((2 * y + 1) * side + 2 * x) * c;
             for ch in 0..c {
-                dst[d + ch] =
-                    0.25 * (src[a + ch] + src[a + c + ch] + src[b + ch] + src[b + c + ch]);
+                dst[d + ch] = 0.25 * (src[a + ch] + src[a + c + ch] + src[b + ch] + src[b + c + ch]);
             }
         }
     }
@@ -276,8 +274,7 @@ pub(crate) fn head(
 ) {
     let c = pooled.len();
     let classes = logits.len();
-    if scale_shift.len() < 2 * c || classifier.len() < c * classes + classes || x.len() < pixels * c
-    {
+    if scale_shift.len() < 2 * c || classifier.len() < c * classes + classes || x.len() < pixels * c {
         return;
     }
     let (scale, shift) = scale_shift.split_at(c);
@@ -351,12 +348,7 @@ mod tests {
         let want = conv_ref(&g, &x, &w);
         for i in 0..out.len() {
             let d = (out[i] - init[i] - want[i]).abs();
-            assert!(
-                d <= 1e-4 * (1.0 + want[i].abs()),
-                "{g:?} at {i}: {} vs {}",
-                out[i] - init[i],
-                want[i]
-            );
+            assert!(d <= 1e-4 * (1.0 + want[i].abs()), "{g:?} at {i}: {} vs {}", out[i] - init[i], want[i]);
         }
     }
 
@@ -370,16 +362,7 @@ mod tests {
             (6, 5, 7, 3, 1),
             (4, 16, 32, 1, 1),
         ] {
-            check_conv(
-                ConvGeom {
-                    in_side,
-                    cin,
-                    cout,
-                    k,
-                    stride,
-                },
-                in_side as u64 * 31 + cout as u64,
-            );
+            check_conv(ConvGeom { in_side, cin, cout, k, stride }, in_side as u64 * 31 + cout as u64);
         }
     }
 
@@ -417,21 +400,12 @@ mod tests {
         assert_eq!(dst[4], 3.0);
         let mut p = [7.0f32; 16];
         pad_relu(&[-1.0, 2.0, 3.0, -4.0], 2, 1, &mut p);
-        assert_eq!(
-            p,
-            [0., 0., 0., 0., 0., 0., 2., 0., 0., 3., 0., 0., 0., 0., 0., 0.]
-        );
+        assert_eq!(p, [0., 0., 0., 0., 0., 0., 2., 0., 0., 3., 0., 0., 0., 0., 0., 0.]);
     }
 
     #[test]
     fn kernels_ignore_short_buffers() {
-        let g = ConvGeom {
-            in_side: 4,
-            cin: 2,
-            cout: 2,
-            k: 3,
-            stride: 1,
-        };
+        let g = ConvGeom { in_side: 4, cin: 2, cout: 2, k: 3, stride: 1 };
         let mut out = vec![0.0; g.out_len()];
         conv_acc(&g, &[1.0; 3], &[1.0; 36], &mut out);
         assert!(out.iter().all(|&v| v == 0.0));

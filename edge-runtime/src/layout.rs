@@ -70,26 +70,11 @@ pub struct NetConfig {
 
 impl NetConfig {
     /// NAS-Bench-201 on CIFAR-10: C=16, N=5, 32x32, 10 classes.
-    pub const CIFAR10: NetConfig = NetConfig {
-        channels: 16,
-        cells_per_stage: 5,
-        resolution: 32,
-        classes: 10,
-    };
+    pub const CIFAR10: NetConfig = NetConfig { channels: 16, cells_per_stage: 5, resolution: 32, classes: 10 };
     /// NAS-Bench-201 on CIFAR-100.
-    pub const CIFAR100: NetConfig = NetConfig {
-        channels: 16,
-        cells_per_stage: 5,
-        resolution: 32,
-        classes: 100,
-    };
+    pub const CIFAR100: NetConfig = NetConfig { channels: 16, cells_per_stage: 5, resolution: 32, classes: 100 };
     /// NAS-Bench-201 on ImageNet16-120: 16x16 input, 120 classes.
-    pub const IMAGENET16_120: NetConfig = NetConfig {
-        channels: 16,
-        cells_per_stage: 5,
-        resolution: 16,
-        classes: 120,
-    };
+    pub const IMAGENET16_120: NetConfig = NetConfig { channels: 16, cells_per_stage: 5, resolution: 16, classes: 120 };
 
     /// Check every field is non-zero, within [`limits`], and the resolution is a multiple of 4.
     pub fn validate(&self) -> Result<(), Error> {
@@ -106,9 +91,7 @@ impl NetConfig {
             }
         }
         if self.resolution % 4 != 0 {
-            return Err(Error::ResolutionNotMultipleOf4 {
-                resolution: self.resolution,
-            });
+            return Err(Error::ResolutionNotMultipleOf4 { resolution: self.resolution });
         }
         Ok(())
     }
@@ -213,11 +196,7 @@ impl ParamLayout {
 
     /// Every slot with its offset, in dense order.
     pub fn slots(&self) -> SlotIter {
-        SlotIter {
-            cfg: self.cfg,
-            next: 0,
-            offset: 0,
-        }
+        SlotIter { cfg: self.cfg, next: 0, offset: 0 }
     }
 
     /// Total floats of the dense parameter vector.
@@ -268,17 +247,7 @@ impl SlotIter {
                 let cell = i / per_cell;
                 let edge = (i % per_cell) / 2;
                 let kernel = if i % 2 == 0 { 1 } else { 3 };
-                return Some((
-                    Slot::CellConv {
-                        stage: s,
-                        cell,
-                        edge,
-                        kernel,
-                    },
-                    kernel,
-                    c,
-                    c,
-                ));
+                return Some((Slot::CellConv { stage: s, cell, edge, kernel }, kernel, c, c));
             }
             i -= convs;
         }
@@ -299,15 +268,7 @@ impl Iterator for SlotIter {
             Slot::FinalBn => cin,
             _ => kernel * kernel * cin * cout,
         };
-        let info = SlotInfo {
-            slot,
-            offset: self.offset,
-            kernel,
-            cin,
-            cout,
-            weights,
-            bias: cout,
-        };
+        let info = SlotInfo { slot, offset: self.offset, kernel, cin, cout, weights, bias: cout };
         self.next += 1;
         self.offset += info.len();
         Some(info)
@@ -330,11 +291,7 @@ pub fn fold_batch_norm(
     eps: f32,
 ) {
     let cout = bias.len();
-    let n = cout
-        .min(gamma.len())
-        .min(beta.len())
-        .min(mean.len())
-        .min(var.len());
+    let n = cout.min(gamma.len()).min(beta.len()).min(mean.len()).min(var.len());
     for co in 0..n {
         let scale = gamma[co] / sqrtf(var[co] + eps);
         bias[co] = beta[co] + (bias[co] - mean[co]) * scale;
@@ -382,14 +339,7 @@ mod tests {
         assert_eq!(end, l.total_len());
         // Stage 2 3x3 cell conv: 9 * 64 * 64 weights + 64 biases is the largest slot.
         assert_eq!(l.max_slot_len(), 9 * 64 * 64 + 64);
-        let s = l
-            .find(Slot::CellConv {
-                stage: 1,
-                cell: 4,
-                edge: 5,
-                kernel: 3,
-            })
-            .unwrap();
+        let s = l.find(Slot::CellConv { stage: 1, cell: 4, edge: 5, kernel: 3 }).unwrap();
         assert_eq!((s.cin, s.cout, s.weights), (32, 32, 9 * 32 * 32));
         let s = l.find(Slot::ReduceShortcut(2)).unwrap();
         assert_eq!((s.kernel, s.cin, s.cout), (1, 32, 64));
@@ -401,27 +351,12 @@ mod tests {
         assert!(ok.validate().is_ok() && NetConfig::IMAGENET16_120.validate().is_ok());
         let bad = [
             NetConfig { channels: 0, ..ok },
-            NetConfig {
-                cells_per_stage: 0,
-                ..ok
-            },
-            NetConfig {
-                resolution: 0,
-                ..ok
-            },
+            NetConfig { cells_per_stage: 0, ..ok },
+            NetConfig { resolution: 0, ..ok },
             NetConfig { classes: 0, ..ok },
-            NetConfig {
-                channels: limits::MAX_CHANNELS + 1,
-                ..ok
-            },
-            NetConfig {
-                resolution: 30,
-                ..ok
-            },
-            NetConfig {
-                resolution: usize::MAX,
-                ..ok
-            },
+            NetConfig { channels: limits::MAX_CHANNELS + 1, ..ok },
+            NetConfig { resolution: 30, ..ok },
+            NetConfig { resolution: usize::MAX, ..ok },
         ];
         for c in bad {
             assert!(c.validate().is_err(), "{c:?}");
@@ -437,9 +372,8 @@ mod tests {
         let (g, beta, m, v) = ([2.0f32, 0.5], [0.1f32, -0.2], [0.3f32, 1.0], [3.0f32, 0.25]);
         let x = [0.7f32, -1.3];
         let conv = |w: &[f32], b: &[f32], co: usize| b[co] + x[0] * w[co] + x[1] * w[2 + co];
-        let want: [f32; 2] = core::array::from_fn(|co| {
-            (conv(&w, &b, co) - m[co]) / (v[co] + 1e-5).sqrt() * g[co] + beta[co]
-        });
+        let want: [f32; 2] =
+            core::array::from_fn(|co| (conv(&w, &b, co) - m[co]) / (v[co] + 1e-5).sqrt() * g[co] + beta[co]);
         fold_batch_norm(&mut w, &mut b, &g, &beta, &m, &v, 1e-5);
         for co in 0..2 {
             assert!((conv(&w, &b, co) - want[co]).abs() < 1e-6);

@@ -29,10 +29,7 @@ impl<'a> DenseParams<'a> {
     pub fn new(layout: &ParamLayout, data: &'a [f32]) -> Result<Self, Error> {
         let expected = layout.total_len();
         if data.len() != expected {
-            return Err(Error::ParamsLength {
-                expected,
-                got: data.len(),
-            });
+            return Err(Error::ParamsLength { expected, got: data.len() });
         }
         Ok(DenseParams { data })
     }
@@ -57,10 +54,7 @@ impl<'a> BankParams<'a> {
     pub fn new(layout: &ParamLayout, bank: &'a [f32]) -> Result<Self, Error> {
         let needed = layout.max_slot_len();
         if bank.len() < needed {
-            return Err(Error::BankTooSmall {
-                needed,
-                got: bank.len(),
-            });
+            return Err(Error::BankTooSmall { needed, got: bank.len() });
         }
         Ok(BankParams { bank })
     }
@@ -101,10 +95,7 @@ mod tests {
         let bank = vec![0.5f32; l.max_slot_len() + 17];
         assert_eq!(
             BankParams::new(&l, &bank[..l.max_slot_len() - 1]).unwrap_err(),
-            Error::BankTooSmall {
-                needed: l.max_slot_len(),
-                got: l.max_slot_len() - 1
-            }
+            Error::BankTooSmall { needed: l.max_slot_len(), got: l.max_slot_len() - 1 }
         );
         let p = BankParams::new(&l, &bank).unwrap();
         for s in l.slots() {

@@ -69,51 +69,25 @@ impl Plan {
     pub fn new(cfg: NetConfig, arch: Arch) -> Result<Plan, Error> {
         let layout = ParamLayout::new(cfg)?;
         let (state, computed, full, bias_only) = analyse(&arch);
-        let mut offsets = Offsets {
-            stem: 0,
-            reduce: [[0; 3]; STAGES],
-            cells: [0; STAGES],
-            final_bn: 0,
-            classifier: 0,
-        };
+        let mut offsets = Offsets { stem: 0, reduce: [[0; 3]; STAGES], cells: [0; STAGES], final_bn: 0, classifier: 0 };
         for s in layout.slots() {
             match s.slot {
                 Slot::Stem => offsets.stem = s.offset,
                 Slot::ReduceA(st) => offsets.reduce[st][0] = s.offset,
                 Slot::ReduceB(st) => offsets.reduce[st][1] = s.offset,
                 Slot::ReduceShortcut(st) => offsets.reduce[st][2] = s.offset,
-                Slot::CellConv {
-                    stage,
-                    cell: 0,
-                    edge: 0,
-                    kernel: 1,
-                } => offsets.cells[stage] = s.offset,
+                Slot::CellConv { stage, cell: 0, edge: 0, kernel: 1 } => offsets.cells[stage] = s.offset,
                 Slot::FinalBn => offsets.final_bn = s.offset,
                 Slot::Classifier => offsets.classifier = s.offset,
                 Slot::CellConv { .. } => {}
             }
         }
-        let node_len = (0..STAGES)
-            .map(|s| cfg.stage_side(s).pow(2) * cfg.stage_channels(s))
-            .max()
-            .unwrap_or(0);
+        let node_len = (0..STAGES).map(|s| cfg.stage_side(s).pow(2) * cfg.stage_channels(s)).max().unwrap_or(0);
         let stem_pad = (cfg.resolution + 2).pow(2) * IN_CHANNELS;
-        let scratch_len = (0..STAGES)
-            .map(|s| (cfg.stage_side(s) + 2).pow(2) * cfg.stage_channels(s))
-            .fold(stem_pad, usize::max);
+        let scratch_len =
+            (0..STAGES).map(|s| (cfg.stage_side(s) + 2).pow(2) * cfg.stage_channels(s)).fold(stem_pad, usize::max);
         let vec_len = cfg.final_channels();
-        Ok(Plan {
-            cfg,
-            arch,
-            state,
-            computed,
-            full,
-            bias_only,
-            offsets,
-            node_len,
-            scratch_len,
-            vec_len,
-        })
+        Ok(Plan { cfg, arch, state, computed, full, bias_only, offsets, node_len, scratch_len, vec_len })
     }
 
     /// The configuration.
@@ -157,13 +131,7 @@ impl Plan {
     }
 
     /// Offset of the conv slot of `kernel` on `edge` of cell `cell` in stage `stage`.
-    pub(crate) fn cell_conv_offset(
-        &self,
-        stage: usize,
-        cell: usize,
-        edge: usize,
-        kernel: usize,
-    ) -> usize {
+    pub(crate) fn cell_conv_offset(&self, stage: usize, cell: usize, edge: usize, kernel: usize) -> usize {
         let c = self.cfg.stage_channels(stage);
         let conv1 = c * c + c;
         let per_edge = conv1 + 9 * c * c + c;
@@ -176,20 +144,10 @@ impl Plan {
     }
 }
 
-type Analysis = (
-    [NodeState; 4],
-    [bool; 4],
-    [bool; NUM_EDGES],
-    [bool; NUM_EDGES],
-);
+type Analysis = ([NodeState; 4], [bool; 4], [bool; NUM_EDGES], [bool; NUM_EDGES]);
 
 fn analyse(arch: &Arch) -> Analysis {
-    let mut state = [
-        NodeState::Live,
-        NodeState::Zero,
-        NodeState::Zero,
-        NodeState::Zero,
-    ];
+    let mut state = [NodeState::Live, NodeState::Zero, NodeState::Zero, NodeState::Zero];
     for e in Edge::ALL {
         let op = arch.op(e);
         let from_live = state[e.from() as usize] == NodeState::Live;
@@ -227,27 +185,12 @@ mod tests {
 
     #[test]
     fn offsets_agree_with_the_layout() {
-        let cfg = NetConfig {
-            channels: 6,
-            cells_per_stage: 3,
-            resolution: 8,
-            classes: 5,
-        };
+        let cfg = NetConfig { channels: 6, cells_per_stage: 3, resolution: 8, classes: 5 };
         let plan = Plan::new(cfg, Arch::uniform(Op::NorConv3x3)).unwrap();
         let layout = ParamLayout::new(cfg).unwrap();
         for s in layout.slots() {
-            if let Slot::CellConv {
-                stage,
-                cell,
-                edge,
-                kernel,
-            } = s.slot
-            {
-                assert_eq!(
-                    plan.cell_conv_offset(stage, cell, edge, kernel),
-                    s.offset,
-                    "{s:?}"
-                );
+            if let Slot::CellConv { stage, cell, edge, kernel } = s.slot {
+                assert_eq!(plan.cell_conv_offset(stage, cell, edge, kernel), s.offset, "{s:?}");
             }
         }
     }
@@ -274,9 +217,7 @@ mod tests {
         assert!(p.is_bias_only(Edge::between(1, 2).unwrap()));
         assert!(!p.runs_edge(Edge::between(1, 3).unwrap()));
         assert!(!p.is_bias_only(Edge::between(1, 3).unwrap()));
-        assert!(
-            p.runs_edge(Edge::between(0, 2).unwrap()) && p.runs_edge(Edge::between(2, 3).unwrap())
-        );
+        assert!(p.runs_edge(Edge::between(0, 2).unwrap()) && p.runs_edge(Edge::between(2, 3).unwrap()));
     }
 
     #[test]
@@ -298,17 +239,12 @@ mod tests {
     fn disconnected_cells_output_zero() {
         let p = Plan::new(NetConfig::CIFAR10, Arch::uniform(Op::None)).unwrap();
         assert_eq!(p.node_state(3), NodeState::Zero);
-        assert!(!Edge::ALL
-            .iter()
-            .any(|&e| p.runs_edge(e) || p.is_bias_only(e)));
+        assert!(!Edge::ALL.iter().any(|&e| p.runs_edge(e) || p.is_bias_only(e)));
     }
 
     #[test]
     fn bad_configs_are_refused() {
-        let cfg = NetConfig {
-            resolution: 18,
-            ..NetConfig::CIFAR10
-        };
+        let cfg = NetConfig { resolution: 18, ..NetConfig::CIFAR10 };
         assert_eq!(
             Plan::new(cfg, Arch::uniform(Op::None)).unwrap_err(),
             Error::ResolutionNotMultipleOf4 { resolution: 18 }

@@ -101,11 +101,7 @@ where
     samples.sort_unstable();
     let n = samples.len();
     let at = |q: usize| samples[(q * (n - 1) + 2) / 4];
-    let median = if n % 2 == 1 {
-        samples[n / 2]
-    } else {
-        (samples[n / 2 - 1] + samples[n / 2]) / 2
-    };
+    let median = if n % 2 == 1 { samples[n / 2] } else { (samples[n / 2 - 1] + samples[n / 2]) / 2 };
     Ok(Measurement {
         median_ticks: median,
         min_ticks: samples[0],
@@ -143,11 +139,7 @@ mod tests {
 
     #[test]
     fn median_min_quartiles() {
-        let mut t = Scripted {
-            now: 0,
-            runs: vec![10, 50, 11, 12, 9, 13, 1000],
-            reads: 0,
-        };
+        let mut t = Scripted { now: 0, runs: vec![10, 50, 11, 12, 9, 13, 1000], reads: 0 };
         let mut s = [0u64; 7];
         let mut calls = 0;
         let m = measure::<_, Error>(&mut t, 2, &mut s, || {
@@ -164,17 +156,9 @@ mod tests {
 
     #[test]
     fn errors() {
-        let mut t = Scripted {
-            now: 0,
-            runs: vec![],
-            reads: 0,
-        };
-        assert_eq!(
-            measure::<_, Error>(&mut t, 0, &mut [], || Ok(())).unwrap_err(),
-            Error::NoRepeats
-        );
-        let r: Result<Measurement, Error> =
-            measure(&mut t, 0, &mut [0; 1], || Err(Error::NoRepeats));
+        let mut t = Scripted { now: 0, runs: vec![], reads: 0 };
+        assert_eq!(measure::<_, Error>(&mut t, 0, &mut [], || Ok(())).unwrap_err(), Error::NoRepeats);
+        let r: Result<Measurement, Error> = measure(&mut t, 0, &mut [0; 1], || Err(Error::NoRepeats));
         assert!(r.is_err());
     }
 }

@@ -15,9 +15,7 @@ pub const DATA_ENV: &str = "SIMNAS_DATA";
 #[derive(Debug, thiserror::Error)]
 pub enum DataError {
     /// No directory given.
-    #[error(
-        "no benchmark data directory: pass --data DIR or set {DATA_ENV} (e.g. ../shared/data)"
-    )]
+    #[error("no benchmark data directory: pass --data DIR or set {DATA_ENV} (e.g. ../shared/data)")]
     NoDataDir,
     /// A file could not be opened or read.
     #[error("cannot read {path}: {source}")]
@@ -51,9 +49,7 @@ pub enum DataError {
 
 /// Resolve the data directory from a flag, then the environment.
 pub fn data_dir(flag: Option<&Path>) -> Result<PathBuf, DataError> {
-    flag.map(Path::to_path_buf)
-        .or_else(|| std::env::var_os(DATA_ENV).map(PathBuf::from))
-        .ok_or(DataError::NoDataDir)
+    flag.map(Path::to_path_buf).or_else(|| std::env::var_os(DATA_ENV).map(PathBuf::from)).ok_or(DataError::NoDataDir)
 }
 
 /// The benchmark's index <-> cell permutation.
@@ -67,32 +63,20 @@ impl NatsMap {
     /// Read `nb201_archs.csv` (`index,arch`, one row per index in order) from `dir`.
     pub fn load(dir: &Path) -> Result<NatsMap, DataError> {
         let path = dir.join("nb201_archs.csv");
-        let file = std::fs::File::open(&path).map_err(|source| DataError::Io {
-            path: path.clone(),
-            source,
-        })?;
+        let file = std::fs::File::open(&path).map_err(|source| DataError::Io { path: path.clone(), source })?;
         Self::read(file, &path)
     }
 
     /// Parse an `index,arch` table; `path` is only used in messages.
     pub fn read(reader: impl std::io::Read, path: &Path) -> Result<NatsMap, DataError> {
-        let bad = |line: u64, msg: String| DataError::Malformed {
-            path: path.to_path_buf(),
-            line,
-            msg,
-        };
-        let mut rdr = csv::ReaderBuilder::new()
-            .has_headers(true)
-            .from_reader(reader);
+        let bad = |line: u64, msg: String| DataError::Malformed { path: path.to_path_buf(), line, msg };
+        let mut rdr = csv::ReaderBuilder::new().has_headers(true).from_reader(reader);
         let headers = rdr.headers().map_err(|e| bad(1, e.to_string()))?.clone();
         let col = |name: &str| headers.iter().position(|h| h == name);
         let (Some(ci), Some(ca)) = (col("index"), col("arch")) else {
             return Err(bad(
                 1,
-                format!(
-                    "expected columns 'index' and 'arch', found {:?}",
-                    headers.iter().collect::<Vec<_>>()
-                ),
+                format!("expected columns 'index' and 'arch', found {:?}", headers.iter().collect::<Vec<_>>()),
             ));
         };
         let mut arch_of = Vec::with_capacity(NUM_ARCHS);
@@ -101,42 +85,24 @@ impl NatsMap {
             let line = row as u64 + 2;
             let rec = rec.map_err(|e| bad(line, e.to_string()))?;
             if row >= NUM_ARCHS {
-                return Err(DataError::RowCount {
-                    path: path.to_path_buf(),
-                    expected: NUM_ARCHS,
-                    got: row + 1,
-                });
+                return Err(DataError::RowCount { path: path.to_path_buf(), expected: NUM_ARCHS, got: row + 1 });
             }
-            let idx: usize = rec
-                .get(ci)
-                .unwrap_or("")
-                .trim()
-                .parse()
-                .map_err(|_| bad(line, "index is not a number".into()))?;
+            let idx: usize =
+                rec.get(ci).unwrap_or("").trim().parse().map_err(|_| bad(line, "index is not a number".into()))?;
             if idx != row {
-                return Err(bad(
-                    line,
-                    format!("index {idx} out of order (expected {row})"),
-                ));
+                return Err(bad(line, format!("index {idx} out of order (expected {row})")));
             }
             let s = rec.get(ca).unwrap_or("");
             let arch = Arch::parse(s).map_err(|e| bad(line, format!("{s:?}: {e}")))?;
             let slot = &mut index_of[arch.code().get() as usize];
             if let Some(prev) = slot {
-                return Err(bad(
-                    line,
-                    format!("cell {s} already listed as index {prev}"),
-                ));
+                return Err(bad(line, format!("cell {s} already listed as index {prev}")));
             }
             *slot = NatsIndex::new(row as u16);
             arch_of.push(arch);
         }
         if arch_of.len() != NUM_ARCHS {
-            return Err(DataError::RowCount {
-                path: path.to_path_buf(),
-                expected: NUM_ARCHS,
-                got: arch_of.len(),
-            });
+            return Err(DataError::RowCount { path: path.to_path_buf(), expected: NUM_ARCHS, got: arch_of.len() });
         }
         // 15625 distinct cells in a space of 15625: every code is covered.
         let index_of = index_of.into_iter().flatten().collect();
@@ -174,12 +140,7 @@ mod tests {
     fn full() -> Vec<(usize, String)> {
         // A valid permutation: reversed codes.
         (0..NUM_ARCHS)
-            .map(|i| {
-                (
-                    i,
-                    Arch::from_code(ArchCode::new((NUM_ARCHS - 1 - i) as u16).unwrap()).to_string(),
-                )
-            })
+            .map(|i| (i, Arch::from_code(ArchCode::new((NUM_ARCHS - 1 - i) as u16).unwrap()).to_string()))
             .collect()
     }
 
@@ -195,34 +156,19 @@ mod tests {
     fn rejects_broken_tables() {
         let p = Path::new("t.csv");
         let mut rows = full();
-        assert!(matches!(
-            NatsMap::read(table(&rows[..10]).as_bytes(), p),
-            Err(DataError::RowCount { got: 10, .. })
-        ));
+        assert!(matches!(NatsMap::read(table(&rows[..10]).as_bytes(), p), Err(DataError::RowCount { got: 10, .. })));
         rows[5].1 = rows[4].1.clone();
-        assert!(NatsMap::read(table(&rows).as_bytes(), p)
-            .unwrap_err()
-            .to_string()
-            .contains("already listed"));
+        assert!(NatsMap::read(table(&rows).as_bytes(), p).unwrap_err().to_string().contains("already listed"));
         let mut rows = full();
         rows[7].1 = "|bogus~0|".into();
-        assert!(NatsMap::read(table(&rows).as_bytes(), p)
-            .unwrap_err()
-            .to_string()
-            .contains("line 9"));
+        assert!(NatsMap::read(table(&rows).as_bytes(), p).unwrap_err().to_string().contains("line 9"));
         let mut rows = full();
         rows[3].0 = 4;
         assert!(NatsMap::read(table(&rows).as_bytes(), p).is_err());
-        assert!(NatsMap::read("idx,cell\n0,x\n".as_bytes(), p)
-            .unwrap_err()
-            .to_string()
-            .contains("expected columns"));
+        assert!(NatsMap::read("idx,cell\n0,x\n".as_bytes(), p).unwrap_err().to_string().contains("expected columns"));
         assert!(NatsMap::read(&b"\xff\xfe,\n"[..], p).is_err());
         let mut big = table(&full());
         big += "15625,|none~0|+|none~0|none~1|+|none~0|none~1|none~2|\n";
-        assert!(matches!(
-            NatsMap::read(big.as_bytes(), p),
-            Err(DataError::RowCount { .. })
-        ));
+        assert!(matches!(NatsMap::read(big.as_bytes(), p), Err(DataError::RowCount { .. })));
     }
 }

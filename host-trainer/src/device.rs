@@ -21,9 +21,7 @@ impl FromStr for DeviceSpec {
     fn from_str(s: &str) -> Result<Self, String> {
         match s {
             "host" => Ok(DeviceSpec::Host),
-            other => Err(format!(
-                "unknown device {other:?}; supported: host (this CPU)"
-            )),
+            other => Err(format!("unknown device {other:?}; supported: host (this CPU)")),
         }
     }
 }
@@ -51,12 +49,7 @@ pub struct Probe {
 
 impl From<Measurement> for Probe {
     fn from(m: Measurement) -> Probe {
-        Probe {
-            latency_ms: m.median_ms(),
-            min_ms: m.min_ms(),
-            spread: m.spread(),
-            repeats: m.repeats,
-        }
+        Probe { latency_ms: m.median_ms(), min_ms: m.min_ms(), spread: m.spread(), repeats: m.repeats }
     }
 }
 
@@ -85,17 +78,8 @@ pub struct HostDevice {
 
 impl HostDevice {
     /// A host device timing networks of `cfg` with weights from `seed`.
-    pub fn new(
-        cfg: NetConfig,
-        seed: u64,
-        warmup: usize,
-        repeats: usize,
-    ) -> Result<HostDevice, DeviceError> {
-        Ok(HostDevice {
-            probe: HostProbe::new(cfg, seed)?,
-            warmup,
-            repeats,
-        })
+    pub fn new(cfg: NetConfig, seed: u64, warmup: usize, repeats: usize) -> Result<HostDevice, DeviceError> {
+        Ok(HostDevice { probe: HostProbe::new(cfg, seed)?, warmup, repeats })
     }
 }
 

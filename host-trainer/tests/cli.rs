@@ -4,16 +4,11 @@ use simnas_shared::Arch;
 use std::path::PathBuf;
 use std::process::{Command, Output};
 
-const CONV3: &str =
-    "|nor_conv_3x3~0|+|nor_conv_3x3~0|nor_conv_3x3~1|+|nor_conv_3x3~0|nor_conv_3x3~1|nor_conv_3x3~2|";
-const SKIP: &str =
-    "|skip_connect~0|+|skip_connect~0|skip_connect~1|+|skip_connect~0|skip_connect~1|skip_connect~2|";
+const CONV3: &str = "|nor_conv_3x3~0|+|nor_conv_3x3~0|nor_conv_3x3~1|+|nor_conv_3x3~0|nor_conv_3x3~1|nor_conv_3x3~2|";
+const SKIP: &str = "|skip_connect~0|+|skip_connect~0|skip_connect~1|+|skip_connect~0|skip_connect~1|skip_connect~2|";
 
 fn simnas(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_simnas"))
-        .args(args)
-        .output()
-        .expect("run simnas")
+    Command::new(env!("CARGO_BIN_EXE_simnas")).args(args).output().expect("run simnas")
 }
 
 /// A refusal: non-zero exit, an error message saying `what`, and never a panic.
@@ -32,68 +27,28 @@ fn data_dir() -> PathBuf {
 
 #[test]
 fn probe_measures_conv3x3_slower_than_skip() {
-    let out = simnas(&[
-        "probe",
-        "--device",
-        "host",
-        "--json",
-        "--repeats",
-        "5",
-        "--arch",
-        CONV3,
-        "--arch",
-        SKIP,
-    ]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let rows: Vec<serde_json::Value> = String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect();
+    let out = simnas(&["probe", "--device", "host", "--json", "--repeats", "5", "--arch", CONV3, "--arch", SKIP]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let rows: Vec<serde_json::Value> =
+        String::from_utf8_lossy(&out.stdout).lines().map(|l| serde_json::from_str(l).unwrap()).collect();
     assert_eq!(rows.len(), 2);
     assert_eq!(rows[0]["arch"], CONV3);
-    let (conv, skip) = (
-        rows[0]["latency_ms"].as_f64().unwrap(),
-        rows[1]["latency_ms"].as_f64().unwrap(),
-    );
+    let (conv, skip) = (rows[0]["latency_ms"].as_f64().unwrap(), rows[1]["latency_ms"].as_f64().unwrap());
     assert!(conv > 0.0 && skip > 0.0);
-    assert!(
-        conv > skip,
-        "all-conv3x3 {conv} ms should be slower than all-skip {skip} ms"
-    );
+    assert!(conv > skip, "all-conv3x3 {conv} ms should be slower than all-skip {skip} ms");
 }
 
 #[test]
 fn probe_default_showcase_prints_a_table() {
-    let out = simnas(&[
-        "probe",
-        "--net",
-        "imagenet16",
-        "--repeats",
-        "3",
-        "--warmup",
-        "1",
-    ]);
+    let out = simnas(&["probe", "--net", "imagenet16", "--repeats", "3", "--warmup", "1"]);
     assert!(out.status.success());
     let text = String::from_utf8_lossy(&out.stdout);
-    assert_eq!(
-        text.lines().filter(|l| l.contains("~0|")).count(),
-        4,
-        "{text}"
-    );
+    assert_eq!(text.lines().filter(|l| l.contains("~0|")).count(), 4, "{text}");
 }
 
 #[test]
 fn malformed_arch_strings_are_refused() {
-    for bad in [
-        "",
-        "|conv~0|+|none~0|none~1|+|none~0|none~1|none~2|",
-        "|none~0|+|none~0|none~1|",
-        "garbage",
-    ] {
+    for bad in ["", "|conv~0|+|none~0|none~1|+|none~0|none~1|none~2|", "|none~0|+|none~0|none~1|", "garbage"] {
         assert_refused(&simnas(&["probe", "--arch", bad]), "--arch");
     }
 }
@@ -126,7 +81,6 @@ fn nats_index_mapping_from_the_benchmark_file() {
 
 #[test]
 fn missing_data_dir_is_a_clear_error() {
-    let err =
-        host_trainer::data::NatsMap::load(std::path::Path::new("/nonexistent/simnas")).unwrap_err();
+    let err = host_trainer::data::NatsMap::load(std::path::Path::new("/nonexistent/simnas")).unwrap_err();
     assert!(err.to_string().contains("nb201_archs.csv"));
 }

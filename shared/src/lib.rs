@@ -14,7 +14,4 @@
 
 pub mod space;
 
-pub use space::{
-    Action, Arch, ArchCode, Edge, NatsIndex, Op, ParseError, MAX_STR_LEN, NUM_ARCHS, NUM_EDGES,
-    NUM_OPS,
-};
+pub use space::{Action, Arch, ArchCode, Edge, NatsIndex, Op, ParseError, MAX_STR_LEN, NUM_ARCHS, NUM_EDGES, NUM_OPS};

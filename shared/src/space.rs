@@ -38,13 +38,7 @@ pub enum Op {
 
 impl Op {
     /// All ops in discriminant order.
-    pub const ALL: [Op; NUM_OPS] = [
-        Op::None,
-        Op::SkipConnect,
-        Op::NorConv1x1,
-        Op::NorConv3x3,
-        Op::AvgPool3x3,
-    ];
+    pub const ALL: [Op; NUM_OPS] = [Op::None, Op::SkipConnect, Op::NorConv1x1, Op::NorConv3x3, Op::AvgPool3x3];
 
     /// The NATS-Bench name of the op.
     pub const fn name(self) -> &'static str {
@@ -208,10 +202,7 @@ impl Action {
 
     /// Action number `i` (`edge * 5 + op`), if `i < 30`.
     pub const fn from_index(i: u8) -> Option<Action> {
-        match (
-            Edge::new(i / NUM_OPS as u8),
-            Op::from_index(i % NUM_OPS as u8),
-        ) {
+        match (Edge::new(i / NUM_OPS as u8), Op::from_index(i % NUM_OPS as u8)) {
             (Some(edge), Some(op)) => Some(Action { edge, op }),
             _ => None,
         }
@@ -226,9 +217,7 @@ impl Action {
 impl Arch {
     /// The cell with `op` on every edge.
     pub const fn uniform(op: Op) -> Arch {
-        Arch {
-            ops: [op; NUM_EDGES],
-        }
+        Arch { ops: [op; NUM_EDGES] }
     }
 
     /// The op on `edge`.
@@ -244,11 +233,7 @@ impl Arch {
 
     /// Compact base-5 code.
     pub fn code(&self) -> ArchCode {
-        ArchCode(
-            self.ops
-                .iter()
-                .fold(0u16, |acc, &op| acc * NUM_OPS as u16 + op as u16),
-        )
+        ArchCode(self.ops.iter().fold(0u16, |acc, &op| acc * NUM_OPS as u16 + op as u16))
     }
 
     /// The cell with this code.
@@ -296,9 +281,7 @@ impl Arch {
         for (g, group) in s.split('+').enumerate() {
             let node = g as u8 + 1;
             if node > 3 {
-                return Err(ParseError::NodeCount {
-                    found: s.split('+').count().min(255) as u8,
-                });
+                return Err(ParseError::NodeCount { found: s.split('+').count().min(255) as u8 });
             }
             groups = node;
             let inner = group
@@ -309,21 +292,15 @@ impl Arch {
             for (position, entry) in inner.split('|').enumerate() {
                 let position = position as u8;
                 if position >= node {
-                    return Err(ParseError::EdgeCount {
-                        node,
-                        found: inner.split('|').count().min(255) as u8,
-                    });
+                    return Err(ParseError::EdgeCount { node, found: inner.split('|').count().min(255) as u8 });
                 }
-                let (name, source) = entry
-                    .split_once('~')
-                    .ok_or(ParseError::MissingTilde { node, position })?;
+                let (name, source) = entry.split_once('~').ok_or(ParseError::MissingTilde { node, position })?;
                 let op = Op::from_name(name).ok_or(ParseError::UnknownOp { node, position })?;
                 if source.len() != 1 || source.as_bytes()[0] != b'0' + position {
                     return Err(ParseError::BadSource { node, position });
                 }
                 // position < node <= 3, so the edge exists.
-                let edge = Edge::between(position, node)
-                    .ok_or(ParseError::BadSource { node, position })?;
+                let edge = Edge::between(position, node).ok_or(ParseError::BadSource { node, position })?;
                 ops[edge.index()] = op;
                 found += 1;
             }
@@ -357,9 +334,7 @@ impl fmt::Display for Arch {
             }
             f.write_str("|")?;
             for from in 0..to {
-                let op = Edge::between(from, to)
-                    .map(|e| self.op(e))
-                    .unwrap_or(Op::None);
+                let op = Edge::between(from, to).map(|e| self.op(e)).unwrap_or(Op::None);
                 write!(f, "{}~{}|", op.name(), from)?;
             }
         }
@@ -431,28 +406,16 @@ impl fmt::Display for ParseError {
                 write!(f, "found {found} '+'-separated node groups, need 3; {FORM}")
             }
             ParseError::MissingBar { node } => {
-                write!(
-                    f,
-                    "group for node {node} must start and end with '|'; {FORM}"
-                )
+                write!(f, "group for node {node} must start and end with '|'; {FORM}")
             }
             ParseError::EdgeCount { node, found } => {
-                write!(
-                    f,
-                    "group for node {node} has {found} entries, needs {node}; {FORM}"
-                )
+                write!(f, "group for node {node} has {found} entries, needs {node}; {FORM}")
             }
             ParseError::MissingTilde { node, position } => {
-                write!(
-                    f,
-                    "entry {position} of node {node} is not 'op~{position}'; {FORM}"
-                )
+                write!(f, "entry {position} of node {node} is not 'op~{position}'; {FORM}")
             }
             ParseError::UnknownOp { node, position } => {
-                write!(
-                    f,
-                    "entry {position} of node {node} names an unknown op; {FORM}"
-                )
+                write!(f, "entry {position} of node {node} names an unknown op; {FORM}")
             }
             ParseError::BadSource { node, position } => {
                 write!(f, "entry {position} of node {node} must come from node {position} ('~{position}'); {FORM}")
@@ -469,23 +432,14 @@ mod tests {
     use super::*;
     use proptest::prelude::*;
 
-    const MIXED: &str = "|nor_conv_3x3~0|+|nor_conv_3x3~0|avg_pool_3x3~1|+|skip_connect~0|nor_conv_3x3~1|skip_connect~2|";
+    const MIXED: &str =
+        "|nor_conv_3x3~0|+|nor_conv_3x3~0|avg_pool_3x3~1|+|skip_connect~0|nor_conv_3x3~1|skip_connect~2|";
 
     #[test]
     fn parses_the_nats_bench_example_in_string_order() {
         let a = Arch::parse(MIXED).unwrap();
         use Op::*;
-        assert_eq!(
-            a.ops,
-            [
-                NorConv3x3,
-                NorConv3x3,
-                AvgPool3x3,
-                SkipConnect,
-                NorConv3x3,
-                SkipConnect
-            ]
-        );
+        assert_eq!(a.ops, [NorConv3x3, NorConv3x3, AvgPool3x3, SkipConnect, NorConv3x3, SkipConnect]);
         assert_eq!(a.to_string(), MIXED);
     }
 
@@ -539,14 +493,11 @@ mod tests {
         assert!(!Arch::uniform(Op::None).is_connected());
         assert!(Arch::uniform(Op::SkipConnect).is_connected());
         // Only 0->1 and 1->2 live: node 3 never reached.
-        let a =
-            Arch::parse("|skip_connect~0|+|none~0|skip_connect~1|+|none~0|none~1|none~2|").unwrap();
+        let a = Arch::parse("|skip_connect~0|+|none~0|skip_connect~1|+|none~0|none~1|none~2|").unwrap();
         assert!(!a.is_connected());
         let a = Arch::parse("|none~0|+|none~0|none~1|+|nor_conv_1x1~0|none~1|none~2|").unwrap();
         assert!(a.is_connected());
-        let n = ArchCode::all()
-            .filter(|&c| !Arch::from_code(c).is_connected())
-            .count();
+        let n = ArchCode::all().filter(|&c| !Arch::from_code(c).is_connected()).count();
         // The benchmark's BRP-NAS data misses exactly the 341 disconnected cells.
         assert_eq!(n, 341);
     }
@@ -558,76 +509,23 @@ mod tests {
             ("", Empty),
             ("|none~0|", NodeCount { found: 1 }),
             ("|none~0|+|none~0|none~1|", NodeCount { found: 2 }),
-            (
-                "|none~0|+|none~0|none~1|+|none~0|none~1|none~2|+|none~0|",
-                NodeCount { found: 4 },
-            ),
-            (
-                "none~0|+|none~0|none~1|+|none~0|none~1|none~2|",
-                MissingBar { node: 1 },
-            ),
-            (
-                "|none~0|+|none~0|none~1|+|none~0|none~1|none~2",
-                MissingBar { node: 3 },
-            ),
-            (
-                "|none~0|none~1|+|none~0|none~1|+|none~0|none~1|none~2|",
-                EdgeCount { node: 1, found: 2 },
-            ),
-            (
-                "|none~0|+|none~0|+|none~0|none~1|none~2|",
-                EdgeCount { node: 2, found: 1 },
-            ),
-            (
-                "|none0|+|none~0|none~1|+|none~0|none~1|none~2|",
-                MissingTilde {
-                    node: 1,
-                    position: 0,
-                },
-            ),
-            (
-                "|conv~0|+|none~0|none~1|+|none~0|none~1|none~2|",
-                UnknownOp {
-                    node: 1,
-                    position: 0,
-                },
-            ),
-            (
-                "|none~1|+|none~0|none~1|+|none~0|none~1|none~2|",
-                BadSource {
-                    node: 1,
-                    position: 0,
-                },
-            ),
-            (
-                "|none~0|+|none~0|none~1|+|none~0|none~1|none~22|",
-                BadSource {
-                    node: 3,
-                    position: 2,
-                },
-            ),
-            (
-                "|NONE~0|+|none~0|none~1|+|none~0|none~1|none~2|",
-                UnknownOp {
-                    node: 1,
-                    position: 0,
-                },
-            ),
-            (
-                "|none~0| +|none~0|none~1|+|none~0|none~1|none~2|",
-                MissingBar { node: 1 },
-            ),
+            ("|none~0|+|none~0|none~1|+|none~0|none~1|none~2|+|none~0|", NodeCount { found: 4 }),
+            ("none~0|+|none~0|none~1|+|none~0|none~1|none~2|", MissingBar { node: 1 }),
+            ("|none~0|+|none~0|none~1|+|none~0|none~1|none~2", MissingBar { node: 3 }),
+            ("|none~0|none~1|+|none~0|none~1|+|none~0|none~1|none~2|", EdgeCount { node: 1, found: 2 }),
+            ("|none~0|+|none~0|+|none~0|none~1|none~2|", EdgeCount { node: 2, found: 1 }),
+            ("|none0|+|none~0|none~1|+|none~0|none~1|none~2|", MissingTilde { node: 1, position: 0 }),
+            ("|conv~0|+|none~0|none~1|+|none~0|none~1|none~2|", UnknownOp { node: 1, position: 0 }),
+            ("|none~1|+|none~0|none~1|+|none~0|none~1|none~2|", BadSource { node: 1, position: 0 }),
+            ("|none~0|+|none~0|none~1|+|none~0|none~1|none~22|", BadSource { node: 3, position: 2 }),
+            ("|NONE~0|+|none~0|none~1|+|none~0|none~1|none~2|", UnknownOp { node: 1, position: 0 }),
+            ("|none~0| +|none~0|none~1|+|none~0|none~1|none~2|", MissingBar { node: 1 }),
         ];
         for (s, want) in cases {
             assert_eq!(Arch::parse(s), Err(*want), "{s:?}");
         }
         let long = "|".repeat(MAX_STR_LEN + 1);
-        assert_eq!(
-            Arch::parse(&long),
-            Err(TooLong {
-                len: MAX_STR_LEN + 1
-            })
-        );
+        assert_eq!(Arch::parse(&long), Err(TooLong { len: MAX_STR_LEN + 1 }));
     }
 
     proptest! {

@@ -73,8 +73,7 @@ impl NetArgs {
             resolution: self.resolution.unwrap_or(base.resolution),
             classes: self.classes.unwrap_or(base.classes),
         };
-        cfg.validate()
-            .map_err(|e| anyhow::anyhow!("invalid network: {e}"))?;
+        cfg.validate().map_err(|e| anyhow::anyhow!("invalid network: {e}"))?;
         Ok(cfg)
     }
 }

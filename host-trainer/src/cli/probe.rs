@@ -43,15 +43,9 @@ pub struct ProbeArgs {
 
 pub fn run(_data: &Option<PathBuf>, args: ProbeArgs) -> Result<ExitCode> {
     let archs: Vec<Arch> = if args.archs.is_empty() {
-        SHOWCASE
-            .iter()
-            .map(|s| Arch::parse(s))
-            .collect::<Result<_, _>>()?
+        SHOWCASE.iter().map(|s| Arch::parse(s)).collect::<Result<_, _>>()?
     } else {
-        args.archs
-            .iter()
-            .map(|s| Arch::parse(s).with_context(|| format!("--arch {s:?}")))
-            .collect::<Result<_>>()?
+        args.archs.iter().map(|s| Arch::parse(s).with_context(|| format!("--arch {s:?}"))).collect::<Result<_>>()?
     };
     let cfg = args.net.config()?;
     let mut dev = match args.device {
@@ -72,9 +66,7 @@ pub fn run(_data: &Option<PathBuf>, args: ProbeArgs) -> Result<ExitCode> {
         println!("{:>10} {:>10} {:>8}  cell", "median ms", "min ms", "spread");
     }
     for arch in archs {
-        let p = dev
-            .probe(arch)
-            .with_context(|| format!("measuring {arch}"))?;
+        let p = dev.probe(arch).with_context(|| format!("measuring {arch}"))?;
         if args.json {
             let v = serde_json::json!({
                 "device": dev.name(), "arch": arch.to_string(), "latency_ms": p.latency_ms,
@@ -83,12 +75,7 @@ pub fn run(_data: &Option<PathBuf>, args: ProbeArgs) -> Result<ExitCode> {
             });
             println!("{v}");
         } else {
-            println!(
-                "{:>10.3} {:>10.3} {:>7.1}%  {arch}",
-                p.latency_ms,
-                p.min_ms,
-                100.0 * p.spread
-            );
+            println!("{:>10.3} {:>10.3} {:>7.1}%  {arch}", p.latency_ms, p.min_ms, 100.0 * p.spread);
         }
     }
     Ok(ExitCode::SUCCESS)

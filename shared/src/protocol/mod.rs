@@ -1,0 +1,297 @@
+//! Messages between the host and a board, and how they travel on a serial line.
+//!
+//! ## Wire format (protocol version [`PROTOCOL_VERSION`])
+//! Every message travels in one frame:
+//! ```text
+//! frame   = COBS(inner) 0x00
+//! inner   = seq:u16-LE  postcard(message)  crc:u32-LE
+//! crc     = CRC-32/ISO-HDLC over seq and the postcard bytes
+//! ```
+//! * `0x00` only ever appears as the frame delimiter (COBS), so a receiver that lost bytes
+//!   resynchronises at the next delimiter ([`FrameAccumulator`]).
+//! * `seq` counts the frames each side sends, from 0 after a reset, wrapping at 2^16; a
+//!   gap tells the receiver frames were lost, a board frame with `seq` 0 carrying a
+//!   [`Hello`] tells it the board restarted.
+//! * The CRC covers the sequence number too, so a corrupted frame is refused whole; a
+//!   frame whose CRC matches must also decode to exactly one message with no bytes left.
+//! * Board -> host messages are [`BoardMsg`], host -> board [`HostMsg`]. postcard encodes
+//!   enum variants by their index: variants are only ever appended, and a change that
+//!   alters an existing message bumps [`PROTOCOL_VERSION`] (sent first in [`Hello`]).
+//!
+//! Architectures travel as [`ArchCode`]s (a `u16` below 15,625; anything else fails to
+//! decode). Times travel as raw timer ticks with the timer's rate ([`Timing`]); latency in
+//! ms is `ticks * 1000 / ticks_per_second`.
+
+mod frame;
+
+pub use frame::{decode_frame, encode_frame, Feed, Frame, FrameAccumulator, FrameError};
+
+use crate::space::ArchCode;
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+/// Version of the wire format and message set; the first field of [`Hello`].
+pub const PROTOCOL_VERSION: u16 = 1;
+/// Largest postcard-encoded message either side sends (a [`Hello`] with the longest
+/// names is about 90 bytes).
+pub const MAX_MESSAGE: usize = 112;
+/// Largest decoded frame: sequence number, message, CRC.
+pub const MAX_INNER: usize = 2 + MAX_MESSAGE + 4;
+/// Largest encoded frame including its delimiter; the default accumulator size.
+pub const MAX_FRAME: usize = cobs::max_encoding_length(MAX_INNER) + 1;
+/// Longest board name in a [`Hello`].
+pub const BOARD_NAME_LEN: usize = 24;
+/// Longest firmware version string in a [`Hello`].
+pub const FIRMWARE_VERSION_LEN: usize = 16;
+
+/// Shape of the network a board measures (edge-runtime's `NetConfig` on the wire).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct NetShape {
+    /// Base channels `C`.
+    pub channels: u16,
+    /// Cells per stage `N`.
+    pub cells_per_stage: u16,
+    /// Input side in pixels.
+    pub resolution: u16,
+    /// Output classes.
+    pub classes: u32,
+}
+
+/// What the firmware does after its [`Hello`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum Mode {
+    /// Serves host commands ([`HostMsg`]) until reset.
+    Serve,
+    /// Runs the search on itself and streams [`ProbeResult`]s, then a [`Final`].
+    Search,
+}
+
+/// The board's greeting: sent on boot and in answer to [`HostMsg::Identify`].
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Hello {
+    /// [`PROTOCOL_VERSION`] of the firmware.
+    pub protocol: u16,
+    /// Firmware version (the crate version it was built from).
+    pub firmware: heapless::String<FIRMWARE_VERSION_LEN>,
+    /// Board name, e.g. `mps2-an386`.
+    pub board: heapless::String<BOARD_NAME_LEN>,
+    /// Core clock in Hz.
+    pub clock_hz: u32,
+    /// Rate of the timer every tick count is measured with.
+    pub ticks_per_second: u64,
+    /// The network every probe runs.
+    pub net: NetShape,
+    /// Bytes of activation arena the executor was given.
+    pub arena_bytes: u32,
+    /// Bytes of the shared weight bank.
+    pub bank_bytes: u32,
+    /// Seed of the weight bank and input.
+    pub seed: u64,
+    /// What the firmware does next.
+    pub mode: Mode,
+}
+
+/// A summary of repeated timings, in timer ticks (edge-runtime's `Measurement`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct Timing {
+    /// Median ticks.
+    pub median_ticks: u64,
+    /// Fastest run.
+    pub min_ticks: u64,
+    /// Slowest run.
+    pub max_ticks: u64,
+    /// First quartile.
+    pub q1_ticks: u64,
+    /// Third quartile.
+    pub q3_ticks: u64,
+    /// Timer rate.
+    pub ticks_per_second: u64,
+    /// Timed repeats.
+    pub repeats: u32,
+}
+
+impl Timing {
+    /// Ticks in milliseconds at this timing's rate (0 if the rate is 0).
+    pub fn ms(&self, ticks: u64) -> f64 {
+        if self.ticks_per_second == 0 {
+            return 0.0;
+        }
+        ticks as f64 * 1e3 / self.ticks_per_second as f64
+    }
+    /// Median in milliseconds.
+    pub fn median_ms(&self) -> f64 {
+        self.ms(self.median_ticks)
+    }
+    /// Interquartile range over the median.
+    pub fn spread(&self) -> f64 {
+        if self.median_ticks == 0 {
+            return 0.0;
+        }
+        self.q3_ticks.saturating_sub(self.q1_ticks) as f64 / self.median_ticks as f64
+    }
+}
+
+/// One measured cell: the answer to [`HostMsg::Probe`], and one record per probe of an
+/// on-board search (`id` is then the probe's index).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct ProbeResult {
+    /// The request's id (or the probe's index in a search).
+    pub id: u32,
+    /// The cell measured.
+    pub arch: ArchCode,
+    /// Its timing.
+    pub timing: Timing,
+}
+
+/// What a [`BenchRecord`] measured. Every item is a whole network run: per-op costs are
+/// differences against [`BenchItem::Baseline`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum BenchItem {
+    /// Every cell empty (all `none`): stem, reductions and head only.
+    Baseline,
+    /// Every cell is the single edge 0->3 carrying this op (index of `Op`).
+    SingleEdge(u8),
+    /// A whole cell, repeated in every position of the network.
+    Cell,
+}
+
+/// One line of the board's benchmark (answer to [`HostMsg::Bench`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct BenchRecord {
+    /// The request's id.
+    pub id: u32,
+    /// Position of this record, 0-based.
+    pub index: u16,
+    /// Records in this benchmark.
+    pub total: u16,
+    /// What was measured.
+    pub item: BenchItem,
+    /// The cell of every network position.
+    pub arch: ArchCode,
+    /// Its timing.
+    pub timing: Timing,
+}
+
+/// Outcome of an on-board search.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct Final {
+    /// Controller steps taken.
+    pub steps: u32,
+    /// Probes measured (at most the budget).
+    pub probes: u32,
+    /// The pick.
+    pub arch: ArchCode,
+    /// The pick's measured timing.
+    pub timing: Timing,
+    /// Ticks spent in the controller itself (policy inference and bookkeeping).
+    pub controller_ticks: u64,
+}
+
+/// Why a board refused a frame or a command.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[non_exhaustive]
+pub enum ErrorCode {
+    /// A frame longer than the board's buffer (`detail`: the buffer size).
+    FrameOverfull,
+    /// Bytes between delimiters that are not valid COBS.
+    FrameCobs,
+    /// A frame too short to hold a sequence number and a CRC.
+    FrameTooShort,
+    /// A frame whose CRC does not match.
+    FrameCrc,
+    /// A frame with a good CRC that is not a known host message.
+    Decode,
+    /// Zero repeats, or more than the board can hold (`detail`: the maximum).
+    Repeats,
+    /// The executor refused the network (`detail`: edge-runtime error number).
+    Runtime,
+    /// A command this firmware does not implement.
+    Unsupported,
+}
+
+/// An error report (board -> host).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct ErrorReport {
+    /// What went wrong.
+    pub code: ErrorCode,
+    /// Id of the command it answers, when the command could be read.
+    pub request: Option<u32>,
+    /// A number qualifying the code (see [`ErrorCode`]).
+    pub detail: u32,
+}
+
+/// Board -> host.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum BoardMsg {
+    /// Greeting with the board's configuration.
+    Hello(Hello),
+    /// Answer to [`HostMsg::Ping`].
+    Pong {
+        /// The ping's nonce.
+        nonce: u32,
+    },
+    /// A measured cell.
+    ProbeResult(ProbeResult),
+    /// One benchmark line.
+    BenchRecord(BenchRecord),
+    /// End of an on-board search.
+    Final(Final),
+    /// A refused frame or command.
+    Error(ErrorReport),
+}
+
+/// A request to measure one cell.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct ProbeRequest {
+    /// Echoed in the answer.
+    pub id: u32,
+    /// The cell.
+    pub arch: ArchCode,
+    /// Untimed runs first.
+    pub warmup: u16,
+    /// Timed runs (the board refuses more than it can hold).
+    pub repeats: u16,
+}
+
+/// Host -> board.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum HostMsg {
+    /// Send [`Hello`] again (a host that connects after the board booted).
+    Identify,
+    /// Answer with [`BoardMsg::Pong`].
+    Ping {
+        /// Echoed.
+        nonce: u32,
+    },
+    /// Measure a cell: answered by [`BoardMsg::ProbeResult`] or [`BoardMsg::Error`].
+    Probe(ProbeRequest),
+    /// Run the benchmark: answered by [`BenchRecord`]s.
+    Bench {
+        /// Echoed in every record.
+        id: u32,
+        /// Untimed runs per item.
+        warmup: u16,
+        /// Timed runs per item.
+        repeats: u16,
+    },
+}
+
+impl Serialize for ArchCode {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_u16(self.get())
+    }
+}
+
+impl<'de> Deserialize<'de> for ArchCode {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<ArchCode, D::Error> {
+        let raw = u16::deserialize(d)?;
+        ArchCode::new(raw).ok_or_else(|| {
+            serde::de::Error::invalid_value(
+                serde::de::Unexpected::Unsigned(raw.into()),
+                &"an architecture code below 15625",
+            )
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests;
