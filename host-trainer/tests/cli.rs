@@ -84,3 +84,19 @@ fn missing_data_dir_is_a_clear_error() {
     let err = host_trainer::data::NatsMap::load(std::path::Path::new("/nonexistent/simnas")).unwrap_err();
     assert!(err.to_string().contains("nb201_archs.csv"));
 }
+
+#[test]
+fn closed_stdout_is_not_a_crash() {
+    use std::process::Stdio;
+    let mut child = Command::new(env!("CARGO_BIN_EXE_simnas"))
+        .args(["probe", "--net", "imagenet16", "--repeats", "2", "--warmup", "1"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    drop(child.stdout.take()); // the reader goes away before the first line
+    let out = child.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!err.contains("panicked"), "{err}");
+    assert!(out.status.success(), "{err}");
+}

@@ -1,6 +1,15 @@
 //! Command-line interface: flags are parsed here and resolved into typed settings; each
 //! subcommand lives in its own module.
 
+/// `println!` that reports a failed write (closed pipe, full disk) as an error instead of
+/// panicking; `main` treats a closed pipe as a normal end.
+macro_rules! outln {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        writeln!(std::io::stdout().lock(), $($arg)*)?
+    }};
+}
+
 mod probe;
 
 use anyhow::Result;

@@ -52,18 +52,20 @@ pub fn run(_data: &Option<PathBuf>, args: ProbeArgs) -> Result<ExitCode> {
         DeviceSpec::Host => HostDevice::new(cfg, args.seed, args.warmup, args.repeats as usize)?,
     };
     if !args.json {
-        println!(
-            "device {} | C={} N={} {}x{} {} classes | warmup {} repeats {}",
+        let arena = edge_runtime::Plan::new(cfg, Arch::uniform(Op::NorConv3x3))?.arena_bytes();
+        outln!(
+            "device {} | C={} N={} {}x{} {} classes | arena {} bytes | warmup {} repeats {}",
             dev.name(),
             cfg.channels,
             cfg.cells_per_stage,
             cfg.resolution,
             cfg.resolution,
             cfg.classes,
+            arena,
             args.warmup,
             args.repeats
         );
-        println!("{:>10} {:>10} {:>8}  cell", "median ms", "min ms", "spread");
+        outln!("{:>10} {:>10} {:>8}  cell", "median ms", "min ms", "spread");
     }
     for arch in archs {
         let p = dev.probe(arch).with_context(|| format!("measuring {arch}"))?;
@@ -73,9 +75,9 @@ pub fn run(_data: &Option<PathBuf>, args: ProbeArgs) -> Result<ExitCode> {
                 "min_ms": p.min_ms, "spread": p.spread, "repeats": p.repeats,
                 "convs3x3": arch.count(Op::NorConv3x3),
             });
-            println!("{v}");
+            outln!("{v}");
         } else {
-            println!("{:>10.3} {:>10.3} {:>7.1}%  {arch}", p.latency_ms, p.min_ms, 100.0 * p.spread);
+            outln!("{:>10.3} {:>10.3} {:>7.1}%  {arch}", p.latency_ms, p.min_ms, 100.0 * p.spread);
         }
     }
     Ok(ExitCode::SUCCESS)
