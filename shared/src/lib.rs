@@ -1,4 +1,5 @@
-//! Types shared by the host trainer and the board: the NATS-Bench topology search space.
+//! Types shared by the host trainer and the board: the NATS-Bench topology search space
+//! ([`space`]) and the messages they exchange over a serial line ([`protocol`]).
 //!
 //! Everything here is `no_std` and allocation-free so the same definitions run on a
 //! Cortex-M4 and on the host. Strings exist only at the edges: [`Arch::parse`] reads the
@@ -12,6 +13,7 @@
 #![cfg_attr(not(any(test, feature = "std")), no_std)]
 #![warn(missing_docs)]
 
+pub mod protocol;
 pub mod space;
 
 pub use space::{Action, Arch, ArchCode, Edge, NatsIndex, Op, ParseError, MAX_STR_LEN, NUM_ARCHS, NUM_EDGES, NUM_OPS};

@@ -1,0 +1,360 @@
+//! Wire-format fixtures and properties of the framing.
+//!
+//! The golden frames were computed independently in Python (`zlib.crc32` for the CRC, a
+//! ten-line COBS encoder, postcard's varint rules written out by hand), not by this crate.
+
+use super::*;
+use proptest::prelude::*;
+
+fn code(c: u16) -> ArchCode {
+    ArchCode::new(c).unwrap()
+}
+
+fn encode<M: Serialize>(seq: u16, msg: &M) -> Vec<u8> {
+    let mut out = [0u8; MAX_FRAME];
+    let n = encode_frame(seq, msg, &mut out).unwrap();
+    out[..n].to_vec()
+}
+
+/// Every frame result in `bytes`, fed in one go.
+fn decode_all<M: DeserializeOwnedDebug>(bytes: &[u8]) -> Vec<Result<Frame<M>, FrameError>> {
+    let mut acc = FrameAccumulator::<MAX_FRAME>::new();
+    let mut out = Vec::new();
+    let mut rest = bytes;
+    loop {
+        match acc.feed::<M>(rest) {
+            Feed::Consumed => return out,
+            Feed::Frame { frame, remaining } => {
+                out.push(Ok(frame));
+                rest = remaining;
+            }
+            Feed::Error { error, remaining } => {
+                out.push(Err(error));
+                rest = remaining;
+            }
+        }
+    }
+}
+
+trait DeserializeOwnedDebug: serde::de::DeserializeOwned + core::fmt::Debug {}
+impl<T: serde::de::DeserializeOwned + core::fmt::Debug> DeserializeOwnedDebug for T {}
+
+fn timing() -> Timing {
+    Timing {
+        median_ticks: 1000,
+        min_ticks: 990,
+        max_ticks: 1010,
+        q1_ticks: 995,
+        q3_ticks: 1005,
+        ticks_per_second: 25_000_000,
+        repeats: 3,
+    }
+}
+
+fn hello() -> Hello {
+    Hello {
+        protocol: PROTOCOL_VERSION,
+        firmware: heapless::String::try_from("0.1.0").unwrap(),
+        board: heapless::String::try_from("mps2-an386").unwrap(),
+        clock_hz: 25_000_000,
+        ticks_per_second: 25_000_000,
+        net: NetShape { channels: 16, cells_per_stage: 5, resolution: 16, classes: 120 },
+        arena_bytes: 86_528,
+        bank_bytes: 147_712,
+        seed: 0x5EED,
+        mode: Mode::Serve,
+    }
+}
+
+// ---- golden bytes -------------------------------------------------------------------
+
+#[test]
+fn golden_ping() {
+    // inner = 00 00 | 01 (Ping) 01 (nonce) | crc32 = 0x4f58decb
+    let want = [0x01, 0x01, 0x07, 0x01, 0x01, 0xcb, 0xde, 0x58, 0x4f, 0x00];
+    assert_eq!(encode(0, &HostMsg::Ping { nonce: 1 }), want);
+}
+
+#[test]
+fn golden_probe_request() {
+    // 11718 = all nor_conv_3x3 = varint c6 5b.
+    let msg = HostMsg::Probe(ProbeRequest { id: 7, arch: code(11718), warmup: 1, repeats: 3 });
+    let want = [0x02, 0x05, 0x0b, 0x02, 0x07, 0xc6, 0x5b, 0x01, 0x03, 0x66, 0xbc, 0xf7, 0x61, 0x00];
+    assert_eq!(encode(5, &msg), want);
+}
+
+#[test]
+fn golden_probe_result() {
+    let msg = BoardMsg::ProbeResult(ProbeResult { id: 7, arch: code(11718), timing: timing() });
+    let want = [
+        0x1a, 0x2c, 0x01, 0x02, 0x07, 0xc6, 0x5b, 0xe8, 0x07, 0xde, 0x07, 0xf2, 0x07, 0xe3, 0x07, 0xed, 0x07, 0xc0,
+        0xf0, 0xf5, 0x0b, 0x03, 0x7c, 0x45, 0xdb, 0xa1, 0x00,
+    ];
+    assert_eq!(encode(300, &msg), want);
+}
+
+#[test]
+fn golden_error() {
+    let msg = BoardMsg::Error(ErrorReport { code: ErrorCode::FrameCrc, request: None, detail: 0 });
+    let want = [0x02, 0x01, 0x03, 0x05, 0x03, 0x01, 0x05, 0x6d, 0x3c, 0x06, 0x4f, 0x00];
+    assert_eq!(encode(1, &msg), want);
+}
+
+#[test]
+fn golden_hello() {
+    let want = [
+        0x01, 0x01, 0x01, 0x28, 0x01, 0x05, 0x30, 0x2e, 0x31, 0x2e, 0x30, 0x0a, 0x6d, 0x70, 0x73, 0x32, 0x2d, 0x61,
+        0x6e, 0x33, 0x38, 0x36, 0xc0, 0xf0, 0xf5, 0x0b, 0xc0, 0xf0, 0xf5, 0x0b, 0x10, 0x05, 0x10, 0x78, 0x80, 0xa4,
+        0x05, 0x80, 0x82, 0x09, 0xed, 0xbd, 0x01, 0x05, 0x85, 0x19, 0xee, 0x03, 0x00,
+    ];
+    let got = encode(0, &BoardMsg::Hello(hello()));
+    assert_eq!(got, want);
+    assert_eq!(decode_all::<BoardMsg>(&want), vec![Ok(Frame { seq: 0, msg: BoardMsg::Hello(hello()) })]);
+}
+
+#[test]
+fn the_largest_hello_fits() {
+    let mut h = hello();
+    h.firmware = heapless::String::try_from("9999.9999.9999-x").unwrap();
+    h.board = heapless::String::try_from("a-board-name-of-24-chars").unwrap();
+    h.clock_hz = u32::MAX;
+    h.ticks_per_second = u64::MAX;
+    h.arena_bytes = u32::MAX;
+    h.bank_bytes = u32::MAX;
+    h.seed = u64::MAX;
+    h.net = NetShape { channels: u16::MAX, cells_per_stage: u16::MAX, resolution: u16::MAX, classes: u32::MAX };
+    let f = encode(u16::MAX, &BoardMsg::Hello(h.clone()));
+    assert!(f.len() <= MAX_FRAME);
+    assert_eq!(decode_all::<BoardMsg>(&f), vec![Ok(Frame { seq: u16::MAX, msg: BoardMsg::Hello(h) })]);
+}
+
+// ---- the accumulator ----------------------------------------------------------------
+
+#[test]
+fn garbage_then_frames_resynchronise() {
+    let mut bytes = vec![0x13, 0x37, 0xff, 0x00, 0x42];
+    bytes.extend(encode(1, &HostMsg::Identify));
+    bytes.extend(encode(2, &HostMsg::Ping { nonce: 9 }));
+    let got = decode_all::<HostMsg>(&bytes);
+    assert_eq!(got.len(), 3, "{got:?}");
+    assert!(got[0].is_err());
+    // "42" joins the next frame's bytes: that frame is lost, the one after survives.
+    assert!(got[1].is_err());
+    assert_eq!(got[2], Ok(Frame { seq: 2, msg: HostMsg::Ping { nonce: 9 } }));
+}
+
+#[test]
+fn a_lone_delimiter_flushes_a_partial_frame_silently() {
+    let mut bytes = vec![0x00, 0x00];
+    bytes.extend(encode(3, &HostMsg::Identify));
+    assert_eq!(decode_all::<HostMsg>(&bytes), vec![Ok(Frame { seq: 3, msg: HostMsg::Identify })]);
+}
+
+#[test]
+fn overfull_is_reported_once_and_dropped_to_the_delimiter() {
+    let mut bytes = vec![0x55; 3 * MAX_FRAME];
+    bytes.push(0);
+    bytes.extend(encode(4, &HostMsg::Identify));
+    let got = decode_all::<HostMsg>(&bytes);
+    assert_eq!(
+        got,
+        vec![Err(FrameError::DecodeOverfull { capacity: MAX_FRAME }), Ok(Frame { seq: 4, msg: HostMsg::Identify })]
+    );
+}
+
+#[test]
+fn frames_split_across_reads() {
+    let f = encode(6, &BoardMsg::Pong { nonce: 77 });
+    let mut acc = FrameAccumulator::<MAX_FRAME>::new();
+    for b in &f[..f.len() - 1] {
+        assert_eq!(acc.feed::<BoardMsg>(core::slice::from_ref(b)), Feed::Consumed);
+    }
+    assert_eq!(acc.pending(), f.len() - 1);
+    assert_eq!(
+        acc.feed::<BoardMsg>(&[0, 0xAA]),
+        Feed::Frame { frame: Frame { seq: 6, msg: BoardMsg::Pong { nonce: 77 } }, remaining: &[0xAA][..] }
+    );
+}
+
+#[test]
+fn good_crc_but_wrong_content_is_refused() {
+    // A host message read as a board message: variant 4 of BoardMsg is Final, whose body
+    // is missing.
+    let f = encode(0, &HostMsg::Ping { nonce: 1 });
+    let f2 = encode(0, &HostMsg::Bench { id: 1, warmup: 0, repeats: 1 });
+    assert_eq!(decode_all::<BoardMsg>(&f2), vec![Err(FrameError::DecodeMessage)]);
+    // Ping{1} reads as Pong{1}: same shape, so it decodes; the message type is the contract.
+    assert_eq!(decode_all::<BoardMsg>(&f), vec![Ok(Frame { seq: 0, msg: BoardMsg::Pong { nonce: 1 } })]);
+    // An arch code beyond the space.
+    let bad = encode(0, &(2u8, 7u8, 15_625u16, 1u8, 1u8));
+    assert_eq!(decode_all::<HostMsg>(&bad), vec![Err(FrameError::DecodeMessage)]);
+    // Bytes left after a complete message.
+    let long = encode(0, &(1u8, 5u8, 0u8));
+    assert_eq!(decode_all::<HostMsg>(&long), vec![Err(FrameError::DecodeTrailing { extra: 1 })]);
+}
+
+#[test]
+fn short_and_encoding_errors() {
+    assert_eq!(decode_all::<HostMsg>(&[0x03, 0x01, 0x02, 0x00]), vec![Err(FrameError::DecodeTooShort { len: 2 })]);
+    // A code byte pointing past the end of the frame.
+    assert_eq!(decode_all::<HostMsg>(&[0x09, 0x01, 0x02, 0x00]), vec![Err(FrameError::DecodeCobs)]);
+    let mut small = [0u8; 6];
+    assert_eq!(encode_frame(0, &HostMsg::Ping { nonce: 1 }, &mut small), Err(FrameError::EncodeBufferFull));
+    let huge = [7u8; MAX_MESSAGE + 1];
+    assert_eq!(encode_frame(0, &&huge[..], &mut [0u8; 512]), Err(FrameError::EncodeMessageTooLarge));
+}
+
+// ---- properties ---------------------------------------------------------------------
+
+fn arb_code() -> impl Strategy<Value = ArchCode> {
+    (0u16..15_625).prop_map(code)
+}
+
+fn arb_timing() -> impl Strategy<Value = Timing> {
+    (any::<[u64; 6]>(), any::<u32>()).prop_map(|(t, repeats)| Timing {
+        median_ticks: t[0],
+        min_ticks: t[1],
+        max_ticks: t[2],
+        q1_ticks: t[3],
+        q3_ticks: t[4],
+        ticks_per_second: t[5],
+        repeats,
+    })
+}
+
+fn arb_host() -> impl Strategy<Value = HostMsg> {
+    prop_oneof![
+        Just(HostMsg::Identify),
+        any::<u32>().prop_map(|nonce| HostMsg::Ping { nonce }),
+        (any::<u32>(), arb_code(), any::<u16>(), any::<u16>())
+            .prop_map(|(id, arch, warmup, repeats)| HostMsg::Probe(ProbeRequest { id, arch, warmup, repeats })),
+        (any::<u32>(), any::<u16>(), any::<u16>()).prop_map(|(id, warmup, repeats)| HostMsg::Bench {
+            id,
+            warmup,
+            repeats
+        }),
+    ]
+}
+
+fn arb_board() -> impl Strategy<Value = BoardMsg> {
+    let hello = ("[ -~]{0,16}", "[a-z0-9-]{0,24}", any::<(u32, u64, u32, u32, u64)>(), any::<(u16, u16, u16, u32)>())
+        .prop_map(|(fw, board, (clock_hz, ticks_per_second, arena_bytes, bank_bytes, seed), (c, n, r, k))| {
+            BoardMsg::Hello(Hello {
+                protocol: PROTOCOL_VERSION,
+                firmware: heapless::String::try_from(fw.as_str()).unwrap(),
+                board: heapless::String::try_from(board.as_str()).unwrap(),
+                clock_hz,
+                ticks_per_second,
+                net: NetShape { channels: c, cells_per_stage: n, resolution: r, classes: k },
+                arena_bytes,
+                bank_bytes,
+                seed,
+                mode: if seed % 2 == 0 { Mode::Serve } else { Mode::Search },
+            })
+        });
+    let item = prop_oneof![Just(BenchItem::Baseline), (0u8..5).prop_map(BenchItem::SingleEdge), Just(BenchItem::Cell)];
+    let code = prop_oneof![
+        Just(ErrorCode::FrameOverfull),
+        Just(ErrorCode::FrameCobs),
+        Just(ErrorCode::FrameTooShort),
+        Just(ErrorCode::FrameCrc),
+        Just(ErrorCode::Decode),
+        Just(ErrorCode::Repeats),
+        Just(ErrorCode::Runtime),
+        Just(ErrorCode::Unsupported),
+    ];
+    prop_oneof![
+        hello,
+        any::<u32>().prop_map(|nonce| BoardMsg::Pong { nonce }),
+        (any::<u32>(), arb_code(), arb_timing()).prop_map(|(id, arch, timing)| BoardMsg::ProbeResult(ProbeResult {
+            id,
+            arch,
+            timing
+        })),
+        (any::<(u32, u16, u16)>(), item, arb_code(), arb_timing()).prop_map(
+            |((id, index, total), item, arch, timing)| {
+                BoardMsg::BenchRecord(BenchRecord { id, index, total, item, arch, timing })
+            }
+        ),
+        (any::<(u32, u32, u64)>(), arb_code(), arb_timing()).prop_map(
+            |((steps, probes, controller_ticks), arch, timing)| {
+                BoardMsg::Final(Final { steps, probes, arch, timing, controller_ticks })
+            }
+        ),
+        (code, any::<Option<u32>>(), any::<u32>()).prop_map(|(code, request, detail)| BoardMsg::Error(ErrorReport {
+            code,
+            request,
+            detail
+        })),
+    ]
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(2000))]
+
+    #[test]
+    fn random_bytes_never_panic_and_never_decode_as_garbage(bytes in proptest::collection::vec(any::<u8>(), 0..600)) {
+        // Anything may come back, but as values; a frame that decodes must re-encode to
+        // exactly the bytes it came from (no "almost valid" frame is accepted).
+        let mut acc = FrameAccumulator::<64>::new();
+        let mut rest = &bytes[..];
+        loop {
+            match acc.feed::<BoardMsg>(rest) {
+                Feed::Consumed => break,
+                Feed::Frame { frame, remaining } => {
+                    let again = encode(frame.seq, &frame.msg);
+                    let consumed = bytes.len() - remaining.len();
+                    prop_assert!(bytes[..consumed].ends_with(&again));
+                    rest = remaining;
+                }
+                Feed::Error { remaining, .. } => rest = remaining,
+            }
+        }
+        for _ in decode_all::<HostMsg>(&bytes) {}
+    }
+
+    #[test]
+    fn board_messages_round_trip(seq in any::<u16>(), msg in arb_board()) {
+        let f = encode(seq, &msg);
+        prop_assert!(f.len() <= MAX_FRAME);
+        prop_assert_eq!(f.iter().filter(|&&b| b == 0).count(), 1);
+        prop_assert_eq!(decode_all::<BoardMsg>(&f), vec![Ok(Frame { seq, msg })]);
+    }
+
+    #[test]
+    fn host_messages_round_trip(seq in any::<u16>(), msg in arb_host()) {
+        let f = encode(seq, &msg);
+        prop_assert_eq!(decode_all::<HostMsg>(&f), vec![Ok(Frame { seq, msg })]);
+    }
+
+    #[test]
+    fn any_single_bit_flip_is_detected(seq in any::<u16>(), msg in arb_board(), bit in any::<prop::sample::Index>()) {
+        let mut f = encode(seq, &msg);
+        let at = bit.index(f.len() * 8);
+        f[at / 8] ^= 1 << (at % 8);
+        // Whatever the flip did (changed a byte, ended the frame early, merged it with
+        // the next one), no frame is accepted; and the frame after it still is.
+        let mut stream = f.clone();
+        stream.extend(encode(seq.wrapping_add(1), &BoardMsg::Pong { nonce: 5 }));
+        let got = decode_all::<BoardMsg>(&stream);
+        let ok: Vec<_> = got.iter().filter_map(|r| r.as_ref().ok()).collect();
+        if f.last() == Some(&0) {
+            let next = Frame { seq: seq.wrapping_add(1), msg: BoardMsg::Pong { nonce: 5 } };
+            prop_assert_eq!(ok, vec![&next]);
+        } else {
+            // The delimiter itself was flipped: this frame and the next merge and both are lost.
+            prop_assert!(ok.is_empty(), "{:?}", ok);
+        }
+    }
+}
+
+#[test]
+fn every_single_bit_flip_of_a_probe_result_is_detected() {
+    let msg = BoardMsg::ProbeResult(ProbeResult { id: 7, arch: code(11718), timing: timing() });
+    let f = encode(300, &msg);
+    for at in 0..f.len() * 8 - 8 {
+        let mut g = f.clone();
+        g[at / 8] ^= 1 << (at % 8);
+        assert!(decode_all::<BoardMsg>(&g).iter().all(|r| r.is_err()), "bit {at}");
+    }
+}
