@@ -23,7 +23,7 @@
 //! never reach the output are still computed (their ReLUs are still observed).
 //!
 //! BN in [`BnMode::Eval`] is `(x - mean) / sqrt(var + eps) * gamma + beta` with the running
-//! statistics, in [`BnMode::Batch`] it uses the batch mean and biased variance over
+//! statistics (evaluated as `x * scale + shift`, per channel), in [`BnMode::Batch`] it uses the batch mean and biased variance over
 //! `(B, H, W)` without touching the running statistics, in [`BnMode::Identity`] it is skipped.
 //!
 //! The model is a supernet: every edge of every cell owns both a 1x1 and a 3x3 conv (each
@@ -447,9 +447,11 @@ impl BatchNorm {
         Ok(match mode {
             BnMode::Identity => x.clone(),
             BnMode::Eval => {
+                // Per-channel affine computed on the C-vectors, then one pass over x.
                 let mean = self.mean.as_tensor().reshape(shape)?;
-                let std = (self.var.as_tensor().reshape(shape)? + BN_EPS)?.sqrt()?;
-                x.broadcast_sub(&mean)?.broadcast_div(&std)?.broadcast_mul(&gamma)?.broadcast_add(&beta)?
+                let scale = gamma.div(&(self.var.as_tensor().reshape(shape)? + BN_EPS)?.sqrt()?)?;
+                let shift = beta.sub(&mean.mul(&scale)?)?;
+                x.broadcast_mul(&scale)?.broadcast_add(&shift)?
             }
             BnMode::Batch => {
                 let centred = x.broadcast_sub(&x.mean_keepdim((0, 2, 3))?)?;
