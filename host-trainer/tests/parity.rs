@@ -104,7 +104,7 @@ fn check_config(name: &str, cfg: NetConfig, seed: u64) -> f64 {
         let max = want.iter().fold(0f64, |m, v| m.max(v.abs()));
         println!("{name:>14} {err:9.2e}  (max |logit| {max:9.3e})  {what}: {arch}");
         worst = worst.max(err);
-        if !(err <= TOLERANCE) {
+        if err.is_nan() || err > TOLERANCE {
             failures.push(format!("{what} {arch}: rel err {err:.3e}\n  executor {got:?}\n  candle   {want:?}"));
         }
     }
