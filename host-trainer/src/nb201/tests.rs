@@ -182,3 +182,21 @@ fn hwc_input_becomes_nchw() {
     assert_eq!(v[(2 * side + 1) * side + 3], ((side + 3) * 3 + 2) as f64);
     assert!(matches!(hwc_to_nchw(&hwc[1..], side, DType::F32, &Device::Cpu), Err(Nb201Error::InputLength { .. })));
 }
+
+#[test]
+fn batch_mode_normalises_with_biased_batch_statistics() {
+    let m = Nb201::new(TINY, Arch::uniform(Op::SkipConnect), DType::F64, &Device::Cpu).unwrap();
+    m.init_kaiming(0).unwrap(); // gamma = 1, beta = 0
+    let x = (feature_map(4) * 3.0).unwrap().affine(1.0, 0.5).unwrap();
+    let y = m.cells[0][0].convs[0][0].bn.forward(&x, BnMode::Batch).unwrap();
+    let mean: Vec<f64> = y.mean((0, 2, 3)).unwrap().to_vec1().unwrap();
+    let var: Vec<f64> = y.sqr().unwrap().mean((0, 2, 3)).unwrap().to_vec1().unwrap();
+    for (m, v) in mean.iter().zip(&var) {
+        assert!(m.abs() < 1e-12, "mean {m}");
+        // Biased variance of x over (B, H, W) is ~3, so 1 - eps/3 within rounding.
+        assert!((v - 1.0).abs() < 1e-5, "var {v}");
+    }
+    // Eval mode with the default statistics (mean 0, var 1) is x / sqrt(1 + eps).
+    let e = m.cells[0][0].convs[0][0].bn.forward(&x, BnMode::Eval).unwrap();
+    assert!(max_abs_diff(&e, &(&x / (1.0 + BN_EPS).sqrt()).unwrap()) < 1e-12);
+}
