@@ -66,17 +66,46 @@ impl HostProbe {
         Ok(&self.logits)
     }
 
-    /// Time `arch`: `warmup` untimed forwards, then `repeats` timed ones.
+    /// Time `arch`: `warmup` untimed forwards, then `repeats` timed samples.
+    ///
+    /// A sample is never shorter than [`MIN_SAMPLE_NS`]: fast cells run several times per
+    /// sample (the count is calibrated during warm-up) and the per-run time is reported,
+    /// so scheduler noise on a shared machine does not dominate sub-millisecond cells.
     pub fn measure(&mut self, arch: Arch, warmup: usize, repeats: usize) -> Result<Measurement, Error> {
+        self.measure_with(&mut StdTimer::default(), arch, warmup, repeats)
+    }
+
+    /// [`HostProbe::measure`] with another clock (e.g. the thread's CPU time).
+    pub fn measure_with<T: Timer>(
+        &mut self,
+        timer: &mut T,
+        arch: Arch,
+        warmup: usize,
+        repeats: usize,
+    ) -> Result<Measurement, Error> {
         let plan = Plan::new(self.cfg, arch)?;
         if self.arena.len() < plan.arena_len() {
             self.arena.resize(plan.arena_len(), 0.0);
         }
         let mut ex = Executor::new(&plan, &mut self.arena)?;
         let params = DenseParams::new(&self.layout, &self.params)?;
-        let mut samples = vec![0u64; repeats];
         let (input, logits) = (&self.input, &mut self.logits);
-        measure(&mut StdTimer::default(), warmup, &mut samples, || ex.run(&params, input, logits))
+        // Warm up, and calibrate how many runs make one sample of at least MIN_SAMPLE_NS.
+        let t0 = timer.ticks();
+        for _ in 0..warmup.max(1) {
+            ex.run(&params, input, logits)?;
+        }
+        let per_run = timer.ticks().wrapping_sub(t0) / warmup.max(1) as u64;
+        let min_ticks = (MIN_SAMPLE_NS as u128 * timer.ticks_per_second() as u128 / 1_000_000_000) as u64;
+        let runs = (min_ticks / per_run.max(1)).clamp(1, 1000);
+        let mut samples = vec![0u64; repeats];
+        let m = measure(timer, 0, &mut samples, || {
+            for _ in 0..runs {
+                ex.run(&params, input, logits)?;
+            }
+            Ok::<(), Error>(())
+        })?;
+        Ok(m.per_run(runs))
     }
 }
 

@@ -3,8 +3,8 @@
 //! Every probe is a real measurement. The host CPU is the first device: it times the
 //! edge-runtime executor natively (warm-up, repeats, median), exactly as a board does.
 
-use edge_runtime::host::HostProbe;
-use edge_runtime::{Measurement, NetConfig};
+use edge_runtime::host::{HostProbe, StdTimer};
+use edge_runtime::{Measurement, NetConfig, Timer};
 use simnas_shared::Arch;
 use std::fmt;
 use std::str::FromStr;
@@ -69,17 +69,61 @@ pub trait Device {
     fn probe(&mut self, arch: Arch) -> Result<Probe, DeviceError>;
 }
 
+/// Which clock times host probes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default, clap::ValueEnum, serde::Serialize)]
+pub enum Clock {
+    /// CPU time of the measuring thread: excludes the time the OS gives to other processes,
+    /// so a busy shared machine disturbs it far less. Equals wall time on an idle machine
+    /// (the executor is single-threaded).
+    #[default]
+    ThreadCpu,
+    /// Wall-clock time.
+    Wall,
+}
+
+/// CPU time consumed by the calling thread, in nanoseconds.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct ThreadCpuTimer;
+
+impl Timer for ThreadCpuTimer {
+    #[cfg(unix)]
+    fn ticks(&mut self) -> u64 {
+        let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+        // SAFETY: clock_gettime only writes the timespec we own; CLOCK_THREAD_CPUTIME_ID is
+        // supported on every Linux and macOS.
+        let rc = unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) };
+        if rc != 0 {
+            return 0;
+        }
+        ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
+    }
+    #[cfg(not(unix))]
+    fn ticks(&mut self) -> u64 {
+        StdTimer::default().ticks()
+    }
+    fn ticks_per_second(&self) -> u64 {
+        1_000_000_000
+    }
+}
+
 /// This CPU.
 pub struct HostDevice {
     probe: HostProbe,
     warmup: usize,
     repeats: usize,
+    clock: Clock,
 }
 
 impl HostDevice {
     /// A host device timing networks of `cfg` with weights from `seed`.
-    pub fn new(cfg: NetConfig, seed: u64, warmup: usize, repeats: usize) -> Result<HostDevice, DeviceError> {
-        Ok(HostDevice { probe: HostProbe::new(cfg, seed)?, warmup, repeats })
+    pub fn new(
+        cfg: NetConfig,
+        seed: u64,
+        warmup: usize,
+        repeats: usize,
+        clock: Clock,
+    ) -> Result<HostDevice, DeviceError> {
+        Ok(HostDevice { probe: HostProbe::new(cfg, seed)?, warmup, repeats, clock })
     }
 }
 
@@ -88,6 +132,10 @@ impl Device for HostDevice {
         "host".into()
     }
     fn probe(&mut self, arch: Arch) -> Result<Probe, DeviceError> {
-        Ok(self.probe.measure(arch, self.warmup, self.repeats)?.into())
+        let m = match self.clock {
+            Clock::ThreadCpu => self.probe.measure_with(&mut ThreadCpuTimer, arch, self.warmup, self.repeats)?,
+            Clock::Wall => self.probe.measure_with(&mut StdTimer::default(), arch, self.warmup, self.repeats)?,
+        };
+        Ok(m.into())
     }
 }

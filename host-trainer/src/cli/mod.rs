@@ -10,7 +10,16 @@ macro_rules! outln {
     }};
 }
 
+mod bench;
 mod probe;
+
+/// The cells measured when no --arch is given: both extremes and two mixed cells.
+pub(crate) const SHOWCASE: [&str; 4] = [
+    "|skip_connect~0|+|skip_connect~0|skip_connect~1|+|skip_connect~0|skip_connect~1|skip_connect~2|",
+    "|nor_conv_3x3~0|+|nor_conv_3x3~0|avg_pool_3x3~1|+|skip_connect~0|nor_conv_3x3~1|skip_connect~2|",
+    "|nor_conv_1x1~0|+|nor_conv_3x3~0|none~1|+|skip_connect~0|none~1|nor_conv_3x3~2|",
+    "|nor_conv_3x3~0|+|nor_conv_3x3~0|nor_conv_3x3~1|+|nor_conv_3x3~0|nor_conv_3x3~1|nor_conv_3x3~2|",
+];
 
 use anyhow::Result;
 use clap::{Args, Parser, Subcommand, ValueEnum};
@@ -35,6 +44,9 @@ pub struct Cli {
 pub enum Command {
     /// Measure the latency of cells on a device (every number is a real measurement).
     Probe(probe::ProbeArgs),
+    /// Benchmark the edge-runtime executor against candle on the identical network, and
+    /// the repeat-to-repeat spread of host probes.
+    Bench(bench::BenchArgs),
 }
 
 /// Network presets: the NB201 macro network as trained on each dataset.
@@ -91,5 +103,6 @@ pub fn run() -> Result<ExitCode> {
     let cli = Cli::parse();
     match cli.command {
         Command::Probe(args) => probe::run(&cli.data, args),
+        Command::Bench(args) => bench::run(args),
     }
 }

@@ -3,18 +3,10 @@
 use super::NetArgs;
 use anyhow::{Context, Result};
 use clap::Args;
-use host_trainer::device::{Device, DeviceSpec, HostDevice};
+use host_trainer::device::{Clock, Device, DeviceSpec, HostDevice};
 use simnas_shared::{Arch, Op};
 use std::path::PathBuf;
 use std::process::ExitCode;
-
-/// The cells measured when no --arch is given: both extremes and two mixed cells.
-const SHOWCASE: [&str; 4] = [
-    "|skip_connect~0|+|skip_connect~0|skip_connect~1|+|skip_connect~0|skip_connect~1|skip_connect~2|",
-    "|nor_conv_3x3~0|+|nor_conv_3x3~0|avg_pool_3x3~1|+|skip_connect~0|nor_conv_3x3~1|skip_connect~2|",
-    "|nor_conv_1x1~0|+|nor_conv_3x3~0|none~1|+|skip_connect~0|none~1|nor_conv_3x3~2|",
-    "|nor_conv_3x3~0|+|nor_conv_3x3~0|nor_conv_3x3~1|+|nor_conv_3x3~0|nor_conv_3x3~1|nor_conv_3x3~2|",
-];
 
 #[derive(Args, Debug)]
 pub struct ProbeArgs {
@@ -33,6 +25,9 @@ pub struct ProbeArgs {
     /// Timed runs; the median is reported.
     #[arg(long, default_value_t = 31, value_parser = clap::value_parser!(u32).range(1..=100_000))]
     repeats: u32,
+    /// Clock for host probes.
+    #[arg(long, value_enum, default_value_t = Clock::ThreadCpu)]
+    clock: Clock,
     /// Seed of the network's weights and input.
     #[arg(long, default_value_t = 0)]
     seed: u64,
@@ -43,13 +38,13 @@ pub struct ProbeArgs {
 
 pub fn run(_data: &Option<PathBuf>, args: ProbeArgs) -> Result<ExitCode> {
     let archs: Vec<Arch> = if args.archs.is_empty() {
-        SHOWCASE.iter().map(|s| Arch::parse(s)).collect::<Result<_, _>>()?
+        super::SHOWCASE.iter().map(|s| Arch::parse(s)).collect::<Result<_, _>>()?
     } else {
         args.archs.iter().map(|s| Arch::parse(s).with_context(|| format!("--arch {s:?}"))).collect::<Result<_>>()?
     };
     let cfg = args.net.config()?;
     let mut dev = match args.device {
-        DeviceSpec::Host => HostDevice::new(cfg, args.seed, args.warmup, args.repeats as usize)?,
+        DeviceSpec::Host => HostDevice::new(cfg, args.seed, args.warmup, args.repeats as usize, args.clock)?,
     };
     if !args.json {
         let arena = edge_runtime::Plan::new(cfg, Arch::uniform(Op::NorConv3x3))?.arena_bytes();
