@@ -5,8 +5,10 @@
 //! * [`data`]: benchmark files from a user-named data directory.
 //! * [`device`]: things that measure latency (this CPU first).
 //! * [`bench`]: side-by-side benchmarks.
+//! * [`latency`]: measured latency tables (CSV) and the benchmark device registry.
 
 pub mod bench;
 pub mod data;
 pub mod device;
+pub mod latency;
 pub mod nb201;
