@@ -12,6 +12,8 @@
 //! `[kh][kw][cin][cout]`.
 #![cfg_attr(not(any(test, feature = "std")), no_std)]
 #![warn(missing_docs)]
+// Index loops mirror the tensor math (node j, channel co) more plainly than iterator chains.
+#![allow(clippy::needless_range_loop)]
 
 mod error;
 mod exec;
