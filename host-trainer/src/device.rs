@@ -14,6 +14,10 @@ use std::str::FromStr;
 pub enum DeviceSpec {
     /// This CPU, running the edge-runtime executor.
     Host,
+    /// The firmware booted in QEMU (mps2-an386).
+    Qemu,
+    /// A board running the firmware on this serial port.
+    Serial(String),
 }
 
 impl FromStr for DeviceSpec {
@@ -21,7 +25,13 @@ impl FromStr for DeviceSpec {
     fn from_str(s: &str) -> Result<Self, String> {
         match s {
             "host" => Ok(DeviceSpec::Host),
-            other => Err(format!("unknown device {other:?}; supported: host (this CPU)")),
+            "qemu" => Ok(DeviceSpec::Qemu),
+            other => match other.strip_prefix("serial:") {
+                Some(port) if !port.is_empty() => Ok(DeviceSpec::Serial(port.into())),
+                _ => Err(format!(
+                    "unknown device {other:?}; supported: host (this CPU), qemu (the firmware in QEMU), serial:PORT (a board)"
+                )),
+            },
         }
     }
 }
@@ -30,6 +40,8 @@ impl fmt::Display for DeviceSpec {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             DeviceSpec::Host => f.write_str("host"),
+            DeviceSpec::Qemu => f.write_str("qemu"),
+            DeviceSpec::Serial(port) => write!(f, "serial:{port}"),
         }
     }
 }
@@ -59,6 +71,9 @@ pub enum DeviceError {
     /// The executor refused the network or the measurement.
     #[error("executor: {0}")]
     Runtime(#[from] edge_runtime::Error),
+    /// A board (serial or QEMU) failed to measure.
+    #[error(transparent)]
+    Board(#[from] crate::board::BoardError),
 }
 
 /// Something that measures cells.

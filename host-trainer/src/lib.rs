@@ -4,10 +4,12 @@
 //!   network the training-free scores are computed on).
 //! * [`data`]: benchmark files from a user-named data directory.
 //! * [`device`]: things that measure latency (this CPU first).
+//! * [`board`]: boards over a serial line (and the firmware in QEMU) as devices.
 //! * [`bench`]: side-by-side benchmarks.
 //! * [`latency`]: measured latency tables (CSV) and the benchmark device registry.
 
 pub mod bench;
+pub mod board;
 pub mod data;
 pub mod device;
 pub mod latency;

@@ -11,6 +11,7 @@ macro_rules! outln {
 }
 
 mod bench;
+mod monitor;
 mod probe;
 
 /// The cells measured when no --arch is given: both extremes and two mixed cells.
@@ -47,6 +48,8 @@ pub enum Command {
     /// Benchmark the edge-runtime executor against candle on the identical network, and
     /// the repeat-to-repeat spread of host probes.
     Bench(bench::BenchArgs),
+    /// Print a board's records live (hello, probes, bench, final) and append them to a JSONL log.
+    Monitor(monitor::MonitorArgs),
 }
 
 /// Network presets: the NB201 macro network as trained on each dataset.
@@ -104,5 +107,6 @@ pub fn run() -> Result<ExitCode> {
     match cli.command {
         Command::Probe(args) => probe::run(&cli.data, args),
         Command::Bench(args) => bench::run(args),
+        Command::Monitor(args) => monitor::run(args),
     }
 }

@@ -3,14 +3,18 @@
 use super::NetArgs;
 use anyhow::{Context, Result};
 use clap::Args;
+use host_trainer::board::{qemu, BoardDevice, ProbePolicy, DEFAULT_BAUD};
 use host_trainer::device::{Clock, Device, DeviceSpec, HostDevice};
 use simnas_shared::{Arch, Op};
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::time::Duration;
 
 #[derive(Args, Debug)]
 pub struct ProbeArgs {
-    /// Device to measure on: `host` (this CPU, timing the edge-runtime executor).
+    /// Device to measure on: `host` (this CPU, timing the edge-runtime executor), `qemu`
+    /// (the firmware booted in QEMU) or `serial:PORT` (a board running the firmware). Boards
+    /// measure their own network (see their Hello); the network flags apply to `host`.
     #[arg(long, default_value = "host")]
     device: DeviceSpec,
     /// Cell in NATS-Bench form, e.g. '|nor_conv_3x3~0|+|none~0|skip_connect~1|+|...~2|'.
@@ -34,6 +38,10 @@ pub struct ProbeArgs {
     /// Print one JSON object per cell instead of a table.
     #[arg(long)]
     json: bool,
+    /// Firmware ELF for `--device qemu` [default: target/thumbv7em-none-eabihf/release/firmware-bench,
+    /// built by `cargo fw-build`].
+    #[arg(long, value_name = "PATH")]
+    firmware: Option<PathBuf>,
 }
 
 pub fn run(_data: &Option<PathBuf>, args: ProbeArgs) -> Result<ExitCode> {
@@ -43,10 +51,23 @@ pub fn run(_data: &Option<PathBuf>, args: ProbeArgs) -> Result<ExitCode> {
         args.archs.iter().map(|s| Arch::parse(s).with_context(|| format!("--arch {s:?}"))).collect::<Result<_>>()?
     };
     let cfg = args.net.config()?;
-    let mut dev = match args.device {
-        DeviceSpec::Host => HostDevice::new(cfg, args.seed, args.warmup, args.repeats as usize, args.clock)?,
+    let policy = ProbePolicy {
+        warmup: args.warmup.try_into().unwrap_or(u16::MAX),
+        repeats: args.repeats.try_into().unwrap_or(u16::MAX),
+        per_run: Duration::from_secs(60),
+        retries: 2,
     };
-    if !args.json {
+    let mut dev: Box<dyn Device> = match &args.device {
+        DeviceSpec::Host => Box::new(HostDevice::new(cfg, args.seed, args.warmup, args.repeats as usize, args.clock)?),
+        DeviceSpec::Qemu => {
+            Box::new(BoardDevice::qemu(&args.firmware.clone().unwrap_or_else(qemu::default_firmware), policy)?)
+        }
+        DeviceSpec::Serial(port) => Box::new(BoardDevice::serial(port, DEFAULT_BAUD, policy)?),
+    };
+    if !args.json && args.device != DeviceSpec::Host {
+        outln!("device {} | warmup {} repeats {}", dev.name(), args.warmup, args.repeats);
+        outln!("{:>10} {:>10} {:>8}  cell", "median ms", "min ms", "spread");
+    } else if !args.json {
         let arena = edge_runtime::Plan::new(cfg, Arch::uniform(Op::NorConv3x3))?.arena_bytes();
         outln!(
             "device {} | C={} N={} {}x{} {} classes | arena {} bytes | warmup {} repeats {}",

@@ -1,0 +1,225 @@
+//! `simnas monitor`: print a board's records as they arrive and append each to a JSONL log,
+//! flushed per record (a crash or an unplugged cable loses nothing already received).
+
+use anyhow::{Context, Result};
+use clap::Args;
+use host_trainer::board::{describe, qemu, BoardLink, Event, DEFAULT_BAUD};
+use serde_json::{json, Map, Value};
+use simnas_shared::protocol::{BenchItem, BoardMsg, HostMsg, Timing};
+use simnas_shared::{Arch, Op};
+use std::fs::{File, OpenOptions};
+use std::io::Write;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::{Duration, Instant};
+
+#[derive(Args, Debug)]
+pub struct MonitorArgs {
+    /// Serial port of the board (e.g. /dev/ttyACM0, or the pty `cargo fw-run` printed).
+    #[arg(long, value_name = "PORT", required_unless_present = "qemu", conflicts_with = "qemu")]
+    port: Option<String>,
+    /// Boot the firmware in QEMU and monitor it, instead of opening a port.
+    #[arg(long)]
+    qemu: bool,
+    /// Firmware ELF for --qemu [default: target/thumbv7em-none-eabihf/release/firmware-bench].
+    #[arg(long, value_name = "PATH")]
+    firmware: Option<PathBuf>,
+    /// Baud rate of the port.
+    #[arg(long, default_value_t = DEFAULT_BAUD)]
+    baud: u32,
+    /// Append every record to this JSONL file, one object per line, flushed per record.
+    #[arg(long, value_name = "FILE")]
+    log: Option<PathBuf>,
+    /// Ask the board to run its benchmark (every op and a few cells), and stop after it.
+    #[arg(long)]
+    bench: bool,
+    /// Untimed runs per benchmark item.
+    #[arg(long, default_value_t = 1)]
+    bench_warmup: u16,
+    /// Timed runs per benchmark item (the board holds at most 64).
+    #[arg(long, default_value_t = 5)]
+    bench_repeats: u16,
+    /// Stop after this many seconds without a frame (default: never; Ctrl-C ends).
+    #[arg(long, value_name = "SECONDS")]
+    idle: Option<f64>,
+    /// Stop after this many records.
+    #[arg(long)]
+    count: Option<u64>,
+}
+
+pub fn run(args: MonitorArgs) -> Result<ExitCode> {
+    let (mut link, _qemu, source) = match &args.port {
+        Some(port) => (BoardLink::open(port, args.baud)?, None, port.clone()),
+        None => {
+            let fw = args.firmware.clone().unwrap_or_else(qemu::default_firmware);
+            let (q, port) = qemu::Qemu::launch(&fw)?;
+            (BoardLink::new(port), Some(q), format!("qemu {}", fw.display()))
+        }
+    };
+    let mut log = match &args.log {
+        Some(p) => Some(
+            OpenOptions::new().create(true).append(true).open(p).with_context(|| format!("opening {}", p.display()))?,
+        ),
+        None => None,
+    };
+    eprintln!(
+        "monitoring {source}{}",
+        args.log.as_ref().map(|p| format!(", logging to {}", p.display())).unwrap_or_default()
+    );
+    let bench_id = 1;
+    if args.bench {
+        link.send(&HostMsg::Bench { id: bench_id, warmup: args.bench_warmup, repeats: args.bench_repeats })?;
+    }
+    let start = Instant::now();
+    let mut last_frame = start;
+    let mut asked = false;
+    let mut records = 0u64;
+    loop {
+        let event = link.next_event(Instant::now() + Duration::from_millis(200))?;
+        let now = Instant::now();
+        let Some(event) = event else {
+            // A board that booted before we opened the port: ask for its Hello once.
+            if !asked && link.hello().is_none() && now - start > Duration::from_millis(500) {
+                link.send(&HostMsg::Identify)?;
+                asked = true;
+            }
+            if args.idle.is_some_and(|s| (now - last_frame).as_secs_f64() > s) {
+                eprintln!("no frame for {:.1} s: stopping", (now - last_frame).as_secs_f64());
+                break;
+            }
+            continue;
+        };
+        last_frame = now;
+        let t_s = (now - start).as_secs_f64();
+        let (line, record) = render(&event, t_s);
+        match &event {
+            Event::Corrupt(_) => eprintln!("{line}"),
+            Event::Msg { .. } => outln!("{line}"),
+        }
+        if let Some(f) = log.as_mut() {
+            append(f, &record).context("writing the log")?;
+        }
+        records += 1;
+        let done = match &event {
+            Event::Msg { msg: BoardMsg::Final(_), .. } => true,
+            Event::Msg { msg: BoardMsg::BenchRecord(r), .. } => {
+                args.bench && r.id == bench_id && r.index + 1 >= r.total
+            }
+            Event::Msg { msg: BoardMsg::Error(e), .. } => args.bench && e.request == Some(bench_id),
+            _ => false,
+        };
+        if done || args.count.is_some_and(|n| records >= n) {
+            break;
+        }
+    }
+    let s = link.stats();
+    eprintln!("{} frames, {} corrupt, {} missing, {} board resets", s.frames, s.corrupt, s.missing, s.resets);
+    Ok(ExitCode::SUCCESS)
+}
+
+fn append(f: &mut File, record: &Value) -> std::io::Result<()> {
+    let mut line = serde_json::to_vec(record)?;
+    line.push(b'\n');
+    f.write_all(&line)?;
+    f.flush()
+}
+
+/// The printed line and the JSON record of one event.
+fn render(event: &Event, t_s: f64) -> (String, Value) {
+    let (seq, msg) = match event {
+        Event::Corrupt(e) => {
+            return (
+                format!("corrupt frame dropped: {e}"),
+                json!({"t_s": t_s, "kind": "frame_error", "error": e.to_string()}),
+            )
+        }
+        Event::Msg { seq, msg } => (*seq, msg),
+    };
+    let mut rec = Map::new();
+    rec.insert("t_s".into(), json!(t_s));
+    rec.insert("seq".into(), json!(seq));
+    let line = match msg {
+        BoardMsg::Hello(h) => {
+            rec.insert("kind".into(), json!("hello"));
+            if let Ok(Value::Object(m)) = serde_json::to_value(h) {
+                rec.extend(m);
+            }
+            format!(
+                "hello  {} firmware {} protocol v{} {:?} | arena {} B, bank {} B, seed {:#x}",
+                describe(h),
+                h.firmware,
+                h.protocol,
+                h.mode,
+                h.arena_bytes,
+                h.bank_bytes,
+                h.seed
+            )
+        }
+        BoardMsg::Pong { nonce } => {
+            rec.insert("kind".into(), json!("pong"));
+            rec.insert("nonce".into(), json!(nonce));
+            format!("pong   {nonce}")
+        }
+        BoardMsg::ProbeResult(r) => {
+            rec.insert("kind".into(), json!("probe"));
+            rec.insert("id".into(), json!(r.id));
+            let arch = Arch::from_code(r.arch);
+            rec.insert("arch".into(), json!(arch.to_string()));
+            rec.insert("arch_code".into(), json!(r.arch.get()));
+            add_timing(&mut rec, &r.timing);
+            format!("probe  #{:<4} {}  {arch}", r.id, timing_text(&r.timing))
+        }
+        BoardMsg::BenchRecord(r) => {
+            rec.insert("kind".into(), json!("bench"));
+            rec.insert("id".into(), json!(r.id));
+            rec.insert("index".into(), json!(r.index));
+            rec.insert("total".into(), json!(r.total));
+            let item = match r.item {
+                BenchItem::Baseline => "baseline".to_string(),
+                BenchItem::SingleEdge(op) => {
+                    format!("single_edge:{}", Op::from_index(op).map(|o| o.name()).unwrap_or("?"))
+                }
+                BenchItem::Cell => "cell".to_string(),
+            };
+            rec.insert("item".into(), json!(item));
+            let arch = Arch::from_code(r.arch);
+            rec.insert("arch".into(), json!(arch.to_string()));
+            add_timing(&mut rec, &r.timing);
+            format!("bench  {:>2}/{} {:<26} {}  {arch}", r.index + 1, r.total, item, timing_text(&r.timing))
+        }
+        BoardMsg::Final(f) => {
+            rec.insert("kind".into(), json!("final"));
+            rec.insert("steps".into(), json!(f.steps));
+            rec.insert("probes".into(), json!(f.probes));
+            let arch = Arch::from_code(f.arch);
+            rec.insert("arch".into(), json!(arch.to_string()));
+            rec.insert("controller_ticks".into(), json!(f.controller_ticks));
+            add_timing(&mut rec, &f.timing);
+            format!("final  {} steps, {} probes: {}  {arch}", f.steps, f.probes, timing_text(&f.timing))
+        }
+        BoardMsg::Error(e) => {
+            rec.insert("kind".into(), json!("error"));
+            rec.insert("code".into(), json!(format!("{:?}", e.code)));
+            rec.insert("request".into(), json!(e.request));
+            rec.insert("detail".into(), json!(e.detail));
+            format!("error  {:?} (request {:?}, detail {})", e.code, e.request, e.detail)
+        }
+    };
+    (line, Value::Object(rec))
+}
+
+fn add_timing(rec: &mut Map<String, Value>, t: &Timing) {
+    rec.insert("latency_ms".into(), json!(t.median_ms()));
+    rec.insert("min_ms".into(), json!(t.ms(t.min_ticks)));
+    rec.insert("max_ms".into(), json!(t.ms(t.max_ticks)));
+    rec.insert("spread".into(), json!(t.spread()));
+    rec.insert("repeats".into(), json!(t.repeats));
+    rec.insert("median_ticks".into(), json!(t.median_ticks));
+    rec.insert("min_ticks".into(), json!(t.min_ticks));
+    rec.insert("max_ticks".into(), json!(t.max_ticks));
+    rec.insert("ticks_per_second".into(), json!(t.ticks_per_second));
+}
+
+fn timing_text(t: &Timing) -> String {
+    format!("{:>10.3} ms (min {:.3}, {} repeats)", t.median_ms(), t.ms(t.min_ticks), t.repeats)
+}
