@@ -6,6 +6,7 @@
 //! * [`device`]: things that measure latency (this CPU first).
 //! * [`board`]: boards over a serial line (and the firmware in QEMU) as devices.
 //! * [`bench`]: side-by-side benchmarks.
+//! * [`synth`]: synthetic devices: LUTs fitted to real devices, their distribution, coverage.
 //! * [`latency`]: measured latency tables (CSV) and the benchmark device registry.
 
 pub mod bench;
@@ -14,3 +15,4 @@ pub mod data;
 pub mod device;
 pub mod latency;
 pub mod nb201;
+pub mod synth;

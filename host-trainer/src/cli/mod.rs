@@ -11,6 +11,7 @@ macro_rules! outln {
 }
 
 mod bench;
+mod devices;
 mod monitor;
 mod probe;
 
@@ -48,6 +49,8 @@ pub enum Command {
     /// Benchmark the edge-runtime executor against candle on the identical network, and
     /// the repeat-to-repeat spread of host probes.
     Bench(bench::BenchArgs),
+    /// Fit the synthetic-device distribution to real devices and report its coverage.
+    Devices(devices::DevicesArgs),
     /// Print a board's records live (hello, probes, bench, final) and append them to a JSONL log.
     Monitor(monitor::MonitorArgs),
 }
@@ -107,6 +110,7 @@ pub fn run() -> Result<ExitCode> {
     match cli.command {
         Command::Probe(args) => probe::run(&cli.data, args),
         Command::Bench(args) => bench::run(args),
+        Command::Devices(args) => devices::run(&cli.data, args),
         Command::Monitor(args) => monitor::run(args),
     }
 }

@@ -1,0 +1,121 @@
+//! `simnas devices fit|report`: fit the synthetic-device distribution to the benchmark's
+//! real devices, and report how well it covers them.
+
+use anyhow::{Context, Result};
+use clap::{Args, Subcommand};
+use host_trainer::data::{data_dir, NatsMap};
+use host_trainer::synth::{coverage, load_devices, DeviceDistribution, SynthPreset};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+#[derive(Args, Debug)]
+pub struct DevicesArgs {
+    #[command(subcommand)]
+    action: Action,
+}
+
+#[derive(Subcommand, Debug)]
+enum Action {
+    /// Fit per-device LUTs and the Gaussians over the training devices; write the
+    /// distribution file (JSON).
+    Fit {
+        /// Output file.
+        #[arg(long, default_value = "artifacts/devices/distribution.json")]
+        out: PathBuf,
+    },
+    /// Coverage report: rank correlation of every real device with its own LUT and with the
+    /// closest synthetic device of each preset (markdown, CSV and an SVG plot).
+    Report {
+        /// Distribution file written by `devices fit`.
+        #[arg(long, default_value = "artifacts/devices/distribution.json")]
+        dist: PathBuf,
+        /// Output directory.
+        #[arg(long, default_value = "artifacts/devices")]
+        out: PathBuf,
+        /// Synthetic devices drawn per preset.
+        #[arg(long, default_value_t = 300)]
+        samples: usize,
+        /// Seed of the draws.
+        #[arg(long, default_value_t = 0)]
+        seed: u64,
+    },
+}
+
+/// The command line as run, for the record (`simnas` plus the arguments).
+pub(crate) fn command_line() -> String {
+    std::iter::once("simnas".to_string()).chain(std::env::args().skip(1)).collect::<Vec<_>>().join(" ")
+}
+
+pub fn run(data: &Option<PathBuf>, args: DevicesArgs) -> Result<ExitCode> {
+    let dir = data_dir(data.as_deref())?;
+    let map = NatsMap::load(&dir)?;
+    let tables = load_devices(&dir, &map)?;
+    for (d, t) in &tables {
+        if t.skipped() > 0 {
+            eprintln!("warning: {}: {} non-positive latencies skipped (unmeasurable cells)", d.name, t.skipped());
+        }
+    }
+    match args.action {
+        Action::Fit { out } => {
+            let dist = DeviceDistribution::fit(&tables, command_line());
+            write(&out, &serde_json::to_string_pretty(&dist)?)?;
+            outln!("{:<24} {:>6} {:>7} {:>8} {:>8} {:>8} {:>9}", "device", "split", "cells", "op R2", "op rho", "edge R2", "edge rho");
+            for r in &dist.devices {
+                outln!(
+                    "{:<24} {:>6} {:>7} {:>8.3} {:>8.3} {:>8.3} {:>9.3}",
+                    r.name,
+                    format!("{:?}", r.split).to_lowercase().chars().take(5).collect::<String>(),
+                    r.cells,
+                    r.per_op.r2,
+                    r.per_op.spearman,
+                    r.per_edge_op.r2,
+                    r.per_edge_op.spearman
+                );
+            }
+            outln!("noise sigma (median log-residual std, train): {:.4}", dist.noise_sigma);
+            outln!("wrote {}", out.display());
+        }
+        Action::Report { dist, out, samples, seed } => {
+            let d = DeviceDistribution::load(&dist)?;
+            let presets = [
+                SynthPreset::Paper,
+                SynthPreset::PaperMs,
+                SynthPreset::Edge,
+                SynthPreset::EdgeNoise,
+                SynthPreset::Around,
+            ];
+            let rows = coverage::coverage(&d, &tables, &presets, samples, seed);
+            std::fs::create_dir_all(&out).with_context(|| format!("creating {}", out.display()))?;
+            let md = coverage::markdown(&rows, samples, &command_line());
+            write(&out.join("coverage.md"), &md)?;
+            let mut csv = String::from("device,family,split,cells,own_op_r2,own_op_rho,own_edge_r2,own_edge_rho");
+            for p in &presets {
+                let n = serde_json::to_value(p)?.as_str().unwrap_or("?").to_string();
+                csv += &format!(",{n}_closest,{n}_median");
+            }
+            csv.push('\n');
+            for r in &rows {
+                csv += &format!(
+                    "{},{},{:?},{},{},{},{},{}",
+                    r.name, r.family, r.split, r.cells, r.own_op.0, r.own_op.1, r.own_edge.0, r.own_edge.1
+                );
+                for p in &r.presets {
+                    csv += &format!(",{},{}", p.1, p.2);
+                }
+                csv.push('\n');
+            }
+            write(&out.join("coverage.csv"), &csv)?;
+            coverage::plot(&rows, &out.join("coverage.svg")).map_err(|e| anyhow::anyhow!("plot: {e}"))?;
+            outln!("{md}");
+            outln!("wrote {}/coverage.{{md,csv,svg}}", out.display());
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn write(path: &Path, text: &str) -> Result<()> {
+    if let Some(p) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+        std::fs::create_dir_all(p).with_context(|| format!("creating {}", p.display()))?;
+    }
+    std::fs::write(path, text).with_context(|| format!("writing {}", path.display()))
+}
