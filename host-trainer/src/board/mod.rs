@@ -407,3 +407,6 @@ impl Device for BoardDevice {
         Ok(Probe { latency_ms: t.median_ms(), min_ms: t.ms(t.min_ticks), spread: t.spread(), repeats: t.repeats })
     }
 }
+
+#[cfg(test)]
+mod tests;
