@@ -8,6 +8,7 @@
 //! * [`bench`]: side-by-side benchmarks.
 //! * [`synth`]: synthetic devices: LUTs fitted to real devices, their distribution, coverage.
 //! * [`latency`]: measured latency tables (CSV) and the benchmark device registry.
+//! * [`score`]: training-free scores (FreeREA), the whole-space score table and its report.
 
 pub mod bench;
 pub mod board;
@@ -15,4 +16,5 @@ pub mod data;
 pub mod device;
 pub mod latency;
 pub mod nb201;
+pub mod score;
 pub mod synth;

@@ -40,6 +40,8 @@ use simnas_shared::{Arch, Edge, Op, NUM_EDGES};
 mod export;
 mod init;
 
+pub use init::Fan;
+
 /// Batch-norm epsilon (PyTorch's default, as in NAS-Bench-201).
 pub const BN_EPS: f64 = 1e-5;
 
@@ -129,12 +131,12 @@ pub type ReluObserver<'a> = dyn FnMut(ReluSite, &Tensor) -> Result<()> + 'a;
 /// What a parameter is, for initialisation.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Kind {
-    ConvWeight { fan_in: usize },
+    ConvWeight { fan_in: usize, fan_out: usize },
     BnGamma,
     BnBeta,
     BnMean,
     BnVar,
-    LinearWeight { fan_in: usize },
+    LinearWeight { fan_in: usize, fan_out: usize },
     LinearBias { fan_in: usize },
 }
 
@@ -192,7 +194,7 @@ impl Builder<'_> {
     }
 
     fn conv(&mut self, name: &str, cin: usize, cout: usize, k: usize, stride: usize) -> Result<Conv> {
-        let kind = Kind::ConvWeight { fan_in: cin * k * k };
+        let kind = Kind::ConvWeight { fan_in: cin * k * k, fan_out: cout * k * k };
         let w = self.var(format!("{name}.weight"), &[cout, cin, k, k], kind)?;
         Ok(Conv { w, stride, pad: (k - 1) / 2 })
     }
@@ -286,7 +288,11 @@ impl Nb201 {
         }
         let f = cfg.final_channels();
         let head_bn = b.bn("lastact.bn", f)?;
-        let fc_w = b.var("classifier.weight".into(), &[cfg.classes, f], Kind::LinearWeight { fan_in: f })?;
+        let fc_w = b.var(
+            "classifier.weight".into(),
+            &[cfg.classes, f],
+            Kind::LinearWeight { fan_in: f, fan_out: cfg.classes },
+        )?;
         let fc_b = b.var("classifier.bias".into(), &[cfg.classes], Kind::LinearBias { fan_in: f })?;
         let params = b.params;
         let pool_scale =

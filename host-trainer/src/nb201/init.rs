@@ -27,11 +27,11 @@ impl Nb201 {
         self.fill(seed, |kind, rng| {
             let u = rng.next_signed() as f64; // an f32 in [-1, 1)
             let v = match kind {
-                Kind::ConvWeight { fan_in } => u * (3.0 / fan_in as f64).sqrt(),
+                Kind::ConvWeight { fan_in, .. } => u * (3.0 / fan_in as f64).sqrt(),
                 Kind::BnGamma => 1.0 + 0.5 * u,
                 Kind::BnBeta | Kind::BnMean => 0.5 * u,
                 Kind::BnVar => 1.25 + 0.75 * u,
-                Kind::LinearWeight { fan_in } | Kind::LinearBias { fan_in } => u / (fan_in as f64).sqrt(),
+                Kind::LinearWeight { fan_in, .. } | Kind::LinearBias { fan_in } => u / (fan_in as f64).sqrt(),
             };
             v as f32 as f64
         })
@@ -40,12 +40,36 @@ impl Nb201 {
     /// Seeded Kaiming-normal initialisation (fan-in, ReLU gain): conv and linear weights
     /// `N(0, 2 / fan_in)`, linear bias 0, batch norms `gamma = 1, beta = 0, mean = 0, var = 1`.
     pub fn init_kaiming(&self, seed: u64) -> Result<()> {
+        self.init_kaiming_with(seed, Fan::In)
+    }
+
+    /// Seeded Kaiming-normal initialisation scaled by `fan`: conv and linear weights
+    /// `N(0, 2 / fan)` (`fan_in = cin * k * k`, `fan_out = cout * k * k`; for the linear
+    /// head `features` and `classes`), linear bias 0, batch norms `gamma = 1, beta = 0,
+    /// mean = 0, var = 1`. The same seed draws the same standard normals whatever `fan`.
+    pub fn init_kaiming_with(&self, seed: u64, fan: Fan) -> Result<()> {
         self.fill(seed, |kind, rng| match kind {
-            Kind::ConvWeight { fan_in } | Kind::LinearWeight { fan_in } => normal(rng) * (2.0 / fan_in as f64).sqrt(),
+            Kind::ConvWeight { fan_in, fan_out } | Kind::LinearWeight { fan_in, fan_out } => {
+                let n = match fan {
+                    Fan::In => fan_in,
+                    Fan::Out => fan_out,
+                };
+                normal(rng) * (2.0 / n as f64).sqrt()
+            }
             Kind::BnGamma | Kind::BnVar => 1.0,
             Kind::BnBeta | Kind::BnMean | Kind::LinearBias { .. } => 0.0,
         })
     }
+}
+
+/// Which fan Kaiming initialisation normalises by (PyTorch's `mode`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Fan {
+    /// `fan_in` (PyTorch's default), preserves the forward variance.
+    #[default]
+    In,
+    /// `fan_out`, preserves the backward variance (what FreeREA's reference initialises with).
+    Out,
 }
 
 /// A standard normal from two uniforms (Box-Muller).
