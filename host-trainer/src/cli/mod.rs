@@ -14,6 +14,7 @@ mod bench;
 mod devices;
 mod monitor;
 mod probe;
+mod score;
 
 /// The cells measured when no --arch is given: both extremes and two mixed cells.
 pub(crate) const SHOWCASE: [&str; 4] = [
@@ -53,6 +54,8 @@ pub enum Command {
     Devices(devices::DevicesArgs),
     /// Print a board's records live (hello, probes, bench, final) and append them to a JSONL log.
     Monitor(monitor::MonitorArgs),
+    /// Training-free scores (FreeREA): one cell, the whole space (resumable), report, bench.
+    Score(score::ScoreArgs),
 }
 
 /// Network presets: the NB201 macro network as trained on each dataset.
@@ -112,5 +115,6 @@ pub fn run() -> Result<ExitCode> {
         Command::Bench(args) => bench::run(args),
         Command::Devices(args) => devices::run(&cli.data, args),
         Command::Monitor(args) => monitor::run(args),
+        Command::Score(args) => score::run(&cli.data, args),
     }
 }

@@ -38,13 +38,17 @@
 use crate::nb201::{Fan, Nb201Error};
 use edge_runtime::rng::SplitMix64;
 use edge_runtime::NetConfig;
+pub use table::{ScoreRow, ScoreTable, TableError};
 
 pub mod fast;
 pub mod linalg;
 pub mod logsynflow;
 pub mod naswot;
+pub mod quant;
+pub mod report;
 pub mod skip;
-
+pub mod stats;
+pub mod table;
 
 /// Kaiming mode of every scoring initialisation.
 pub const INIT_FAN: Fan = Fan::Out;

@@ -77,3 +77,6 @@ impl Scorer {
         self.synflow.score(arch, &mut ws.synflow)
     }
 }
+
+#[cfg(test)]
+mod tests;

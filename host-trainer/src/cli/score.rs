@@ -1,0 +1,428 @@
+//! `simnas score`: training-free scores of one cell (`--arch`), of the whole space
+//! (`--all`, resumable, both cores), their correlation report (`report`) and the per-metric
+//! cost (`bench`).
+
+use super::NetArgs;
+use anyhow::{bail, Context, Result};
+use clap::{Args, Subcommand};
+use edge_runtime::rng::SplitMix64;
+use host_trainer::data::{data_dir, NatsMap};
+use host_trainer::score::fast::Scorer;
+use host_trainer::score::report::{self, Accuracies};
+use host_trainer::score::table::{self, PartialRow, PartialTable, RunMeta};
+use host_trainer::score::{logsynflow, naswot, ScoreSettings, ScoreTable, DEFAULT_BATCH, DEFAULT_INITS, DEFAULT_SEED};
+use simnas_shared::{Arch, ArchCode, NatsIndex, NUM_ARCHS};
+use std::io::IsTerminal;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{mpsc, Arc};
+use std::time::Instant;
+
+/// Default location of the shipped table.
+const SHIPPED_TABLE: &str = "artifacts/scores/cifar10_scores.csv";
+
+#[derive(Args, Debug)]
+#[command(args_conflicts_with_subcommands = true)]
+pub struct ScoreArgs {
+    #[command(subcommand)]
+    cmd: Option<ScoreCmd>,
+    /// Score one cell (NATS-Bench string, e.g. '|nor_conv_3x3~0|+|...|'); prints JSON.
+    #[arg(long, value_name = "CELL", conflicts_with = "all")]
+    arch: Option<String>,
+    /// Score every cell of the space into --out (resumable: rerun the same command).
+    #[arg(long, requires = "out")]
+    all: bool,
+    /// The table --all writes (CSV); a sidecar <stem>.json and, for the whole space, the
+    /// quantised <stem>.tf16 are written beside it.
+    #[arg(long, value_name = "CSV")]
+    out: Option<PathBuf>,
+    /// With --all: score only a seeded random sample of this many cells (for tuning).
+    #[arg(long, requires = "all", value_parser = clap::value_parser!(u32).range(1..=15625))]
+    sample: Option<u32>,
+    /// Seed of --sample.
+    #[arg(long, default_value_t = 1)]
+    sample_seed: u64,
+    #[command(flatten)]
+    method: MethodArgs,
+    /// Worker threads for --all (default: every core).
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..=256))]
+    jobs: Option<u32>,
+    /// With --arch: also compute NASWOT and LogSynflow with the candle reference
+    /// implementation (seconds per cell) and print both.
+    #[arg(long, requires = "arch")]
+    reference: bool,
+}
+
+/// What fixes a score (must match between runs that share a table).
+#[derive(Args, Debug, Clone)]
+struct MethodArgs {
+    /// Master seed: the synthetic input batch and every initialisation derive from it.
+    #[arg(long, default_value_t = DEFAULT_SEED)]
+    seed: u64,
+    /// NASWOT batch size.
+    #[arg(long, default_value_t = DEFAULT_BATCH as u32, value_parser = clap::value_parser!(u32).range(2..=1024))]
+    batch: u32,
+    /// Initialisations averaged per metric.
+    #[arg(long, default_value_t = DEFAULT_INITS as u32, value_parser = clap::value_parser!(u32).range(1..=64))]
+    inits: u32,
+    #[command(flatten)]
+    net: NetArgs,
+}
+
+impl MethodArgs {
+    fn settings(&self) -> Result<ScoreSettings> {
+        let s = ScoreSettings {
+            net: self.net.config()?,
+            seed: self.seed,
+            batch: self.batch as usize,
+            inits: self.inits as usize,
+        };
+        s.validate()?;
+        Ok(s)
+    }
+}
+
+#[derive(Subcommand, Debug)]
+enum ScoreCmd {
+    /// Rank correlations of a score table with the benchmark's test accuracies (markdown
+    /// and an SVG scatter plot of TF vs CIFAR-10 accuracy).
+    Report(ReportArgs),
+    /// Time each metric per cell on a random sample (one thread) and estimate the
+    /// whole-space wall time.
+    Bench(BenchArgs),
+}
+
+#[derive(Args, Debug)]
+struct ReportArgs {
+    /// Score table (CSV).
+    #[arg(long, value_name = "CSV", default_value = SHIPPED_TABLE)]
+    table: PathBuf,
+    /// Directory for <stem>_report.md and <stem>_tf_vs_cifar10.svg (default: the table's).
+    #[arg(long, value_name = "DIR")]
+    out: Option<PathBuf>,
+}
+
+#[derive(Args, Debug)]
+struct BenchArgs {
+    /// Cells timed (a seeded random sample of the space).
+    #[arg(long, default_value_t = 40, value_parser = clap::value_parser!(u32).range(1..=15625))]
+    sample: u32,
+    /// Seed of the sample.
+    #[arg(long, default_value_t = 2)]
+    sample_seed: u64,
+    /// Also time the candle references on this many of the cells (seconds each).
+    #[arg(long, default_value_t = 0)]
+    reference_cells: u32,
+    /// Threads assumed for the whole-space estimate (default: every core).
+    #[arg(long)]
+    jobs: Option<u32>,
+    #[command(flatten)]
+    method: MethodArgs,
+}
+
+pub fn run(data: &Option<PathBuf>, args: ScoreArgs) -> Result<ExitCode> {
+    match args.cmd {
+        Some(ScoreCmd::Report(r)) => return report_cmd(data, r),
+        Some(ScoreCmd::Bench(b)) => return bench_cmd(b),
+        None => {}
+    }
+    if let Some(cell) = &args.arch {
+        let arch = Arch::parse(cell).with_context(|| format!("--arch {cell:?}"))?;
+        return one(arch, &args.method, args.reference);
+    }
+    if args.all {
+        let out = args.out.as_deref().context("--all needs --out")?;
+        return all(data, out, &args);
+    }
+    bail!("nothing to do: pass --arch CELL, --all --out CSV, or a subcommand (report, bench); see --help")
+}
+
+fn command_line() -> String {
+    std::iter::once("simnas".to_string()).chain(std::env::args().skip(1)).collect::<Vec<_>>().join(" ")
+}
+
+fn threads(jobs: Option<u32>) -> usize {
+    jobs.map(|j| j as usize).unwrap_or_else(|| std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1))
+}
+
+/// `--arch`: the three metrics, and TF when the shipped table's normalisation applies.
+fn one(arch: Arch, method: &MethodArgs, reference: bool) -> Result<ExitCode> {
+    let settings = method.settings()?;
+    let scorer = Scorer::new(settings)?;
+    let mut ws = scorer.workspace();
+    let m = scorer.score(&arch, &mut ws)?;
+    // The shipped table's ranges normalise TF (and give the NASWOT floor) for its settings.
+    let shipped = (settings == ScoreSettings::default()).then(shipped_table).flatten();
+    let naswot = m.naswot.or(shipped.as_ref().map(|t| t.ranges().naswot.0));
+    let tf = shipped.as_ref().zip(naswot).map(|(t, n)| table::tf_of(t.ranges(), n, m.logsynflow, m.skip));
+    let mut v = serde_json::json!({
+        "arch": arch.to_string(),
+        "naswot": naswot,
+        "degenerate": m.naswot.is_none(),
+        "logsynflow": m.logsynflow,
+        "skip": m.skip,
+        "tf": tf,
+        "seed": settings.seed, "batch": settings.batch, "inits": settings.inits,
+    });
+    if reference {
+        v["reference_naswot"] = serde_json::json!(naswot::reference(&settings, arch)?);
+        v["reference_logsynflow"] = serde_json::json!(logsynflow::reference(&settings, arch)?);
+    }
+    outln!("{v}");
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The shipped table (its normalisation and NASWOT floor), when this build embeds one.
+fn shipped_table() -> Option<ScoreTable> {
+    None
+}
+
+/// The cells a run covers: the whole space in index order, or a seeded sample.
+fn targets(sample: Option<usize>, seed: u64) -> Vec<NatsIndex> {
+    let mut all: Vec<NatsIndex> = (0..NUM_ARCHS as u16).filter_map(NatsIndex::new).collect();
+    if let Some(n) = sample {
+        let mut rng = SplitMix64::new(seed);
+        for i in (1..all.len()).rev() {
+            let j = (rng.next_u64() % (i as u64 + 1)) as usize;
+            all.swap(i, j);
+        }
+        all.truncate(n);
+    }
+    all
+}
+
+enum Msg {
+    Row(PartialRow, f64, f64),
+    Failed(String),
+}
+
+/// `--all`: score every target cell on `jobs` threads, appending rows as they finish.
+fn all(data: &Option<PathBuf>, out: &Path, args: &ScoreArgs) -> Result<ExitCode> {
+    let started = Instant::now();
+    let settings = args.method.settings()?;
+    let map = NatsMap::load(&data_dir(data.as_deref())?)?;
+    let sample = args.sample.map(|n| n as usize);
+    let mut table = PartialTable::open(out, RunMeta::new(&settings, sample, args.sample_seed))?;
+    let done = table.done();
+    let targets = targets(sample, args.sample_seed);
+    let todo: Vec<NatsIndex> = targets.iter().copied().filter(|i| !done.contains(i)).collect();
+    let jobs = threads(args.jobs).min(todo.len().max(1));
+    if !todo.is_empty() {
+        eprintln!(
+            "scoring {} cells ({} already in {}) on {jobs} threads: seed {}, batch {}, {} inits",
+            todo.len(),
+            targets.len() - todo.len(),
+            table.partial_path().display(),
+            settings.seed,
+            settings.batch,
+            settings.inits
+        );
+    }
+    let scorer = Scorer::new(settings)?;
+    let stop = Arc::new(AtomicBool::new(false));
+    {
+        let stop = stop.clone();
+        // Only the first handler of a process can be set; a second `score --all` in the same
+        // process (tests) keeps the first.
+        let _ = ctrlc::set_handler(move || stop.store(true, Ordering::SeqCst));
+    }
+    let bar = progress_bar(targets.len() as u64, (targets.len() - todo.len()) as u64);
+    let next = AtomicUsize::new(0);
+    let (tx, rx) = mpsc::channel::<Msg>();
+    let (mut t_naswot, mut t_synflow, mut n_scored) = (0.0f64, 0.0f64, 0usize);
+    let mut failure: Option<anyhow::Error> = None;
+    let mut last_save = Instant::now();
+    let plain = !std::io::stderr().is_terminal();
+    std::thread::scope(|scope| {
+        for _ in 0..jobs {
+            let (tx, scorer, stop, next, todo, map) = (tx.clone(), &scorer, &stop, &next, &todo, &map);
+            scope.spawn(move || {
+                let mut ws = scorer.workspace();
+                while !stop.load(Ordering::SeqCst) {
+                    let i = next.fetch_add(1, Ordering::SeqCst);
+                    let Some(&index) = todo.get(i) else { break };
+                    let arch = map.arch(index);
+                    let t0 = Instant::now();
+                    let n = scorer.naswot(&arch, &mut ws);
+                    let t1 = Instant::now();
+                    let l = scorer.logsynflow(&arch, &mut ws);
+                    let t2 = Instant::now();
+                    let msg = match (n, l) {
+                        (Ok(naswot), Ok(logsynflow)) => {
+                            let skip = host_trainer::score::skip::skip_score(&arch);
+                            let row = PartialRow { index, arch, naswot, logsynflow, skip };
+                            Msg::Row(row, (t1 - t0).as_secs_f64(), (t2 - t1).as_secs_f64())
+                        }
+                        (Err(e), _) | (_, Err(e)) => Msg::Failed(format!("cell {index} ({arch}): {e}")),
+                    };
+                    if tx.send(msg).is_err() {
+                        break;
+                    }
+                }
+            });
+        }
+        drop(tx);
+        for msg in rx {
+            match msg {
+                Msg::Row(row, tn, ts) => {
+                    if let Err(e) = table.append(row) {
+                        failure = Some(e.into());
+                        stop.store(true, Ordering::SeqCst);
+                        continue;
+                    }
+                    (t_naswot, t_synflow, n_scored) = (t_naswot + tn, t_synflow + ts, n_scored + 1);
+                    bar.inc(1);
+                    if plain && n_scored % 250 == 0 {
+                        eprintln!(
+                            "{}/{} cells, {:.0} s, {:.0} ms/cell per thread",
+                            bar.position(),
+                            targets.len(),
+                            started.elapsed().as_secs_f64(),
+                            1e3 * (t_naswot + t_synflow) / n_scored as f64
+                        );
+                    }
+                    if last_save.elapsed().as_secs() >= 30 {
+                        let _ = table.add_time(last_save.elapsed().as_secs_f64());
+                        last_save = Instant::now();
+                    }
+                }
+                Msg::Failed(e) => {
+                    failure.get_or_insert_with(|| anyhow::anyhow!(e));
+                    stop.store(true, Ordering::SeqCst);
+                }
+            }
+        }
+    });
+    bar.finish_and_clear();
+    table.add_time(last_save.elapsed().as_secs_f64())?;
+    if let Some(e) = failure {
+        return Err(e.context(format!("rows scored so far are kept in {}", table.partial_path().display())));
+    }
+    if n_scored > 0 {
+        eprintln!(
+            "scored {n_scored} cells in {:.1} s; per cell and thread: NASWOT {:.1} ms, LogSynflow {:.1} ms",
+            started.elapsed().as_secs_f64(),
+            1e3 * t_naswot / n_scored as f64,
+            1e3 * t_synflow / n_scored as f64
+        );
+    }
+    if stop.load(Ordering::SeqCst) || table.rows().len() < targets.len() {
+        eprintln!(
+            "interrupted: {} of {} cells kept in {}; rerun the same command to continue",
+            table.rows().len(),
+            targets.len(),
+            table.partial_path().display()
+        );
+        return Ok(ExitCode::from(130));
+    }
+    let side = table.finish(&command_line(), jobs)?;
+    outln!(
+        "wrote {} ({} rows, {} degenerate cells at the NASWOT floor {:.4}; {:.0} s of scoring in total)",
+        out.display(),
+        side.rows,
+        side.degenerate_cells,
+        side.naswot_floor,
+        side.run.wall_time_s
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+fn progress_bar(len: u64, pos: u64) -> indicatif::ProgressBar {
+    let bar = indicatif::ProgressBar::new(len);
+    bar.set_position(pos);
+    if let Ok(style) =
+        indicatif::ProgressStyle::with_template("{elapsed_precise} [{bar:40}] {pos}/{len} cells ({per_sec}, ETA {eta})")
+    {
+        bar.set_style(style.progress_chars("=> "));
+    }
+    bar
+}
+
+/// `score report`: correlations of a table with the benchmark's accuracies.
+fn report_cmd(data: &Option<PathBuf>, args: ReportArgs) -> Result<ExitCode> {
+    let rows = table::read_rows(&args.table)?;
+    let acc = Accuracies::load(&data_dir(data.as_deref())?)?;
+    let r = report::build(&rows, &acc).with_context(|| format!("{} has no rows", args.table.display()))?;
+    let dir = args.out.clone().unwrap_or_else(|| args.table.parent().map(Path::to_path_buf).unwrap_or_default());
+    std::fs::create_dir_all(if dir.as_os_str().is_empty() { Path::new(".") } else { &dir })
+        .with_context(|| format!("creating {}", dir.display()))?;
+    let stem = args.table.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_else(|| "scores".into());
+    let md = report::markdown(&r, &command_line(), &args.table.display().to_string());
+    let md_path = dir.join(format!("{stem}_report.md"));
+    std::fs::write(&md_path, &md).with_context(|| format!("writing {}", md_path.display()))?;
+    let svg = dir.join(format!("{stem}_tf_vs_cifar10.svg"));
+    let rho = r.correlations.iter().find(|c| c.metric.starts_with("TF")).and_then(|c| c.spearman[0]);
+    report::scatter_svg(&rows, &acc, rho, &svg).map_err(|e| anyhow::anyhow!("plot {}: {e}", svg.display()))?;
+    outln!("{md}");
+    outln!("wrote {} and {}", md_path.display(), svg.display());
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `score bench`: per-metric cost per cell on one thread.
+fn bench_cmd(args: BenchArgs) -> Result<ExitCode> {
+    let settings = args.method.settings()?;
+    let t = Instant::now();
+    let scorer = Scorer::new(settings)?;
+    let setup = t.elapsed().as_secs_f64();
+    let mut ws = scorer.workspace();
+    // A sample of codes (the bench needs no benchmark data, so no index mapping).
+    let cells: Vec<Arch> = targets(Some(args.sample as usize), args.sample_seed)
+        .into_iter()
+        .filter_map(|i| ArchCode::new(i.get()))
+        .map(Arch::from_code)
+        .collect();
+    let (mut tn, mut ts) = (Vec::new(), Vec::new());
+    for a in &cells {
+        let t0 = Instant::now();
+        scorer.naswot(a, &mut ws)?;
+        let t1 = Instant::now();
+        scorer.logsynflow(a, &mut ws)?;
+        tn.push((t1 - t0).as_secs_f64());
+        ts.push(t1.elapsed().as_secs_f64());
+    }
+    let stats = |v: &mut Vec<f64>| {
+        v.sort_by(f64::total_cmp);
+        let mean = v.iter().sum::<f64>() / v.len() as f64;
+        (1e3 * mean, 1e3 * v[v.len() / 2], 1e3 * v[(v.len() * 9 / 10).min(v.len() - 1)])
+    };
+    let (n, s) = (stats(&mut tn), stats(&mut ts));
+    let jobs = threads(args.jobs);
+    let per_cell = (n.0 + s.0) / 1e3;
+    outln!(
+        "{} random cells (sample seed {}), one thread, seed {} batch {} inits {} (setup {:.2} s)",
+        cells.len(),
+        args.sample_seed,
+        settings.seed,
+        settings.batch,
+        settings.inits,
+        setup
+    );
+    outln!("{:<12} {:>10} {:>10} {:>10}", "metric", "mean ms", "median ms", "p90 ms");
+    outln!("{:<12} {:>10.1} {:>10.1} {:>10.1}", "NASWOT", n.0, n.1, n.2);
+    outln!("{:<12} {:>10.1} {:>10.1} {:>10.1}", "LogSynflow", s.0, s.1, s.2);
+    outln!("{:<12} {:>10} {:>10} {:>10}", "SkipScore", "~0", "~0", "~0");
+    outln!(
+        "whole space ({NUM_ARCHS} cells) on {jobs} threads: about {:.1} min if the threads run at this speed",
+        NUM_ARCHS as f64 * per_cell / jobs as f64 / 60.0
+    );
+    for a in cells.iter().take(args.reference_cells as usize) {
+        let t0 = Instant::now();
+        let rn = naswot::reference(&settings, *a)?;
+        let t1 = Instant::now();
+        let rs = logsynflow::reference(&settings, *a)?;
+        let t2 = Instant::now();
+        let fast_n = scorer.naswot(a, &mut ws)?;
+        let fast_s = scorer.logsynflow(a, &mut ws)?;
+        outln!(
+            "reference (candle) {a}: NASWOT {:.0} ms ({:?} vs fast {:?}), LogSynflow {:.0} ms ({} vs fast {})",
+            1e3 * (t1 - t0).as_secs_f64(),
+            rn,
+            fast_n,
+            1e3 * (t2 - t1).as_secs_f64(),
+            rs,
+            fast_s
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,242 @@
+//! How well the scores rank cells: Spearman and Kendall (tau-b) correlations of each metric
+//! and of the combinations with the benchmark's test accuracies, the accuracy of each
+//! metric's top cell, a markdown summary and an SVG scatter plot.
+//!
+//! Accuracies (`nb201_accuracy.csv` from the user's data directory) are read here and only
+//! here: they judge the scores, they never enter them.
+//!
+//! Combinations use the min-max normalisation over the table's rows ([`normalise`]):
+//! `NASWOT+LogSynflow = n(NASWOT) + n(LogSynflow)` and `TF = (n(NASWOT) + n(LogSynflow) +
+//! n(SkipScore)) / 3`. The argmax of a metric is its highest-scoring row (the first in
+//! index order on ties).
+
+use super::stats::{kendall_tau_b, spearman};
+use super::table::{normalise, Ranges, ScoreRow};
+use crate::data::DataError;
+use simnas_shared::NUM_ARCHS;
+use std::fmt::Write as _;
+use std::path::Path;
+
+/// The test-accuracy columns the report uses, with display names.
+pub const DATASETS: [(&str, &str); 3] =
+    [("CIFAR-10", "cifar10_test"), ("CIFAR-100", "cifar100_test"), ("ImageNet16-120", "imagenet16_test")];
+
+/// Test accuracies (%) per NATS-Bench index, one vector per entry of [`DATASETS`].
+#[derive(Clone, Debug)]
+pub struct Accuracies {
+    /// `acc[d][index]`.
+    pub acc: [Vec<f64>; 3],
+}
+
+impl Accuracies {
+    /// Read `nb201_accuracy.csv` from `dir`.
+    pub fn load(dir: &Path) -> Result<Accuracies, DataError> {
+        let path = dir.join("nb201_accuracy.csv");
+        let bad = |line: u64, msg: String| DataError::Malformed { path: path.clone(), line, msg };
+        let file = std::fs::File::open(&path).map_err(|source| DataError::Io { path: path.clone(), source })?;
+        let mut rdr = csv::ReaderBuilder::new().has_headers(true).from_reader(file);
+        let headers = rdr.headers().map_err(|e| bad(1, e.to_string()))?.clone();
+        let col = |name: &str| {
+            headers.iter().position(|h| h.trim() == name).ok_or_else(|| bad(1, format!("no column {name}")))
+        };
+        let ci = col("index")?;
+        let cols = [col(DATASETS[0].1)?, col(DATASETS[1].1)?, col(DATASETS[2].1)?];
+        let mut acc: [Vec<f64>; 3] = Default::default();
+        for (row, rec) in rdr.records().enumerate() {
+            let line = row as u64 + 2;
+            let rec = rec.map_err(|e| bad(line, e.to_string()))?;
+            let idx: usize = rec.get(ci).unwrap_or("").trim().parse().map_err(|_| bad(line, "bad index".into()))?;
+            if idx != row {
+                return Err(bad(line, format!("index {idx} out of order (expected {row})")));
+            }
+            for (d, &c) in cols.iter().enumerate() {
+                let v: f64 =
+                    rec.get(c).unwrap_or("").trim().parse().map_err(|_| bad(line, format!("bad {}", DATASETS[d].1)))?;
+                acc[d].push(v);
+            }
+        }
+        if acc[0].len() != NUM_ARCHS {
+            return Err(DataError::RowCount { path, expected: NUM_ARCHS, got: acc[0].len() });
+        }
+        Ok(Accuracies { acc })
+    }
+}
+
+/// One metric's correlations with each dataset.
+#[derive(Clone, Debug)]
+pub struct Correlation {
+    /// Metric name.
+    pub metric: &'static str,
+    /// Spearman per dataset.
+    pub spearman: [Option<f64>; 3],
+    /// Kendall tau-b per dataset.
+    pub kendall: [Option<f64>; 3],
+    /// The row with the highest score.
+    pub argmax: ScoreRow,
+    /// Test accuracy of that row per dataset.
+    pub argmax_acc: [f64; 3],
+}
+
+/// The whole report.
+#[derive(Clone, Debug)]
+pub struct Report {
+    /// Rows scored (15,625 for the whole space).
+    pub rows: usize,
+    /// Per metric and combination.
+    pub correlations: Vec<Correlation>,
+    /// Best test accuracy among the rows, per dataset.
+    pub optimum: [f64; 3],
+}
+
+/// The metrics and combinations, as `(name, value of a row)`.
+fn metrics(r: &Ranges) -> Vec<(&'static str, Box<dyn Fn(&ScoreRow) -> f64 + '_>)> {
+    vec![
+        ("NASWOT", Box::new(|x: &ScoreRow| x.naswot)),
+        ("LogSynflow", Box::new(|x: &ScoreRow| x.logsynflow)),
+        ("SkipScore", Box::new(|x: &ScoreRow| x.skip)),
+        (
+            "NASWOT+LogSynflow",
+            Box::new(move |x: &ScoreRow| normalise(x.naswot, r.naswot) + normalise(x.logsynflow, r.logsynflow)),
+        ),
+        (
+            "TF (all three)",
+            Box::new(move |x: &ScoreRow| {
+                (normalise(x.naswot, r.naswot) + normalise(x.logsynflow, r.logsynflow) + normalise(x.skip, r.skip))
+                    / 3.0
+            }),
+        ),
+    ]
+}
+
+/// Correlations and argmaxes of `rows` against `acc` (`None` for an empty table).
+pub fn build(rows: &[ScoreRow], acc: &Accuracies) -> Option<Report> {
+    let ranges = Ranges::of(rows)?;
+    let accs: [Vec<f64>; 3] =
+        std::array::from_fn(|d| rows.iter().map(|r| acc.acc[d][r.index.get() as usize]).collect());
+    let optimum = std::array::from_fn(|d| accs[d].iter().copied().fold(f64::NEG_INFINITY, f64::max));
+    let mut correlations = Vec::new();
+    for (name, f) in metrics(&ranges) {
+        let v: Vec<f64> = rows.iter().map(&f).collect();
+        let best =
+            (0..v.len())
+                .fold(0, |b, i| if v[i] > v[b] || (v[i] == v[b] && rows[i].index < rows[b].index) { i } else { b });
+        correlations.push(Correlation {
+            metric: name,
+            spearman: std::array::from_fn(|d| spearman(&v, &accs[d])),
+            kendall: std::array::from_fn(|d| kendall_tau_b(&v, &accs[d])),
+            argmax: rows[best],
+            argmax_acc: std::array::from_fn(|d| accs[d][best]),
+        });
+    }
+    Some(Report { rows: rows.len(), correlations, optimum })
+}
+
+fn fmt(v: Option<f64>) -> String {
+    v.map(|v| format!("{v:.3}")).unwrap_or_else(|| "n/a".into())
+}
+
+/// The report as markdown; `command` and `table` say what produced it.
+pub fn markdown(r: &Report, command: &str, table: &str) -> String {
+    let mut s = String::new();
+    let _ = writeln!(s, "# Training-free scores against NAS-Bench-201 test accuracy\n");
+    let _ = writeln!(s, "Table `{table}` ({} cells), report produced by `{command}`.\n", r.rows);
+    let _ = writeln!(s, "## Spearman rho\n");
+    let _ = writeln!(s, "| metric | {} | {} | {} |\n|---|---:|---:|---:|", DATASETS[0].0, DATASETS[1].0, DATASETS[2].0);
+    for c in &r.correlations {
+        let _ =
+            writeln!(s, "| {} | {} | {} | {} |", c.metric, fmt(c.spearman[0]), fmt(c.spearman[1]), fmt(c.spearman[2]));
+    }
+    let _ = writeln!(s, "\n## Kendall tau-b\n");
+    let _ = writeln!(s, "| metric | {} | {} | {} |\n|---|---:|---:|---:|", DATASETS[0].0, DATASETS[1].0, DATASETS[2].0);
+    for c in &r.correlations {
+        let _ = writeln!(s, "| {} | {} | {} | {} |", c.metric, fmt(c.kendall[0]), fmt(c.kendall[1]), fmt(c.kendall[2]));
+    }
+    let _ = writeln!(s, "\n## Test accuracy (%) of each metric's top cell\n");
+    let _ = writeln!(
+        s,
+        "| metric | top cell (index) | {} | {} | {} |\n|---|---|---:|---:|---:|",
+        DATASETS[0].0, DATASETS[1].0, DATASETS[2].0
+    );
+    for c in &r.correlations {
+        let _ = writeln!(
+            s,
+            "| {} | `{}` ({}) | {:.2} | {:.2} | {:.2} |",
+            c.metric, c.argmax.arch, c.argmax.index, c.argmax_acc[0], c.argmax_acc[1], c.argmax_acc[2]
+        );
+    }
+    let _ =
+        writeln!(s, "| best cell of the table | | {:.2} | {:.2} | {:.2} |", r.optimum[0], r.optimum[1], r.optimum[2]);
+    let _ = writeln!(
+        s,
+        "\nCombinations: `NASWOT+LogSynflow = n(NASWOT) + n(LogSynflow)`, `TF = (n(NASWOT) + n(LogSynflow) + \
+         n(SkipScore)) / 3`, with `n` the min-max normalisation over the table. FreeREA (paper, CIFAR-10 Spearman): \
+         NASWOT 0.79, LogSynflow 0.83, NASWOT+LogSynflow 0.84; argmax 94.36%."
+    );
+    s
+}
+
+/// SVG scatter plot of `TF` against CIFAR-10 test accuracy.
+pub fn scatter_svg(rows: &[ScoreRow], acc: &Accuracies, rho: Option<f64>, path: &Path) -> Result<(), String> {
+    use plotters::prelude::*;
+    let ranges = Ranges::of(rows).ok_or("empty table")?;
+    let root = SVGBackend::new(path, (900, 640)).into_drawing_area();
+    root.fill(&WHITE).map_err(|e| e.to_string())?;
+    let caption = format!("TF vs CIFAR-10 test accuracy ({} cells, Spearman {})", rows.len(), fmt(rho));
+    let mut chart = ChartBuilder::on(&root)
+        .caption(caption, ("sans-serif", 20))
+        .margin(14)
+        .x_label_area_size(40)
+        .y_label_area_size(50)
+        .build_cartesian_2d(0f64..1f64, 0f64..100f64)
+        .map_err(|e| e.to_string())?;
+    chart
+        .configure_mesh()
+        .x_desc("TF (mean of min-max normalised NASWOT, LogSynflow, SkipScore)")
+        .y_desc("CIFAR-10 test accuracy (%)")
+        .draw()
+        .map_err(|e| e.to_string())?;
+    let points = rows.iter().map(|r| {
+        let tf = (normalise(r.naswot, ranges.naswot)
+            + normalise(r.logsynflow, ranges.logsynflow)
+            + normalise(r.skip, ranges.skip))
+            / 3.0;
+        Circle::new((tf, acc.acc[0][r.index.get() as usize]), 1, BLUE.mix(0.35).filled())
+    });
+    chart.draw_series(points).map_err(|e| e.to_string())?;
+    root.present().map_err(|e| e.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use simnas_shared::{Arch, ArchCode, NatsIndex};
+
+    #[test]
+    fn report_on_a_synthetic_table() {
+        // Accuracy = code; NASWOT increasing with it, LogSynflow decreasing, skip constant.
+        let acc = Accuracies { acc: std::array::from_fn(|_| (0..NUM_ARCHS).map(|i| i as f64).collect()) };
+        let rows: Vec<ScoreRow> = (0..50u16)
+            .map(|i| ScoreRow {
+                index: NatsIndex::new(i).unwrap(),
+                arch: Arch::from_code(ArchCode::new(i).unwrap()),
+                naswot: i as f64,
+                logsynflow: -(i as f64),
+                skip: 1.0,
+            })
+            .collect();
+        let r = build(&rows, &acc).unwrap();
+        assert_eq!(r.rows, 50);
+        assert_eq!(r.correlations[0].spearman[0], Some(1.0));
+        assert_eq!(r.correlations[1].kendall[2], Some(-1.0));
+        assert_eq!(r.correlations[2].spearman[0], None, "constant metric");
+        assert_eq!(r.correlations[0].argmax_acc, [49.0; 3]);
+        assert_eq!(r.correlations[1].argmax.index.get(), 0);
+        assert_eq!(r.optimum, [49.0; 3]);
+        let md = markdown(&r, "simnas score report", "t.csv");
+        assert!(md.contains("| NASWOT | 1.000 |") && md.contains("n/a"));
+        let p = std::env::temp_dir().join(format!("simnas-report-{}.svg", std::process::id()));
+        scatter_svg(&rows, &acc, Some(1.0), &p).unwrap();
+        assert!(std::fs::read_to_string(&p).unwrap().contains("<svg"));
+        assert!(build(&[], &acc).is_none());
+    }
+}

@@ -1,0 +1,623 @@
+//! The score table: one row per cell, `index,arch,naswot,logsynflow,skip` (index = the
+//! NATS-Bench index), sorted by index, with a JSON sidecar saying what produced it; the
+//! loader later code uses ([`ScoreTable`]); and the resumable writer behind
+//! `simnas score --all` ([`PartialTable`]).
+//!
+//! A run appends finished rows to `<out>.partial` (flushed row by row, any order), with
+//! its settings in `<out>.partial.json`. A rerun with the same settings keeps those rows and
+//! scores the rest; a last line cut short by a kill is detected (no final newline) and
+//! dropped. When every cell is scored, [`PartialTable::finish`] writes the sorted table to a
+//! temporary file and renames it to `<out>` (so `<out>` is never half-written), writes the
+//! sidecar `<out stem>.json` the same way, and, for the whole space, the quantised table
+//! `<out stem>.tf16` ([`super::quant`]).
+//!
+//! In the partial file a degenerate cell's NASWOT is an empty field; the final table holds
+//! the floor instead (the minimum over the other rows, recorded in the sidecar), so every
+//! value of a finished table is finite. `TF(h)` is the mean of the three metrics, each
+//! min-max normalised over the table's rows ([`Ranges`]).
+
+use super::quant::{self, QuantError, QuantMeta, QuantTable};
+use super::ScoreSettings;
+use serde::{Deserialize, Serialize};
+use simnas_shared::{Arch, ArchCode, NatsIndex, NUM_ARCHS};
+use std::collections::HashSet;
+use std::io::{BufRead, Write};
+use std::path::{Path, PathBuf};
+
+/// Version of the CSV + sidecar format.
+pub const TABLE_FORMAT_VERSION: u32 = 1;
+/// The CSV header.
+pub const HEADER: [&str; 5] = ["index", "arch", "naswot", "logsynflow", "skip"];
+
+/// Problems reading or writing score tables.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum TableError {
+    /// A file could not be read or written.
+    #[error("{path}: {source}")]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// A malformed line.
+    #[error("{path}, line {line}: {msg}")]
+    Malformed {
+        /// The file.
+        path: PathBuf,
+        /// 1-based line.
+        line: u64,
+        /// What is wrong.
+        msg: String,
+    },
+    /// Not one row per cell.
+    #[error("{path} has {got} rows; a score table of the whole space has {expected}{hint}")]
+    RowCount {
+        /// The file.
+        path: PathBuf,
+        /// Rows expected.
+        expected: usize,
+        /// Rows found.
+        got: usize,
+        /// Extra context (e.g. a missing final newline).
+        hint: String,
+    },
+    /// A partial file from a run with other settings.
+    #[error("{path} was written with other settings ({msg}); rerun with the same flags or delete it")]
+    Mismatch {
+        /// The file.
+        path: PathBuf,
+        /// What differs.
+        msg: String,
+    },
+    /// A bad quantised table.
+    #[error("{path}: {source}")]
+    Quant {
+        /// The file (or `<embedded>`).
+        path: PathBuf,
+        /// What is wrong.
+        source: QuantError,
+    },
+    /// The table has no row for a cell.
+    #[error("no score for cell {0}")]
+    MissingCell(String),
+}
+
+/// Result of this module.
+pub type Result<T> = std::result::Result<T, TableError>;
+
+fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> TableError + '_ {
+    move |source| TableError::Io { path: path.to_path_buf(), source }
+}
+
+/// One cell's scores.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct ScoreRow {
+    /// NATS-Bench index.
+    pub index: NatsIndex,
+    /// The cell.
+    pub arch: Arch,
+    /// NASWOT (the floor for a degenerate cell).
+    pub naswot: f64,
+    /// LogSynflow.
+    pub logsynflow: f64,
+    /// SkipScore.
+    pub skip: f64,
+}
+
+/// `(min, max)` of each metric: the normalisation of `TF`.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Ranges {
+    /// NASWOT.
+    pub naswot: (f64, f64),
+    /// LogSynflow.
+    pub logsynflow: (f64, f64),
+    /// SkipScore.
+    pub skip: (f64, f64),
+}
+
+impl Ranges {
+    /// Ranges over `rows` (`None` if empty).
+    pub fn of(rows: &[ScoreRow]) -> Option<Ranges> {
+        let mm = |f: &dyn Fn(&ScoreRow) -> f64| {
+            rows.iter().map(f).fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), v| (lo.min(v), hi.max(v)))
+        };
+        (!rows.is_empty()).then(|| Ranges {
+            naswot: mm(&|r| r.naswot),
+            logsynflow: mm(&|r| r.logsynflow),
+            skip: mm(&|r| r.skip),
+        })
+    }
+}
+
+/// `(v - lo) / (hi - lo)`, 0 when the range is empty.
+pub fn normalise(v: f64, (lo, hi): (f64, f64)) -> f64 {
+    if hi > lo {
+        ((v - lo) / (hi - lo)).clamp(0.0, 1.0)
+    } else {
+        0.0
+    }
+}
+
+/// `TF = mean of the three min-max normalised metrics`.
+pub fn tf_of(r: &Ranges, naswot: f64, logsynflow: f64, skip: f64) -> f64 {
+    (normalise(naswot, r.naswot) + normalise(logsynflow, r.logsynflow) + normalise(skip, r.skip)) / 3.0
+}
+
+/// Parse one CSV line `index,arch,naswot,logsynflow,skip`; an empty `naswot` is allowed only
+/// when `allow_degenerate` (partial files). `Err` holds the message.
+fn parse_line(
+    line: &str,
+    allow_degenerate: bool,
+) -> std::result::Result<(NatsIndex, Arch, Option<f64>, f64, f64), String> {
+    let f: Vec<&str> = line.trim_end_matches(['\r', '\n']).split(',').collect();
+    if f.len() != HEADER.len() {
+        return Err(format!("expected {} fields, found {}", HEADER.len(), f.len()));
+    }
+    let index = f[0]
+        .trim()
+        .parse::<u16>()
+        .ok()
+        .and_then(NatsIndex::new)
+        .ok_or_else(|| format!("index {:?} is not in 0..{NUM_ARCHS}", f[0]))?;
+    let arch = Arch::parse(f[1].trim()).map_err(|e| format!("cell {:?}: {e}", f[1]))?;
+    let num = |i: usize| -> std::result::Result<f64, String> {
+        let v: f64 = f[i].trim().parse().map_err(|_| format!("{} {:?} is not a number", HEADER[i], f[i]))?;
+        if v.is_finite() {
+            Ok(v)
+        } else {
+            Err(format!("{} is {v} (scores must be finite)", HEADER[i]))
+        }
+    };
+    let naswot = if allow_degenerate && f[2].trim().is_empty() { None } else { Some(num(2)?) };
+    let (logsynflow, skip) = (num(3)?, num(4)?);
+    if !(0.0..=2.0).contains(&skip) {
+        return Err(format!("skip {skip} outside [0, 2]"));
+    }
+    Ok((index, arch, naswot, logsynflow, skip))
+}
+
+fn check_header(line: &str, path: &Path) -> Result<()> {
+    let got: Vec<&str> = line.trim_end_matches(['\r', '\n']).split(',').map(str::trim).collect();
+    if got != HEADER {
+        return Err(TableError::Malformed {
+            path: path.to_path_buf(),
+            line: 1,
+            msg: format!("header {got:?}; expected {}", HEADER.join(",")),
+        });
+    }
+    Ok(())
+}
+
+/// Read the rows of a finished table (any subset of cells; see [`ScoreTable::load`] for
+/// the whole space). Every value must be finite, every index and cell distinct.
+pub fn read_rows(path: &Path) -> Result<Vec<ScoreRow>> {
+    let bytes = std::fs::read(path).map_err(io_err(path))?;
+    parse_rows(&bytes, path)
+}
+
+/// [`read_rows`] on bytes; `path` is only used in messages.
+pub fn parse_rows(bytes: &[u8], path: &Path) -> Result<Vec<ScoreRow>> {
+    let bad = |line: u64, msg: String| TableError::Malformed { path: path.to_path_buf(), line, msg };
+    let text = std::str::from_utf8(bytes).map_err(|e| bad(1, format!("not UTF-8 text ({e})")))?;
+    let unterminated = !text.is_empty() && !text.ends_with('\n');
+    let mut lines = text.lines();
+    check_header(lines.next().unwrap_or(""), path)?;
+    let mut rows = Vec::new();
+    let (mut seen_idx, mut seen_arch) = (HashSet::new(), HashSet::new());
+    for (i, l) in lines.enumerate() {
+        let line = i as u64 + 2;
+        if l.trim().is_empty() {
+            continue;
+        }
+        let (index, arch, naswot, logsynflow, skip) = parse_line(l, false).map_err(|m| {
+            let last = text.lines().count() as u64 == line;
+            bad(line, if unterminated && last { format!("{m} (the file ends mid-line: truncated?)") } else { m })
+        })?;
+        let naswot = naswot.unwrap_or(f64::NAN);
+        if !seen_idx.insert(index) || !seen_arch.insert(arch) {
+            return Err(bad(line, format!("index {index} or cell {arch} listed twice")));
+        }
+        rows.push(ScoreRow { index, arch, naswot, logsynflow, skip });
+    }
+    Ok(rows)
+}
+
+/// A score table for the whole space: `TF` for every cell, and the three metrics when it
+/// was read from the CSV.
+#[derive(Clone, Debug)]
+pub struct ScoreTable {
+    ranges: Ranges,
+    /// `TF` per [`ArchCode`].
+    tf: Vec<f64>,
+    /// Rows per [`ArchCode`], when loaded from the CSV.
+    rows: Option<Vec<ScoreRow>>,
+}
+
+impl ScoreTable {
+    /// Load a full table (CSV, 15,625 rows, one per cell).
+    pub fn load(path: &Path) -> Result<ScoreTable> {
+        let bytes = std::fs::read(path).map_err(io_err(path))?;
+        let rows = parse_rows(&bytes, path)?;
+        if rows.len() != NUM_ARCHS {
+            let hint = if !bytes.is_empty() && !bytes.ends_with(b"\n") {
+                " (the file ends mid-line: truncated?)".to_string()
+            } else {
+                String::new()
+            };
+            return Err(TableError::RowCount { path: path.to_path_buf(), expected: NUM_ARCHS, got: rows.len(), hint });
+        }
+        Ok(ScoreTable::from_full_rows(rows))
+    }
+
+    /// A table from rows covering every cell exactly once (checked by the caller).
+    fn from_full_rows(rows: Vec<ScoreRow>) -> ScoreTable {
+        let ranges =
+            Ranges::of(&rows).unwrap_or(Ranges { naswot: (0.0, 0.0), logsynflow: (0.0, 0.0), skip: (0.0, 0.0) });
+        let mut by_code = rows.clone();
+        for r in rows {
+            by_code[r.arch.code().get() as usize] = r;
+        }
+        let tf = by_code.iter().map(|r| tf_of(&ranges, r.naswot, r.logsynflow, r.skip)).collect();
+        ScoreTable { ranges, tf, rows: Some(by_code) }
+    }
+
+    /// Read a quantised table file ([`super::quant`]).
+    pub fn load_quantised(path: &Path) -> Result<ScoreTable> {
+        let bytes = std::fs::read(path).map_err(io_err(path))?;
+        ScoreTable::from_quantised(&bytes, path)
+    }
+
+    /// Decode quantised bytes; `path` is only used in messages.
+    pub fn from_quantised(bytes: &[u8], path: &Path) -> Result<ScoreTable> {
+        let q = QuantTable::parse(bytes).map_err(|source| TableError::Quant { path: path.to_path_buf(), source })?;
+        let tf = q.tf.iter().map(|&v| f64::from(v) / f64::from(u16::MAX)).collect();
+        Ok(ScoreTable { ranges: q.ranges, tf, rows: None })
+    }
+
+    /// `TF(arch)` in `[0, 1]`.
+    pub fn tf(&self, arch: &Arch) -> f64 {
+        self.tf[arch.code().get() as usize]
+    }
+
+    /// The metrics of `arch` (`None` for a table read from its quantised form).
+    pub fn row(&self, arch: &Arch) -> Option<&ScoreRow> {
+        self.rows.as_ref().map(|r| &r[arch.code().get() as usize])
+    }
+
+    /// NASWOT of `arch`, if the table holds metrics.
+    pub fn naswot(&self, arch: &Arch) -> Option<f64> {
+        self.row(arch).map(|r| r.naswot)
+    }
+
+    /// LogSynflow of `arch`, if the table holds metrics.
+    pub fn logsynflow(&self, arch: &Arch) -> Option<f64> {
+        self.row(arch).map(|r| r.logsynflow)
+    }
+
+    /// SkipScore of `arch`, if the table holds metrics.
+    pub fn skip(&self, arch: &Arch) -> Option<f64> {
+        self.row(arch).map(|r| r.skip)
+    }
+
+    /// The normalisation ranges (`ranges().naswot.0` is the NASWOT floor).
+    pub fn ranges(&self) -> &Ranges {
+        &self.ranges
+    }
+
+    /// Every row in NATS-Bench index order (`None` for a quantised table).
+    pub fn rows_by_index(&self) -> Option<Vec<ScoreRow>> {
+        let mut rows = self.rows.clone()?;
+        rows.sort_by_key(|r| r.index);
+        Some(rows)
+    }
+}
+
+/// Settings and bookkeeping of a run, stored beside its partial file.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct RunMeta {
+    /// Base channels.
+    pub channels: usize,
+    /// Cells per stage.
+    pub cells_per_stage: usize,
+    /// Input side.
+    pub resolution: usize,
+    /// Classes.
+    pub classes: usize,
+    /// Scoring seed.
+    pub seed: u64,
+    /// NASWOT batch.
+    pub batch: usize,
+    /// Initialisations.
+    pub inits: usize,
+    /// Cells to score: `None` for the whole space, else a seeded random sample size.
+    pub sample: Option<usize>,
+    /// Seed of the sample.
+    pub sample_seed: u64,
+    /// Wall-clock seconds spent so far (summed over resumed sessions).
+    pub wall_time_s: f64,
+}
+
+impl RunMeta {
+    /// Metadata for `settings`.
+    pub fn new(settings: &ScoreSettings, sample: Option<usize>, sample_seed: u64) -> RunMeta {
+        RunMeta {
+            channels: settings.net.channels,
+            cells_per_stage: settings.net.cells_per_stage,
+            resolution: settings.net.resolution,
+            classes: settings.net.classes,
+            seed: settings.seed,
+            batch: settings.batch,
+            inits: settings.inits,
+            sample,
+            sample_seed,
+            wall_time_s: 0.0,
+        }
+    }
+
+    fn same_run(&self, other: &RunMeta) -> bool {
+        RunMeta { wall_time_s: 0.0, ..self.clone() } == RunMeta { wall_time_s: 0.0, ..other.clone() }
+    }
+}
+
+/// A finished cell as the run produces it (`naswot = None` for a degenerate cell).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct PartialRow {
+    /// NATS-Bench index.
+    pub index: NatsIndex,
+    /// The cell.
+    pub arch: Arch,
+    /// NASWOT, `None` when degenerate.
+    pub naswot: Option<f64>,
+    /// LogSynflow.
+    pub logsynflow: f64,
+    /// SkipScore.
+    pub skip: f64,
+}
+
+/// The sidecar of a finished table.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Sidecar {
+    /// Always `simnas-score-table`.
+    pub format: String,
+    /// [`TABLE_FORMAT_VERSION`].
+    pub format_version: u32,
+    /// Version of simnas that wrote it.
+    pub simnas_version: String,
+    /// The exact command line.
+    pub command: String,
+    /// Settings of the run.
+    pub run: RunMeta,
+    /// How the NASWOT batch is drawn.
+    pub input: String,
+    /// How the networks are initialised.
+    pub init: String,
+    /// Rows in the table.
+    pub rows: usize,
+    /// NASWOT stored for degenerate cells (minimum over the other rows).
+    pub naswot_floor: f64,
+    /// Number of degenerate cells (floored).
+    pub degenerate_cells: usize,
+    /// Min and max of each metric over the rows.
+    pub ranges: Ranges,
+    /// Worker threads of the last session.
+    pub threads: usize,
+}
+
+/// The append-only file of a running `score --all`.
+#[derive(Debug)]
+pub struct PartialTable {
+    out: PathBuf,
+    partial: PathBuf,
+    meta_path: PathBuf,
+    file: std::fs::File,
+    rows: Vec<PartialRow>,
+    meta: RunMeta,
+}
+
+/// `<dir>/<stem><suffix>` next to `out`.
+pub fn sibling(out: &Path, suffix: &str) -> PathBuf {
+    let stem = out.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_else(|| "scores".into());
+    out.with_file_name(format!("{stem}{suffix}"))
+}
+
+fn with_suffix(path: &Path, suffix: &str) -> PathBuf {
+    let mut s = path.as_os_str().to_owned();
+    s.push(suffix);
+    PathBuf::from(s)
+}
+
+/// Write `bytes` to `path` through a temporary file and a rename.
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
+    let tmp = with_suffix(path, ".tmp");
+    let mut f = std::fs::File::create(&tmp).map_err(io_err(&tmp))?;
+    f.write_all(bytes).and_then(|()| f.sync_all()).map_err(io_err(&tmp))?;
+    drop(f);
+    std::fs::rename(&tmp, path).map_err(io_err(path))
+}
+
+impl PartialTable {
+    /// Open (or start) the partial file of `out` for a run described by `meta`. Rows already
+    /// there are kept (a truncated last line is dropped from the file); a partial file of
+    /// a run with other settings is refused.
+    pub fn open(out: &Path, meta: RunMeta) -> Result<PartialTable> {
+        let partial = with_suffix(out, ".partial");
+        let meta_path = with_suffix(out, ".partial.json");
+        let mut rows = Vec::new();
+        let mut meta = meta;
+        if partial.exists() {
+            let text = std::fs::read_to_string(&meta_path).map_err(io_err(&meta_path))?;
+            let old: RunMeta = serde_json::from_str(&text).map_err(|e| TableError::Malformed {
+                path: meta_path.clone(),
+                line: 1,
+                msg: e.to_string(),
+            })?;
+            if !old.same_run(&meta) {
+                return Err(TableError::Mismatch {
+                    path: partial.clone(),
+                    msg: format!("found {}, asked for {}", summary(&old), summary(&meta)),
+                });
+            }
+            meta.wall_time_s = old.wall_time_s;
+            rows = read_partial(&partial)?;
+        } else {
+            if let Some(dir) = out.parent().filter(|d| !d.as_os_str().is_empty()) {
+                std::fs::create_dir_all(dir).map_err(io_err(dir))?;
+            }
+            std::fs::write(&partial, format!("{}\n", HEADER.join(","))).map_err(io_err(&partial))?;
+        }
+        let file = std::fs::OpenOptions::new().append(true).open(&partial).map_err(io_err(&partial))?;
+        let t = PartialTable { out: out.to_path_buf(), partial, meta_path, file, rows, meta };
+        t.save_meta()?;
+        Ok(t)
+    }
+
+    /// Rows finished so far.
+    pub fn rows(&self) -> &[PartialRow] {
+        &self.rows
+    }
+
+    /// The path of the partial file.
+    pub fn partial_path(&self) -> &Path {
+        &self.partial
+    }
+
+    /// Indices finished so far.
+    pub fn done(&self) -> HashSet<NatsIndex> {
+        self.rows.iter().map(|r| r.index).collect()
+    }
+
+    /// Append a finished row and flush it to disk.
+    pub fn append(&mut self, row: PartialRow) -> Result<()> {
+        let naswot = row.naswot.map(|v| v.to_string()).unwrap_or_default();
+        let line = format!("{},{},{},{},{}\n", row.index, row.arch, naswot, row.logsynflow, row.skip);
+        self.file.write_all(line.as_bytes()).and_then(|()| self.file.flush()).map_err(io_err(&self.partial))?;
+        self.rows.push(row);
+        Ok(())
+    }
+
+    /// Add `seconds` of wall time and save the metadata.
+    pub fn add_time(&mut self, seconds: f64) -> Result<()> {
+        self.meta.wall_time_s += seconds;
+        self.save_meta()
+    }
+
+    fn save_meta(&self) -> Result<()> {
+        let text = serde_json::to_string_pretty(&self.meta).unwrap_or_default();
+        write_atomic(&self.meta_path, text.as_bytes())
+    }
+
+    /// Write the finished table (sorted by index, degenerate NASWOT floored) to `out`
+    /// atomically, its sidecar, and for the whole space its quantised form; remove the
+    /// partial files. Returns the sidecar.
+    pub fn finish(self, command: &str, threads: usize) -> Result<Sidecar> {
+        let mut rows = self.rows.clone();
+        rows.sort_by_key(|r| r.index);
+        let floor = rows.iter().filter_map(|r| r.naswot).fold(f64::INFINITY, f64::min);
+        let floor = if floor.is_finite() { floor } else { 0.0 };
+        let degenerate = rows.iter().filter(|r| r.naswot.is_none()).count();
+        let full: Vec<ScoreRow> = rows
+            .iter()
+            .map(|r| ScoreRow {
+                index: r.index,
+                arch: r.arch,
+                naswot: r.naswot.unwrap_or(floor),
+                logsynflow: r.logsynflow,
+                skip: r.skip,
+            })
+            .collect();
+        let mut csv = format!("{}\n", HEADER.join(","));
+        for r in &full {
+            csv += &format!("{},{},{},{},{}\n", r.index, r.arch, r.naswot, r.logsynflow, r.skip);
+        }
+        write_atomic(&self.out, csv.as_bytes())?;
+        let ranges =
+            Ranges::of(&full).unwrap_or(Ranges { naswot: (0.0, 0.0), logsynflow: (0.0, 0.0), skip: (0.0, 0.0) });
+        let sidecar = Sidecar {
+            format: "simnas-score-table".into(),
+            format_version: TABLE_FORMAT_VERSION,
+            simnas_version: env!("CARGO_PKG_VERSION").into(),
+            command: command.into(),
+            run: self.meta.clone(),
+            input: "batch x 3 x R x R values, each i.i.d. N(0, 1) (Box-Muller on SplitMix64), one batch for every cell"
+                .into(),
+            init: "Kaiming normal, mode fan_out, ReLU gain (conv and linear), zero bias; BN gamma 1, beta 0".into(),
+            rows: full.len(),
+            naswot_floor: floor,
+            degenerate_cells: degenerate,
+            ranges,
+            threads,
+        };
+        let side = serde_json::to_string_pretty(&sidecar).unwrap_or_default();
+        write_atomic(&sibling(&self.out, ".json"), side.as_bytes())?;
+        if full.len() == NUM_ARCHS {
+            let table = ScoreTable::from_full_rows(full);
+            let meta = QuantMeta {
+                seed: self.meta.seed,
+                batch: self.meta.batch.min(u16::MAX as usize) as u16,
+                inits: self.meta.inits.min(u16::MAX as usize) as u16,
+            };
+            write_atomic(&sibling(&self.out, ".tf16"), &quant::encode(&table, meta))?;
+        }
+        drop(self.file);
+        std::fs::remove_file(&self.partial).map_err(io_err(&self.partial))?;
+        std::fs::remove_file(&self.meta_path).map_err(io_err(&self.meta_path))?;
+        Ok(sidecar)
+    }
+}
+
+fn summary(m: &RunMeta) -> String {
+    format!(
+        "C={} N={} R={} classes={} seed={} batch={} inits={} sample={:?}/{}",
+        m.channels, m.cells_per_stage, m.resolution, m.classes, m.seed, m.batch, m.inits, m.sample, m.sample_seed
+    )
+}
+
+/// Rows of a partial file; an unterminated last line (a kill mid-write) is dropped and cut
+/// from the file so appends continue on a clean line.
+fn read_partial(path: &Path) -> Result<Vec<PartialRow>> {
+    let bytes = std::fs::read(path).map_err(io_err(path))?;
+    let keep = match bytes.iter().rposition(|&b| b == b'\n') {
+        Some(i) => i + 1,
+        None => 0,
+    };
+    if keep < bytes.len() {
+        let f = std::fs::OpenOptions::new().write(true).open(path).map_err(io_err(path))?;
+        f.set_len(keep as u64).map_err(io_err(path))?;
+    }
+    let reader = std::io::BufReader::new(&bytes[..keep]);
+    let mut rows = Vec::new();
+    let mut seen = HashSet::new();
+    for (i, l) in reader.lines().enumerate() {
+        let l = l.map_err(io_err(path))?;
+        let line = i as u64 + 1;
+        if i == 0 {
+            check_header(&l, path)?;
+            continue;
+        }
+        let (index, arch, naswot, logsynflow, skip) =
+            parse_line(&l, true).map_err(|msg| TableError::Malformed { path: path.to_path_buf(), line, msg })?;
+        if !seen.insert(index) {
+            return Err(TableError::Malformed {
+                path: path.to_path_buf(),
+                line,
+                msg: format!("index {index} listed twice"),
+            });
+        }
+        rows.push(PartialRow { index, arch, naswot, logsynflow, skip });
+    }
+    if keep == 0 {
+        // Even the header was cut: start over.
+        std::fs::write(path, format!("{}\n", HEADER.join(","))).map_err(io_err(path))?;
+    }
+    Ok(rows)
+}
+
+/// The code of every cell, for callers iterating the space by [`ArchCode`].
+pub fn all_archs() -> impl Iterator<Item = Arch> {
+    ArchCode::all().map(|c| Arch::from_code(c))
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,143 @@
+//! Tests of the score table files: round trips, resume after a kill, and refusal of bad
+//! input with a clear error.
+
+use super::*;
+use crate::score::quant::{QuantError, QUANT_LEN};
+
+fn tmp(name: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!("simnas-table-{}-{name}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+fn prow(i: u16, naswot: Option<f64>) -> PartialRow {
+    let arch = Arch::from_code(ArchCode::new(i).unwrap());
+    PartialRow { index: NatsIndex::new(i).unwrap(), arch, naswot, logsynflow: 10.0 * i as f64, skip: 0.5 }
+}
+
+fn meta(sample: Option<usize>) -> RunMeta {
+    RunMeta::new(&ScoreSettings::default(), sample, 7)
+}
+
+/// A synthetic full table: index = code, metrics from the code.
+fn full_csv() -> String {
+    let mut s = format!("{}\n", HEADER.join(","));
+    for code in 0..NUM_ARCHS as u16 {
+        let a = Arch::from_code(ArchCode::new(code).unwrap());
+        let skip = crate::score::skip::skip_score(&a);
+        s += &format!("{code},{a},{},{},{skip}\n", 500.0 + (code % 97) as f64, (code as f64).sqrt());
+    }
+    s
+}
+
+#[test]
+fn partial_run_resumes_and_finishes_sorted_with_the_floor() {
+    let d = tmp("resume");
+    let out = d.join("t.csv");
+    let mut t = PartialTable::open(&out, meta(Some(4))).unwrap();
+    t.append(prow(9, Some(700.5))).unwrap();
+    t.append(prow(3, None)).unwrap();
+    drop(t);
+    // A kill in the middle of a line.
+    let partial = with_suffix(&out, ".partial");
+    std::fs::OpenOptions::new().append(true).open(&partial).unwrap().write_all(b"5,|nor_conv_3x3~0|+|no").unwrap();
+    let mut t = PartialTable::open(&out, meta(Some(4))).unwrap();
+    assert_eq!(t.rows().len(), 2, "the cut line is dropped");
+    assert!(std::fs::read(&partial).unwrap().ends_with(b"\n"));
+    t.append(prow(5, Some(650.25))).unwrap();
+    t.append(prow(1, Some(800.0))).unwrap();
+    t.add_time(1.5).unwrap();
+    let side = t.finish("simnas score --all --out t.csv", 2).unwrap();
+    assert_eq!((side.rows, side.degenerate_cells, side.naswot_floor), (4, 1, 650.25));
+    assert_eq!(side.run.wall_time_s, 1.5);
+    assert!(!partial.exists() && !with_suffix(&out, ".partial.json").exists());
+    let rows = read_rows(&out).unwrap();
+    let idx: Vec<u16> = rows.iter().map(|r| r.index.get()).collect();
+    assert_eq!(idx, vec![1, 3, 5, 9]);
+    assert_eq!(rows[1].naswot, 650.25, "degenerate cell floored");
+    assert_eq!(rows[3].naswot, 700.5);
+    let j: Sidecar = serde_json::from_str(&std::fs::read_to_string(d.join("t.json")).unwrap()).unwrap();
+    assert_eq!(j.command, "simnas score --all --out t.csv");
+    assert!(!d.join("t.tf16").exists(), "a sample has no quantised table");
+}
+
+#[test]
+fn partial_run_with_other_settings_is_refused() {
+    let d = tmp("mismatch");
+    let out = d.join("t.csv");
+    PartialTable::open(&out, meta(None)).unwrap().append(prow(0, Some(1.0))).unwrap();
+    let other = RunMeta { seed: 99, ..meta(None) };
+    let err = PartialTable::open(&out, other).unwrap_err();
+    assert!(matches!(err, TableError::Mismatch { .. }), "{err}");
+    assert!(err.to_string().contains("seed=99"));
+}
+
+#[test]
+fn full_table_loads_with_tf_in_unit_range() {
+    let d = tmp("full");
+    let p = d.join("full.csv");
+    std::fs::write(&p, full_csv()).unwrap();
+    let t = ScoreTable::load(&p).unwrap();
+    let a = Arch::from_code(ArchCode::new(96).unwrap());
+    assert_eq!(t.naswot(&a), Some(596.0));
+    assert_eq!(t.ranges().naswot, (500.0, 596.0));
+    for arch in all_archs() {
+        let tf = t.tf(&arch);
+        assert!((0.0..=1.0).contains(&tf));
+    }
+    // TF by hand for code 96: naswot max (1), logsynflow sqrt(96)/sqrt(15624), skip normalised.
+    let r = t.row(&a).unwrap();
+    let want = (1.0 + 96f64.sqrt() / 15624f64.sqrt() + r.skip / t.ranges().skip.1) / 3.0;
+    assert!((t.tf(&a) - want).abs() < 1e-12);
+    // Quantised round trip: within half a step.
+    let bytes = quant::encode(&t, QuantMeta { seed: 0, batch: 64, inits: 3 });
+    assert_eq!(bytes.len(), QUANT_LEN);
+    let q = ScoreTable::from_quantised(&bytes, Path::new("q")).unwrap();
+    assert_eq!(q.ranges(), t.ranges());
+    assert!(q.row(&a).is_none());
+    for arch in all_archs() {
+        assert!((q.tf(&arch) - t.tf(&arch)).abs() <= 0.5 / 65535.0 + 1e-12);
+    }
+}
+
+#[test]
+fn bad_tables_are_refused_with_clear_errors() {
+    let d = tmp("bad");
+    let p = d.join("t.csv");
+    let full = full_csv();
+    let check = |text: &str, want: &str| {
+        std::fs::write(&p, text).unwrap();
+        let e = ScoreTable::load(&p).unwrap_err().to_string();
+        assert!(e.contains(want), "{e:?} should mention {want:?}");
+    };
+    // Wrong row count.
+    let short: String = full.lines().take(100).map(|l| format!("{l}\n")).collect();
+    check(&short, "has 99 rows");
+    // Truncated mid-line.
+    check(&full[..full.len() / 2], "truncated");
+    // NaN and infinity.
+    check(&full.replacen("500,", "NaN,", 1), "finite");
+    check(&full.replacen(",500,", ",inf,", 1), "finite");
+    // Bad header, duplicates, unknown cell, empty file.
+    check(&full.replacen("index,arch", "idx,arch", 1), "header");
+    let mut dup: Vec<&str> = full.lines().collect();
+    dup[2] = dup[1];
+    check(&(dup.join("\n") + "\n"), "twice");
+    check(&full.replacen("nor_conv_3x3", "conv_5x5", 1), "cell");
+    check("", "header");
+    assert!(matches!(ScoreTable::load(&d.join("missing.csv")), Err(TableError::Io { .. })));
+    // Quantised: truncated, corrupted, not a table.
+    std::fs::write(&p, full).unwrap();
+    let t = ScoreTable::load(&p).unwrap();
+    let bytes = quant::encode(&t, QuantMeta { seed: 0, batch: 64, inits: 3 });
+    let e = |b: &[u8]| ScoreTable::from_quantised(b, Path::new("q.tf16")).unwrap_err();
+    assert!(matches!(e(&bytes[..1000]), TableError::Quant { source: QuantError::Length { .. }, .. }));
+    assert!(matches!(e(&bytes[..10]), TableError::Quant { source: QuantError::Length { .. }, .. }));
+    let mut flipped = bytes.clone();
+    flipped[5000] ^= 1;
+    assert!(matches!(e(&flipped), TableError::Quant { source: QuantError::Crc { .. }, .. }));
+    let mut magic = bytes.clone();
+    magic[0] = b'X';
+    assert!(e(&magic).to_string().contains("not a quantised score table"));
+}
