@@ -2,12 +2,16 @@
 //!
 //! Every probe is a real measurement. The host CPU is the first device: it times the
 //! edge-runtime executor natively (warm-up, repeats, median), exactly as a board does.
+//! A measured latency table replays a published device ([`table::TableDevice`]).
 
 use edge_runtime::host::{HostProbe, StdTimer};
 use edge_runtime::{Measurement, NetConfig, Timer};
 use simnas_shared::Arch;
 use std::fmt;
+use std::path::PathBuf;
 use std::str::FromStr;
+
+pub mod table;
 
 /// How a device is named on the command line.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -18,6 +22,14 @@ pub enum DeviceSpec {
     Qemu,
     /// A board running the firmware on this serial port.
     Serial(String),
+    /// A measured latency table: `table:PATH#COLUMN` (CSV keyed by `index` or `arch`, the
+    /// column in ms); every lookup is one probe.
+    Table {
+        /// The CSV file.
+        path: PathBuf,
+        /// The latency column.
+        column: String,
+    },
 }
 
 impl FromStr for DeviceSpec {
@@ -26,12 +38,24 @@ impl FromStr for DeviceSpec {
         match s {
             "host" => Ok(DeviceSpec::Host),
             "qemu" => Ok(DeviceSpec::Qemu),
-            other => match other.strip_prefix("serial:") {
-                Some(port) if !port.is_empty() => Ok(DeviceSpec::Serial(port.into())),
-                _ => Err(format!(
-                    "unknown device {other:?}; supported: host (this CPU), qemu (the firmware in QEMU), serial:PORT (a board)"
-                )),
-            },
+            other => {
+                if let Some(rest) = other.strip_prefix("table:") {
+                    return match rest.rsplit_once('#') {
+                        Some((path, column)) if !path.is_empty() && !column.is_empty() => {
+                            Ok(DeviceSpec::Table { path: path.into(), column: column.into() })
+                        }
+                        _ => Err(format!(
+                            "device {other:?}: a table device is table:PATH#COLUMN (CSV file, latency column in ms)"
+                        )),
+                    };
+                }
+                match other.strip_prefix("serial:") {
+                    Some(port) if !port.is_empty() => Ok(DeviceSpec::Serial(port.into())),
+                    _ => Err(format!(
+                        "unknown device {other:?}; supported: host (this CPU), qemu (the firmware in QEMU), serial:PORT (a board), table:PATH#COLUMN (a measured latency table)"
+                    )),
+                }
+            }
         }
     }
 }
@@ -42,6 +66,7 @@ impl fmt::Display for DeviceSpec {
             DeviceSpec::Host => f.write_str("host"),
             DeviceSpec::Qemu => f.write_str("qemu"),
             DeviceSpec::Serial(port) => write!(f, "serial:{port}"),
+            DeviceSpec::Table { path, column } => write!(f, "table:{}#{column}", path.display()),
         }
     }
 }
@@ -74,6 +99,19 @@ pub enum DeviceError {
     /// A board (serial or QEMU) failed to measure.
     #[error(transparent)]
     Board(#[from] crate::board::BoardError),
+    /// A latency table could not serve as a device.
+    #[error(transparent)]
+    Table(#[from] crate::latency::LatencyError),
+    /// A table device has no measurement of this cell (e.g. BRP-NAS never measured the
+    /// 341 disconnected cells). Nothing was measured: a search skips the cell and does not
+    /// count it against its budget.
+    #[error("{table} has no measurement of cell {arch}")]
+    NotMeasured {
+        /// The table (`path#column`).
+        table: String,
+        /// The cell.
+        arch: String,
+    },
 }
 
 /// Something that measures cells.

@@ -9,6 +9,7 @@
 //! * [`synth`]: synthetic devices: LUTs fitted to real devices, their distribution, coverage.
 //! * [`latency`]: measured latency tables (CSV) and the benchmark device registry.
 //! * [`score`]: training-free scores (FreeREA), the whole-space score table and its report.
+//! * [`search`]: test-time search under a probe budget, its baselines and the evaluation.
 
 pub mod bench;
 pub mod board;
@@ -17,4 +18,5 @@ pub mod device;
 pub mod latency;
 pub mod nb201;
 pub mod score;
+pub mod search;
 pub mod synth;

@@ -4,6 +4,8 @@ use super::NetArgs;
 use anyhow::{Context, Result};
 use clap::Args;
 use host_trainer::board::{qemu, BoardDevice, ProbePolicy, DEFAULT_BAUD};
+use host_trainer::data::NatsMap;
+use host_trainer::device::table::TableDevice;
 use host_trainer::device::{Clock, Device, DeviceSpec, HostDevice};
 use simnas_shared::{Arch, Op};
 use std::path::PathBuf;
@@ -63,6 +65,10 @@ pub fn run(_data: &Option<PathBuf>, args: ProbeArgs) -> Result<ExitCode> {
             Box::new(BoardDevice::qemu(&args.firmware.clone().unwrap_or_else(qemu::default_firmware), policy)?)
         }
         DeviceSpec::Serial(port) => Box::new(BoardDevice::serial(port, DEFAULT_BAUD, policy)?),
+        DeviceSpec::Table { path, column } => {
+            let map = host_trainer::data::data_dir(_data.as_deref()).ok().and_then(|d| NatsMap::load(&d).ok());
+            Box::new(TableDevice::open(path, column, map.as_ref())?)
+        }
     };
     if !args.json && args.device != DeviceSpec::Host {
         outln!("device {} | warmup {} repeats {}", dev.name(), args.warmup, args.repeats);

@@ -1,0 +1,275 @@
+//! The evaluation harness: every strategy on every table device, at several budgets and
+//! seeds, in both objective forms. Evaluation may read whole tables; searches never do
+//! (except the `oracle` reference).
+//!
+//! * **Weighted** (w = 0.5): the fitness of a cell is `F(h) = w * TF(h) + (1 - w) * (1 -
+//!   (lat(h) - min) / (max - min))` with the TRUE min and max of the device's table; a run
+//!   scores `F(pick) / F(oracle)`, where the oracle is the best cell of the table under `F`.
+//!   A run without a pick scores 0.
+//! * **Constrained**: limits at the 10th, 25th and 50th latency percentile of the device
+//!   (nearest rank over its measured cells). Per run: whether the pick is feasible (by its
+//!   measured latency, which for a table device is the truth), and the ground-truth
+//!   CIFAR-10 test accuracy of the pick (reporting only; no strategy ever sees it). For
+//!   comparison: the proxy's own ceiling (the best-TF cell that truly satisfies the limit).
+
+pub mod report;
+
+use super::strategies::{oracle_pick, Policy};
+use super::{search, Context, Objective, SearchConfig, Strategy};
+use crate::device::table::TableDevice;
+use crate::latency::LatencyTable;
+use crate::synth::lut::Lut;
+use simnas_shared::{Arch, ArchCode, NUM_ARCHS};
+
+/// Latency percentiles of the constrained form.
+pub const PERCENTILES: [f64; 3] = [0.10, 0.25, 0.50];
+
+/// A device under evaluation.
+pub struct EvalDevice {
+    /// Registry name.
+    pub name: String,
+    /// The headline device of its family.
+    pub primary: bool,
+    /// Its whole table.
+    pub table: LatencyTable,
+}
+
+/// What to run.
+pub struct EvalPlan<'a> {
+    /// Strategies, in report order.
+    pub strategies: Vec<Strategy>,
+    /// Probe budgets.
+    pub budgets: Vec<usize>,
+    /// Seeds `0..seeds`.
+    pub seeds: u64,
+    /// `w` of the weighted form.
+    pub weight: f64,
+    /// `TF` per code.
+    pub tf: &'a [f64],
+    /// CIFAR-10 test accuracy per code (reporting only).
+    pub accuracy: &'a [Option<f64>],
+    /// The training devices' mean LUT (`lut-prior`).
+    pub prior: Option<&'a Lut>,
+    /// The controller (when a policy is given).
+    pub policy: Option<&'a (dyn Policy + Sync)>,
+}
+
+/// One weighted run.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct WeightedRun {
+    /// Device name.
+    pub device: String,
+    /// Strategy name.
+    pub strategy: &'static str,
+    /// Budget.
+    pub budget: usize,
+    /// Seed.
+    pub seed: u64,
+    /// Probes spent.
+    pub probes: usize,
+    /// `F(pick)` (0 without a pick).
+    pub fitness: f64,
+    /// `F(pick) / F(oracle)`.
+    pub ratio: f64,
+    /// The pick.
+    pub arch: String,
+    /// Its measured latency.
+    pub latency_ms: f64,
+    /// Its TF.
+    pub tf: f64,
+    /// The search's error, if any.
+    pub error: String,
+}
+
+/// One constrained run.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct ConstrainedRun {
+    /// Device name.
+    pub device: String,
+    /// Strategy name.
+    pub strategy: &'static str,
+    /// Budget.
+    pub budget: usize,
+    /// Seed.
+    pub seed: u64,
+    /// Percentile of the limit.
+    pub percentile: f64,
+    /// The limit, ms.
+    pub limit_ms: f64,
+    /// Probes spent.
+    pub probes: usize,
+    /// A pick exists and its measured latency is within the limit.
+    pub feasible: bool,
+    /// The pick (empty without one).
+    pub arch: String,
+    /// Its measured latency.
+    pub latency_ms: Option<f64>,
+    /// Its TF.
+    pub tf: Option<f64>,
+    /// Its CIFAR-10 test accuracy.
+    pub accuracy: Option<f64>,
+    /// The proxy's ceiling: best-TF feasible cell.
+    pub ceiling_arch: String,
+    /// Its TF.
+    pub ceiling_tf: f64,
+    /// Its accuracy.
+    pub ceiling_accuracy: Option<f64>,
+    /// The search's error, if any.
+    pub error: String,
+}
+
+/// Everything an evaluation produced.
+#[derive(Default)]
+pub struct EvalResults {
+    /// Device names in order, with the primary flag.
+    pub devices: Vec<(String, bool)>,
+    /// Weighted runs.
+    pub weighted: Vec<WeightedRun>,
+    /// Constrained runs.
+    pub constrained: Vec<ConstrainedRun>,
+}
+
+/// The latency at percentile `p` (nearest rank) of the measured cells.
+pub fn percentile(table: &LatencyTable, p: f64) -> f64 {
+    let mut v: Vec<f64> = table.values().iter().flatten().copied().collect();
+    v.sort_by(f64::total_cmp);
+    if v.is_empty() {
+        return f64::NAN;
+    }
+    let rank = ((p * v.len() as f64).ceil() as usize).clamp(1, v.len());
+    v[rank - 1]
+}
+
+/// `F(h)` per code with the table's true latency range (`None` where not measured).
+pub fn true_fitness(table: &LatencyTable, tf: &[f64], weight: f64) -> Vec<Option<f64>> {
+    let vals = table.values();
+    let (lo, hi) = vals.iter().flatten().fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), &v| (a.min(v), b.max(v)));
+    vals.iter()
+        .enumerate()
+        .map(|(c, v)| {
+            v.map(|ms| {
+                let l = if hi > lo { (ms - lo) / (hi - lo) } else { 0.0 };
+                super::weighted(weight, tf[c], l)
+            })
+        })
+        .collect()
+}
+
+fn code(a: Arch) -> usize {
+    a.code().get() as usize
+}
+
+/// Evaluate one device (all strategies, budgets, seeds, both forms).
+pub fn eval_device(dev: &EvalDevice, plan: &EvalPlan) -> (Vec<WeightedRun>, Vec<ConstrainedRun>) {
+    let fit = true_fitness(&dev.table, plan.tf, plan.weight);
+    let best = fit.iter().flatten().copied().fold(f64::NEG_INFINITY, f64::max);
+    let limits: Vec<(f64, f64)> = PERCENTILES.iter().map(|&p| (p, percentile(&dev.table, p))).collect();
+    let ceilings: Vec<Option<Arch>> = limits
+        .iter()
+        .map(|&(_, x)| oracle_pick(&Objective::Constraint { max_latency_ms: x }, plan.tf, dev.table.values()))
+        .collect();
+    let (mut weighted, mut constrained) = (Vec::new(), Vec::new());
+    let policy = plan.policy.map(|p| p as &dyn Policy);
+    let ctx = Context { tf: plan.tf, prior: plan.prior, table: Some(&dev.table), policy };
+    for &strategy in &plan.strategies {
+        for &budget in &plan.budgets {
+            for seed in 0..plan.seeds {
+                let mut device = TableDevice::new(dev.table.clone());
+                let cfg =
+                    SearchConfig { strategy, budget, objective: Objective::Weighted { weight: plan.weight }, seed };
+                let out = search(&cfg, &ctx, &mut device, &mut |_| {});
+                let f = out.pick.map_or(0.0, |p| fit[code(p.arch)].unwrap_or(0.0));
+                weighted.push(WeightedRun {
+                    device: dev.name.clone(),
+                    strategy: strategy.name(),
+                    budget,
+                    seed,
+                    probes: out.probes.len(),
+                    fitness: f,
+                    ratio: if best > 0.0 { f / best } else { 0.0 },
+                    arch: out.pick.map(|p| p.arch.to_string()).unwrap_or_default(),
+                    latency_ms: out.pick.map_or(f64::NAN, |p| p.latency_ms),
+                    tf: out.pick.map_or(f64::NAN, |p| p.tf),
+                    error: out.error.map(|e| e.to_string()).unwrap_or_default(),
+                });
+                for (k, &(p, x)) in limits.iter().enumerate() {
+                    let mut device = TableDevice::new(dev.table.clone());
+                    let cfg = SearchConfig { objective: Objective::Constraint { max_latency_ms: x }, ..cfg };
+                    let out = search(&cfg, &ctx, &mut device, &mut |_| {});
+                    let ceiling = ceilings[k];
+                    constrained.push(ConstrainedRun {
+                        device: dev.name.clone(),
+                        strategy: strategy.name(),
+                        budget,
+                        seed,
+                        percentile: p,
+                        limit_ms: x,
+                        probes: out.probes.len(),
+                        feasible: out.pick.is_some_and(|p| p.latency_ms <= x),
+                        arch: out.pick.map(|p| p.arch.to_string()).unwrap_or_default(),
+                        latency_ms: out.pick.map(|p| p.latency_ms),
+                        tf: out.pick.map(|p| p.tf),
+                        accuracy: out.pick.and_then(|p| plan.accuracy[code(p.arch)]),
+                        ceiling_arch: ceiling.map(|a| a.to_string()).unwrap_or_default(),
+                        ceiling_tf: ceiling.map_or(f64::NAN, |a| plan.tf[code(a)]),
+                        ceiling_accuracy: ceiling.and_then(|a| plan.accuracy[code(a)]),
+                        error: out.error.map(|e| e.to_string()).unwrap_or_default(),
+                    });
+                }
+            }
+        }
+    }
+    (weighted, constrained)
+}
+
+/// Evaluate every device, `threads` at a time; `done` is called after each device.
+pub fn evaluate(devices: &[EvalDevice], plan: &EvalPlan, threads: usize, done: &(dyn Fn(&str) + Sync)) -> EvalResults {
+    let mut slots: Vec<Option<(Vec<WeightedRun>, Vec<ConstrainedRun>)>> = (0..devices.len()).map(|_| None).collect();
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    let results = std::sync::Mutex::new(&mut slots);
+    std::thread::scope(|s| {
+        for _ in 0..threads.max(1) {
+            s.spawn(|| loop {
+                let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                let Some(dev) = devices.get(i) else { break };
+                let r = eval_device(dev, plan);
+                done(&dev.name);
+                if let Ok(mut g) = results.lock() {
+                    g[i] = Some(r);
+                }
+            });
+        }
+    });
+    let mut out =
+        EvalResults { devices: devices.iter().map(|d| (d.name.clone(), d.primary)).collect(), ..Default::default() };
+    for (w, c) in slots.into_iter().flatten() {
+        out.weighted.extend(w);
+        out.constrained.extend(c);
+    }
+    out
+}
+
+/// CIFAR-10 test accuracy per code from `nb201_accuracy.csv` (`index` keyed).
+pub fn load_accuracy(path: &std::path::Path, map: &crate::data::NatsMap) -> Result<Vec<Option<f64>>, String> {
+    let mut rdr = csv::Reader::from_path(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    let headers = rdr.headers().map_err(|e| format!("{}: {e}", path.display()))?.clone();
+    let col = |n: &str| headers.iter().position(|h| h == n).ok_or_else(|| format!("{}: no column {n}", path.display()));
+    let (ci, ca) = (col("index")?, col("cifar10_test")?);
+    let mut acc = vec![None; NUM_ARCHS];
+    for (row, rec) in rdr.records().enumerate() {
+        let rec = rec.map_err(|e| format!("{}, line {}: {e}", path.display(), row + 2))?;
+        let idx = rec
+            .get(ci)
+            .and_then(|s| s.trim().parse::<u16>().ok())
+            .and_then(simnas_shared::NatsIndex::new)
+            .ok_or_else(|| format!("{}, line {}: bad index", path.display(), row + 2))?;
+        let v = rec.get(ca).and_then(|s| s.trim().parse::<f64>().ok()).filter(|v| v.is_finite());
+        acc[code(map.arch(idx))] = v;
+    }
+    Ok(acc)
+}
+
+/// TF per code from any `tf(&Arch)` source.
+pub fn tf_vector(tf: impl Fn(&Arch) -> f64) -> Vec<f64> {
+    ArchCode::all().map(|c| tf(&Arch::from_code(c))).collect()
+}

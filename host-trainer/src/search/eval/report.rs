@@ -1,0 +1,170 @@
+//! The evaluation report: markdown summary, per-run CSVs, and plots.
+//!
+//! Files written to the output directory:
+//! * `report.md`: per budget, fitness / oracle per device and strategy (mean over seeds),
+//!   the mean over devices, over the primary devices, and the worst device; constrained
+//!   form per percentile: fraction of feasible picks, mean CIFAR-10 test accuracy of the
+//!   feasible picks, and the proxy's ceiling;
+//! * `weighted.csv`, `constrained.csv`: one row per run;
+//! * `fitness_vs_budget.svg`: mean fitness / oracle against budget, one line per strategy.
+
+use super::{ConstrainedRun, EvalResults, WeightedRun, PERCENTILES};
+use std::fmt::Write as _;
+use std::path::Path;
+
+fn mean(v: impl Iterator<Item = f64>) -> f64 {
+    let (s, n) = v.fold((0.0, 0usize), |(s, n), x| (s + x, n + 1));
+    if n == 0 {
+        f64::NAN
+    } else {
+        s / n as f64
+    }
+}
+
+/// Strategies in the order they first appear.
+fn strategies(r: &EvalResults) -> Vec<&'static str> {
+    let mut out: Vec<&'static str> = Vec::new();
+    for w in &r.weighted {
+        if !out.contains(&w.strategy) {
+            out.push(w.strategy);
+        }
+    }
+    out
+}
+
+fn budgets(r: &EvalResults) -> Vec<usize> {
+    let mut b: Vec<usize> = r.weighted.iter().map(|w| w.budget).collect();
+    b.sort_unstable();
+    b.dedup();
+    b
+}
+
+/// Mean fitness ratio of (device, strategy, budget) over seeds.
+pub fn ratio(r: &EvalResults, device: &str, strategy: &str, budget: usize) -> f64 {
+    mean(
+        r.weighted
+            .iter()
+            .filter(|w| w.device == device && w.strategy == strategy && w.budget == budget)
+            .map(|w| w.ratio),
+    )
+}
+
+/// Mean over devices of the per-device mean ratio (`primary_only`: the primary devices).
+pub fn mean_ratio(r: &EvalResults, strategy: &str, budget: usize, primary_only: bool) -> f64 {
+    mean(r.devices.iter().filter(|d| d.1 || !primary_only).map(|d| ratio(r, &d.0, strategy, budget)))
+}
+
+fn constrained_of<'a>(
+    r: &'a EvalResults,
+    strategy: &'a str,
+    budget: usize,
+    p: f64,
+) -> impl Iterator<Item = &'a ConstrainedRun> + 'a {
+    r.constrained.iter().filter(move |c| c.strategy == strategy && c.budget == budget && c.percentile == p)
+}
+
+/// The markdown report. `header` goes first (title, command, provenance).
+pub fn markdown(r: &EvalResults, header: &str) -> String {
+    let mut s = String::from(header);
+    let strats = strategies(r);
+    let _ = writeln!(s, "\n## Weighted objective (w = 0.5): fitness of the pick / fitness of the oracle\n");
+    let _ = writeln!(
+        s,
+        "Fitness uses each device's true latency range (min and max of its table); mean over seeds. \
+         `*` marks the primary device of each validation family.\n"
+    );
+    for b in budgets(r) {
+        let _ = writeln!(s, "### Budget {b}\n");
+        let _ = writeln!(s, "| device | {} |", strats.join(" | "));
+        let _ = writeln!(s, "|---|{}", "---:|".repeat(strats.len()));
+        for (d, primary) in &r.devices {
+            let _ = write!(s, "| {d}{} |", if *primary { " *" } else { "" });
+            for st in &strats {
+                let _ = write!(s, " {:.4} |", ratio(r, d, st, b));
+            }
+            let _ = writeln!(s);
+        }
+        let row = |s: &mut String, label: &str, f: &dyn Fn(&str) -> f64| {
+            let _ = write!(s, "| **{label}** |");
+            for st in &strats {
+                let _ = write!(s, " **{:.4}** |", f(st));
+            }
+            let _ = writeln!(s);
+        };
+        row(&mut s, "mean", &|st| mean_ratio(r, st, b, false));
+        if r.devices.iter().any(|d| d.1) {
+            row(&mut s, "mean (primary)", &|st| mean_ratio(r, st, b, true));
+        }
+        row(&mut s, "worst device", &|st| {
+            r.devices.iter().map(|d| ratio(r, &d.0, st, b)).fold(f64::INFINITY, f64::min)
+        });
+        let _ = writeln!(s);
+    }
+    let _ = writeln!(s, "## Constrained objective: maximise TF subject to measured latency <= limit\n");
+    let _ = writeln!(
+        s,
+        "Limits at the 10th, 25th and 50th latency percentile of each device. `feasible`: fraction of runs whose \
+         pick exists and satisfies the limit by measurement. `acc`: mean CIFAR-10 test accuracy (%) of the \
+         feasible picks (ground truth, reporting only). `proxy ceiling`: the best-TF cell that truly satisfies \
+         the limit (what a perfect search with this proxy reaches); `acc - ceiling`: mean accuracy difference \
+         to it over the feasible picks.\n"
+    );
+    for b in budgets(r) {
+        let _ = writeln!(s, "### Budget {b}\n");
+        let _ = write!(s, "| strategy |");
+        for p in PERCENTILES {
+            let q = (p * 100.0).round();
+            let _ = write!(s, " p{q} feasible | p{q} acc | p{q} acc - ceiling |");
+        }
+        let _ = writeln!(s);
+        let _ = writeln!(s, "|---|{}", "---:|".repeat(3 * PERCENTILES.len()));
+        for st in &strats {
+            let _ = write!(s, "| {st} |");
+            for p in PERCENTILES {
+                let runs: Vec<&ConstrainedRun> = constrained_of(r, st, b, p).collect();
+                let feas = mean(runs.iter().map(|c| f64::from(u8::from(c.feasible))));
+                let acc = mean(runs.iter().filter(|c| c.feasible).filter_map(|c| c.accuracy));
+                let gap =
+                    mean(runs.iter().filter(|c| c.feasible).filter_map(|c| Some(c.accuracy? - c.ceiling_accuracy?)));
+                let _ = write!(s, " {:.1}% | {acc:.2} | {gap:+.2} |", 100.0 * feas);
+            }
+            let _ = writeln!(s);
+        }
+        let _ = write!(s, "| *proxy ceiling* |");
+        for p in PERCENTILES {
+            let acc =
+                mean(r.devices.iter().filter_map(|d| {
+                    r.constrained.iter().find(|c| c.device == d.0 && c.percentile == p)?.ceiling_accuracy
+                }));
+            let _ = write!(s, " 100% | {acc:.2} | 0 |");
+        }
+        let _ = writeln!(s, "\n");
+    }
+    s
+}
+
+fn csv_write<T: serde::Serialize>(path: &Path, rows: &[T]) -> Result<(), String> {
+    let mut w = csv::Writer::from_path(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    for r in rows {
+        w.serialize(r).map_err(|e| format!("{}: {e}", path.display()))?;
+    }
+    w.flush().map_err(|e| format!("{}: {e}", path.display()))
+}
+
+/// Write `report.md`, the CSVs and the budget plot into `dir`.
+pub fn write_all(r: &EvalResults, header: &str, dir: &Path) -> Result<(), String> {
+    std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+    csv_write::<WeightedRun>(&dir.join("weighted.csv"), &r.weighted)?;
+    csv_write::<ConstrainedRun>(&dir.join("constrained.csv"), &r.constrained)?;
+    let series: Vec<(String, Vec<(usize, f64)>)> = strategies(r)
+        .into_iter()
+        .map(|st| (st.to_string(), budgets(r).into_iter().map(|b| (b, mean_ratio(r, st, b, false))).collect()))
+        .collect();
+    super::super::plot::fitness_vs_budget(
+        &series,
+        "Mean fitness / oracle over the evaluated devices (w = 0.5)",
+        &dir.join("fitness_vs_budget.svg"),
+    )?;
+    super::super::json::write_atomic(&dir.join("report.md"), markdown(r, header).as_bytes())
+        .map_err(|e| format!("{}: {e}", dir.display()))
+}

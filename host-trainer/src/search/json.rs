@@ -1,0 +1,137 @@
+//! The JSON record of a search (`simnas search --json OUT`), written atomically.
+//!
+//! ```text
+//! {"device": str, "strategy": str, "budget": int,
+//!  "objective": {"kind": "weighted", "weight": f} | {"kind": "constraint", "max_latency_ms": f},
+//!  "probes": [{"step": int, "arch": str, "index": int, "latency_ms": f}],
+//!  "result": {"arch": str, "index": int, "latency_ms": f, "tf": f}}
+//! ```
+//!
+//! * `index` is the NATS-Bench index; it is `null` only when no index map was available
+//!   (no `--data` directory and a score table without indices).
+//! * `result` is `null` when there is no pick: constrained, no measured cell satisfied the
+//!   limit; or the search failed before measuring anything.
+//! * Two keys appear only when they have something to say: `"skipped"` (cells the table
+//!   device had no measurement of; no budget was spent on them) and `"error"` (why the
+//!   search stopped early; `probes` then holds everything measured until then).
+//!
+//! The file is rewritten after every probe (temporary file, then rename), so an
+//! interrupted search still leaves a complete record of what it measured.
+
+use super::{Measured, Objective, Pick, SearchConfig, SearchOutcome};
+use simnas_shared::Arch;
+use std::path::Path;
+
+/// One probe.
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct ProbeJson {
+    /// 1-based probe number.
+    pub step: usize,
+    /// NATS-Bench cell string.
+    pub arch: String,
+    /// NATS-Bench index.
+    pub index: Option<u16>,
+    /// Measured latency, ms.
+    pub latency_ms: f64,
+}
+
+/// The pick.
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct ResultJson {
+    /// NATS-Bench cell string.
+    pub arch: String,
+    /// NATS-Bench index.
+    pub index: Option<u16>,
+    /// Measured latency, ms.
+    pub latency_ms: f64,
+    /// Proxy score.
+    pub tf: f64,
+}
+
+/// The whole record.
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct SearchJson {
+    /// Device name.
+    pub device: String,
+    /// Strategy name.
+    pub strategy: String,
+    /// Probe budget.
+    pub budget: usize,
+    /// The objective.
+    pub objective: Objective,
+    /// Probes in order.
+    pub probes: Vec<ProbeJson>,
+    /// The pick, or `null`.
+    pub result: Option<ResultJson>,
+    /// Cells the device had no measurement of.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub skipped: Vec<String>,
+    /// Why the search stopped early.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+impl SearchJson {
+    /// The record of a (possibly unfinished) search.
+    pub fn new(
+        device: &str,
+        cfg: &SearchConfig,
+        probes: &[Measured],
+        skipped: &[Arch],
+        pick: Option<&Pick>,
+        error: Option<String>,
+        index: &dyn Fn(Arch) -> Option<u16>,
+    ) -> SearchJson {
+        SearchJson {
+            device: device.into(),
+            strategy: cfg.strategy.name().into(),
+            budget: cfg.budget,
+            objective: cfg.objective,
+            probes: probes
+                .iter()
+                .map(|p| ProbeJson {
+                    step: p.step,
+                    arch: p.arch.to_string(),
+                    index: index(p.arch),
+                    latency_ms: p.latency_ms,
+                })
+                .collect(),
+            result: pick.map(|p| ResultJson {
+                arch: p.arch.to_string(),
+                index: index(p.arch),
+                latency_ms: p.latency_ms,
+                tf: p.tf,
+            }),
+            skipped: skipped.iter().map(|a| a.to_string()).collect(),
+            error,
+        }
+    }
+
+    /// The record of a finished search.
+    pub fn of(
+        device: &str,
+        cfg: &SearchConfig,
+        outcome: &SearchOutcome,
+        index: &dyn Fn(Arch) -> Option<u16>,
+    ) -> SearchJson {
+        let error = outcome.error.as_ref().map(|e| e.to_string());
+        SearchJson::new(device, cfg, &outcome.probes, &outcome.skipped, outcome.pick.as_ref(), error, index)
+    }
+
+    /// Pretty JSON with a final newline.
+    pub fn to_bytes(&self) -> Vec<u8> {
+        let mut v = serde_json::to_vec_pretty(self).unwrap_or_default();
+        v.push(b'\n');
+        v
+    }
+}
+
+/// Write `bytes` to `path` through a temporary file in the same directory and a rename, so
+/// `path` is either the old or the new content, never half-written.
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    let mut tmp = path.as_os_str().to_owned();
+    tmp.push(".tmp");
+    let tmp = std::path::PathBuf::from(tmp);
+    std::fs::write(&tmp, bytes)?;
+    std::fs::rename(&tmp, path)
+}

@@ -1,0 +1,419 @@
+//! Test-time search: find the best cell for a device with at most `budget` latency probes.
+//!
+//! **Objectives** ([`Objective`]).
+//! * Weighted (the paper's reward): `f(h) = w * TF(h) + (1 - w) * (1 - l(h))`, with
+//!   `l(h) = clamp((lat(h) - lat(lo)) / (lat(hi) - lat(lo)), 0, 1)` where `lo` is the
+//!   all-`skip_connect` cell and `hi` the all-`nor_conv_3x3` cell ([`LO`], [`HI`]): the
+//!   search estimates the device's latency range from its own probes of these two reference
+//!   cells, the rule training uses on synthetic devices. Every strategy measures both
+//!   first (they are also candidates). If a reference could not be measured (budget 1, or a
+//!   table without it) or `lat(hi) <= lat(lo)`, the range falls back to the min and max of
+//!   the latencies measured so far ([`Normaliser::of`]).
+//! * Constrained: maximise `TF(h)` subject to the *measured* latency `<= max_latency_ms`.
+//!
+//! **Guarantees** (structural: the pick is chosen here, by [`pick`], from the probes the
+//! [`Session`] recorded; no strategy can return anything else):
+//! * at most `budget` probes reach the device (a cell measured twice is answered from the
+//!   first measurement and costs nothing);
+//! * the pick is a measured cell and its reported latency is that measurement;
+//! * in constrained mode the pick satisfies the constraint by measurement, or there is no
+//!   pick (`result: null` in the JSON, exit status 2 from `simnas search`).
+//!
+//! A table device without a value for a cell (e.g. BRP-NAS's disconnected cells) answers
+//! "not measured": the session records the cell as skipped, spends no budget on it, and
+//! the strategy moves on. Any other device error ends the search; what was measured until
+//! then is kept in the [`SearchOutcome`].
+//!
+//! **Strategies** ([`Strategy`], same budget for all): `random`, `evolution`
+//! (regularised evolution, proxy-guided), `lut-prior` (zero-shot ranking with the mean LUT
+//! of the training devices, top candidates verified), `lut-probe` (five single-op cells
+//! measured, the device's per-op LUT solved from them, best candidates verified),
+//! `oracle` (table devices only: reads the whole table; a reference) and `controller`
+//! (the meta-trained policy). See [`strategies`].
+
+pub mod eval;
+pub mod json;
+pub mod plot;
+pub mod strategies;
+
+use crate::device::{Device, DeviceError};
+use crate::latency::LatencyTable;
+use crate::synth::lut::Lut;
+use simnas_shared::{Arch, Op, NUM_ARCHS};
+use std::collections::{HashMap, HashSet};
+
+/// The fast reference cell: all `skip_connect`.
+pub const LO: Arch = Arch::uniform(Op::SkipConnect);
+/// The slow reference cell: all `nor_conv_3x3`.
+pub const HI: Arch = Arch::uniform(Op::NorConv3x3);
+
+/// Requests (measured, cached or skipped) after which a session stops answering: a bound
+/// on any strategy that keeps asking for cells it already knows or a table does not have.
+pub const MAX_ASKS: usize = 4 * NUM_ARCHS;
+
+/// What the search maximises.
+#[derive(Clone, Copy, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(tag = "kind", rename_all = "lowercase")]
+pub enum Objective {
+    /// `w * TF + (1 - w) * (1 - l)`.
+    Weighted {
+        /// `w` in `[0, 1]`.
+        weight: f64,
+    },
+    /// `TF` subject to measured latency `<= max_latency_ms`.
+    Constraint {
+        /// The limit, ms.
+        max_latency_ms: f64,
+    },
+}
+
+impl Objective {
+    /// Check the parameters.
+    pub fn validate(&self) -> Result<(), SearchError> {
+        match *self {
+            Objective::Weighted { weight } if !(0.0..=1.0).contains(&weight) => {
+                Err(SearchError::Objective(format!("weight {weight} outside [0, 1]")))
+            }
+            Objective::Constraint { max_latency_ms } if !(max_latency_ms.is_finite() && max_latency_ms > 0.0) => {
+                Err(SearchError::Objective(format!("latency limit {max_latency_ms} ms is not a positive number")))
+            }
+            _ => Ok(()),
+        }
+    }
+}
+
+/// How candidates are chosen.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize, clap::ValueEnum)]
+#[serde(rename_all = "kebab-case")]
+pub enum Strategy {
+    /// The meta-trained policy (edits one edge per step from its probe history).
+    Controller,
+    /// Uniformly random distinct cells.
+    Random,
+    /// Regularised evolution: mutate the best of a tournament, children chosen by the proxy.
+    Evolution,
+    /// Zero-shot: rank the space by the training devices' mean LUT and TF, verify the top.
+    LutPrior,
+    /// Measure five single-op cells, solve the device's per-op LUT, verify the best.
+    LutProbe,
+    /// Reads the whole table (table devices only): the reference, not a search.
+    Oracle,
+}
+
+impl Strategy {
+    /// The baselines and the reference, in report order.
+    pub const BASELINES: [Strategy; 5] =
+        [Strategy::Random, Strategy::Evolution, Strategy::LutPrior, Strategy::LutProbe, Strategy::Oracle];
+
+    /// Name as on the command line.
+    pub fn name(self) -> &'static str {
+        match self {
+            Strategy::Controller => "controller",
+            Strategy::Random => "random",
+            Strategy::Evolution => "evolution",
+            Strategy::LutPrior => "lut-prior",
+            Strategy::LutProbe => "lut-probe",
+            Strategy::Oracle => "oracle",
+        }
+    }
+}
+
+/// Why a search stopped early or could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum SearchError {
+    /// A budget of zero probes.
+    #[error("the probe budget must be at least 1")]
+    ZeroBudget,
+    /// Bad objective parameters.
+    #[error("invalid objective: {0}")]
+    Objective(String),
+    /// The score table does not cover the space.
+    #[error("the score table has {0} cells; the space has {NUM_ARCHS}")]
+    Scores(usize),
+    /// A probe failed (board error, timeout, ...).
+    #[error("probe {step} ({arch}) failed: {source}")]
+    Probe {
+        /// 1-based step of the failed probe.
+        step: usize,
+        /// The cell.
+        arch: String,
+        /// The device's error.
+        source: DeviceError,
+    },
+    /// A strategy needs something the run was not given.
+    #[error("{strategy} needs {what}")]
+    Unavailable {
+        /// The strategy.
+        strategy: &'static str,
+        /// What is missing.
+        what: String,
+    },
+}
+
+/// One probe.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Measured {
+    /// 1-based probe number.
+    pub step: usize,
+    /// The cell.
+    pub arch: Arch,
+    /// Measured latency, ms.
+    pub latency_ms: f64,
+}
+
+/// The final pick: a measured cell.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Pick {
+    /// The cell.
+    pub arch: Arch,
+    /// Its measured latency, ms.
+    pub latency_ms: f64,
+    /// Its proxy score.
+    pub tf: f64,
+    /// The probe that measured it.
+    pub step: usize,
+    /// Its objective value as the search estimated it (weighted: with the probed range;
+    /// constrained: TF).
+    pub score: f64,
+}
+
+/// Live events.
+#[derive(Clone, Copy, Debug)]
+pub enum Event<'a> {
+    /// A probe completed.
+    Probe(&'a Measured),
+    /// The device has no measurement of this cell (no budget spent).
+    Skipped(Arch),
+}
+
+/// Everything a search produced, also when it failed part way.
+#[derive(Debug)]
+pub struct SearchOutcome {
+    /// Probes in order.
+    pub probes: Vec<Measured>,
+    /// Cells the device could not measure (not counted against the budget).
+    pub skipped: Vec<Arch>,
+    /// The pick; `None` if nothing was measured or, constrained, nothing measured was feasible.
+    pub pick: Option<Pick>,
+    /// Why the search stopped early, if it did.
+    pub error: Option<SearchError>,
+}
+
+/// What a search may use besides the device.
+#[derive(Clone, Copy)]
+pub struct Context<'a> {
+    /// `TF(h)` per [`simnas_shared::ArchCode`] (15,625 values in `[0, 1]`).
+    pub tf: &'a [f64],
+    /// The zero-shot prior: the mean LUT of the training devices (`lut-prior`).
+    pub prior: Option<&'a Lut>,
+    /// The device's whole table (`oracle` only).
+    pub table: Option<&'a LatencyTable>,
+    /// The meta-trained policy (`controller`).
+    pub policy: Option<&'a dyn strategies::Policy>,
+}
+
+/// A search's settings.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct SearchConfig {
+    /// Candidate selection.
+    pub strategy: Strategy,
+    /// Maximum probes.
+    pub budget: usize,
+    /// What to maximise.
+    pub objective: Objective,
+    /// Seed of every random choice.
+    pub seed: u64,
+}
+
+/// Latency normalisation from measurements.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Normaliser {
+    /// Latency mapped to 0, ms.
+    pub lo: f64,
+    /// Latency mapped to 1, ms.
+    pub hi: f64,
+}
+
+impl Normaliser {
+    /// The reference rule: `lo = lat(all-skip)`, `hi = lat(all-conv3x3)` when both were
+    /// measured and `hi > lo`; otherwise the min and max of `probes`; `None` when fewer than
+    /// two distinct latencies were measured.
+    pub fn of(probes: &[Measured]) -> Option<Normaliser> {
+        let find = |a: Arch| probes.iter().find(|p| p.arch == a).map(|p| p.latency_ms);
+        if let (Some(lo), Some(hi)) = (find(LO), find(HI)) {
+            if hi > lo {
+                return Some(Normaliser { lo, hi });
+            }
+        }
+        let lo = probes.iter().map(|p| p.latency_ms).fold(f64::INFINITY, f64::min);
+        let hi = probes.iter().map(|p| p.latency_ms).fold(f64::NEG_INFINITY, f64::max);
+        (hi > lo).then_some(Normaliser { lo, hi })
+    }
+
+    /// `clamp((ms - lo) / (hi - lo), 0, 1)`.
+    pub fn l(&self, ms: f64) -> f64 {
+        ((ms - self.lo) / (self.hi - self.lo)).clamp(0.0, 1.0)
+    }
+}
+
+/// `w * tf + (1 - w) * (1 - l)`.
+pub fn weighted(weight: f64, tf: f64, l: f64) -> f64 {
+    weight * tf + (1.0 - weight) * (1.0 - l)
+}
+
+/// The best measured cell under `objective` (ties: lower latency, then the earlier probe).
+pub fn pick(objective: &Objective, tf: &[f64], probes: &[Measured]) -> Option<Pick> {
+    let tf_of = |a: Arch| tf[a.code().get() as usize];
+    let norm = Normaliser::of(probes);
+    let score = |p: &Measured| -> Option<f64> {
+        match *objective {
+            Objective::Weighted { weight } => {
+                Some(weighted(weight, tf_of(p.arch), norm.map_or(0.0, |n| n.l(p.latency_ms))))
+            }
+            Objective::Constraint { max_latency_ms } => (p.latency_ms <= max_latency_ms).then(|| tf_of(p.arch)),
+        }
+    };
+    let mut best: Option<Pick> = None;
+    for p in probes {
+        let Some(s) = score(p) else { continue };
+        let better = match &best {
+            None => true,
+            Some(b) => s > b.score || (s == b.score && p.latency_ms < b.latency_ms),
+        };
+        if better {
+            best = Some(Pick { arch: p.arch, latency_ms: p.latency_ms, tf: tf_of(p.arch), step: p.step, score: s });
+        }
+    }
+    best
+}
+
+/// The answer to a request for a latency.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Ask {
+    /// Measured now or earlier, ms.
+    Latency(f64),
+    /// The device has no measurement of this cell; no budget spent.
+    Missing,
+    /// The budget (or the request bound) is used up; nothing was measured.
+    Exhausted,
+}
+
+/// The budgeted connection between a strategy and the device: every measurement goes
+/// through here and is recorded.
+pub struct Session<'a> {
+    device: &'a mut dyn Device,
+    budget: usize,
+    probes: Vec<Measured>,
+    cache: HashMap<Arch, f64>,
+    missing: HashSet<Arch>,
+    skipped: Vec<Arch>,
+    asks: usize,
+    observe: &'a mut dyn FnMut(Event),
+}
+
+impl<'a> Session<'a> {
+    /// A session of at most `budget` probes on `device`.
+    pub fn new(device: &'a mut dyn Device, budget: usize, observe: &'a mut dyn FnMut(Event)) -> Session<'a> {
+        Session {
+            device,
+            budget,
+            probes: Vec::new(),
+            cache: HashMap::new(),
+            missing: HashSet::new(),
+            skipped: Vec::new(),
+            asks: 0,
+            observe,
+        }
+    }
+
+    /// Probes left.
+    pub fn remaining(&self) -> usize {
+        if self.asks >= MAX_ASKS {
+            0
+        } else {
+            self.budget - self.probes.len()
+        }
+    }
+
+    /// Probes so far.
+    pub fn probes(&self) -> &[Measured] {
+        &self.probes
+    }
+
+    /// The measured latency of `arch`, if it was probed.
+    pub fn known(&self, arch: Arch) -> Option<f64> {
+        self.cache.get(&arch).copied()
+    }
+
+    /// True if `arch` was probed or found missing (asking again teaches nothing).
+    pub fn tried(&self, arch: Arch) -> bool {
+        self.cache.contains_key(&arch) || self.missing.contains(&arch)
+    }
+
+    /// Measure `arch` (one probe unless already measured).
+    pub fn measure(&mut self, arch: Arch) -> Result<Ask, SearchError> {
+        self.asks += 1;
+        if let Some(&ms) = self.cache.get(&arch) {
+            return Ok(Ask::Latency(ms));
+        }
+        if self.missing.contains(&arch) {
+            return Ok(Ask::Missing);
+        }
+        if self.remaining() == 0 {
+            return Ok(Ask::Exhausted);
+        }
+        let step = self.probes.len() + 1;
+        match self.device.probe(arch) {
+            Ok(p) => {
+                let m = Measured { step, arch, latency_ms: p.latency_ms };
+                self.cache.insert(arch, p.latency_ms);
+                self.probes.push(m);
+                (self.observe)(Event::Probe(&m));
+                Ok(Ask::Latency(p.latency_ms))
+            }
+            Err(DeviceError::NotMeasured { .. }) => {
+                self.missing.insert(arch);
+                self.skipped.push(arch);
+                (self.observe)(Event::Skipped(arch));
+                Ok(Ask::Missing)
+            }
+            Err(source) => Err(SearchError::Probe { step, arch: arch.to_string(), source }),
+        }
+    }
+
+    /// Measure the two reference cells (`lo`, then `hi`) if at least two probes are left.
+    pub fn measure_references(&mut self) -> Result<(), SearchError> {
+        if self.remaining() >= 2 {
+            self.measure(LO)?;
+            self.measure(HI)?;
+        }
+        Ok(())
+    }
+}
+
+/// Run one search. Never panics on device errors: the outcome keeps what was measured.
+pub fn search(
+    cfg: &SearchConfig,
+    ctx: &Context,
+    device: &mut dyn Device,
+    observe: &mut dyn FnMut(Event),
+) -> SearchOutcome {
+    let fail = |e| SearchOutcome { probes: vec![], skipped: vec![], pick: None, error: Some(e) };
+    if cfg.budget == 0 {
+        return fail(SearchError::ZeroBudget);
+    }
+    if let Err(e) = cfg.objective.validate() {
+        return fail(e);
+    }
+    if ctx.tf.len() != NUM_ARCHS {
+        return fail(SearchError::Scores(ctx.tf.len()));
+    }
+    let mut session = Session::new(device, cfg.budget, observe);
+    let error = strategies::run(cfg, ctx, &mut session).err();
+    debug_assert!(session.probes.len() <= cfg.budget);
+    let pick = pick(&cfg.objective, ctx.tf, &session.probes);
+    SearchOutcome { probes: session.probes, skipped: session.skipped, pick, error }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,246 @@
+//! The search's guarantees on synthetic table devices: objective arithmetic checked
+//! against hand-computed values, budgets, measured picks, feasibility, gaps and failures.
+
+use super::strategies::oracle_pick;
+use super::*;
+use crate::device::table::TableDevice;
+use crate::device::Probe;
+use simnas_shared::ArchCode;
+
+/// A deterministic stand-in for TF in [0, 1] (SplitMix64 of the code).
+fn fake_tf() -> Vec<f64> {
+    ArchCode::all()
+        .map(|c| {
+            let mut z = u64::from(c.get()).wrapping_add(0x9E37_79B9_7F4A_7C15);
+            z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+            z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+            (z ^ (z >> 31)) as f64 / u64::MAX as f64
+        })
+        .collect()
+}
+
+/// A table from a per-op LUT `[none, skip, conv1x1, conv3x3, pool]` plus a base, with a
+/// small deterministic interaction term so the device is not exactly additive.
+fn lut_table(base: f64, t: [f64; 5], wobble: f64) -> LatencyTable {
+    let vals = ArchCode::all()
+        .map(|c| {
+            let a = Arch::from_code(c);
+            let add: f64 = a.ops.iter().map(|&o| t[o as usize]).sum();
+            Some(base + add + wobble * ((c.get() % 7) as f64 - 3.0))
+        })
+        .collect();
+    LatencyTable::from_codes("synthetic.csv#ms", vals).unwrap()
+}
+
+fn run(strategy: Strategy, budget: usize, objective: Objective, table: &LatencyTable, seed: u64) -> SearchOutcome {
+    let tf = fake_tf();
+    let prior = crate::synth::lut::Lut { base: 0.3, t: [[0.0, 0.01, 0.05, 0.1, 0.03]; 6] };
+    let ctx = Context { tf: &tf, prior: Some(&prior), table: Some(table), policy: None };
+    let mut dev = TableDevice::new(table.clone());
+    search(&SearchConfig { strategy, budget, objective, seed }, &ctx, &mut dev, &mut |_| {})
+}
+
+#[test]
+fn weighted_objective_by_hand() {
+    // w = 0.5, TF = 0.8, lo = 2 ms, hi = 10 ms: 6 ms -> l = 0.5 -> 0.4 + 0.25 = 0.65.
+    let n = Normaliser { lo: 2.0, hi: 10.0 };
+    assert_eq!(n.l(6.0), 0.5);
+    assert!((weighted(0.5, 0.8, n.l(6.0)) - 0.65).abs() < 1e-15);
+    // Clamped outside [lo, hi]: 1 ms -> l = 0 -> 0.9; 12 ms -> l = 1 -> 0.4.
+    assert!((weighted(0.5, 0.8, n.l(1.0)) - 0.9).abs() < 1e-15);
+    assert!((weighted(0.5, 0.8, n.l(12.0)) - 0.4).abs() < 1e-15);
+    // w = 0.25, TF = 0.2, l = 0.75: 0.05 + 0.75 * 0.25 = 0.2375.
+    assert!((weighted(0.25, 0.2, 0.75) - 0.2375).abs() < 1e-15);
+}
+
+#[test]
+fn normaliser_uses_references_then_falls_back() {
+    let m = |step, arch, latency_ms| Measured { step, arch, latency_ms };
+    let mid = Arch::uniform(Op::NorConv1x1);
+    let probes = [m(1, LO, 4.0), m(2, HI, 12.0), m(3, mid, 2.0)];
+    assert_eq!(Normaliser::of(&probes), Some(Normaliser { lo: 4.0, hi: 12.0 }));
+    // Without the hi reference: the measured range 2..4.
+    assert_eq!(Normaliser::of(&probes[..1]), None);
+    assert_eq!(Normaliser::of(&[probes[0], probes[2]]), Some(Normaliser { lo: 2.0, hi: 4.0 }));
+    // hi not above lo: measured range.
+    let odd = [m(1, LO, 5.0), m(2, HI, 5.0), m(3, mid, 9.0)];
+    assert_eq!(Normaliser::of(&odd), Some(Normaliser { lo: 5.0, hi: 9.0 }));
+}
+
+#[test]
+fn pick_by_hand() {
+    // TF: LO 0.2, HI 0.9, mid 0.6 (a hand-made table of three cells).
+    let mid = Arch::uniform(Op::NorConv1x1);
+    let mut tf = vec![0.0; NUM_ARCHS];
+    tf[LO.code().get() as usize] = 0.2;
+    tf[HI.code().get() as usize] = 0.9;
+    tf[mid.code().get() as usize] = 0.6;
+    let m = |step, arch, latency_ms| Measured { step, arch, latency_ms };
+    let probes = [m(1, LO, 2.0), m(2, HI, 10.0), m(3, mid, 4.0)];
+    // w = 0.5: LO 0.1 + 0.5 = 0.6; HI 0.45 + 0 = 0.45; mid 0.3 + 0.5 * 0.75 = 0.675.
+    let p = pick(&Objective::Weighted { weight: 0.5 }, &tf, &probes).unwrap();
+    assert_eq!((p.arch, p.step, p.latency_ms), (mid, 3, 4.0));
+    assert!((p.score - 0.675).abs() < 1e-12);
+    // w = 0.9: HI 0.81 beats mid 0.54 + 0.025 = 0.565.
+    assert_eq!(pick(&Objective::Weighted { weight: 0.9 }, &tf, &probes).unwrap().arch, HI);
+    // Constrained: within 5 ms the best TF is mid; within 3 ms only LO; within 1 ms nothing.
+    let c = |x| pick(&Objective::Constraint { max_latency_ms: x }, &tf, &probes).map(|p| p.arch);
+    assert_eq!(c(5.0), Some(mid));
+    assert_eq!(c(3.0), Some(LO));
+    assert_eq!(c(10.0), Some(HI));
+    assert_eq!(c(1.0), None);
+}
+
+#[test]
+fn every_strategy_respects_budget_and_picks_a_measured_cell() {
+    let table = lut_table(3.0, [0.0, 0.1, 0.6, 2.0, 0.4], 0.05);
+    let strategies = [Strategy::Random, Strategy::Evolution, Strategy::LutPrior, Strategy::LutProbe, Strategy::Oracle];
+    let limit = super::eval::percentile(&table, 0.25);
+    for strategy in strategies {
+        for budget in [1, 2, 3, 5, 6, 10, 20] {
+            for objective in [Objective::Weighted { weight: 0.5 }, Objective::Constraint { max_latency_ms: limit }] {
+                let out = run(strategy, budget, objective, &table, 7);
+                let what = format!("{strategy:?} budget {budget} {objective:?}");
+                assert!(out.error.is_none(), "{what}: {:?}", out.error);
+                assert!(out.probes.len() <= budget, "{what}: {} probes", out.probes.len());
+                let steps: Vec<usize> = out.probes.iter().map(|p| p.step).collect();
+                assert_eq!(steps, (1..=out.probes.len()).collect::<Vec<_>>(), "{what}");
+                // Constrained, a small random sample may hold nothing feasible: no pick then.
+                let Some(p) = out.pick else {
+                    assert!(
+                        matches!(objective, Objective::Constraint { .. }) && strategy != Strategy::Oracle,
+                        "{what}"
+                    );
+                    continue;
+                };
+                let probe = out.probes.iter().find(|m| m.step == p.step).unwrap();
+                assert_eq!((probe.arch, probe.latency_ms), (p.arch, p.latency_ms), "{what}");
+                assert_eq!(table.get(p.arch), Some(p.latency_ms), "{what}: reported latency is the measurement");
+                if let Objective::Constraint { max_latency_ms } = objective {
+                    assert!(p.latency_ms <= max_latency_ms, "{what}: infeasible pick");
+                }
+                // Constrained LUT searches stop once no untried cell can beat the best feasible TF.
+                if strategy != Strategy::Oracle && budget >= 10 && matches!(objective, Objective::Weighted { .. }) {
+                    assert_eq!(out.probes.len(), budget, "{what}: budget left unspent");
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn lut_probe_finds_the_optimum_of_an_additive_device() {
+    // skip costs nothing, so all-skip is the fastest cell and the probed range equals the
+    // true range; the five single-op cells then determine the device exactly.
+    let table = lut_table(2.0, [0.0, 0.0, 0.5, 1.5, 0.25], 0.0);
+    let tf = fake_tf();
+    let obj = Objective::Weighted { weight: 0.5 };
+    let best = oracle_pick(&obj, &tf, table.values()).unwrap();
+    let out = run(Strategy::LutProbe, 6, obj, &table, 0);
+    assert_eq!(out.probes.len(), 6);
+    assert_eq!(out.probes[5].arch, best, "first verified cell is the optimum");
+    assert_eq!(out.pick.unwrap().arch, best);
+    let lut = strategies::lut::per_op_fit(&out.probes[..5]);
+    for (got, want) in lut.iter().zip([2.0, 0.0, 0.5, 1.5, 0.25]) {
+        assert!((got - want).abs() < 1e-9, "{lut:?}");
+    }
+}
+
+#[test]
+fn constrained_without_feasible_cells_has_no_pick() {
+    let table = lut_table(3.0, [0.0, 0.1, 0.6, 2.0, 0.4], 0.0);
+    for s in [Strategy::Random, Strategy::Evolution, Strategy::LutPrior, Strategy::LutProbe, Strategy::Oracle] {
+        let out = run(s, 10, Objective::Constraint { max_latency_ms: 1.0 }, &table, 1);
+        assert!(out.pick.is_none() && out.error.is_none(), "{s:?}");
+        assert!(out.probes.len() <= 10);
+    }
+}
+
+#[test]
+fn cells_missing_from_a_table_cost_no_budget() {
+    // Every cell with a `none` edge is missing (far more than BRP-NAS's gaps).
+    let full = lut_table(3.0, [0.0, 0.1, 0.6, 2.0, 0.4], 0.05);
+    let vals =
+        ArchCode::all().map(|c| if Arch::from_code(c).count(Op::None) > 0 { None } else { full.get_code(c) }).collect();
+    let table = LatencyTable::from_codes("gappy.csv#ms", vals).unwrap();
+    for s in [Strategy::Random, Strategy::Evolution, Strategy::LutProbe] {
+        let out = run(s, 10, Objective::Weighted { weight: 0.5 }, &table, 3);
+        assert!(out.error.is_none(), "{s:?}: {:?}", out.error);
+        assert_eq!(out.probes.len(), 10, "{s:?}: skipped cells must not use budget");
+        assert!(out.probes.iter().all(|p| table.get(p.arch).is_some()));
+        assert!(out.skipped.iter().all(|a| table.get(*a).is_none()));
+    }
+    assert!(!run(Strategy::Random, 10, Objective::Weighted { weight: 0.5 }, &table, 3).skipped.is_empty());
+}
+
+#[test]
+fn same_seed_same_search_other_seed_other_search() {
+    let table = lut_table(3.0, [0.0, 0.1, 0.6, 2.0, 0.4], 0.05);
+    for s in [Strategy::Random, Strategy::Evolution] {
+        let obj = Objective::Weighted { weight: 0.5 };
+        let a = run(s, 10, obj, &table, 11);
+        let b = run(s, 10, obj, &table, 11);
+        let c = run(s, 10, obj, &table, 12);
+        assert_eq!(a.probes, b.probes, "{s:?}");
+        assert_ne!(a.probes, c.probes, "{s:?}");
+    }
+}
+
+/// A device that measures `ok` cells and then fails.
+struct Flaky {
+    ok: usize,
+}
+
+impl Device for Flaky {
+    fn name(&self) -> String {
+        "flaky".into()
+    }
+    fn probe(&mut self, arch: Arch) -> Result<Probe, DeviceError> {
+        if self.ok == 0 {
+            return Err(DeviceError::Runtime(edge_runtime::Error::NoRepeats));
+        }
+        self.ok -= 1;
+        let ms = 1.0 + arch.count(Op::NorConv3x3) as f64;
+        Ok(Probe { latency_ms: ms, min_ms: ms, spread: 0.0, repeats: 1 })
+    }
+}
+
+#[test]
+fn a_failing_probe_ends_the_search_and_keeps_the_measurements() {
+    let tf = fake_tf();
+    let ctx = Context { tf: &tf, prior: None, table: None, policy: None };
+    let cfg = SearchConfig {
+        strategy: Strategy::Random,
+        budget: 10,
+        objective: Objective::Weighted { weight: 0.5 },
+        seed: 0,
+    };
+    let mut seen = 0;
+    let out = search(&cfg, &ctx, &mut Flaky { ok: 3 }, &mut |e| seen += usize::from(matches!(e, Event::Probe(_))));
+    assert_eq!(out.probes.len(), 3);
+    assert_eq!(seen, 3);
+    assert!(matches!(out.error, Some(SearchError::Probe { step: 4, .. })), "{:?}", out.error);
+    assert!(out.pick.is_some(), "the best of what was measured is still known");
+}
+
+#[test]
+fn refusals_before_any_probe() {
+    let tf = fake_tf();
+    let ctx = Context { tf: &tf, prior: None, table: None, policy: None };
+    let mut dev = Flaky { ok: 100 };
+    let go = |strategy, budget, objective, dev: &mut Flaky| {
+        search(&SearchConfig { strategy, budget, objective, seed: 0 }, &ctx, dev, &mut |_| {})
+    };
+    let w = Objective::Weighted { weight: 0.5 };
+    assert!(matches!(go(Strategy::Random, 0, w, &mut dev).error, Some(SearchError::ZeroBudget)));
+    let bad = Objective::Weighted { weight: 1.5 };
+    assert!(matches!(go(Strategy::Random, 5, bad, &mut dev).error, Some(SearchError::Objective(_))));
+    let bad = Objective::Constraint { max_latency_ms: f64::NAN };
+    assert!(matches!(go(Strategy::Random, 5, bad, &mut dev).error, Some(SearchError::Objective(_))));
+    for s in [Strategy::Oracle, Strategy::LutPrior, Strategy::Controller] {
+        let out = go(s, 5, w, &mut dev);
+        assert!(matches!(out.error, Some(SearchError::Unavailable { .. })), "{s:?}");
+        assert!(out.probes.is_empty());
+    }
+    assert_eq!(dev.ok, 100, "nothing was measured");
+}
