@@ -5,6 +5,7 @@
 //!   caller-given arena (no allocator), never allocating and never panicking.
 //! * [`params`]: where weights come from: a dense vector, or a small shared bank for boards
 //!   too small to hold every weight.
+//! * [`policy`]: the controller's actor read from safetensors bytes, and its observation.
 //! * [`timing`]: the [`Timer`] trait and robust in-place measurement (warm-up, repeats,
 //!   median, spread).
 //!
@@ -21,6 +22,7 @@ mod kernels;
 pub mod layout;
 pub mod params;
 mod plan;
+pub mod policy;
 pub mod rng;
 pub mod timing;
 

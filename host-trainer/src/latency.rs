@@ -303,9 +303,8 @@ pub fn list_columns(path: &Path) -> Result<Vec<String>, LatencyError> {
     let io = |source| LatencyError::Io { path: path.to_path_buf(), source };
     let file = std::fs::File::open(path).map_err(io)?;
     let mut rdr = csv::ReaderBuilder::new().has_headers(true).from_reader(file);
-    let headers = rdr
-        .headers()
-        .map_err(|e| LatencyError::Malformed { path: path.to_path_buf(), line: 1, msg: e.to_string() })?;
+    let headers =
+        rdr.headers().map_err(|e| LatencyError::Malformed { path: path.to_path_buf(), line: 1, msg: e.to_string() })?;
     Ok(headers.iter().map(|h| h.trim().to_string()).collect())
 }
 

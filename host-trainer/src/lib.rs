@@ -6,6 +6,7 @@
 //! * [`device`]: things that measure latency (this CPU first).
 //! * [`board`]: boards over a serial line (and the firmware in QEMU) as devices.
 //! * [`bench`]: side-by-side benchmarks.
+//! * [`rl`]: the PPO meta-training of the controller, its export and evaluation.
 //! * [`synth`]: synthetic devices: LUTs fitted to real devices, their distribution, coverage.
 //! * [`latency`]: measured latency tables (CSV) and the benchmark device registry.
 //! * [`score`]: training-free scores (FreeREA), the whole-space score table and its report.
@@ -17,6 +18,7 @@ pub mod data;
 pub mod device;
 pub mod latency;
 pub mod nb201;
+pub mod rl;
 pub mod score;
 pub mod search;
 pub mod synth;

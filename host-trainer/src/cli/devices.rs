@@ -59,7 +59,16 @@ pub fn run(data: &Option<PathBuf>, args: DevicesArgs) -> Result<ExitCode> {
         Action::Fit { out } => {
             let dist = DeviceDistribution::fit(&tables, command_line());
             write(&out, &serde_json::to_string_pretty(&dist)?)?;
-            outln!("{:<24} {:>6} {:>7} {:>8} {:>8} {:>8} {:>9}", "device", "split", "cells", "op R2", "op rho", "edge R2", "edge rho");
+            outln!(
+                "{:<24} {:>6} {:>7} {:>8} {:>8} {:>8} {:>9}",
+                "device",
+                "split",
+                "cells",
+                "op R2",
+                "op rho",
+                "edge R2",
+                "edge rho"
+            );
             for r in &dist.devices {
                 outln!(
                     "{:<24} {:>6} {:>7} {:>8.3} {:>8.3} {:>8.3} {:>9.3}",

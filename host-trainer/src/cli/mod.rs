@@ -15,6 +15,7 @@ mod devices;
 mod monitor;
 mod probe;
 mod score;
+mod train;
 
 /// The cells measured when no --arch is given: both extremes and two mixed cells.
 pub(crate) const SHOWCASE: [&str; 4] = [
@@ -52,6 +53,9 @@ pub enum Command {
     Bench(bench::BenchArgs),
     /// Fit the synthetic-device distribution to real devices and report its coverage.
     Devices(devices::DevicesArgs),
+    /// Meta-train the controller with PPO on synthetic devices; write the policy, curves and
+    /// the learning evidence.
+    Train(train::TrainArgs),
     /// Print a board's records live (hello, probes, bench, final) and append them to a JSONL log.
     Monitor(monitor::MonitorArgs),
     /// Training-free scores (FreeREA): one cell, the whole space (resumable), report, bench.
@@ -114,6 +118,7 @@ pub fn run() -> Result<ExitCode> {
         Command::Probe(args) => probe::run(&cli.data, args),
         Command::Bench(args) => bench::run(args),
         Command::Devices(args) => devices::run(&cli.data, args),
+        Command::Train(args) => train::run(&cli.data, args),
         Command::Monitor(args) => monitor::run(args),
         Command::Score(args) => score::run(&cli.data, args),
     }

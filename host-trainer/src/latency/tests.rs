@@ -76,8 +76,8 @@ fn index_keyed_tables_use_the_map() {
     }
     let map = NatsMap::read(s.as_bytes(), Path::new("m.csv")).unwrap();
     let text = "index,lat_ms\n0,3\n15624,4\n";
-    let t = LatencyTable::read(text.as_bytes(), Path::new("t.csv"), "lat_ms", Some(&map), InvalidPolicy::Reject)
-        .unwrap();
+    let t =
+        LatencyTable::read(text.as_bytes(), Path::new("t.csv"), "lat_ms", Some(&map), InvalidPolicy::Reject).unwrap();
     assert_eq!(t.get(arch(15624)), Some(3.0));
     assert_eq!(t.get(arch(0)), Some(4.0));
     for bad in ["15625", "-1", "x", ""] {

@@ -105,7 +105,8 @@ fn mean_of(rows: &[CoverageRow], split: Split, f: impl Fn(&CoverageRow) -> f64) 
 pub fn markdown(rows: &[CoverageRow], samples: usize, command: &str) -> String {
     let mut s = String::new();
     let presets: Vec<SynthPreset> = rows.first().map(|r| r.presets.iter().map(|p| p.0).collect()).unwrap_or_default();
-    let pname = |p: &SynthPreset| serde_json::to_value(p).ok().and_then(|v| v.as_str().map(String::from)).unwrap_or_default();
+    let pname =
+        |p: &SynthPreset| serde_json::to_value(p).ok().and_then(|v| v.as_str().map(String::from)).unwrap_or_default();
     let _ = writeln!(s, "# Synthetic-device coverage\n\nProduced by `{command}`.\n");
     let _ = writeln!(
         s,
@@ -189,7 +190,8 @@ pub fn plot(rows: &[CoverageRow], path: &std::path::Path) -> Result<(), String> 
         .draw_series(LineSeries::new([(n_train as f64 - 0.5, lo), (n_train as f64 - 0.5, 1.0)], BLACK.stroke_width(1)))
         .map_err(|e| e.to_string())?;
     let colors = [RED, BLUE, GREEN, MAGENTA, CYAN, BLACK];
-    let mut series: Vec<(String, Vec<f64>)> = vec![("own per-edge LUT".into(), rows.iter().map(|r| r.own_edge.1).collect())];
+    let mut series: Vec<(String, Vec<f64>)> =
+        vec![("own per-edge LUT".into(), rows.iter().map(|r| r.own_edge.1).collect())];
     if let Some(first) = rows.first() {
         for (k, p) in first.presets.iter().enumerate() {
             series.push((format!("closest {:?}", p.0), rows.iter().map(|r| r.presets[k].1).collect()));

@@ -250,7 +250,8 @@ impl DeviceDistribution {
     /// Read a distribution file.
     pub fn load(path: &Path) -> Result<DeviceDistribution, SynthError> {
         let p = path.display().to_string();
-        let text = std::fs::read_to_string(path).map_err(|e| SynthError::File { path: p.clone(), msg: e.to_string() })?;
+        let text =
+            std::fs::read_to_string(path).map_err(|e| SynthError::File { path: p.clone(), msg: e.to_string() })?;
         let v: serde_json::Value =
             serde_json::from_str(&text).map_err(|e| SynthError::File { path: p.clone(), msg: e.to_string() })?;
         let got = v.get("format_version").and_then(|x| x.as_u64()).unwrap_or(0) as u32;
@@ -258,6 +259,12 @@ impl DeviceDistribution {
             return Err(SynthError::Version { path: p, got });
         }
         serde_json::from_value(v).map_err(|e| SynthError::File { path: p, msg: e.to_string() })
+    }
+
+    /// The committed distribution (`artifacts/devices/distribution.json`), built in.
+    pub fn embedded() -> DeviceDistribution {
+        serde_json::from_str(include_str!("../../../artifacts/devices/distribution.json"))
+            .expect("the committed distribution parses (checked by a test)")
     }
 
     /// Training devices' normalised per-edge LUTs.

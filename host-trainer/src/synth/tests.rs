@@ -43,7 +43,8 @@ fn fits_on_train_devices_only_and_normalises_by_hi() {
 #[test]
 fn sampling_is_seeded_and_positive() {
     let dist = DeviceDistribution::fit(&fake_tables(), "test".into());
-    for preset in [SynthPreset::Paper, SynthPreset::PaperMs, SynthPreset::Edge, SynthPreset::EdgeNoise, SynthPreset::Around]
+    for preset in
+        [SynthPreset::Paper, SynthPreset::PaperMs, SynthPreset::Edge, SynthPreset::EdgeNoise, SynthPreset::Around]
     {
         let a = dist.sample(preset, &mut rand_chacha::ChaCha8Rng::seed_from_u64(3));
         let b = dist.sample(preset, &mut rand_chacha::ChaCha8Rng::seed_from_u64(3));
@@ -84,4 +85,13 @@ fn coverage_of_exact_devices() {
     }
     let md = coverage::markdown(&rows, 20, "simnas devices report");
     assert!(md.contains("| hw-c10-pixel3 |") && md.contains("paper closest"));
+}
+
+#[test]
+fn the_committed_distribution_parses() {
+    let d = DeviceDistribution::embedded();
+    assert_eq!(d.format_version, FORMAT_VERSION);
+    assert_eq!(d.train.len() + d.validation.len(), DEVICES.len());
+    let dev = d.sample(SynthPreset::Paper, &mut rand_chacha::ChaCha8Rng::seed_from_u64(0));
+    assert!(dev.latency.iter().all(|v| *v > 0.0));
 }

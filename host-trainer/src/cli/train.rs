@@ -1,0 +1,162 @@
+//! `simnas train`: PPO meta-training of the controller on synthetic devices; writes the
+//! policy (safetensors), the training curves (CSV, SVG) and, when benchmark data is at hand,
+//! the learning evidence on the validation devices' real latency tables.
+
+use super::devices::command_line;
+use anyhow::{Context, Result};
+use clap::{Args, ValueEnum};
+use host_trainer::data::{data_dir, NatsMap};
+use host_trainer::latency::registry::{split, Split};
+use host_trainer::latency::{InvalidPolicy, LatencyTable};
+use host_trainer::rl::env::DeviceLatency;
+use host_trainer::rl::net::ActorCritic;
+use host_trainer::rl::train::{train, TrainConfig};
+use host_trainer::rl::{eval, export, plot, StandInProxy, TfTable};
+use host_trainer::synth::{DeviceDistribution, SynthPreset};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+/// Training presets.
+#[derive(Clone, Copy, Debug, ValueEnum)]
+pub enum TrainPreset {
+    /// The default setting (TF in the state).
+    Default,
+    /// The paper: T=50, gamma 0.6, eps 0.2, history 5, w 0.5, state = cell + latency.
+    Paper,
+}
+
+/// Where TF comes from.
+#[derive(Clone, Copy, Debug, ValueEnum)]
+pub enum TfSource {
+    /// A transparent stand-in proxy (throughput runs and tests only; never shipped).
+    StandIn,
+}
+
+#[derive(Args, Debug)]
+pub struct TrainArgs {
+    /// Environment steps in total.
+    #[arg(long, default_value_t = 500_000)]
+    steps: usize,
+    /// Seed (same seed, same policy bytes).
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+    /// Output directory.
+    #[arg(long)]
+    out: PathBuf,
+    /// Setting preset; flags below override it.
+    #[arg(long, value_enum, default_value = "default")]
+    preset: TrainPreset,
+    /// How synthetic devices are drawn (default: the preset's).
+    #[arg(long, value_enum)]
+    synth: Option<SynthPreset>,
+    /// Weight w of TF in the reward.
+    #[arg(long)]
+    weight: Option<f64>,
+    /// Synthetic-device distribution (default: the committed one, built in).
+    #[arg(long, value_name = "FILE")]
+    dist: Option<PathBuf>,
+    /// TF source.
+    #[arg(long, value_enum, default_value = "stand-in")]
+    tf: TfSource,
+    /// Episodes per validation device in the learning-evidence report.
+    #[arg(long, default_value_t = 64)]
+    eval_episodes: usize,
+    /// No progress bar.
+    #[arg(long)]
+    quiet: bool,
+}
+
+pub fn run(data: &Option<PathBuf>, args: TrainArgs) -> Result<ExitCode> {
+    let mut cfg = match args.preset {
+        TrainPreset::Default => TrainConfig::default_with(args.seed),
+        TrainPreset::Paper => TrainConfig::paper(args.seed),
+    };
+    cfg.total_steps = args.steps;
+    if let Some(s) = args.synth {
+        cfg.env.synth = s;
+    }
+    if let Some(w) = args.weight {
+        anyhow::ensure!((0.0..=1.0).contains(&w), "--weight must be in [0, 1]");
+        cfg.env.weight = w;
+    }
+    anyhow::ensure!(cfg.total_steps > 0, "--steps must be positive");
+    let dist = match &args.dist {
+        Some(p) => DeviceDistribution::load(p)?,
+        None => DeviceDistribution::embedded(),
+    };
+    let tf = match args.tf {
+        TfSource::StandIn => TfTable::from_proxy(&StandInProxy, "stand-in"),
+    };
+    // Benchmark data is optional: only the accuracy panel and the evidence report need it.
+    let bench = data_dir(data.as_deref()).ok().and_then(|d| NatsMap::load(&d).ok().map(|m| (d, m)));
+    let accuracy: Option<Vec<f32>> = bench.as_ref().and_then(|(d, m)| {
+        // The accuracy table has the shape of a latency table (index + positive values).
+        LatencyTable::load(&d.join("nb201_accuracy.csv"), "cifar10_test", Some(m), InvalidPolicy::Skip)
+            .ok()
+            .map(|t| t.values().iter().map(|v| v.unwrap_or(f64::NAN) as f32).collect())
+    });
+    std::fs::create_dir_all(&args.out).with_context(|| format!("creating {}", args.out.display()))?;
+    let bar =
+        if args.quiet { indicatif::ProgressBar::hidden() } else { indicatif::ProgressBar::new(cfg.total_steps as u64) };
+    bar.set_style(
+        indicatif::ProgressStyle::with_template("{bar:40} {pos}/{len} steps {per_sec} eta {eta} {msg}")
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+    );
+    let start = std::time::Instant::now();
+    let (net, curves) = train(&cfg, &dist, &tf, accuracy.as_deref(), |steps, r| {
+        bar.set_position(steps as u64);
+        bar.set_message(format!("final reward {:.3} tf {:.3} lat {:.3}", r.final_reward, r.final_tf, r.final_latency));
+    })?;
+    bar.finish();
+    let secs = start.elapsed().as_secs_f64();
+    let command = command_line();
+    let meta = [
+        ("command", command.clone()),
+        ("seed", cfg.seed.to_string()),
+        ("train_config", serde_json::to_string(&cfg)?),
+        ("tf_source", tf.source.clone()),
+        ("synthetic_devices", format!("{} ({:?})", dist.command, cfg.env.synth)),
+    ];
+    let bytes = export::policy_bytes(&net, &meta)?;
+    std::fs::write(args.out.join("policy.safetensors"), &bytes)?;
+    std::fs::write(args.out.join("curves.csv"), plot::csv(&curves)?)?;
+    plot::figure5(&curves, &args.out.join("curves.svg")).map_err(|e| anyhow::anyhow!("plot: {e}"))?;
+    let summary = serde_json::json!({
+        "command": command, "config": cfg, "seconds": secs,
+        "steps_per_second": cfg.total_steps as f64 / secs,
+        "actor_parameters": net.actor_parameters(), "policy_bytes": bytes.len(),
+        "tf_source": tf.source,
+    });
+    std::fs::write(args.out.join("train.json"), serde_json::to_string_pretty(&summary)?)?;
+    outln!(
+        "{} steps in {secs:.1} s ({:.0} steps/s); actor {} parameters, policy file {} bytes",
+        cfg.total_steps,
+        cfg.total_steps as f64 / secs,
+        net.actor_parameters(),
+        bytes.len()
+    );
+    if let Some((dir, map)) = &bench {
+        let mut devices = Vec::new();
+        for d in split(Split::Validation) {
+            let t = LatencyTable::load(&d.path(dir), d.column, Some(map), InvalidPolicy::Reject)?;
+            let dev =
+                DeviceLatency::from_table(&t).with_context(|| format!("{}: reference cells unmeasured", d.name))?;
+            devices.push((d.name.to_string(), dev));
+        }
+        let untrained = ActorCritic::new(cfg.net.clone(), cfg.seed)?;
+        let rows = eval::evidence(&cfg.env, &net, &untrained, &devices, &tf, args.eval_episodes, 12345)?;
+        let md = format!(
+            "# Learning evidence\n\nProduced by `{command}`.\n\nFinal-cell reward after T = {} steps on the validation devices' real latency tables (never trained on), mean over {} episodes from the same random starts; in brackets, the fraction of the oracle (the best reward over the whole table). TF source: {}.\n\n{}",
+            cfg.env.episode_len,
+            args.eval_episodes,
+            tf.source,
+            eval::markdown(&rows)
+        );
+        std::fs::write(args.out.join("evidence.md"), &md)?;
+        outln!("{md}");
+    } else {
+        outln!("no benchmark data (--data / SIMNAS_DATA): learning-evidence report skipped");
+    }
+    outln!("wrote {}", args.out.display());
+    Ok(ExitCode::SUCCESS)
+}
