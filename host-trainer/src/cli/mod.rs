@@ -12,9 +12,11 @@ macro_rules! outln {
 
 mod bench;
 mod devices;
+mod eval;
 mod monitor;
 mod probe;
 mod score;
+mod search;
 mod train;
 
 /// The cells measured when no --arch is given: both extremes and two mixed cells.
@@ -60,6 +62,10 @@ pub enum Command {
     Monitor(monitor::MonitorArgs),
     /// Training-free scores (FreeREA): one cell, the whole space (resumable), report, bench.
     Score(score::ScoreArgs),
+    /// Find the best cell for a device within a budget of latency probes.
+    Search(search::SearchArgs),
+    /// Run every search strategy on table devices; write a report with CSVs and plots.
+    Eval(eval::EvalArgs),
 }
 
 /// Network presets: the NB201 macro network as trained on each dataset.
@@ -121,5 +127,7 @@ pub fn run() -> Result<ExitCode> {
         Command::Train(args) => train::run(&cli.data, args),
         Command::Monitor(args) => monitor::run(args),
         Command::Score(args) => score::run(&cli.data, args),
+        Command::Search(args) => search::run(&cli.data, args),
+        Command::Eval(args) => eval::run(&cli.data, args),
     }
 }

@@ -1,0 +1,168 @@
+//! `simnas eval`: every strategy on every table device, at several budgets and seeds;
+//! markdown report, per-run CSVs and plots (see `host_trainer::search::eval`).
+
+use super::search::{load_prior, load_scores, locate, SearchInputs};
+use anyhow::{bail, Context as _, Result};
+use clap::Args;
+use host_trainer::data::{data_dir, NatsMap};
+use host_trainer::device::table::TableDevice;
+use host_trainer::device::DeviceSpec;
+use host_trainer::latency::registry::{self, Split};
+use host_trainer::latency::{InvalidPolicy, LatencyTable};
+use host_trainer::search::eval::{evaluate, load_accuracy, report, EvalDevice, EvalPlan};
+use host_trainer::search::plot::{trajectories, Trajectory};
+use host_trainer::search::{search, Context, Objective, SearchConfig, Strategy};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+#[derive(Args, Debug)]
+pub struct EvalArgs {
+    /// Devices, comma-separated: registry names (`simnas devices fit` lists them, e.g.
+    /// `hw-c10-pixel3`) or `table:PATH#COLUMN` specs [default: the validation split].
+    #[arg(long, value_delimiter = ',')]
+    devices: Vec<String>,
+    /// Probe budgets.
+    #[arg(long, value_delimiter = ',', default_value = "5,10,20")]
+    budgets: Vec<usize>,
+    /// Seeds per (device, strategy, budget): 0..N.
+    #[arg(long, default_value_t = 10)]
+    seeds: u64,
+    /// Strategies [default: every baseline and the oracle; the controller too with --policy].
+    #[arg(long, value_enum, value_delimiter = ',')]
+    strategies: Vec<Strategy>,
+    /// The controller's policy file (safetensors).
+    #[arg(long, value_name = "FILE")]
+    policy: Option<PathBuf>,
+    /// Weight of the proxy in the weighted objective.
+    #[arg(long, default_value_t = 0.5)]
+    weight: f64,
+    /// Output directory (report.md, weighted.csv, constrained.csv, SVG plots).
+    #[arg(long, default_value = "artifacts/eval")]
+    out: PathBuf,
+    /// Strategy whose trajectories are drawn (Figure 6) [default: controller with a
+    /// policy, else lut-probe].
+    #[arg(long, value_enum)]
+    trajectory: Option<Strategy>,
+    /// Worker threads [default: every core].
+    #[arg(long)]
+    jobs: Option<usize>,
+    #[command(flatten)]
+    inputs: SearchInputs,
+}
+
+pub fn run(data: &Option<PathBuf>, args: EvalArgs) -> Result<ExitCode> {
+    if args.budgets.is_empty() || args.budgets.contains(&0) {
+        bail!("--budgets: every budget must be at least 1");
+    }
+    if args.seeds == 0 {
+        bail!("--seeds must be at least 1");
+    }
+    if args.policy.is_some() || args.strategies.contains(&Strategy::Controller) {
+        bail!("no controller policy is available in this build yet; evaluate the baselines (omit --policy)");
+    }
+    let dir = data_dir(data.as_deref())?;
+    let nats = NatsMap::load(&dir)?;
+    let (tf, _) = load_scores(&args.inputs.scores)?;
+    let prior = load_prior(&args.inputs.prior)?;
+    let accuracy = load_accuracy(&dir.join("nb201_accuracy.csv"), &nats).map_err(anyhow::Error::msg)?;
+
+    let names: Vec<String> = if args.devices.is_empty() {
+        registry::split(Split::Validation).map(|d| d.name.to_string()).collect()
+    } else {
+        args.devices.clone()
+    };
+    let mut devices = Vec::new();
+    for name in &names {
+        let (table, primary) = if let Some(d) = registry::by_name(name) {
+            if d.split == Split::Train {
+                eprintln!("warning: {name} is a training device (lut-prior and the controller were fitted on it)");
+            }
+            (LatencyTable::load(&d.path(&dir), d.column, Some(&nats), InvalidPolicy::Reject), d.primary)
+        } else {
+            match name.parse::<DeviceSpec>() {
+                Ok(DeviceSpec::Table { path, column }) => {
+                    (TableDevice::open(&path, &column, Some(&nats)).map(|t| t.table().clone()), false)
+                }
+                _ => bail!("--devices: {name:?} is neither a registry device nor table:PATH#COLUMN"),
+            }
+        };
+        devices.push(EvalDevice {
+            name: name.clone(),
+            primary,
+            table: table.with_context(|| format!("device {name}"))?,
+        });
+    }
+    let strategies = if args.strategies.is_empty() { Strategy::BASELINES.to_vec() } else { args.strategies.clone() };
+    let plan = EvalPlan {
+        strategies: strategies.clone(),
+        budgets: args.budgets.clone(),
+        seeds: args.seeds,
+        weight: args.weight,
+        tf: &tf,
+        accuracy: &accuracy,
+        prior: Some(&prior),
+        policy: None,
+    };
+    let jobs = args.jobs.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get())).max(1);
+    let bar = indicatif::ProgressBar::new(devices.len() as u64);
+    bar.set_style(
+        indicatif::ProgressStyle::with_template("{elapsed_precise} [{bar:30}] {pos}/{len} devices {msg}")
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+    );
+    let results = evaluate(&devices, &plan, jobs, &|name| {
+        bar.set_message(name.to_string());
+        bar.inc(1);
+    });
+    bar.finish_and_clear();
+
+    let header = format!(
+        "# Search evaluation\n\nProduced by:\n\n```sh\n{}\n```\n\n* devices: {} ({} primary)\n* strategies: {}\n* budgets: {:?}; seeds 0..{}; w = {}\n* proxy: {}\n* lut-prior: mean per-(edge, op) LUT of the training devices in {}\n* accuracy: `nb201_accuracy.csv` column `cifar10_test` (reporting only)\n",
+        super::devices::command_line(),
+        devices.len(),
+        devices.iter().filter(|d| d.primary).count(),
+        strategies.iter().map(|s| s.name()).collect::<Vec<_>>().join(", "),
+        args.budgets,
+        args.seeds,
+        args.weight,
+        locate(&args.inputs.scores).display(),
+        locate(&args.inputs.prior).display(),
+    );
+    report::write_all(&results, &header, &args.out).map_err(anyhow::Error::msg)?;
+
+    // Figure 6: one strategy, several devices, the same seed.
+    let traj = args.trajectory.unwrap_or(Strategy::LutProbe);
+    let budget = if args.budgets.contains(&10) { 10 } else { args.budgets[0] };
+    let shown: Vec<&EvalDevice> = {
+        let p: Vec<&EvalDevice> = devices.iter().filter(|d| d.primary).collect();
+        if p.is_empty() {
+            devices.iter().take(6).collect()
+        } else {
+            p
+        }
+    };
+    let mut runs = Vec::new();
+    for d in &shown {
+        let ctx = Context { tf: &tf, prior: Some(&prior), table: Some(&d.table), policy: None };
+        let cfg =
+            SearchConfig { strategy: traj, budget, objective: Objective::Weighted { weight: args.weight }, seed: 0 };
+        let out = search(&cfg, &ctx, &mut TableDevice::new(d.table.clone()), &mut |_| {});
+        runs.push((d.name.clone(), out));
+    }
+    let series: Vec<Trajectory> =
+        runs.iter().map(|(n, o)| Trajectory { label: n.clone(), probes: &o.probes, pick: o.pick }).collect();
+    let svg = args.out.join("trajectories.svg");
+    trajectories(
+        &series,
+        &|a| tf[a.code().get() as usize],
+        &format!("{} trajectories, {budget} probes, seed 0", traj.name()),
+        &svg,
+    )
+    .map_err(anyhow::Error::msg)?;
+
+    outln!("{}", std::fs::read_to_string(args.out.join("report.md")).unwrap_or_default());
+    outln!(
+        "wrote {}/{{report.md, weighted.csv, constrained.csv, fitness_vs_budget.svg, trajectories.svg}}",
+        args.out.display()
+    );
+    Ok(ExitCode::SUCCESS)
+}

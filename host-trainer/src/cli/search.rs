@@ -1,0 +1,285 @@
+//! `simnas search`: find the best cell for a device within a probe budget.
+//!
+//! Prints each probe as it happens, then the pick. Exit status: 0 with a pick; 2 when a
+//! constrained search measured no feasible cell (`result: null` in the JSON); 1 on an
+//! error (bad flags, unknown device, a table with NaN or non-positive latencies, a probe
+//! that failed or timed out), after writing everything measured so far to `--json`.
+
+use super::NetArgs;
+use anyhow::{anyhow, bail, Context as _, Result};
+use clap::Args;
+use host_trainer::board::{qemu, BoardDevice, ProbePolicy, DEFAULT_BAUD};
+use host_trainer::data::{data_dir, NatsMap};
+use host_trainer::device::table::TableDevice;
+use host_trainer::device::{Clock, Device, DeviceSpec, HostDevice};
+use host_trainer::score::ScoreTable;
+use host_trainer::search::json::{write_atomic, SearchJson};
+use host_trainer::search::plot::{trajectories, Trajectory};
+use host_trainer::search::{search, Context, Event, Measured, Normaliser, Objective, SearchConfig, Strategy};
+use host_trainer::synth::lut::Lut;
+use host_trainer::synth::DeviceDistribution;
+use simnas_shared::Arch;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::Duration;
+
+/// The shipped score table (written by `simnas score --all`).
+pub(crate) const SHIPPED_SCORES: &str = "artifacts/scores/cifar10_scores.csv";
+/// The shipped synthetic-device distribution (written by `simnas devices fit`).
+pub(crate) const SHIPPED_DEVICES: &str = "artifacts/devices/distribution.json";
+
+#[derive(Args, Debug)]
+pub struct SearchArgs {
+    /// Device: `host` (this CPU), `table:PATH#COLUMN` (a measured latency table, CSV keyed
+    /// by `index` or `arch`, column in ms), `qemu` (the firmware in QEMU) or `serial:PORT`.
+    #[arg(long, default_value = "host")]
+    device: DeviceSpec,
+    /// Maximum number of latency probes.
+    #[arg(long, default_value_t = 10)]
+    budget: usize,
+    /// Weight of the proxy in `w * TF + (1 - w) * (1 - normalised latency)` (the default
+    /// objective, w = 0.5).
+    #[arg(long, conflicts_with = "max_latency_ms")]
+    weight: Option<f64>,
+    /// Constrained objective instead: maximise TF subject to measured latency <= X ms.
+    #[arg(long, value_name = "X")]
+    max_latency_ms: Option<f64>,
+    /// How candidates are chosen.
+    #[arg(long, value_enum, default_value_t = Strategy::Controller)]
+    strategy: Strategy,
+    /// The controller's policy file (safetensors).
+    #[arg(long, value_name = "FILE")]
+    policy: Option<PathBuf>,
+    /// Seed of every random choice.
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+    /// Write the probes and the pick as JSON (rewritten after every probe).
+    #[arg(long, value_name = "OUT")]
+    json: Option<PathBuf>,
+    /// Write the trajectory (probes and pick in the latency-vs-proxy plane) as SVG.
+    #[arg(long, value_name = "SVG")]
+    plot: Option<PathBuf>,
+    #[command(flatten)]
+    inputs: SearchInputs,
+    #[command(flatten)]
+    net: NetArgs,
+    /// Host probes: untimed runs before timing.
+    #[arg(long, default_value_t = 3)]
+    warmup: usize,
+    /// Host and board probes: timed runs (the median is the latency).
+    #[arg(long, default_value_t = 15, value_parser = clap::value_parser!(u32).range(1..=100_000))]
+    repeats: u32,
+    /// Clock for host probes.
+    #[arg(long, value_enum, default_value_t = Clock::ThreadCpu)]
+    clock: Clock,
+    /// Board probes: allowance per run before a probe times out (plus 5 s per attempt).
+    #[arg(long, default_value_t = 10.0, value_name = "SECONDS")]
+    probe_timeout_s: f64,
+    /// Firmware ELF for `--device qemu` [default: the `cargo fw-build` output].
+    #[arg(long, value_name = "PATH")]
+    firmware: Option<PathBuf>,
+}
+
+/// Inputs shared by `search` and `eval`.
+#[derive(Args, Debug, Clone)]
+pub struct SearchInputs {
+    /// Score table (CSV from `simnas score --all`, or its quantised `.tf16`).
+    #[arg(long, value_name = "FILE", default_value = SHIPPED_SCORES)]
+    pub scores: PathBuf,
+    /// Synthetic-device distribution (for `lut-prior`: the mean LUT of the training devices).
+    #[arg(long, value_name = "FILE", default_value = SHIPPED_DEVICES)]
+    pub prior: PathBuf,
+}
+
+/// `rel` as given if it exists, else relative to the source tree this binary was built
+/// from (so shipped artifacts are found from any directory of a checkout).
+pub(crate) fn locate(rel: &Path) -> PathBuf {
+    if rel.exists() || rel.is_absolute() {
+        return rel.to_path_buf();
+    }
+    let tree = Path::new(env!("CARGO_MANIFEST_DIR")).join("..").join(rel);
+    if tree.exists() {
+        tree
+    } else {
+        rel.to_path_buf()
+    }
+}
+
+/// TF per code, and the index map if the table carries indices.
+pub(crate) fn load_scores(path: &Path) -> Result<(Vec<f64>, Option<NatsMap>)> {
+    let path = locate(path);
+    let quantised = path.extension().is_some_and(|e| e == "tf16");
+    let table =
+        if quantised { ScoreTable::load_quantised(&path) } else { ScoreTable::load(&path) }.with_context(|| {
+            format!("score table {} (make one with `simnas score --all`, or pass --scores)", path.display())
+        })?;
+    let tf = host_trainer::search::eval::tf_vector(|a| table.tf(a));
+    let map = if quantised { None } else { std::fs::File::open(&path).ok().and_then(|f| NatsMap::read(f, &path).ok()) };
+    Ok((tf, map))
+}
+
+/// The training devices' mean per-(edge, op) LUT.
+pub(crate) fn load_prior(path: &Path) -> Result<Lut> {
+    let path = locate(path);
+    let dist = DeviceDistribution::load(&path).with_context(|| format!("device distribution {}", path.display()))?;
+    Ok(dist.per_edge_op.mean())
+}
+
+/// The benchmark index map: `--data`'s `nb201_archs.csv`, else the score table's indices.
+pub(crate) fn index_map(data: &Option<PathBuf>, from_scores: Option<NatsMap>) -> Option<NatsMap> {
+    data_dir(data.as_deref()).ok().and_then(|d| NatsMap::load(&d).ok()).or(from_scores)
+}
+
+pub fn run(data: &Option<PathBuf>, args: SearchArgs) -> Result<ExitCode> {
+    if args.budget == 0 {
+        bail!("--budget 0: the search needs at least one probe");
+    }
+    let objective = match (args.weight, args.max_latency_ms) {
+        (_, Some(x)) => Objective::Constraint { max_latency_ms: x },
+        (w, None) => Objective::Weighted { weight: w.unwrap_or(0.5) },
+    };
+    objective.validate()?;
+    let (tf, score_map) = load_scores(&args.inputs.scores)?;
+    let map = index_map(data, score_map);
+    let prior = match args.strategy {
+        Strategy::LutPrior => Some(load_prior(&args.inputs.prior)?),
+        _ => None,
+    };
+    if args.strategy == Strategy::Controller {
+        bail!(
+            "no controller policy is available in this build{}; run a baseline with --strategy lut-probe (or random, evolution, lut-prior, oracle)",
+            args.policy.as_ref().map(|p| format!(" (--policy {} cannot be loaded yet)", p.display())).unwrap_or_default()
+        );
+    }
+    let mut table_dev = None;
+    let mut other: Option<Box<dyn Device>> = None;
+    match &args.device {
+        DeviceSpec::Table { path, column } => {
+            table_dev =
+                Some(TableDevice::open(path, column, map.as_ref()).with_context(|| format!("device {}", args.device))?);
+        }
+        DeviceSpec::Host => {
+            let cfg = args.net.config()?;
+            other = Some(Box::new(HostDevice::new(cfg, 0, args.warmup, args.repeats as usize, args.clock)?));
+        }
+        spec => {
+            if !(args.probe_timeout_s.is_finite() && args.probe_timeout_s > 0.0) {
+                bail!("--probe-timeout-s must be a positive number of seconds");
+            }
+            let policy = ProbePolicy {
+                warmup: args.warmup.try_into().unwrap_or(u16::MAX),
+                repeats: args.repeats.try_into().unwrap_or(u16::MAX),
+                per_run: Duration::from_secs_f64(args.probe_timeout_s),
+                retries: 1,
+            };
+            other = Some(match spec {
+                DeviceSpec::Qemu => {
+                    Box::new(BoardDevice::qemu(&args.firmware.clone().unwrap_or_else(qemu::default_firmware), policy)?)
+                }
+                DeviceSpec::Serial(port) => Box::new(BoardDevice::serial(port, DEFAULT_BAUD, policy)?),
+                _ => unreachable!("host and table handled above"),
+            });
+        }
+    }
+    if args.strategy == Strategy::Oracle && table_dev.is_none() {
+        bail!("--strategy oracle reads the whole latency table: it needs a table:PATH#COLUMN device");
+    }
+    let whole = table_dev.as_ref().map(|t| t.table().clone());
+    let device: &mut dyn Device = match (&mut table_dev, &mut other) {
+        (Some(t), _) => t,
+        (None, Some(o)) => o.as_mut(),
+        (None, None) => return Err(anyhow!("no device")),
+    };
+    let name = device.name();
+    let cfg = SearchConfig { strategy: args.strategy, budget: args.budget, objective, seed: args.seed };
+    let ctx = Context { tf: &tf, prior: prior.as_ref(), table: whole.as_ref(), policy: None };
+    let index = |a: Arch| map.as_ref().map(|m| m.index(a).get());
+
+    outln!("device {name} | strategy {} | budget {} | {}", cfg.strategy.name(), cfg.budget, describe(&objective));
+    outln!("{:>4} {:>11} {:>7} {:>6}  cell", "step", "latency ms", "TF", "index");
+    let mut probes: Vec<Measured> = Vec::new();
+    let mut skipped: Vec<Arch> = Vec::new();
+    let mut io_error: Option<anyhow::Error> = None;
+    let mut observe = |e: Event| {
+        match e {
+            Event::Probe(m) => {
+                probes.push(*m);
+                let idx = index(m.arch).map(|i| i.to_string()).unwrap_or_else(|| "-".into());
+                let tfv = tf[m.arch.code().get() as usize];
+                if let Err(err) = print_row(m, tfv, &idx) {
+                    io_error.get_or_insert(err);
+                }
+            }
+            Event::Skipped(a) => {
+                skipped.push(a);
+                eprintln!("     (not in the table, no probe spent: {a})");
+            }
+        }
+        if let Some(out) = &args.json {
+            let rec = SearchJson::new(&name, &cfg, &probes, &skipped, None, None, &index);
+            if let Err(err) = write_atomic(out, &rec.to_bytes()) {
+                io_error.get_or_insert(anyhow!("writing {}: {err}", out.display()));
+            }
+        }
+    };
+    let outcome = search(&cfg, &ctx, device, &mut observe);
+    if let Some(out) = &args.json {
+        write_atomic(out, &SearchJson::of(&name, &cfg, &outcome, &index).to_bytes())
+            .with_context(|| format!("writing {}", out.display()))?;
+    }
+    if let Some(svg) = &args.plot {
+        let run = Trajectory { label: name.clone(), probes: &outcome.probes, pick: outcome.pick };
+        let title = format!("{} on {name}: {} probes", cfg.strategy.name(), outcome.probes.len());
+        trajectories(&[run], &|a| tf[a.code().get() as usize], &title, svg)
+            .map_err(|e| anyhow!("writing {}: {e}", svg.display()))?;
+    }
+    if let Some(err) = io_error {
+        return Err(err);
+    }
+    if let Some(err) = outcome.error {
+        let saved = args.json.as_ref().map(|p| format!(" ({} probes saved to {})", outcome.probes.len(), p.display()));
+        return Err(anyhow!(err)).context(format!("search stopped{}", saved.unwrap_or_default()));
+    }
+    match outcome.pick {
+        Some(p) => {
+            let idx = index(p.arch).map(|i| format!(" | index {i}")).unwrap_or_default();
+            let l =
+                Normaliser::of(&outcome.probes).map(|n| format!(" | l {:.3}", n.l(p.latency_ms))).unwrap_or_default();
+            outln!(
+                "pick: {} | {:.4} ms (measured, probe {}) | TF {:.4}{l} | objective {:.4}{idx}",
+                p.arch,
+                p.latency_ms,
+                p.step,
+                p.tf,
+                p.score
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        None => {
+            let why = match objective {
+                Objective::Constraint { max_latency_ms } => {
+                    format!(
+                        "no feasible architecture found: none of the {} measured cells ran within {max_latency_ms} ms",
+                        outcome.probes.len()
+                    )
+                }
+                Objective::Weighted { .. } => "no architecture could be measured".into(),
+            };
+            outln!("{why}");
+            eprintln!("{why}");
+            Ok(ExitCode::from(2))
+        }
+    }
+}
+
+fn print_row(m: &Measured, tf: f64, idx: &str) -> Result<()> {
+    outln!("{:>4} {:>11.4} {:>7.4} {:>6}  {}", m.step, m.latency_ms, tf, idx, m.arch);
+    Ok(())
+}
+
+fn describe(o: &Objective) -> String {
+    match o {
+        Objective::Weighted { weight } => format!("maximise {weight} * TF + {} * (1 - l)", 1.0 - weight),
+        Objective::Constraint { max_latency_ms } => format!("maximise TF, measured latency <= {max_latency_ms} ms"),
+    }
+}

@@ -1,0 +1,303 @@
+//! `simnas search` end to end: the real binary on small generated tables, a scripted
+//! board on a real pty, real exit codes and the JSON it writes.
+
+use serde_json::Value;
+use serialport::{SerialPort, TTYPort};
+use simnas_shared::protocol::{
+    encode_frame, BoardMsg, ErrorCode, ErrorReport, Frame, FrameAccumulator, Hello, HostMsg, Mode, NetShape,
+    ProbeResult, Timing, MAX_FRAME, PROTOCOL_VERSION,
+};
+use simnas_shared::{Arch, ArchCode, Op};
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::time::Duration;
+
+fn simnas(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_simnas")).args(args).output().expect("run simnas")
+}
+
+fn stderr(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+/// A refusal: non-zero exit, an error message saying `what`, and never a panic.
+fn assert_refused(out: &Output, what: &str) {
+    let err = stderr(out);
+    assert!(!out.status.success(), "exit status {:?}", out.status);
+    assert!(!err.contains("panicked"), "{err}");
+    assert!(err.contains(what), "expected {what:?} in: {err}");
+}
+
+/// A fresh temporary directory holding a score table (`scores.csv`, index = compact code,
+/// metrics from a fixed hash of the code) and a device table `lat.csv` (arch-keyed, column
+/// `ms`: an additive per-op device with a small interaction term).
+struct Fixture {
+    dir: PathBuf,
+}
+
+fn mix(mut z: u64) -> f64 {
+    z = z.wrapping_add(0x9E37_79B9_7F4A_7C15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    (z ^ (z >> 31)) as f64 / u64::MAX as f64
+}
+
+fn latency(a: Arch) -> f64 {
+    let t = [0.0, 0.1, 0.6, 2.0, 0.4];
+    3.0 + a.ops.iter().map(|&o| t[o as usize]).sum::<f64>() + 0.05 * ((a.code().get() % 7) as f64 - 3.0)
+}
+
+impl Fixture {
+    fn new(name: &str) -> Fixture {
+        let dir = std::env::temp_dir().join(format!("simnas-search-{}-{name}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let mut scores = String::from("index,arch,naswot,logsynflow,skip\n");
+        let mut lat = String::from("arch,ms\n");
+        for c in ArchCode::all() {
+            let a = Arch::from_code(c);
+            let k = u64::from(c.get());
+            let conv = a.count(Op::NorConv3x3) as f64 + 0.5 * a.count(Op::NorConv1x1) as f64;
+            scores += &format!(
+                "{k},{a},{:.6},{:.6},{:.3}\n",
+                1500.0 + 40.0 * conv + 30.0 * mix(k),
+                20.0 * mix(k + 99),
+                mix(k + 7)
+            );
+            lat += &format!("{a},{:.6}\n", latency(a));
+        }
+        std::fs::write(dir.join("scores.csv"), scores).unwrap();
+        std::fs::write(dir.join("lat.csv"), lat).unwrap();
+        Fixture { dir }
+    }
+
+    fn path(&self, f: &str) -> String {
+        self.dir.join(f).display().to_string()
+    }
+
+    /// `simnas --data <empty dir> search --scores <fixture> ...` (no benchmark data read).
+    fn search(&self, extra: &[&str]) -> Output {
+        let (data, scores) = (self.dir.display().to_string(), self.path("scores.csv"));
+        let mut args = vec!["--data", &data, "search", "--scores", &scores];
+        args.extend_from_slice(extra);
+        simnas(&args)
+    }
+
+    fn table(&self) -> String {
+        format!("table:{}#ms", self.path("lat.csv"))
+    }
+}
+
+impl Drop for Fixture {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+fn read_json(p: &str) -> Value {
+    serde_json::from_slice(&std::fs::read(p).unwrap()).unwrap()
+}
+
+#[test]
+fn json_schema_budget_and_a_measured_pick() {
+    let fx = Fixture::new("schema");
+    let (dev, out_json) = (fx.table(), fx.path("out.json"));
+    for strategy in ["random", "evolution", "lut-probe", "lut-prior", "oracle"] {
+        let out = fx.search(&["--device", &dev, "--strategy", strategy, "--budget", "10", "--json", &out_json]);
+        assert!(out.status.success(), "{strategy}: {}", stderr(&out));
+        let v = read_json(&out_json);
+        let keys: Vec<&str> = v.as_object().unwrap().keys().map(|k| k.as_str()).collect();
+        assert_eq!(keys, ["budget", "device", "objective", "probes", "result", "strategy"], "{strategy}");
+        assert_eq!(v["strategy"], strategy);
+        assert_eq!(v["budget"], 10);
+        assert_eq!(v["objective"], serde_json::json!({"kind": "weighted", "weight": 0.5}));
+        let probes = v["probes"].as_array().unwrap();
+        assert!(!probes.is_empty() && probes.len() <= 10, "{strategy}: {} probes", probes.len());
+        for (i, p) in probes.iter().enumerate() {
+            assert_eq!(p["step"], i + 1);
+            let a = Arch::parse(p["arch"].as_str().unwrap()).unwrap();
+            assert_eq!(p["index"], a.code().get(), "index from the score table");
+            assert!((p["latency_ms"].as_f64().unwrap() - latency(a)).abs() < 1e-5);
+        }
+        let r = &v["result"];
+        let measured = probes.iter().find(|p| p["arch"] == r["arch"]).expect("the pick was probed");
+        assert_eq!(measured["latency_ms"], r["latency_ms"], "reported latency is the measurement");
+        assert!(r["tf"].as_f64().unwrap() >= 0.0 && r["index"].is_u64());
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(text.contains("pick: ") && text.contains("(measured, probe"), "{text}");
+    }
+}
+
+#[test]
+fn same_seed_same_bytes() {
+    let fx = Fixture::new("determinism");
+    let dev = fx.table();
+    for strategy in ["random", "evolution"] {
+        let run = |seed: &str, f: &str| {
+            let p = fx.path(f);
+            let out = fx.search(&["--device", &dev, "--strategy", strategy, "--seed", seed, "--json", &p]);
+            assert!(out.status.success(), "{}", stderr(&out));
+            std::fs::read(p).unwrap()
+        };
+        assert_eq!(run("5", "a.json"), run("5", "b.json"), "{strategy}");
+        assert_ne!(run("5", "a.json"), run("6", "c.json"), "{strategy}");
+    }
+}
+
+#[test]
+fn constrained_picks_are_feasible_by_measurement_or_absent() {
+    let fx = Fixture::new("constraint");
+    let (dev, out_json) = (fx.table(), fx.path("c.json"));
+    for strategy in ["lut-probe", "evolution", "random"] {
+        let out = fx.search(&["--device", &dev, "--strategy", strategy, "--max-latency-ms", "8", "--json", &out_json]);
+        let v = read_json(&out_json);
+        assert_eq!(v["objective"], serde_json::json!({"kind": "constraint", "max_latency_ms": 8.0}));
+        if out.status.success() {
+            assert!(v["result"]["latency_ms"].as_f64().unwrap() <= 8.0, "{strategy}");
+        } else {
+            assert_eq!(out.status.code(), Some(2), "{strategy}: {}", stderr(&out));
+            assert!(v["result"].is_null());
+        }
+    }
+    // Nothing in the space runs within 1 ms: explicit status, null result, exit code 2.
+    let out = fx.search(&["--device", &dev, "--strategy", "lut-probe", "--max-latency-ms", "1", "--json", &out_json]);
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(stderr(&out).contains("no feasible architecture found"));
+    let v = read_json(&out_json);
+    assert!(v["result"].is_null() && v["probes"].as_array().unwrap().len() <= 10);
+}
+
+#[test]
+fn refusals() {
+    let fx = Fixture::new("refusals");
+    let dev = fx.table();
+    assert_refused(&fx.search(&["--device", &dev, "--budget", "0", "--strategy", "random"]), "at least one probe");
+    assert_refused(&fx.search(&["--device", "tabel:x.csv#ms", "--strategy", "random"]), "unknown device");
+    assert_refused(&fx.search(&["--device", "table:x.csv", "--strategy", "random"]), "table:PATH#COLUMN");
+    let missing = format!("table:{}#nope", fx.path("lat.csv"));
+    assert_refused(&fx.search(&["--device", &missing, "--strategy", "random"]), "has no column \"nope\"");
+    let absent = format!("table:{}#ms", fx.path("absent.csv"));
+    assert_refused(&fx.search(&["--device", &absent, "--strategy", "random"]), "cannot read");
+    assert_refused(&fx.search(&["--device", &dev, "--weight", "2", "--strategy", "random"]), "outside [0, 1]");
+    assert_refused(&fx.search(&["--device", &dev]), "no controller policy is available");
+    assert_refused(&fx.search(&["--device", "host", "--strategy", "oracle"]), "needs a table");
+    let scores = fx.path("absent-scores.csv");
+    assert_refused(&simnas(&["search", "--device", &dev, "--strategy", "random", "--scores", &scores]), "score table");
+    // A NaN and a negative latency: the whole table is refused, nothing is measured.
+    for (bad, what) in [("NaN", "not a finite number"), ("-1", "not positive")] {
+        let text = std::fs::read_to_string(fx.path("lat.csv")).unwrap();
+        let mut lines: Vec<String> = text.lines().map(String::from).collect();
+        let arch = lines[40].split(',').next().unwrap().to_string();
+        lines[40] = format!("{arch},{bad}");
+        std::fs::write(fx.path("bad.csv"), lines.join("\n") + "\n").unwrap();
+        let spec = format!("table:{}#ms", fx.path("bad.csv"));
+        let j = fx.path("bad.json");
+        assert_refused(&fx.search(&["--device", &spec, "--strategy", "random", "--json", &j]), what);
+        assert!(!Path::new(&j).exists());
+    }
+}
+
+#[test]
+fn cells_missing_from_the_table_are_skipped_without_spending_budget() {
+    let fx = Fixture::new("gaps");
+    let text = std::fs::read_to_string(fx.path("lat.csv")).unwrap();
+    let kept: Vec<&str> = text.lines().filter(|l| !l.starts_with("|none~0|") && !l.contains("|none~2|")).collect();
+    std::fs::write(fx.path("gappy.csv"), kept.join("\n") + "\n").unwrap();
+    let (dev, j) = (format!("table:{}#ms", fx.path("gappy.csv")), fx.path("g.json"));
+    let out = fx.search(&["--device", &dev, "--strategy", "random", "--seed", "3", "--json", &j]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let v = read_json(&j);
+    assert_eq!(v["probes"].as_array().unwrap().len(), 10);
+    let skipped = v["skipped"].as_array().expect("skipped cells are listed");
+    assert!(!skipped.is_empty());
+    assert!(stderr(&out).contains("not in the table, no probe spent"));
+}
+
+fn frame(seq: u16, msg: &BoardMsg) -> Vec<u8> {
+    let mut buf = [0u8; MAX_FRAME];
+    let n = encode_frame(seq, msg, &mut buf).unwrap();
+    buf[..n].to_vec()
+}
+
+/// A board on the master side of a pty: says Hello, measures `ok` probes (latency = 1 ms +
+/// 1 ms per conv3x3), then refuses every further probe.
+fn scripted_board(mut port: TTYPort, ok: usize) {
+    std::thread::spawn(move || {
+        let hello = BoardMsg::Hello(Hello {
+            protocol: PROTOCOL_VERSION,
+            firmware: "0.1.0".try_into().unwrap(),
+            board: "scripted".try_into().unwrap(),
+            clock_hz: 1_000_000,
+            ticks_per_second: 1_000_000,
+            net: NetShape { channels: 16, cells_per_stage: 5, resolution: 32, classes: 10 },
+            arena_bytes: 0,
+            bank_bytes: 0,
+            seed: 0,
+            mode: Mode::Serve,
+        });
+        let mut seq = 0u16;
+        let mut send = |port: &mut TTYPort, m: &BoardMsg| {
+            seq = seq.wrapping_add(1);
+            port.write_all(&frame(seq - 1, m)).is_ok()
+        };
+        let _ = port.set_timeout(Duration::from_millis(50));
+        if !send(&mut port, &hello) {
+            return;
+        }
+        let (mut acc, mut buf, mut n) = (FrameAccumulator::<MAX_FRAME>::new(), [0u8; 256], 0);
+        loop {
+            let got = match port.read(&mut buf) {
+                Ok(k) => k,
+                Err(e) if e.kind() == std::io::ErrorKind::TimedOut => continue,
+                Err(_) => return,
+            };
+            for &b in &buf[..got] {
+                let reply = match acc.push::<HostMsg>(b) {
+                    Some(Ok(Frame { msg: HostMsg::Identify, .. })) => hello.clone(),
+                    Some(Ok(Frame { msg: HostMsg::Probe(req), .. })) if n < ok => {
+                        n += 1;
+                        let ms = 1_000 + 1_000 * Arch::from_code(req.arch).count(Op::NorConv3x3) as u64;
+                        BoardMsg::ProbeResult(ProbeResult {
+                            id: req.id,
+                            arch: req.arch,
+                            timing: Timing {
+                                median_ticks: ms,
+                                min_ticks: ms,
+                                max_ticks: ms,
+                                q1_ticks: ms,
+                                q3_ticks: ms,
+                                ticks_per_second: 1_000_000,
+                                repeats: req.repeats.into(),
+                            },
+                        })
+                    }
+                    Some(Ok(Frame { msg: HostMsg::Probe(req), .. })) => {
+                        BoardMsg::Error(ErrorReport { code: ErrorCode::Runtime, request: Some(req.id), detail: 7 })
+                    }
+                    _ => continue,
+                };
+                if !send(&mut port, &reply) {
+                    return;
+                }
+            }
+        }
+    });
+}
+
+#[test]
+fn a_failing_probe_exits_non_zero_and_keeps_what_was_measured() {
+    let fx = Fixture::new("board");
+    let (master, slave) = TTYPort::pair().expect("a pty pair");
+    let port = slave.name().expect("pty name");
+    scripted_board(master, 3);
+    let (dev, j) = (format!("serial:{port}"), fx.path("board.json"));
+    let out = fx.search(&["--device", &dev, "--strategy", "random", "--budget", "10", "--json", &j]);
+    drop(slave);
+    assert_refused(&out, "probe 4");
+    assert!(stderr(&out).contains("3 probes saved to"), "{}", stderr(&out));
+    let v = read_json(&j);
+    assert_eq!(v["probes"].as_array().unwrap().len(), 3);
+    assert!(v["error"].as_str().unwrap().contains("probe 4"), "{v}");
+    assert!(v["result"]["arch"].is_string(), "the best of the measured cells is kept: {v}");
+}
