@@ -12,6 +12,7 @@ use host_trainer::rl::env::DeviceLatency;
 use host_trainer::rl::net::ActorCritic;
 use host_trainer::rl::train::{train, TrainConfig};
 use host_trainer::rl::{eval, export, plot, StandInProxy, TfTable};
+use host_trainer::score::ScoreTable;
 use host_trainer::synth::{DeviceDistribution, SynthPreset};
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -23,13 +24,6 @@ pub enum TrainPreset {
     Default,
     /// The paper: T=50, gamma 0.6, eps 0.2, history 5, w 0.5, state = cell + latency.
     Paper,
-}
-
-/// Where TF comes from.
-#[derive(Clone, Copy, Debug, ValueEnum)]
-pub enum TfSource {
-    /// A transparent stand-in proxy (throughput runs and tests only; never shipped).
-    StandIn,
 }
 
 #[derive(Args, Debug)]
@@ -55,9 +49,11 @@ pub struct TrainArgs {
     /// Synthetic-device distribution (default: the committed one, built in).
     #[arg(long, value_name = "FILE")]
     dist: Option<PathBuf>,
-    /// TF source.
-    #[arg(long, value_enum, default_value = "stand-in")]
-    tf: TfSource,
+    /// FreeREA score table giving TF (CSV of `simnas score`, or its quantised form with a
+    /// `.bin` extension). Without it a transparent stand-in proxy is used, fit only for
+    /// throughput runs: never ship such a policy.
+    #[arg(long, value_name = "FILE")]
+    scores: Option<PathBuf>,
     /// Episodes per validation device in the learning-evidence report.
     #[arg(long, default_value_t = 64)]
     eval_episodes: usize,
@@ -84,8 +80,20 @@ pub fn run(data: &Option<PathBuf>, args: TrainArgs) -> Result<ExitCode> {
         Some(p) => DeviceDistribution::load(p)?,
         None => DeviceDistribution::embedded(),
     };
-    let tf = match args.tf {
-        TfSource::StandIn => TfTable::from_proxy(&StandInProxy, "stand-in"),
+    let tf = match &args.scores {
+        Some(p) => {
+            let table = if p.extension().is_some_and(|e| e == "bin") {
+                ScoreTable::load_quantised(p)
+            } else {
+                ScoreTable::load(p)
+            }
+            .with_context(|| format!("reading the score table {}", p.display()))?;
+            TfTable::from_proxy(&table, format!("score table {}", p.display()))
+        }
+        None => {
+            eprintln!("warning: no --scores: TF comes from a stand-in proxy; do not ship this policy");
+            TfTable::from_proxy(&StandInProxy, "stand-in proxy (not FreeREA)")
+        }
     };
     // Benchmark data is optional: only the accuracy panel and the evidence report need it.
     let bench = data_dir(data.as_deref()).ok().and_then(|d| NatsMap::load(&d).ok().map(|m| (d, m)));

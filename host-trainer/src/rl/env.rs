@@ -35,7 +35,7 @@ pub struct EnvConfig {
 
 impl Default for EnvConfig {
     fn default() -> Self {
-        EnvConfig { episode_len: 50, weight: 0.5, obs_tf: true, synth: SynthPreset::Paper }
+        EnvConfig { episode_len: 50, weight: 0.5, obs_tf: true, synth: SynthPreset::Around }
     }
 }
 

@@ -30,6 +30,12 @@ pub trait Proxy {
     fn tf(&self, arch: Arch) -> f64;
 }
 
+impl Proxy for crate::score::ScoreTable {
+    fn tf(&self, arch: Arch) -> f64 {
+        crate::score::ScoreTable::tf(self, &arch)
+    }
+}
+
 /// A proxy materialised for every cell, indexed by [`ArchCode`].
 #[derive(Clone, Debug)]
 pub struct TfTable {
