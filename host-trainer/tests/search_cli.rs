@@ -180,7 +180,11 @@ fn refusals() {
     let absent = format!("table:{}#ms", fx.path("absent.csv"));
     assert_refused(&fx.search(&["--device", &absent, "--strategy", "random"]), "cannot read");
     assert_refused(&fx.search(&["--device", &dev, "--weight", "2", "--strategy", "random"]), "outside [0, 1]");
-    assert_refused(&fx.search(&["--device", &dev]), "no controller policy is available");
+    let absent = fx.path("absent.safetensors");
+    assert_refused(&fx.search(&["--device", &dev, "--policy", &absent]), "absent.safetensors");
+    std::fs::write(fx.path("junk.safetensors"), b"not a policy").unwrap();
+    let junk = fx.path("junk.safetensors");
+    assert_refused(&fx.search(&["--device", &dev, "--policy", &junk]), "policy");
     assert_refused(&fx.search(&["--device", "host", "--strategy", "oracle"]), "needs a table");
     let scores = fx.path("absent-scores.csv");
     assert_refused(&simnas(&["search", "--device", &dev, "--strategy", "random", "--scores", &scores]), "score table");
@@ -300,4 +304,21 @@ fn a_failing_probe_exits_non_zero_and_keeps_what_was_measured() {
     assert_eq!(v["probes"].as_array().unwrap().len(), 3);
     assert!(v["error"].as_str().unwrap().contains("probe 4"), "{v}");
     assert!(v["result"]["arch"].is_string(), "the best of the measured cells is kept: {v}");
+}
+
+#[test]
+fn controller_runs_a_policy_file_within_the_budget() {
+    use host_trainer::rl::export::policy_bytes;
+    use host_trainer::rl::net::{ActorCritic, NetConfig};
+    let fx = Fixture::new("controller");
+    let bytes = policy_bytes(&ActorCritic::new(NetConfig::default(), 1).unwrap(), &[]).unwrap();
+    std::fs::write(fx.path("p.safetensors"), bytes).unwrap();
+    let (dev, pol, j) = (fx.table(), fx.path("p.safetensors"), fx.path("ctl.json"));
+    let out = fx.search(&["--device", &dev, "--policy", &pol, "--budget", "8", "--json", &j]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let v = read_json(&j);
+    assert_eq!(v["strategy"], "controller");
+    let probes = v["probes"].as_array().unwrap();
+    assert_eq!(probes.len(), 8);
+    assert!(probes.iter().any(|p| p["arch"] == v["result"]["arch"] && p["latency_ms"] == v["result"]["latency_ms"]));
 }

@@ -1,7 +1,7 @@
 //! `simnas eval`: every strategy on every table device, at several budgets and seeds;
 //! markdown report, per-run CSVs and plots (see `host_trainer::search::eval`).
 
-use super::search::{load_prior, load_scores, locate, SearchInputs};
+use super::search::{load_policy, load_prior, load_scores, locate, SearchInputs, SHIPPED_POLICY};
 use anyhow::{bail, Context as _, Result};
 use clap::Args;
 use host_trainer::data::{data_dir, NatsMap};
@@ -11,6 +11,7 @@ use host_trainer::latency::registry::{self, Split};
 use host_trainer::latency::{InvalidPolicy, LatencyTable};
 use host_trainer::search::eval::{evaluate, load_accuracy, report, EvalDevice, EvalPlan};
 use host_trainer::search::plot::{trajectories, Trajectory};
+use host_trainer::search::strategies::Policy;
 use host_trainer::search::{search, Context, Objective, SearchConfig, Strategy};
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -27,10 +28,11 @@ pub struct EvalArgs {
     /// Seeds per (device, strategy, budget): 0..N.
     #[arg(long, default_value_t = 10)]
     seeds: u64,
-    /// Strategies [default: every baseline and the oracle; the controller too with --policy].
+    /// Strategies [default: every baseline and the oracle, and the controller when a policy
+    /// is given or shipped].
     #[arg(long, value_enum, value_delimiter = ',')]
     strategies: Vec<Strategy>,
-    /// The controller's policy file (safetensors).
+    /// The controller's policy file (safetensors) [default: the shipped one, if present].
     #[arg(long, value_name = "FILE")]
     policy: Option<PathBuf>,
     /// Weight of the proxy in the weighted objective.
@@ -57,9 +59,11 @@ pub fn run(data: &Option<PathBuf>, args: EvalArgs) -> Result<ExitCode> {
     if args.seeds == 0 {
         bail!("--seeds must be at least 1");
     }
-    if args.policy.is_some() || args.strategies.contains(&Strategy::Controller) {
-        bail!("no controller policy is available in this build yet; evaluate the baselines (omit --policy)");
-    }
+    // The controller joins when asked for, given a policy, or when the shipped one exists.
+    let shipped = locate(std::path::Path::new(SHIPPED_POLICY)).exists();
+    let with_controller = args.strategies.contains(&Strategy::Controller)
+        || (args.strategies.is_empty() && (args.policy.is_some() || shipped));
+    let controller = if with_controller { Some(load_policy(args.policy.as_deref())?) } else { None };
     let dir = data_dir(data.as_deref())?;
     let nats = NatsMap::load(&dir)?;
     let (tf, _) = load_scores(&args.inputs.scores)?;
@@ -92,7 +96,11 @@ pub fn run(data: &Option<PathBuf>, args: EvalArgs) -> Result<ExitCode> {
             table: table.with_context(|| format!("device {name}"))?,
         });
     }
-    let strategies = if args.strategies.is_empty() { Strategy::BASELINES.to_vec() } else { args.strategies.clone() };
+    let strategies = if args.strategies.is_empty() {
+        controller.iter().map(|_| Strategy::Controller).chain(Strategy::BASELINES).collect()
+    } else {
+        args.strategies.clone()
+    };
     let plan = EvalPlan {
         strategies: strategies.clone(),
         budgets: args.budgets.clone(),
@@ -101,7 +109,7 @@ pub fn run(data: &Option<PathBuf>, args: EvalArgs) -> Result<ExitCode> {
         tf: &tf,
         accuracy: &accuracy,
         prior: Some(&prior),
-        policy: None,
+        policy: controller.as_ref().map(|c| c as &(dyn Policy + Sync)),
     };
     let jobs = args.jobs.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get())).max(1);
     let bar = indicatif::ProgressBar::new(devices.len() as u64);
@@ -130,7 +138,7 @@ pub fn run(data: &Option<PathBuf>, args: EvalArgs) -> Result<ExitCode> {
     report::write_all(&results, &header, &args.out).map_err(anyhow::Error::msg)?;
 
     // Figure 6: one strategy, several devices, the same seed.
-    let traj = args.trajectory.unwrap_or(Strategy::LutProbe);
+    let traj = args.trajectory.unwrap_or(if controller.is_some() { Strategy::Controller } else { Strategy::LutProbe });
     let budget = if args.budgets.contains(&10) { 10 } else { args.budgets[0] };
     let shown: Vec<&EvalDevice> = {
         let p: Vec<&EvalDevice> = devices.iter().filter(|d| d.primary).collect();
@@ -142,7 +150,8 @@ pub fn run(data: &Option<PathBuf>, args: EvalArgs) -> Result<ExitCode> {
     };
     let mut runs = Vec::new();
     for d in &shown {
-        let ctx = Context { tf: &tf, prior: Some(&prior), table: Some(&d.table), policy: None };
+        let policy = controller.as_ref().map(|c| c as &dyn Policy);
+        let ctx = Context { tf: &tf, prior: Some(&prior), table: Some(&d.table), policy };
         let cfg =
             SearchConfig { strategy: traj, budget, objective: Objective::Weighted { weight: args.weight }, seed: 0 };
         let out = search(&cfg, &ctx, &mut TableDevice::new(d.table.clone()), &mut |_| {});

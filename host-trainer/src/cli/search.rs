@@ -13,8 +13,10 @@ use host_trainer::data::{data_dir, NatsMap};
 use host_trainer::device::table::TableDevice;
 use host_trainer::device::{Clock, Device, DeviceSpec, HostDevice};
 use host_trainer::score::ScoreTable;
+use host_trainer::search::controller::Controller;
 use host_trainer::search::json::{write_atomic, SearchJson};
 use host_trainer::search::plot::{trajectories, Trajectory};
+use host_trainer::search::strategies::Policy;
 use host_trainer::search::{search, Context, Event, Measured, Normaliser, Objective, SearchConfig, Strategy};
 use host_trainer::synth::lut::Lut;
 use host_trainer::synth::DeviceDistribution;
@@ -25,6 +27,8 @@ use std::time::Duration;
 
 /// The shipped score table (written by `simnas score --all`).
 pub(crate) const SHIPPED_SCORES: &str = "artifacts/scores/cifar10_scores.csv";
+/// The shipped controller (written by `simnas train`).
+pub(crate) const SHIPPED_POLICY: &str = "artifacts/policy/policy.safetensors";
 /// The shipped synthetic-device distribution (written by `simnas devices fit`).
 pub(crate) const SHIPPED_DEVICES: &str = "artifacts/devices/distribution.json";
 
@@ -47,7 +51,8 @@ pub struct SearchArgs {
     /// How candidates are chosen.
     #[arg(long, value_enum, default_value_t = Strategy::Controller)]
     strategy: Strategy,
-    /// The controller's policy file (safetensors).
+    /// The controller's policy file (safetensors) [default: the shipped
+    /// artifacts/policy/policy.safetensors].
     #[arg(long, value_name = "FILE")]
     policy: Option<PathBuf>,
     /// Seed of every random choice.
@@ -118,6 +123,18 @@ pub(crate) fn load_scores(path: &Path) -> Result<(Vec<f64>, Option<NatsMap>)> {
     Ok((tf, map))
 }
 
+/// The controller: `--policy FILE`, else the shipped policy.
+pub(crate) fn load_policy(flag: Option<&Path>) -> Result<Controller> {
+    let path = locate(flag.unwrap_or(Path::new(SHIPPED_POLICY)));
+    if flag.is_none() && !path.exists() {
+        bail!(
+            "no trained controller policy at {} (train one with `simnas train`, pass --policy FILE, or choose a baseline with --strategy lut-probe)",
+            path.display()
+        );
+    }
+    Ok(Controller::load(&path)?)
+}
+
 /// The training devices' mean per-(edge, op) LUT.
 pub(crate) fn load_prior(path: &Path) -> Result<Lut> {
     let path = locate(path);
@@ -145,12 +162,10 @@ pub fn run(data: &Option<PathBuf>, args: SearchArgs) -> Result<ExitCode> {
         Strategy::LutPrior => Some(load_prior(&args.inputs.prior)?),
         _ => None,
     };
-    if args.strategy == Strategy::Controller {
-        bail!(
-            "no controller policy is available in this build{}; run a baseline with --strategy lut-probe (or random, evolution, lut-prior, oracle)",
-            args.policy.as_ref().map(|p| format!(" (--policy {} cannot be loaded yet)", p.display())).unwrap_or_default()
-        );
-    }
+    let controller = match args.strategy {
+        Strategy::Controller => Some(load_policy(args.policy.as_deref())?),
+        _ => None,
+    };
     let mut table_dev = None;
     let mut other: Option<Box<dyn Device>> = None;
     match &args.device {
@@ -192,7 +207,12 @@ pub fn run(data: &Option<PathBuf>, args: SearchArgs) -> Result<ExitCode> {
     };
     let name = device.name();
     let cfg = SearchConfig { strategy: args.strategy, budget: args.budget, objective, seed: args.seed };
-    let ctx = Context { tf: &tf, prior: prior.as_ref(), table: whole.as_ref(), policy: None };
+    let ctx = Context {
+        tf: &tf,
+        prior: prior.as_ref(),
+        table: whole.as_ref(),
+        policy: controller.as_ref().map(|c| c as &dyn Policy),
+    };
     let index = |a: Arch| map.as_ref().map(|m| m.index(a).get());
 
     outln!("device {name} | strategy {} | budget {} | {}", cfg.strategy.name(), cfg.budget, describe(&objective));

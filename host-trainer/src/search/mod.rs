@@ -31,6 +31,7 @@
 //! `oracle` (table devices only: reads the whole table; a reference) and `controller`
 //! (the meta-trained policy). See [`strategies`].
 
+pub mod controller;
 pub mod eval;
 pub mod json;
 pub mod plot;
@@ -140,6 +141,9 @@ pub enum SearchError {
         /// The device's error.
         source: DeviceError,
     },
+    /// The policy file is unusable.
+    #[error("policy {0}")]
+    Policy(String),
     /// A strategy needs something the run was not given.
     #[error("{strategy} needs {what}")]
     Unavailable {

@@ -244,3 +244,41 @@ fn refusals_before_any_probe() {
     }
     assert_eq!(dev.ok, 100, "nothing was measured");
 }
+
+#[test]
+fn controller_walks_new_cells_within_budget() {
+    use crate::rl::export::policy_bytes;
+    use crate::rl::net::{ActorCritic, NetConfig};
+    let bytes = policy_bytes(&ActorCritic::new(NetConfig::default(), 5).unwrap(), &[]).unwrap();
+    let ctrl = super::controller::Controller::from_bytes(bytes, "untrained".into()).unwrap();
+    let table = lut_table(3.0, [0.0, 0.1, 0.6, 2.0, 0.4], 0.05);
+    let tf = fake_tf();
+    let ctx = Context { tf: &tf, prior: None, table: None, policy: Some(&ctrl) };
+    for budget in [1, 2, 3, 10] {
+        let cfg = SearchConfig {
+            strategy: Strategy::Controller,
+            budget,
+            objective: Objective::Weighted { weight: 0.5 },
+            seed: 0,
+        };
+        let out = search(&cfg, &ctx, &mut TableDevice::new(table.clone()), &mut |_| {});
+        assert!(out.error.is_none(), "{:?}", out.error);
+        assert_eq!(out.probes.len(), budget, "budget {budget}");
+        assert!(out.pick.is_some());
+        let mut cells: Vec<Arch> = out.probes.iter().map(|p| p.arch).collect();
+        if budget >= 2 {
+            assert_eq!(&cells[..2], &[LO, HI]);
+            // Each walk step edits one edge of the previous walk cell (the walk starts at lo).
+            let mut prev = LO;
+            for a in &cells[2..] {
+                assert_eq!(a.ops.iter().zip(prev.ops).filter(|(x, y)| **x != *y).count(), 1, "{prev} -> {a}");
+                prev = *a;
+            }
+        }
+        cells.sort();
+        cells.dedup();
+        assert_eq!(cells.len(), out.probes.len(), "no cell probed twice");
+    }
+    let garbage = super::controller::Controller::from_bytes(vec![1, 2, 3], "junk".into()).unwrap_err();
+    assert!(garbage.to_string().contains("junk"), "{garbage}");
+}

@@ -50,7 +50,7 @@ pub fn run(cfg: &SearchConfig, ctx: &Context, s: &mut Session) -> Result<(), Sea
             Some(p) => p.run(cfg, ctx, s),
             None => Err(SearchError::Unavailable {
                 strategy: "controller",
-                what: "a trained policy (--policy FILE); none is available yet, use a baseline strategy".into(),
+                what: "a trained policy (--policy FILE)".into(),
             }),
         },
     }
