@@ -10,7 +10,9 @@ use host_trainer::data::{data_dir, NatsMap};
 use host_trainer::score::fast::Scorer;
 use host_trainer::score::report::{self, Accuracies};
 use host_trainer::score::table::{self, PartialRow, PartialTable, RunMeta};
-use host_trainer::score::{logsynflow, naswot, ScoreSettings, ScoreTable, DEFAULT_BATCH, DEFAULT_INITS, DEFAULT_SEED};
+use host_trainer::score::{
+    logsynflow, naswot, InputKind, ScoreSettings, ScoreTable, DEFAULT_BATCH, DEFAULT_INITS, DEFAULT_SEED,
+};
 use simnas_shared::{Arch, ArchCode, NatsIndex, NUM_ARCHS};
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
@@ -63,6 +65,9 @@ struct MethodArgs {
     /// NASWOT batch size.
     #[arg(long, default_value_t = DEFAULT_BATCH as u32, value_parser = clap::value_parser!(u32).range(2..=1024))]
     batch: u32,
+    /// Distribution of the synthetic NASWOT batch.
+    #[arg(long, value_enum, default_value = "pink")]
+    input: InputArg,
     /// Initialisations averaged per metric.
     #[arg(long, default_value_t = DEFAULT_INITS as u32, value_parser = clap::value_parser!(u32).range(1..=64))]
     inits: u32,
@@ -72,15 +77,29 @@ struct MethodArgs {
 
 impl MethodArgs {
     fn settings(&self) -> Result<ScoreSettings> {
+        let input = match self.input {
+            InputArg::Gaussian => InputKind::Gaussian,
+            InputArg::Pink => InputKind::Pink,
+        };
         let s = ScoreSettings {
             net: self.net.config()?,
             seed: self.seed,
             batch: self.batch as usize,
             inits: self.inits as usize,
+            input,
         };
         s.validate()?;
         Ok(s)
     }
+}
+
+/// `--input` choices.
+#[derive(Clone, Copy, Debug, clap::ValueEnum)]
+enum InputArg {
+    /// Every value an independent N(0, 1).
+    Gaussian,
+    /// Gaussian fields with a 1/f^2 power spectrum (natural-image statistics), unit variance.
+    Pink,
 }
 
 #[derive(Subcommand, Debug)]

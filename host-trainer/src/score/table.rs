@@ -331,6 +331,9 @@ pub struct RunMeta {
     pub batch: usize,
     /// Initialisations.
     pub inits: usize,
+    /// Distribution of the NASWOT batch.
+    #[serde(default)]
+    pub input: super::InputKind,
     /// Cells to score: `None` for the whole space, else a seeded random sample size.
     pub sample: Option<usize>,
     /// Seed of the sample.
@@ -350,6 +353,7 @@ impl RunMeta {
             seed: settings.seed,
             batch: settings.batch,
             inits: settings.inits,
+            input: settings.input,
             sample,
             sample_seed,
             wall_time_s: 0.0,
@@ -540,8 +544,15 @@ impl PartialTable {
             simnas_version: env!("CARGO_PKG_VERSION").into(),
             command: command.into(),
             run: self.meta.clone(),
-            input: "batch x 3 x R x R values, each i.i.d. N(0, 1) (Box-Muller on SplitMix64), one batch for every cell"
-                .into(),
+            input: match self.meta.input {
+                super::InputKind::Gaussian => {
+                    "batch x 3 x R x R values, each i.i.d. N(0, 1) (Box-Muller on SplitMix64), one batch for every cell"
+                }
+                super::InputKind::Pink => {
+                    "batch x 3 planes of R x R Gaussian fields with 1/f^2 power, standardised per channel, one batch for every cell"
+                }
+            }
+            .into(),
             init: "Kaiming normal, mode fan_out, ReLU gain (conv and linear), zero bias; BN gamma 1, beta 0".into(),
             rows: full.len(),
             naswot_floor: floor,
@@ -569,8 +580,17 @@ impl PartialTable {
 
 fn summary(m: &RunMeta) -> String {
     format!(
-        "C={} N={} R={} classes={} seed={} batch={} inits={} sample={:?}/{}",
-        m.channels, m.cells_per_stage, m.resolution, m.classes, m.seed, m.batch, m.inits, m.sample, m.sample_seed
+        "C={} N={} R={} classes={} seed={} batch={} inits={} input={:?} sample={:?}/{}",
+        m.channels,
+        m.cells_per_stage,
+        m.resolution,
+        m.classes,
+        m.seed,
+        m.batch,
+        m.inits,
+        m.input,
+        m.sample,
+        m.sample_seed
     )
 }
 

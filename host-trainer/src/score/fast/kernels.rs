@@ -296,20 +296,23 @@ pub(crate) fn add_hamming_portable(codes: &[u64], batch: usize, words: usize, mu
 /// Batch-norm with batch statistics, `gamma = 1, beta = 0`: `dst (=|+=) (src - mean[c]) *
 /// inv_std[c]` over `len` values (`c = mean.len()` channels innermost).
 pub fn bn_apply(src: &[f32], mean: &[f32], inv_std: &[f32], dst: &mut [f32], len: usize, store: Store) {
-    let c = mean.len().min(inv_std.len());
-    if c == 0 || src.len() < len || dst.len() < len {
+    let c = mean.len();
+    if c == 0 || inv_std.len() != c || src.len() < len || dst.len() < len {
         return;
     }
-    for (s_px, d_px) in src[..len].chunks_exact(c).zip(dst[..len].chunks_exact_mut(c)) {
-        match store {
-            Store::Overwrite => {
-                for i in 0..c {
-                    d_px[i] = (s_px[i] - mean[i]) * inv_std[i];
+    let pixels = src[..len].chunks_exact(c).zip(dst[..len].chunks_exact_mut(c));
+    match store {
+        Store::Overwrite => {
+            for (s, d) in pixels {
+                for (((d, &s), &m), &k) in d.iter_mut().zip(s).zip(mean).zip(inv_std) {
+                    *d = (s - m) * k;
                 }
             }
-            Store::Accumulate => {
-                for i in 0..c {
-                    d_px[i] += (s_px[i] - mean[i]) * inv_std[i];
+        }
+        Store::Accumulate => {
+            for (s, d) in pixels {
+                for (((d, &s), &m), &k) in d.iter_mut().zip(s).zip(mean).zip(inv_std) {
+                    *d += (s - m) * k;
                 }
             }
         }
@@ -328,32 +331,53 @@ pub fn copy_or_add(src: &[f32], dst: &mut [f32], len: usize, store: Store) {
 }
 
 /// `dst (=|+=) avg_pool_3x3(src)` per image: stride 1, padding 1, padding not counted in
-/// the divisor (`count_include_pad=False`).
+/// the divisor (`count_include_pad=False`). Summed as the reference does: the three rows
+/// first, then the three columns of those sums, then scaled by `1 / count`.
 pub fn avg_pool3(src: &[f32], batch: usize, side: usize, c: usize, dst: &mut [f32], store: Store) {
     let n = side * side * c;
-    if src.len() < batch * n || dst.len() < batch * n {
+    if c == 0 || src.len() < batch * n || dst.len() < batch * n {
         return;
     }
-    let mut sum = vec![0f32; c];
+    let taps = |i: usize| ((i + 2).min(side) - i.saturating_sub(1)) as f64;
+    let mut rows = vec![0f32; n];
     for b in 0..batch {
         let s = &src[b * n..(b + 1) * n];
         let d = &mut dst[b * n..(b + 1) * n];
+        let row = side * c;
+        // Vertical: rows[y] = (s[y-1] + s[y]) + s[y+1] (absent rows are the zero padding).
         for y in 0..side {
-            let (y0, y1) = (y.saturating_sub(1), (y + 2).min(side));
-            for x in 0..side {
-                let (x0, x1) = (x.saturating_sub(1), (x + 2).min(side));
-                sum.fill(0.0);
-                for yy in y0..y1 {
-                    for xx in x0..x1 {
-                        let p = &s[(yy * side + xx) * c..(yy * side + xx + 1) * c];
-                        sum.iter_mut().zip(p).for_each(|(a, v)| *a += v);
-                    }
+            let r = &mut rows[y * row..(y + 1) * row];
+            r.copy_from_slice(&s[y * row..(y + 1) * row]);
+            if y > 0 {
+                for (a, v) in r.iter_mut().zip(&s[(y - 1) * row..y * row]) {
+                    *a = v + *a;
                 }
-                let inv = 1.0 / ((y1 - y0) * (x1 - x0)) as f32;
+            }
+            if y + 1 < side {
+                r.iter_mut().zip(&s[(y + 1) * row..(y + 2) * row]).for_each(|(a, v)| *a += v);
+            }
+        }
+        // Horizontal: (v[x-1] + v[x]) + v[x+1], times 1 / count.
+        for y in 0..side {
+            let r = &rows[y * row..(y + 1) * row];
+            for x in 0..side {
+                let inv = (1.0 / (taps(y) * taps(x))) as f32;
                 let o = &mut d[(y * side + x) * c..(y * side + x + 1) * c];
-                match store {
-                    Store::Overwrite => o.iter_mut().zip(&sum).for_each(|(o, v)| *o = v * inv),
-                    Store::Accumulate => o.iter_mut().zip(&sum).for_each(|(o, v)| *o += v * inv),
+                let mid = &r[x * c..(x + 1) * c];
+                let left = (x > 0).then(|| &r[(x - 1) * c..x * c]);
+                let right = (x + 1 < side).then(|| &r[(x + 1) * c..(x + 2) * c]);
+                for ch in 0..c {
+                    let mut v = mid[ch];
+                    if let Some(l) = left {
+                        v = l[ch] + v;
+                    }
+                    if let Some(rr) = right {
+                        v += rr[ch];
+                    }
+                    match store {
+                        Store::Overwrite => o[ch] = v * inv,
+                        Store::Accumulate => o[ch] += v * inv,
+                    }
                 }
             }
         }
@@ -501,6 +525,38 @@ mod tests {
                 prop_assert_eq!(h[i * batch + j], want);
             }}
         }
+    }
+
+    proptest! {
+        #[test]
+        fn pool3_matches_naive(batch in 1usize..3, side in 1usize..9, c in 1usize..6, seed in any::<u64>()) {
+            let x = data(batch * side * side * c, seed);
+            let mut out = vec![1.0f32; x.len()];
+            avg_pool3(&x, batch, side, c, &mut out, Store::Accumulate);
+            let n = side as isize;
+            for b in 0..batch { for y in 0..n { for xx in 0..n { for ch in 0..c {
+                let (mut s, mut cnt) = (0f64, 0);
+                for dy in -1..=1 { for dx in -1..=1 {
+                    let (yy, xq) = (y + dy, xx + dx);
+                    if yy >= 0 && xq >= 0 && yy < n && xq < n {
+                        s += x[b * side * side * c + ((yy * n + xq) as usize) * c + ch] as f64;
+                        cnt += 1;
+                    }
+                }}
+                let got = out[b * side * side * c + ((y * n + xx) as usize) * c + ch] - 1.0;
+                prop_assert!((got as f64 - s / cnt as f64).abs() < 1e-5);
+            }}}}
+        }
+    }
+
+    #[test]
+    fn simd_codes_equal_portable_codes() {
+        let x = data(64 * 9, 5);
+        let mut a = vec![0u64; 9];
+        let mut b = vec![0u64; 9];
+        simd::pack_positive(&x, &mut a);
+        simd::pack_positive_portable(&x, &mut b);
+        assert_eq!(a, b);
     }
 
     #[test]

@@ -284,52 +284,69 @@ fn taps(i: usize, side: usize) -> usize {
     (i + 2).min(side) - i.saturating_sub(1)
 }
 
-/// `dst (=|+=) avg_pool_3x3(src)`, stride 1, pad 1, padding not counted.
-pub fn pool3(src: &[f64], side: usize, c: usize, dst: &mut [f64], acc: bool) {
-    if src.len() < side * side * c || dst.len() < side * side * c {
-        return;
+/// Separable 3x3 box sum (zero padding): rows first, then columns, `((a + b) + c)` order.
+fn box3(src: &[f64], side: usize, c: usize, rows: &mut [f64], mut f: impl FnMut(usize, f64)) {
+    let row = side * c;
+    for y in 0..side {
+        let r = &mut rows[y * row..(y + 1) * row];
+        r.copy_from_slice(&src[y * row..(y + 1) * row]);
+        if y > 0 {
+            r.iter_mut().zip(&src[(y - 1) * row..y * row]).for_each(|(a, v)| *a = v + *a);
+        }
+        if y + 1 < side {
+            r.iter_mut().zip(&src[(y + 1) * row..(y + 2) * row]).for_each(|(a, v)| *a += v);
+        }
     }
     for y in 0..side {
         for x in 0..side {
-            let inv = 1.0 / (taps(y, side) * taps(x, side)) as f64;
-            let o = (y * side + x) * c;
             for ch in 0..c {
-                let mut sum = 0.0;
-                for yy in y.saturating_sub(1)..(y + 2).min(side) {
-                    for xx in x.saturating_sub(1)..(x + 2).min(side) {
-                        sum += src[(yy * side + xx) * c + ch];
-                    }
+                let i = (y * side + x) * c + ch;
+                let mut v = rows[i];
+                if x > 0 {
+                    v = rows[i - c] + v;
                 }
-                if acc {
-                    dst[o + ch] += sum * inv;
-                } else {
-                    dst[o + ch] = sum * inv;
+                if x + 1 < side {
+                    v += rows[i + c];
                 }
+                f(i, v);
             }
         }
     }
 }
 
+/// `dst (=|+=) avg_pool_3x3(src)`, stride 1, pad 1, padding not counted.
+pub fn pool3(src: &[f64], side: usize, c: usize, dst: &mut [f64], acc: bool) {
+    let n = side * side * c;
+    if c == 0 || src.len() < n || dst.len() < n {
+        return;
+    }
+    let mut rows = vec![0.0; n];
+    box3(src, side, c, &mut rows, |i, v| {
+        let p = i / c;
+        let inv = 1.0 / (taps(p / side, side) * taps(p % side, side)) as f64;
+        if acc {
+            dst[i] += v * inv;
+        } else {
+            dst[i] = v * inv;
+        }
+    });
+}
+
 /// `din += pool3^T(dout)`: `din[q] += sum_{p in window(q)} dout[p] / count(p)` (the window
 /// is symmetric, so `q` is in `p`'s window exactly when `p` is in `q`'s).
 pub fn pool3_backward(dout: &[f64], side: usize, c: usize, din: &mut [f64]) {
-    if dout.len() < side * side * c || din.len() < side * side * c {
+    let n = side * side * c;
+    if c == 0 || dout.len() < n || din.len() < n {
         return;
     }
-    for y in 0..side {
-        for x in 0..side {
-            let o = (y * side + x) * c;
-            for ch in 0..c {
-                let mut sum = 0.0;
-                for yy in y.saturating_sub(1)..(y + 2).min(side) {
-                    for xx in x.saturating_sub(1)..(x + 2).min(side) {
-                        sum += dout[(yy * side + xx) * c + ch] / (taps(yy, side) * taps(xx, side)) as f64;
-                    }
-                }
-                din[o + ch] += sum;
-            }
-        }
-    }
+    let scaled: Vec<f64> = (0..n)
+        .map(|i| {
+            let p = i / c;
+            dout[i] / (taps(p / side, side) * taps(p % side, side)) as f64
+        })
+        .collect();
+    let mut rows = vec![0.0; n];
+    box3(&scaled, side, c, &mut rows, |i, v| din[i] += v);
 }
 
 /// 2x2 average pool (stride 2) of `src` (`side^2 x c`) into the interior of a padded map

@@ -14,6 +14,7 @@ pub mod naswot;
 mod simd;
 pub mod synflow;
 pub mod weights;
+pub mod winograd;
 
 pub use naswot::{FastNaswot, Workspace};
 pub use synflow::{FastSynflow, SynflowWorkspace};

@@ -5,6 +5,7 @@
 //!   reused across the 6 pixels, inputs broadcast from memory), for `cout % 16 == 0`.
 //!   Returns `false` (and does nothing) when the CPU lacks AVX2/FMA or the shape does not
 //!   fit, so the caller runs the portable kernel.
+//! * [`gemm`]: the same register blocking as a matrix product (Winograd's 16 GEMMs).
 //! * [`pack_positive`]: ReLU codes, 8 units per compare-and-movemask.
 //! * [`add_hamming`]: the portable popcount loop compiled with `popcnt` enabled.
 //! * [`conv_fwd64`], [`conv_wgrad64`], [`conv_dgrad64`]: the portable `f64` kernels of
@@ -79,6 +80,23 @@ pub fn conv_image(g: &ConvGeom, x: &[f32], w: &[f32], out: &mut [f32], acc: bool
     }
     let _ = (g, x, w, out, acc, stats);
     false
+}
+
+/// `c = a b` with `a` `m x k`, `b` `k x n`, `c` `m x n`, row-major (AVX2 + FMA when the CPU has
+/// them and `n % 16 == 0`; the portable loop otherwise, and on short slices).
+pub fn gemm(a: &[f32], b: &[f32], c: &mut [f32], m: usize, k: usize, n: usize) {
+    #[cfg(target_arch = "x86_64")]
+    {
+        let fits = n % 16 == 0 && a.len() >= m * k && b.len() >= k * n && c.len() >= m * n;
+        if fits && has_avx2_fma() {
+            // SAFETY: AVX2 and FMA were detected and the three lengths checked just above.
+            unsafe { x86::gemm(a.as_ptr(), b.as_ptr(), c.as_mut_ptr(), m, k, n) };
+            return;
+        }
+    }
+    if a.len() >= m * k && b.len() >= k * n && c.len() >= m * n {
+        super::winograd::gemm_portable(a, b, c, m, k, n);
+    }
 }
 
 /// `codes[w]` bit `i` set when `src[64 w + i] > 0`, for `w < min(codes.len(), src.len() / 64)`.
@@ -164,6 +182,57 @@ mod x86 {
     #[target_feature(enable = "avx2,fma")]
     pub unsafe fn conv_dgrad64(g: &ConvGeom, dout: &[f64], wt: &[f64], din_pad: &mut [f64]) {
         conv_dgrad_body(g, dout, wt, din_pad)
+    }
+
+    /// # Safety
+    /// AVX2 and FMA present; `a`, `b`, `c` hold `m k`, `k n`, `m n` floats; `n % 16 == 0`.
+    #[target_feature(enable = "avx2,fma")]
+    pub unsafe fn gemm(a: *const f32, b: *const f32, c: *mut f32, m: usize, k: usize, n: usize) {
+        for co0 in (0..n).step_by(16) {
+            let mut r0 = 0;
+            while r0 + PB <= m {
+                gemm_block::<PB>(a, b, c, k, n, r0, co0);
+                r0 += PB;
+            }
+            match m - r0 {
+                1 => gemm_block::<1>(a, b, c, k, n, r0, co0),
+                2 => gemm_block::<2>(a, b, c, k, n, r0, co0),
+                3 => gemm_block::<3>(a, b, c, k, n, r0, co0),
+                4 => gemm_block::<4>(a, b, c, k, n, r0, co0),
+                5 => gemm_block::<5>(a, b, c, k, n, r0, co0),
+                _ => {}
+            }
+        }
+    }
+
+    /// Rows `r0..r0+P` x columns `co0..co0+16` of `c = a b`.
+    #[target_feature(enable = "avx2,fma")]
+    unsafe fn gemm_block<const P: usize>(
+        a: *const f32,
+        b: *const f32,
+        c: *mut f32,
+        k: usize,
+        n: usize,
+        r0: usize,
+        co0: usize,
+    ) {
+        let mut acc = [[_mm256_setzero_ps(); 2]; P];
+        let rows: [*const f32; P] = core::array::from_fn(|p| a.add((r0 + p) * k));
+        for q in 0..k {
+            let bp = b.add(q * n + co0);
+            let w0 = _mm256_loadu_ps(bp);
+            let w1 = _mm256_loadu_ps(bp.add(8));
+            for p in 0..P {
+                let x = _mm256_broadcast_ss(&*rows[p].add(q));
+                acc[p][0] = _mm256_fmadd_ps(x, w0, acc[p][0]);
+                acc[p][1] = _mm256_fmadd_ps(x, w1, acc[p][1]);
+            }
+        }
+        for (p, ap) in acc.iter().enumerate() {
+            let cp = c.add((r0 + p) * n + co0);
+            _mm256_storeu_ps(cp, ap[0]);
+            _mm256_storeu_ps(cp.add(8), ap[1]);
+        }
     }
 
     /// Raw view of one image's conv.

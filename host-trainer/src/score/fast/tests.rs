@@ -31,7 +31,7 @@ fn rel(a: f64, b: f64) -> f64 {
 }
 
 fn settings(net: NetConfig, batch: usize, inits: usize) -> ScoreSettings {
-    ScoreSettings { net, seed: 11, batch, inits }
+    ScoreSettings { net, seed: 11, batch, inits, input: crate::score::InputKind::Gaussian }
 }
 
 #[test]
