@@ -282,3 +282,47 @@ fn controller_walks_new_cells_within_budget() {
     let garbage = super::controller::Controller::from_bytes(vec![1, 2, 3], "junk".into()).unwrap_err();
     assert!(garbage.to_string().contains("junk"), "{garbage}");
 }
+
+#[test]
+fn evaluation_percentiles_fitness_and_report() {
+    use super::eval::{eval_device, percentile, report, true_fitness, EvalDevice, EvalPlan, EvalResults};
+    // Latency = code / 1000 + 1 ms: percentiles by nearest rank over 15,625 values.
+    let vals: Vec<Option<f64>> = (0..NUM_ARCHS).map(|c| Some(1.0 + c as f64 / 1000.0)).collect();
+    let table = LatencyTable::from_codes("ramp.csv#ms", vals).unwrap();
+    // 10%: rank ceil(1562.5) = 1563 -> code 1562 -> 2.562 ms; 50%: rank 7813 -> 8.812 ms.
+    assert!((percentile(&table, 0.10) - 2.562).abs() < 1e-12);
+    assert!((percentile(&table, 0.50) - 8.812).abs() < 1e-12);
+    // F = 0.5 TF + 0.5 (1 - (lat - 1) / 15.624): code 0 with TF 0.3 -> 0.65.
+    let mut tf = fake_tf();
+    tf[0] = 0.3;
+    let f = true_fitness(&table, &tf, 0.5);
+    assert!((f[0].unwrap() - 0.65).abs() < 1e-12);
+    assert!((f[NUM_ARCHS - 1].unwrap() - 0.5 * tf[NUM_ARCHS - 1]).abs() < 1e-12);
+
+    let acc: Vec<Option<f64>> = tf.iter().map(|t| Some(80.0 + 10.0 * t)).collect();
+    let prior = crate::synth::lut::Lut { base: 0.3, t: [[0.0, 0.01, 0.05, 0.1, 0.03]; 6] };
+    let plan = EvalPlan {
+        strategies: vec![Strategy::Random, Strategy::LutProbe, Strategy::Oracle],
+        budgets: vec![10],
+        seeds: 2,
+        weight: 0.5,
+        tf: &tf,
+        accuracy: &acc,
+        prior: Some(&prior),
+        policy: None,
+    };
+    let dev = EvalDevice { name: "ramp".into(), primary: true, table };
+    let (w, c) = eval_device(&dev, &plan);
+    assert_eq!((w.len(), c.len()), (3 * 2, 3 * 2 * 3));
+    for run in w.iter().filter(|r| r.strategy == "oracle") {
+        assert_eq!(run.ratio, 1.0);
+    }
+    assert!(w.iter().all(|r| r.ratio <= 1.0 + 1e-12 && r.probes <= 10));
+    for run in c.iter().filter(|r| r.strategy == "oracle") {
+        assert!(run.feasible && run.arch == run.ceiling_arch, "{run:?}");
+    }
+    assert!(c.iter().all(|r| !r.feasible || r.latency_ms.unwrap() <= r.limit_ms));
+    let results = EvalResults { devices: vec![("ramp".into(), true)], weighted: w, constrained: c };
+    let md = report::markdown(&results, "# test\n");
+    assert!(md.contains("| ramp * |") && md.contains("| **mean (primary)** |") && md.contains("| *proxy ceiling* |"));
+}
