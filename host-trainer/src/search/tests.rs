@@ -141,7 +141,8 @@ fn lut_probe_finds_the_optimum_of_an_additive_device() {
     assert_eq!(out.probes[5].arch, best, "first verified cell is the optimum");
     assert_eq!(out.pick.unwrap().arch, best);
     let lut = strategies::lut::per_op_fit(&out.probes[..5]);
-    for (got, want) in lut.iter().zip([2.0, 0.0, 0.5, 1.5, 0.25]) {
+    assert_eq!(lut.alpha, 1.0, "no dead edge among the single-op cells: the paper's LUT");
+    for (got, want) in lut.t.iter().zip([2.0, 0.0, 0.5, 1.5, 0.25]) {
         assert!((got - want).abs() < 1e-9, "{lut:?}");
     }
 }
@@ -325,4 +326,33 @@ fn evaluation_percentiles_fitness_and_report() {
     let results = EvalResults { devices: vec![("ramp".into(), true)], weighted: w, constrained: c };
     let md = report::markdown(&results, "# test\n");
     assert!(md.contains("| ramp * |") && md.contains("| **mean (primary)** |") && md.contains("| *proxy ceiling* |"));
+}
+
+#[test]
+fn dead_edges_and_their_cost_factor() {
+    use strategies::lut::{live_edges, per_op_fit};
+    let c3 = Op::NorConv3x3;
+    // Node 1 has no input: 1->2 and 1->3 are dead; 0->1 is `none`.
+    let a = Arch { ops: [Op::None, c3, c3, c3, c3, c3] };
+    assert_eq!(live_edges(a), [false, true, false, true, false, true]);
+    // Node 2 reaches no output: 0->2 and 1->2 are dead.
+    let b = Arch { ops: [c3, c3, c3, c3, c3, Op::None] };
+    assert_eq!(live_edges(b), [true, false, false, true, true, false]);
+    assert_eq!(live_edges(HI), [true; 6]);
+    // A device that skips dead edges: base 2, conv3x3 1.5, skip 0.1, conv1x1 0.5, pool 0.3.
+    let t = [0.0, 0.1, 0.5, 1.5, 0.3];
+    let lat = |x: Arch| -> f64 {
+        2.0 + x.ops.iter().zip(live_edges(x)).filter(|(_, l)| *l).map(|(o, _)| t[*o as usize]).sum::<f64>()
+    };
+    let mut probes: Vec<Measured> = strategies::lut::DESIGN
+        .iter()
+        .enumerate()
+        .map(|(i, &arch)| Measured { step: i + 1, arch, latency_ms: lat(arch) })
+        .collect();
+    assert_eq!(per_op_fit(&probes).alpha, 1.0);
+    probes.push(Measured { step: 6, arch: a, latency_ms: lat(a) });
+    let fit = per_op_fit(&probes);
+    assert_eq!(fit.alpha, 0.0);
+    // 2 + 3 * 1.5 = 6.5 for `a`; `b` has three live convs too.
+    assert!((fit.latency(a) - 6.5).abs() < 1e-9 && (fit.latency(b) - 6.5).abs() < 1e-9, "{fit:?}");
 }

@@ -26,7 +26,7 @@ use super::super::{
     weighted, Ask, Context, Measured, Normaliser, Objective, SearchConfig, SearchError, Session, HI, LO,
 };
 use crate::synth::stats::solve_spd;
-use simnas_shared::{Arch, ArchCode, Op, NUM_ARCHS};
+use simnas_shared::{Arch, ArchCode, Edge, Op, NUM_ARCHS};
 
 /// The single-op cells `lut-probe` measures first.
 pub const DESIGN: [Arch; 5] = [
@@ -78,10 +78,8 @@ pub fn probe(cfg: &SearchConfig, ctx: &Context, s: &mut Session) -> Result<(), S
         Objective::Weighted { weight } => loop {
             let fit = per_op_fit(s.probes());
             let Some(norm) = Normaliser::of(s.probes()) else { return Ok(()) };
-            let predicted: Vec<f64> = all_archs()
-                .enumerate()
-                .map(|(c, a)| weighted(weight, ctx.tf[c], norm.l(per_op_latency(&fit, a))))
-                .collect();
+            let predicted: Vec<f64> =
+                all_archs().enumerate().map(|(c, a)| weighted(weight, ctx.tf[c], norm.l(fit.latency(a)))).collect();
             match best_untried(s, &predicted) {
                 Some(a) if s.remaining() > 0 => {
                     if s.measure(a)? == Ask::Exhausted {
@@ -93,7 +91,7 @@ pub fn probe(cfg: &SearchConfig, ctx: &Context, s: &mut Session) -> Result<(), S
         },
         Objective::Constraint { max_latency_ms } => constrained(s, ctx.tf, max_latency_ms, |probes| {
             let fit = per_op_fit(probes);
-            all_archs().map(|a| per_op_latency(&fit, a)).collect()
+            all_archs().map(|a| fit.latency(a)).collect()
         }),
     }
 }
@@ -194,13 +192,50 @@ fn calibrate(shape: &[f64], probes: &[Measured]) -> Vec<f64> {
     shape.iter().map(|&v| a + b * v).collect()
 }
 
-/// Per-op LUT `[base, t_skip, t_conv1x1, t_conv3x3, t_pool]` by least squares over the
-/// measured cells (`t_none = 0`; an op no measured cell uses gets 0).
-pub fn per_op_fit(probes: &[Measured]) -> [f64; 5] {
+/// A per-op LUT with a cost factor for dead edges: `lat = base + sum over edges of
+/// t[op_e] * (1 if the edge is live else alpha)`. An edge is dead when no input reaches
+/// its source or its target reaches no output (its work cannot affect the result); some
+/// runtimes skip such edges (BRP-NAS's devices: `alpha` near 0), others run everything
+/// (HELP, HW-NAS-Bench: `alpha` near 1).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct PerOpLut {
+    /// `[base, t_skip, t_conv1x1, t_conv3x3, t_pool]` (`t_none = 0`).
+    pub t: [f64; 5],
+    /// Cost factor of a dead edge.
+    pub alpha: f64,
+}
+
+impl PerOpLut {
+    /// Predicted latency of `a`.
+    pub fn latency(&self, a: Arch) -> f64 {
+        features(a, self.alpha).iter().zip(&self.t).map(|(f, t)| f * t).sum()
+    }
+}
+
+/// Per-op LUT by least squares over the measured cells (an op no measured cell uses gets
+/// 0). `alpha` is chosen from `0, 0.1, ..., 1` by the smallest squared error; without
+/// evidence (no measured cell with a dead edge, as the five single-op cells) it stays 1,
+/// the paper's LUT.
+pub fn per_op_fit(probes: &[Measured]) -> PerOpLut {
+    let mut best: Option<(f64, PerOpLut)> = None;
+    for k in (0..=10).rev() {
+        let alpha = f64::from(k) / 10.0;
+        let t = lsq(probes, alpha);
+        let lut = PerOpLut { t, alpha };
+        let err: f64 = probes.iter().map(|p| (lut.latency(p.arch) - p.latency_ms).powi(2)).sum();
+        // Strictly better only (relative margin against round-off), so ties keep alpha = 1.
+        if best.is_none_or(|(e, _)| err < e * (1.0 - 1e-9) - 1e-12) {
+            best = Some((err, lut));
+        }
+    }
+    best.map_or(PerOpLut { t: [0.0; 5], alpha: 1.0 }, |b| b.1)
+}
+
+fn lsq(probes: &[Measured], alpha: f64) -> [f64; 5] {
     let mut ata = [0.0; 25];
     let mut atb = [0.0; 5];
     for p in probes {
-        let f = features(p.arch);
+        let f = features(p.arch, alpha);
         for i in 0..5 {
             atb[i] += f[i] * p.latency_ms;
             for j in 0..5 {
@@ -212,17 +247,35 @@ pub fn per_op_fit(probes: &[Measured]) -> [f64; 5] {
     [x[0], x[1], x[2], x[3], x[4]]
 }
 
-fn features(a: Arch) -> [f64; 5] {
-    [
-        1.0,
-        a.count(Op::SkipConnect) as f64,
-        a.count(Op::NorConv1x1) as f64,
-        a.count(Op::NorConv3x3) as f64,
-        a.count(Op::AvgPool3x3) as f64,
-    ]
+/// Which edges are live: not `none`, reachable from the input and reaching the output.
+pub fn live_edges(a: Arch) -> [bool; 6] {
+    let mut from_in = [true, false, false, false];
+    let mut to_out = [false, false, false, true];
+    for e in Edge::ALL {
+        if a.op(e) != Op::None && from_in[e.from() as usize] {
+            from_in[e.to() as usize] = true;
+        }
+    }
+    for e in Edge::ALL.iter().rev() {
+        if a.op(*e) != Op::None && to_out[e.to() as usize] {
+            to_out[e.from() as usize] = true;
+        }
+    }
+    let mut live = [false; 6];
+    for e in Edge::ALL {
+        live[e.index()] = a.op(e) != Op::None && from_in[e.from() as usize] && to_out[e.to() as usize];
+    }
+    live
 }
 
-/// Latency of `a` under a per-op LUT from [`per_op_fit`].
-pub fn per_op_latency(lut: &[f64; 5], a: Arch) -> f64 {
-    features(a).iter().zip(lut).map(|(f, t)| f * t).sum()
+/// `[1, n_skip, n_conv1x1, n_conv3x3, n_pool]`, a dead edge counting `alpha`.
+fn features(a: Arch, alpha: f64) -> [f64; 5] {
+    let live = live_edges(a);
+    let mut f = [1.0, 0.0, 0.0, 0.0, 0.0];
+    for (e, &op) in a.ops.iter().enumerate() {
+        if op != Op::None {
+            f[op as usize] += if live[e] { 1.0 } else { alpha };
+        }
+    }
+    f
 }
