@@ -92,6 +92,6 @@ mod tests {
         assert_eq!(k, vec![6.0, 4.0, 1.0, 4.0, 6.0, 1.0, 1.0, 1.0, 6.0]);
         // det [[6,4,1],[4,6,1],[1,1,6]] = 6*35 - 4*23 + 1*(-2) = 116.
         assert!((logdet_psd(&k, 3).unwrap() - 116f64.ln()).abs() < 1e-12);
-        assert!(accumulate_kernel(&mut vec![0.0; 4], &r1).is_err());
+        assert!(accumulate_kernel(&mut [0.0; 4], &r1).is_err());
     }
 }

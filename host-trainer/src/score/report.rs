@@ -88,8 +88,11 @@ pub struct Report {
     pub optimum: [f64; 3],
 }
 
+/// A metric's value for a row.
+type MetricFn<'a> = Box<dyn Fn(&ScoreRow) -> f64 + 'a>;
+
 /// The metrics and combinations, as `(name, value of a row)`.
-fn metrics(r: &Ranges) -> Vec<(&'static str, Box<dyn Fn(&ScoreRow) -> f64 + '_>)> {
+fn metrics(r: &Ranges) -> Vec<(&'static str, MetricFn<'_>)> {
     vec![
         ("NASWOT", Box::new(|x: &ScoreRow| x.naswot)),
         ("LogSynflow", Box::new(|x: &ScoreRow| x.logsynflow)),

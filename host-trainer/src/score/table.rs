@@ -34,12 +34,12 @@ pub const HEADER: [&str; 5] = ["index", "arch", "naswot", "logsynflow", "skip"];
 #[non_exhaustive]
 pub enum TableError {
     /// A file could not be read or written.
-    #[error("{path}: {source}")]
+    #[error("{path}: {err}")]
     Io {
         /// The file.
         path: PathBuf,
         /// Why.
-        source: std::io::Error,
+        err: std::io::Error,
     },
     /// A malformed line.
     #[error("{path}, line {line}: {msg}")]
@@ -72,12 +72,12 @@ pub enum TableError {
         msg: String,
     },
     /// A bad quantised table.
-    #[error("{path}: {source}")]
+    #[error("{path}: {err}")]
     Quant {
         /// The file (or `<embedded>`).
         path: PathBuf,
         /// What is wrong.
-        source: QuantError,
+        err: QuantError,
     },
     /// The table has no row for a cell.
     #[error("no score for cell {0}")]
@@ -88,7 +88,7 @@ pub enum TableError {
 pub type Result<T> = std::result::Result<T, TableError>;
 
 fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> TableError + '_ {
-    move |source| TableError::Io { path: path.to_path_buf(), source }
+    move |err| TableError::Io { path: path.to_path_buf(), err }
 }
 
 /// One cell's scores.
@@ -271,7 +271,7 @@ impl ScoreTable {
 
     /// Decode quantised bytes; `path` is only used in messages.
     pub fn from_quantised(bytes: &[u8], path: &Path) -> Result<ScoreTable> {
-        let q = QuantTable::parse(bytes).map_err(|source| TableError::Quant { path: path.to_path_buf(), source })?;
+        let q = QuantTable::parse(bytes).map_err(|err| TableError::Quant { path: path.to_path_buf(), err })?;
         let tf = q.tf.iter().map(|&v| f64::from(v) / f64::from(u16::MAX)).collect();
         Ok(ScoreTable { ranges: q.ranges, tf, rows: None })
     }
@@ -451,6 +451,12 @@ impl PartialTable {
         let mut rows = Vec::new();
         let mut meta = meta;
         if partial.exists() {
+            if !meta_path.exists() {
+                return Err(TableError::Mismatch {
+                    path: partial.clone(),
+                    msg: format!("its settings file {} is missing", meta_path.display()),
+                });
+            }
             let text = std::fs::read_to_string(&meta_path).map_err(io_err(&meta_path))?;
             let old: RunMeta = serde_json::from_str(&text).map_err(|e| TableError::Malformed {
                 path: meta_path.clone(),
@@ -636,7 +642,7 @@ fn read_partial(path: &Path) -> Result<Vec<PartialRow>> {
 
 /// The code of every cell, for callers iterating the space by [`ArchCode`].
 pub fn all_archs() -> impl Iterator<Item = Arch> {
-    ArchCode::all().map(|c| Arch::from_code(c))
+    ArchCode::all().map(Arch::from_code)
 }
 
 #[cfg(test)]

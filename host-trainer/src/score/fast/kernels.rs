@@ -350,7 +350,7 @@ pub fn avg_pool3(src: &[f32], batch: usize, side: usize, c: usize, dst: &mut [f3
             r.copy_from_slice(&s[y * row..(y + 1) * row]);
             if y > 0 {
                 for (a, v) in r.iter_mut().zip(&s[(y - 1) * row..y * row]) {
-                    *a = v + *a;
+                    *a += v; // = s[y-1] + s[y]: addition commutes exactly
                 }
             }
             if y + 1 < side {
@@ -369,7 +369,7 @@ pub fn avg_pool3(src: &[f32], batch: usize, side: usize, c: usize, dst: &mut [f3
                 for ch in 0..c {
                     let mut v = mid[ch];
                     if let Some(l) = left {
-                        v = l[ch] + v;
+                        v += l[ch];
                     }
                     if let Some(rr) = right {
                         v += rr[ch];
@@ -479,8 +479,8 @@ mod tests {
                 }
             }
             assert_eq!(st.count, batch * g.out_side() * g.out_side());
-            for c in 0..g.cout {
-                assert!((st.sum[c] - want_sum[c]).abs() < 1e-3 * (1.0 + want_sum[c].abs()), "stats {c}");
+            for (c, (got, want)) in st.sum.iter().zip(&want_sum).enumerate() {
+                assert!((got - want).abs() < 1e-3 * (1.0 + want.abs()), "stats {c}");
             }
         }
     }

@@ -291,7 +291,7 @@ fn box3(src: &[f64], side: usize, c: usize, rows: &mut [f64], mut f: impl FnMut(
         let r = &mut rows[y * row..(y + 1) * row];
         r.copy_from_slice(&src[y * row..(y + 1) * row]);
         if y > 0 {
-            r.iter_mut().zip(&src[(y - 1) * row..y * row]).for_each(|(a, v)| *a = v + *a);
+            r.iter_mut().zip(&src[(y - 1) * row..y * row]).for_each(|(a, v)| *a += v);
         }
         if y + 1 < side {
             r.iter_mut().zip(&src[(y + 1) * row..(y + 2) * row]).for_each(|(a, v)| *a += v);
@@ -303,7 +303,7 @@ fn box3(src: &[f64], side: usize, c: usize, rows: &mut [f64], mut f: impl FnMut(
                 let i = (y * side + x) * c + ch;
                 let mut v = rows[i];
                 if x > 0 {
-                    v = rows[i - c] + v;
+                    v += rows[i - c];
                 }
                 if x + 1 < side {
                     v += rows[i + c];

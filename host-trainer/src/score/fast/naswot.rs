@@ -316,6 +316,7 @@ fn pair(nodes: &mut [Vec<f32>], a: usize, b: usize) -> (&[f32], &mut [f32]) {
 
 /// Observe the ReLU of a node (`mult` conv ops open with it): add its codes to the kernel
 /// and leave its padded ReLU in `ws.padded`.
+#[allow(clippy::too_many_arguments)]
 fn observe(
     src: &[f32],
     b: usize,

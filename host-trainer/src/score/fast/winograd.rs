@@ -27,12 +27,12 @@ pub fn transform_weights(w: &[f32], cin: usize, cout: usize) -> Vec<f32> {
     for ci in 0..cin {
         for co in 0..cout {
             let g = |ky: usize, kx: usize| f64::from(w[((ky * 3 + kx) * cin + ci) * cout + co]);
-            for i in 0..4 {
-                for j in 0..4 {
+            for (i, gi) in G.iter().enumerate() {
+                for (j, gj) in G.iter().enumerate() {
                     let mut v = 0.0;
-                    for ky in 0..3 {
-                        for kx in 0..3 {
-                            v += G[i][ky] * g(ky, kx) * G[j][kx];
+                    for (ky, a) in gi.iter().enumerate() {
+                        for (kx, b) in gj.iter().enumerate() {
+                            v += a * g(ky, kx) * b;
                         }
                     }
                     u[((i * 4 + j) * cin + ci) * cout + co] = v as f32;

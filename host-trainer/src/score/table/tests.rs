@@ -132,11 +132,11 @@ fn bad_tables_are_refused_with_clear_errors() {
     let t = ScoreTable::load(&p).unwrap();
     let bytes = quant::encode(&t, QuantMeta { seed: 0, batch: 64, inits: 3 });
     let e = |b: &[u8]| ScoreTable::from_quantised(b, Path::new("q.tf16")).unwrap_err();
-    assert!(matches!(e(&bytes[..1000]), TableError::Quant { source: QuantError::Length { .. }, .. }));
-    assert!(matches!(e(&bytes[..10]), TableError::Quant { source: QuantError::Length { .. }, .. }));
+    assert!(matches!(e(&bytes[..1000]), TableError::Quant { err: QuantError::Length { .. }, .. }));
+    assert!(matches!(e(&bytes[..10]), TableError::Quant { err: QuantError::Length { .. }, .. }));
     let mut flipped = bytes.clone();
     flipped[5000] ^= 1;
-    assert!(matches!(e(&flipped), TableError::Quant { source: QuantError::Crc { .. }, .. }));
+    assert!(matches!(e(&flipped), TableError::Quant { err: QuantError::Crc { .. }, .. }));
     let mut magic = bytes.clone();
     magic[0] = b'X';
     assert!(e(&magic).to_string().contains("not a quantised score table"));
