@@ -8,8 +8,10 @@
 //!   step draws a tournament of [`TOURNAMENT`] members, takes the best by the objective
 //!   estimated from measurements (constrained: TF if feasible, else `-lat / limit`), draws
 //!   [`CHILDREN`] single-edge mutations of it and measures the one the proxy scores highest
-//!   (TF is free; only latency costs a probe). The initial population is the best-TF cell of
-//!   [`CHILDREN`] random draws, [`POPULATION`] times.
+//!   (TF is free; only latency costs a probe); when even the winner violates the latency
+//!   limit, the lightest mutation instead (fewest conv weights, FreeREA's analytic cost).
+//!   The initial population is the best-TF cell of [`CHILDREN`] random draws, [`POPULATION`]
+//!   times.
 //! * `lut-prior`, `lut-probe`: see [`lut`].
 //! * `oracle`: reads the whole table and measures the true optimum (one probe). Weighted:
 //!   the objective with the latency normalised over the table's true min and max (the
@@ -130,8 +132,13 @@ fn evolution(cfg: &SearchConfig, ctx: &Context, s: &mut Session, rng: &mut impl 
                     parent = Some((f, m.arch));
                 }
             }
-            let parent = parent.map(|p| p.1).unwrap_or(super::LO);
-            proxy_best(s, ctx.tf, rng, |r| mutate(parent, r))
+            let (fitness, parent) = parent.unwrap_or((0.0, super::LO));
+            if fitness < 0.0 {
+                // Constrained and even the best member is too slow: the lightest mutation.
+                lightest(s, rng, |r| mutate(parent, r))
+            } else {
+                proxy_best(s, ctx.tf, rng, |r| mutate(parent, r))
+            }
         };
         let Some(child) = child.or_else(|| untried(s, rng)) else { break };
         match s.measure(child)? {
@@ -147,6 +154,29 @@ fn evolution(cfg: &SearchConfig, ctx: &Context, s: &mut Session, rng: &mut impl 
         }
     }
     Ok(())
+}
+
+/// Conv weights per edge (9 for a 3x3, 1 for a 1x1, else 0): the analytic cost FreeREA
+/// constrains, used only to steer away from infeasible cells.
+fn conv_weight(a: Arch) -> usize {
+    9 * a.count(Op::NorConv3x3) + a.count(Op::NorConv1x1)
+}
+
+/// The lightest (by [`conv_weight`], then fewest non-`none` edges) of `CHILDREN` draws.
+fn lightest(
+    s: &Session,
+    rng: &mut impl Rng,
+    mut gen: impl FnMut(&mut dyn rand::RngCore) -> Option<Arch>,
+) -> Option<Arch> {
+    let key = |a: Arch| (conv_weight(a), 6 - a.count(Op::None));
+    let mut best: Option<Arch> = None;
+    for _ in 0..CHILDREN {
+        let Some(a) = gen(rng) else { continue };
+        if !s.tried(a) && best.is_none_or(|b| key(a) < key(b)) {
+            best = Some(a);
+        }
+    }
+    best
 }
 
 /// `parent` with one edge set to a different op.
