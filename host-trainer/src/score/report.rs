@@ -7,8 +7,10 @@
 //!
 //! Combinations use the min-max normalisation over the table's rows ([`normalise`]):
 //! `NASWOT+LogSynflow = n(NASWOT) + n(LogSynflow)` and `TF = (n(NASWOT) + n(LogSynflow) +
-//! n(SkipScore)) / 3`. The argmax of a metric is its highest-scoring row (the first in
-//! index order on ties).
+//! n(SkipScore)) / 3`. FreeREA's own code sums the metrics each divided by its largest
+//! absolute value instead, which weighs LogSynflow more (NASWOT's values span a small part
+//! of their magnitude); that sum is reported too, as `NASWOT+LogSynflow (FreeREA scaling)`.
+//! The argmax of a metric is its highest-scoring row (the first in index order on ties).
 
 use super::stats::{kendall_tau_b, spearman};
 use super::table::{normalise, Ranges, ScoreRow};
@@ -93,6 +95,15 @@ type MetricFn<'a> = Box<dyn Fn(&ScoreRow) -> f64 + 'a>;
 
 /// The metrics and combinations, as `(name, value of a row)`.
 fn metrics(r: &Ranges) -> Vec<(&'static str, MetricFn<'_>)> {
+    let maxabs = |(lo, hi): (f64, f64)| {
+        let m = lo.abs().max(hi.abs());
+        if m > 0.0 {
+            m
+        } else {
+            1.0
+        }
+    };
+    let (mn, ml) = (maxabs(r.naswot), maxabs(r.logsynflow));
     vec![
         ("NASWOT", Box::new(|x: &ScoreRow| x.naswot)),
         ("LogSynflow", Box::new(|x: &ScoreRow| x.logsynflow)),
@@ -101,6 +112,7 @@ fn metrics(r: &Ranges) -> Vec<(&'static str, MetricFn<'_>)> {
             "NASWOT+LogSynflow",
             Box::new(move |x: &ScoreRow| normalise(x.naswot, r.naswot) + normalise(x.logsynflow, r.logsynflow)),
         ),
+        ("NASWOT+LogSynflow (FreeREA scaling)", Box::new(move |x: &ScoreRow| x.naswot / mn + x.logsynflow / ml)),
         (
             "TF (all three)",
             Box::new(move |x: &ScoreRow| {
@@ -172,7 +184,8 @@ pub fn markdown(r: &Report, command: &str, table: &str) -> String {
     let _ = writeln!(
         s,
         "\nCombinations: `NASWOT+LogSynflow = n(NASWOT) + n(LogSynflow)`, `TF = (n(NASWOT) + n(LogSynflow) + \
-         n(SkipScore)) / 3`, with `n` the min-max normalisation over the table. FreeREA (paper, CIFAR-10 Spearman): \
+         n(SkipScore)) / 3`, with `n` the min-max normalisation over the table; `FreeREA scaling` divides each metric by \
+         its largest absolute value instead (as FreeREA's code does). FreeREA (paper, CIFAR-10 Spearman): \
          NASWOT 0.79, LogSynflow 0.83, NASWOT+LogSynflow 0.84; argmax 94.36%."
     );
     s
@@ -233,6 +246,7 @@ mod tests {
         assert_eq!(r.correlations[1].kendall[2], Some(-1.0));
         assert_eq!(r.correlations[2].spearman[0], None, "constant metric");
         assert_eq!(r.correlations[0].argmax_acc, [49.0; 3]);
+        assert_eq!(r.correlations.len(), 6);
         assert_eq!(r.correlations[1].argmax.index.get(), 0);
         assert_eq!(r.optimum, [49.0; 3]);
         let md = markdown(&r, "simnas score report", "t.csv");

@@ -340,6 +340,7 @@ pub fn avg_pool3(src: &[f32], batch: usize, side: usize, c: usize, dst: &mut [f3
     }
     let taps = |i: usize| ((i + 2).min(side) - i.saturating_sub(1)) as f64;
     let mut rows = vec![0f32; n];
+    let mut h = vec![0f32; c];
     for b in 0..batch {
         let s = &src[b * n..(b + 1) * n];
         let d = &mut dst[b * n..(b + 1) * n];
@@ -362,22 +363,17 @@ pub fn avg_pool3(src: &[f32], batch: usize, side: usize, c: usize, dst: &mut [f3
             let r = &rows[y * row..(y + 1) * row];
             for x in 0..side {
                 let inv = (1.0 / (taps(y) * taps(x))) as f32;
+                h.copy_from_slice(&r[x * c..(x + 1) * c]);
+                if x > 0 {
+                    h.iter_mut().zip(&r[(x - 1) * c..x * c]).for_each(|(a, v)| *a += v);
+                }
+                if x + 1 < side {
+                    h.iter_mut().zip(&r[(x + 1) * c..(x + 2) * c]).for_each(|(a, v)| *a += v);
+                }
                 let o = &mut d[(y * side + x) * c..(y * side + x + 1) * c];
-                let mid = &r[x * c..(x + 1) * c];
-                let left = (x > 0).then(|| &r[(x - 1) * c..x * c]);
-                let right = (x + 1 < side).then(|| &r[(x + 1) * c..(x + 2) * c]);
-                for ch in 0..c {
-                    let mut v = mid[ch];
-                    if let Some(l) = left {
-                        v += l[ch];
-                    }
-                    if let Some(rr) = right {
-                        v += rr[ch];
-                    }
-                    match store {
-                        Store::Overwrite => o[ch] = v * inv,
-                        Store::Accumulate => o[ch] += v * inv,
-                    }
+                match store {
+                    Store::Overwrite => o.iter_mut().zip(&h).for_each(|(o, v)| *o = v * inv),
+                    Store::Accumulate => o.iter_mut().zip(&h).for_each(|(o, v)| *o += v * inv),
                 }
             }
         }
@@ -524,6 +520,34 @@ mod tests {
                 } else { 0 };
                 prop_assert_eq!(h[i * batch + j], want);
             }}
+        }
+    }
+
+    /// The pool sums exactly as the candle reference does (rows, then columns, left to
+    /// right), so it agrees with it bit for bit.
+    #[test]
+    fn pool3_follows_the_reference_summation_order() {
+        let (side, c) = (5usize, 3usize);
+        let x = data(side * side * c, 9);
+        let mut out = vec![0f32; x.len()];
+        avg_pool3(&x, 1, side, c, &mut out, Store::Overwrite);
+        let at = |y: isize, xx: isize, ch: usize| {
+            if y < 0 || xx < 0 || y >= side as isize || xx >= side as isize {
+                0.0
+            } else {
+                x[(y as usize * side + xx as usize) * c + ch]
+            }
+        };
+        let taps = |i: usize| ((i + 2).min(side) - i.saturating_sub(1)) as f64;
+        for y in 0..side as isize {
+            for xx in 0..side as isize {
+                for ch in 0..c {
+                    let v = |x0: isize| (at(y - 1, x0, ch) + at(y, x0, ch)) + at(y + 1, x0, ch);
+                    let sum = (v(xx - 1) + v(xx)) + v(xx + 1);
+                    let want = sum * (1.0 / (taps(y as usize) * taps(xx as usize))) as f32;
+                    assert_eq!(out[(y as usize * side + xx as usize) * c + ch].to_bits(), want.to_bits());
+                }
+            }
         }
     }
 
