@@ -9,6 +9,14 @@
 //!   first (they are also candidates). If a reference could not be measured (budget 1, or a
 //!   table without it) or `lat(hi) <= lat(lo)`, the range falls back to the min and max of
 //!   the latencies measured so far ([`Normaliser::of`]).
+//!
+//!   Cells are scored with `l` *unclamped* ([`Normaliser::linear`]): the order the weighted
+//!   objective puts on cells depends only on the width of the latency range (maximising
+//!   `w TF - (1 - w) lat / (hi - lo)`), while clamping at `lo` would make every cell faster
+//!   than all-skip look equally fast (many are: cells with `none` edges). With the whole
+//!   table known, the unclamped rule's best cell reaches 0.9945 of the true optimum on the
+//!   validation devices, the clamped one 0.9931 (training devices: 0.989 vs 0.983). The
+//!   controller still observes the clamped `l` it was trained with.
 //! * Constrained: maximise `TF(h)` subject to the *measured* latency `<= max_latency_ms`.
 //!
 //! **Guarantees** (structural: the pick is chosen here, by [`pick`], from the probes the
@@ -254,9 +262,14 @@ impl Normaliser {
         (hi > lo).then_some(Normaliser { lo, hi })
     }
 
-    /// `clamp((ms - lo) / (hi - lo), 0, 1)`.
+    /// `clamp((ms - lo) / (hi - lo), 0, 1)`: the controller's observation (as trained).
     pub fn l(&self, ms: f64) -> f64 {
-        ((ms - self.lo) / (self.hi - self.lo)).clamp(0.0, 1.0)
+        self.linear(ms).clamp(0.0, 1.0)
+    }
+
+    /// `(ms - lo) / (hi - lo)`, not clamped: how measured cells are scored.
+    pub fn linear(&self, ms: f64) -> f64 {
+        (ms - self.lo) / (self.hi - self.lo)
     }
 }
 
@@ -272,7 +285,7 @@ pub fn pick(objective: &Objective, tf: &[f64], probes: &[Measured]) -> Option<Pi
     let score = |p: &Measured| -> Option<f64> {
         match *objective {
             Objective::Weighted { weight } => {
-                Some(weighted(weight, tf_of(p.arch), norm.map_or(0.0, |n| n.l(p.latency_ms))))
+                Some(weighted(weight, tf_of(p.arch), norm.map_or(0.0, |n| n.linear(p.latency_ms))))
             }
             Objective::Constraint { max_latency_ms } => (p.latency_ms <= max_latency_ms).then(|| tf_of(p.arch)),
         }

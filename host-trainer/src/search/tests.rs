@@ -323,9 +323,16 @@ fn evaluation_percentiles_fitness_and_report() {
         assert!(run.feasible && run.arch == run.ceiling_arch, "{run:?}");
     }
     assert!(c.iter().all(|r| !r.feasible || r.latency_ms.unwrap() <= r.limit_ms));
-    let results = EvalResults { devices: vec![("ramp".into(), true)], weighted: w, constrained: c };
+    let results = EvalResults { devices: vec![("ramp".into(), true)], caps: vec![1.0], weighted: w, constrained: c };
     let md = report::markdown(&results, "# test\n");
-    assert!(md.contains("| ramp * |") && md.contains("| **mean (primary)** |") && md.contains("| *proxy ceiling* |"));
+    // The rule's range (lat(hi) - lat(lo) = 7.812 ms) is half the true one (15.624 ms).
+    let cap = super::eval::rule_cap(&dev.table, &tf, 0.5);
+    assert!(cap > 0.0 && cap <= 1.0, "{cap}");
+    assert!(
+        md.contains("| ramp * | 1.0000 |")
+            && md.contains("| **mean (primary)** |")
+            && md.contains("| *proxy ceiling* |")
+    );
 }
 
 #[test]

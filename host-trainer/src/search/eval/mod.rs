@@ -123,6 +123,8 @@ pub struct ConstrainedRun {
 pub struct EvalResults {
     /// Device names in order, with the primary flag.
     pub devices: Vec<(String, bool)>,
+    /// Per device (same order), the search rule's cap ([`rule_cap`]).
+    pub caps: Vec<f64>,
     /// Weighted runs.
     pub weighted: Vec<WeightedRun>,
     /// Constrained runs.
@@ -153,6 +155,31 @@ pub fn true_fitness(table: &LatencyTable, tf: &[f64], weight: f64) -> Vec<Option
             })
         })
         .collect()
+}
+
+/// What the search's own scoring rule reaches with perfect latency knowledge: the true
+/// fitness of the best cell under `w TF + (1 - w) (1 - (lat - lat(lo)) / (lat(hi) -
+/// lat(lo)))`, as a fraction of the oracle's. Below 1 where the reference cells misjudge
+/// the device's true latency range (e.g. a few extreme outliers stretch the max); no search
+/// that scores cells by that rule can do better on that device.
+pub fn rule_cap(table: &LatencyTable, tf: &[f64], weight: f64) -> f64 {
+    let fit = true_fitness(table, tf, weight);
+    let best = fit.iter().flatten().copied().fold(f64::NEG_INFINITY, f64::max);
+    let probes: Vec<super::Measured> = [super::LO, super::HI]
+        .iter()
+        .enumerate()
+        .filter_map(|(i, &a)| Some(super::Measured { step: i + 1, arch: a, latency_ms: table.get(a)? }))
+        .collect();
+    let Some(norm) = super::Normaliser::of(&probes) else { return f64::NAN };
+    let mut arg: Option<(f64, usize)> = None;
+    for (c, v) in table.values().iter().enumerate() {
+        let Some(ms) = *v else { continue };
+        let s = super::weighted(weight, tf[c], norm.linear(ms));
+        if arg.is_none_or(|(b, _)| s > b) {
+            arg = Some((s, c));
+        }
+    }
+    arg.and_then(|(_, c)| fit[c]).map_or(f64::NAN, |f| f / best)
 }
 
 fn code(a: Arch) -> usize {
@@ -240,8 +267,11 @@ pub fn evaluate(devices: &[EvalDevice], plan: &EvalPlan, threads: usize, done: &
             });
         }
     });
-    let mut out =
-        EvalResults { devices: devices.iter().map(|d| (d.name.clone(), d.primary)).collect(), ..Default::default() };
+    let mut out = EvalResults {
+        devices: devices.iter().map(|d| (d.name.clone(), d.primary)).collect(),
+        caps: devices.iter().map(|d| rule_cap(&d.table, plan.tf, plan.weight)).collect(),
+        ..Default::default()
+    };
     for (w, c) in slots.into_iter().flatten() {
         out.weighted.extend(w);
         out.constrained.extend(c);

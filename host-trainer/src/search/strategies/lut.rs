@@ -5,7 +5,7 @@
 //!   LUTs (hi-normalised, from the fitted synthetic-device distribution; never fitted on a
 //!   validation device). Weighted objective: the two references are measured, then the
 //!   cells with the highest predicted `w * TF + (1 - w) * (1 - l_pred)`, with
-//!   `l_pred = clamp((lut(h) - lut(lo)) / (lut(hi) - lut(lo)), 0, 1)`. Constrained: the
+//!   `l_pred = (lut(h) - lut(lo)) / (lut(hi) - lut(lo))` (unclamped, as the pick is scored). Constrained: the
 //!   LUT is calibrated to the device in ms by least squares `ms = a + b * lut(h)` over the
 //!   cells measured so far (one point: `ms = b * lut(h)`; first probe: `lo`).
 //! * `lut-probe`: measures five single-op cells ([`DESIGN`]): all-`skip_connect` (= `lo`),
@@ -56,7 +56,7 @@ pub fn prior(cfg: &SearchConfig, ctx: &Context, s: &mut Session) -> Result<(), S
             let predicted: Vec<f64> = shape
                 .iter()
                 .enumerate()
-                .map(|(c, &v)| weighted(weight, ctx.tf[c], if hi > lo { norm.l(v) } else { 0.0 }))
+                .map(|(c, &v)| weighted(weight, ctx.tf[c], if hi > lo { norm.linear(v) } else { 0.0 }))
                 .collect();
             verify_ranked(s, &predicted)
         }
@@ -78,8 +78,10 @@ pub fn probe(cfg: &SearchConfig, ctx: &Context, s: &mut Session) -> Result<(), S
         Objective::Weighted { weight } => loop {
             let fit = per_op_fit(s.probes());
             let Some(norm) = Normaliser::of(s.probes()) else { return Ok(()) };
-            let predicted: Vec<f64> =
-                all_archs().enumerate().map(|(c, a)| weighted(weight, ctx.tf[c], norm.l(fit.latency(a)))).collect();
+            let predicted: Vec<f64> = all_archs()
+                .enumerate()
+                .map(|(c, a)| weighted(weight, ctx.tf[c], norm.linear(fit.latency(a))))
+                .collect();
             match best_untried(s, &predicted) {
                 Some(a) if s.remaining() > 0 => {
                     if s.measure(a)? == Ask::Exhausted {

@@ -87,7 +87,7 @@ fn estimate(objective: &Objective, tf: &[f64], probes: &[Measured], m: &Measured
     let t = tf[m.arch.code().get() as usize];
     match *objective {
         Objective::Weighted { weight } => {
-            super::weighted(weight, t, Normaliser::of(probes).map_or(0.0, |n| n.l(m.latency_ms)))
+            super::weighted(weight, t, Normaliser::of(probes).map_or(0.0, |n| n.linear(m.latency_ms)))
         }
         Objective::Constraint { max_latency_ms } if m.latency_ms <= max_latency_ms => t,
         Objective::Constraint { max_latency_ms } => -m.latency_ms / max_latency_ms,
