@@ -235,7 +235,17 @@ pub struct ScoreTable {
     rows: Option<Vec<ScoreRow>>,
 }
 
+/// The shipped quantised CIFAR-10 table (`artifacts/scores/cifar10_scores.tf16`), compiled in.
+const EMBEDDED: &[u8] = include_bytes!("../../../artifacts/scores/cifar10_scores.tf16");
+
 impl ScoreTable {
+    /// The table the product ships (CIFAR-10, default settings), compiled into the binary so
+    /// it needs no file at run time. Quantised: `TF` within `0.5 / 65535` and the ranges, no
+    /// per-metric values ([`ScoreTable::row`] is `None`).
+    pub fn embedded() -> Result<ScoreTable> {
+        ScoreTable::from_quantised(EMBEDDED, Path::new("<embedded cifar10_scores.tf16>"))
+    }
+
     /// Load a full table (CSV, 15,625 rows, one per cell).
     pub fn load(path: &Path) -> Result<ScoreTable> {
         let bytes = std::fs::read(path).map_err(io_err(path))?;

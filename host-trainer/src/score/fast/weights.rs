@@ -142,3 +142,33 @@ fn conv_layout<T: WithDType>(t: &Tensor) -> Result<Vec<T>> {
     }
     Ok(out)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn weights_are_kaiming_fan_out_in_kernel_layout() {
+        let s = ScoreSettings::default();
+        let w = NetWeights::<f64>::from_seed(&s, 0, DType::F64).unwrap();
+        let std = |v: &[f64]| (v.iter().map(|x| x * x).sum::<f64>() / v.len() as f64).sqrt();
+        // Stem 3 -> 16, 3x3: fan_out = 16 * 9 (fan_in would be 27).
+        assert_eq!(w.stem.len(), 9 * 3 * 16);
+        let want = (2.0f64 / 144.0).sqrt();
+        assert!((std(&w.stem) / want - 1.0).abs() < 0.1, "{} vs {want}", std(&w.stem));
+        // Classifier 64 -> 10: fan_out = 10.
+        let want = (2.0f64 / 10.0).sqrt();
+        assert!((std(&w.classifier) / want - 1.0).abs() < 0.1);
+        // Layout: [kh][kw][cin][cout] of candle's [cout][cin][kh][kw].
+        let model = Nb201::new(s.net, Arch::uniform(Op::NorConv3x3), DType::F64, &Device::Cpu).unwrap();
+        model.init_kaiming_with(s.init_seed(0), INIT_FAN).unwrap();
+        let (_, v) = model.named_vars().find(|(n, _)| *n == "reduction1.conv_a.conv.weight").unwrap();
+        let flat: Vec<f64> = v.as_tensor().flatten_all().unwrap().to_vec1().unwrap();
+        let (cout, cin) = (32, 16);
+        let (co, ci, ky, kx) = (5, 7, 2, 1);
+        assert_eq!(w.reduce_a(1)[((ky * 3 + kx) * cin + ci) * cout + co], flat[((co * cin + ci) * 3 + ky) * 3 + kx]);
+        let mut a = w.clone();
+        a.abs();
+        assert!(a.cells[2][4][5][1].iter().all(|&x| x >= 0.0));
+    }
+}

@@ -1,0 +1,78 @@
+//! The shipped CIFAR-10 score table (`artifacts/scores/`): complete, finite, made with the
+//! default settings, its quantised form embedded in the binary, and reproducible: three
+//! cells are recomputed here and must match.
+//!
+//! Tolerances of the recomputation: NASWOT `1e-5` relative (the fast path's `f32` forward
+//! can flip a code sitting within rounding of zero when the kernels differ, e.g. on a CPU
+//! without AVX2/FMA; on the machine that wrote the table the values are identical),
+//! LogSynflow `1e-9` relative (`f64`), SkipScore exact.
+
+use host_trainer::score::fast::Scorer;
+use host_trainer::score::table::{read_rows, Sidecar};
+use host_trainer::score::{ScoreSettings, ScoreTable};
+use simnas_shared::{Arch, NUM_ARCHS};
+use std::path::PathBuf;
+
+fn artifact(name: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../artifacts/scores").join(name)
+}
+
+fn rel(a: f64, b: f64) -> f64 {
+    (a - b).abs() / b.abs().max(1e-300)
+}
+
+#[test]
+fn shipped_table_is_complete_and_matches_its_sidecar() {
+    let table = ScoreTable::load(&artifact("cifar10_scores.csv")).expect("shipped table loads");
+    let side: Sidecar =
+        serde_json::from_str(&std::fs::read_to_string(artifact("cifar10_scores.json")).unwrap()).unwrap();
+    let d = ScoreSettings::default();
+    assert_eq!((side.run.seed, side.run.batch, side.run.inits, side.run.input), (d.seed, d.batch, d.inits, d.input));
+    assert_eq!((side.run.channels, side.run.resolution, side.run.classes), (16, 32, 10));
+    assert_eq!(side.rows, NUM_ARCHS);
+    assert_eq!(side.run.sample, None);
+    assert_eq!(*table.ranges(), side.ranges);
+    assert_eq!(table.ranges().naswot.0, side.naswot_floor);
+    // Every disconnected cell sits at the floor (the minimum of the connected cells).
+    let mut floored = 0;
+    for arch in host_trainer::score::table::all_archs() {
+        let r = table.row(&arch).unwrap();
+        if !arch.is_connected() {
+            assert_eq!(r.naswot, side.naswot_floor, "{arch}");
+            floored += 1;
+        }
+        assert!(r.naswot.is_finite() && r.logsynflow.is_finite());
+    }
+    assert_eq!(floored, side.degenerate_cells);
+    // The embedded quantised table is the same TF within half a quantisation step.
+    let emb = ScoreTable::embedded().expect("embedded table decodes");
+    assert_eq!(emb.ranges(), table.ranges());
+    for arch in host_trainer::score::table::all_archs() {
+        assert!((emb.tf(&arch) - table.tf(&arch)).abs() <= 0.5 / 65535.0 + 1e-12, "{arch}");
+    }
+    let file = ScoreTable::load_quantised(&artifact("cifar10_scores.tf16")).unwrap();
+    assert_eq!(file.tf(&Arch::parse(CELLS[0]).unwrap()), emb.tf(&Arch::parse(CELLS[0]).unwrap()));
+}
+
+/// A strong cell, a mixed one, and one with a dead node and a pool.
+const CELLS: [&str; 3] = [
+    "|nor_conv_3x3~0|+|nor_conv_3x3~0|nor_conv_3x3~1|+|skip_connect~0|nor_conv_3x3~1|nor_conv_3x3~2|",
+    "|nor_conv_1x1~0|+|avg_pool_3x3~0|skip_connect~1|+|nor_conv_3x3~0|none~1|nor_conv_1x1~2|",
+    "|avg_pool_3x3~0|+|nor_conv_3x3~0|none~1|+|none~0|skip_connect~1|nor_conv_1x1~2|",
+];
+
+#[test]
+fn shipped_rows_are_reproduced() {
+    let rows = read_rows(&artifact("cifar10_scores.csv")).unwrap();
+    let scorer = Scorer::new(ScoreSettings::default()).unwrap();
+    let mut ws = scorer.workspace();
+    for cell in CELLS {
+        let arch = Arch::parse(cell).unwrap();
+        let row = rows.iter().find(|r| r.arch == arch).unwrap();
+        let m = scorer.score(&arch, &mut ws).unwrap();
+        let n = m.naswot.expect("connected cell");
+        assert!(rel(n, row.naswot) < 1e-5, "{cell}: NASWOT {n} vs shipped {}", row.naswot);
+        assert!(rel(m.logsynflow, row.logsynflow) < 1e-9, "{cell}: LogSynflow {} vs {}", m.logsynflow, row.logsynflow);
+        assert_eq!(m.skip, row.skip, "{cell}");
+    }
+}
