@@ -124,7 +124,7 @@ pub fn run(data: &Option<PathBuf>, args: EvalArgs) -> Result<ExitCode> {
     bar.finish_and_clear();
 
     let header = format!(
-        "# Search evaluation\n\nProduced by:\n\n```sh\n{}\n```\n\n* devices: {} ({} primary)\n* strategies: {}\n* budgets: {:?}; seeds 0..{}; w = {}\n* proxy: {}\n* lut-prior: mean per-(edge, op) LUT of the training devices in {}\n* accuracy: `nb201_accuracy.csv` column `cifar10_test` (reporting only)\n",
+        "# Search evaluation\n\nProduced by:\n\n```sh\n{}\n```\n\n* devices: {} ({} primary)\n* strategies: {}\n* budgets: {:?}; seeds 0..{}; w = {}\n* proxy: {}\n* lut-prior: mean per-op LUT of the training devices in {}\n* accuracy: `nb201_accuracy.csv` column `cifar10_test` (reporting only)\n",
         super::devices::command_line(),
         devices.len(),
         devices.iter().filter(|d| d.primary).count(),

@@ -135,11 +135,11 @@ pub(crate) fn load_policy(flag: Option<&Path>) -> Result<Controller> {
     Ok(Controller::load(&path)?)
 }
 
-/// The training devices' mean per-(edge, op) LUT.
+/// The training devices' mean per-op LUT (the paper's LUT).
 pub(crate) fn load_prior(path: &Path) -> Result<Lut> {
     let path = locate(path);
     let dist = DeviceDistribution::load(&path).with_context(|| format!("device distribution {}", path.display()))?;
-    Ok(dist.per_edge_op.mean())
+    Ok(dist.per_op.mean())
 }
 
 /// The benchmark index map: `--data`'s `nb201_archs.csv`, else the score table's indices.
@@ -160,6 +160,14 @@ pub fn run(data: &Option<PathBuf>, args: SearchArgs) -> Result<ExitCode> {
     let map = index_map(data, score_map);
     let prior = match args.strategy {
         Strategy::LutPrior => Some(load_prior(&args.inputs.prior)?),
+        // The controller starts from the prior's best cell when it has one, else from all-skip.
+        Strategy::Controller => match load_prior(&args.inputs.prior) {
+            Ok(p) => Some(p),
+            Err(e) => {
+                eprintln!("warning: {e:#}; the controller starts from the all-skip cell");
+                None
+            }
+        },
         _ => None,
     };
     let controller = match args.strategy {
@@ -263,8 +271,9 @@ pub fn run(data: &Option<PathBuf>, args: SearchArgs) -> Result<ExitCode> {
     match outcome.pick {
         Some(p) => {
             let idx = index(p.arch).map(|i| format!(" | index {i}")).unwrap_or_default();
-            let l =
-                Normaliser::of(&outcome.probes).map(|n| format!(" | l {:.3}", n.linear(p.latency_ms))).unwrap_or_default();
+            let l = Normaliser::of(&outcome.probes)
+                .map(|n| format!(" | l {:.3}", n.linear(p.latency_ms)))
+                .unwrap_or_default();
             outln!(
                 "pick: {} | {:.4} ms (measured, probe {}) | TF {:.4}{l} | objective {:.4}{idx}",
                 p.arch,
