@@ -3,14 +3,13 @@
 //!
 //! * `lut-prior` (zero-shot): the LUT is the mean of the training devices' per-op LUTs (the
 //!   paper's LUT, hi-normalised, from the fitted synthetic-device distribution; never fitted
-//!   on a validation device; on the training devices it beats the per-(edge, op) mean, 0.963
-//!   vs 0.961 of the oracle at 10 probes). Weighted objective: the two references are measured, then the
+//!   on a validation device). Weighted objective: the two references are measured, then the
 //!   cells with the highest predicted `w * TF + (1 - w) * (1 - l_pred)`, with
-//!   `l_pred = clamp((lut(h) - lut(lo)) / (lut(hi) - lut(lo)), 0, 1)` (clamped: the mean LUT is
-//!   least reliable outside the references; measured on the training devices, clamping
-//!   lifts 10-probe fitness from 0.949 to 0.961 of the oracle). Constrained: the
-//!   LUT is calibrated to the device in ms by least squares `ms = a + b * lut(h)` over the
-//!   cells measured so far (one point: `ms = b * lut(h)`; first probe: `lo`).
+//!   `l_pred = clamp((lut(h) - lut(lo)) / (lut(hi) - lut(lo)), 0, 1)` (the mean LUT is least
+//!   reliable outside the references). Measured on the training devices at 10 probes: 0.963
+//!   of the oracle; per-(edge, op) mean 0.961; unclamped 0.960. Constrained: the LUT is
+//!   calibrated to the device in ms by least squares `ms = a + b * lut(h)` over the cells
+//!   measured so far (one point: `ms = b * lut(h)`; first probe: `lo`).
 //! * `lut-probe`: measures five single-op cells ([`DESIGN`]): all-`skip_connect` (= `lo`),
 //!   all-`nor_conv_3x3` (= `hi`), all-`nor_conv_1x1`, all-`avg_pool_3x3`, and the cell whose
 //!   only non-`none` edge is a `skip_connect` from input to output (all-`none` is
