@@ -34,7 +34,7 @@ pub use exec::Executor;
 pub use layout::{NetConfig, ParamLayout, Slot, SlotInfo};
 pub use params::{BankParams, DenseParams, Params};
 pub use plan::{NodeState, Plan};
-pub use timing::{measure, Measurement, Timer};
+pub use timing::{measure, measure_best_of, Measurement, Timer};
 
 /// Activation memory layout used by the executor.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
