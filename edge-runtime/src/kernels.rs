@@ -13,9 +13,10 @@
 //! Shapes are validated by the plan; each kernel re-checks its slice lengths and does
 //! nothing on a mismatch rather than panic.
 
-/// Geometry of one convolution over a padded input.
+/// Geometry of one convolution over a padded input (`(in_side + 2)^2 x cin`, zero border),
+/// output `out_side^2 x cout`, weights `[k][k][cin][cout]`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) struct ConvGeom {
+pub struct ConvGeom {
     /// Unpadded input side.
     pub in_side: usize,
     /// Input channels.
@@ -29,20 +30,34 @@ pub(crate) struct ConvGeom {
 }
 
 impl ConvGeom {
+    /// Output side.
     pub const fn out_side(&self) -> usize {
         self.in_side / self.stride
     }
+    /// Floats of one padded input image.
     pub const fn padded_len(&self) -> usize {
         (self.in_side + 2) * (self.in_side + 2) * self.cin
     }
+    /// Floats of the weights.
     pub const fn weights_len(&self) -> usize {
         self.k * self.k * self.cin * self.cout
     }
+    /// Floats of one output image.
     pub const fn out_len(&self) -> usize {
         self.out_side() * self.out_side() * self.cout
     }
-    const fn off(&self) -> usize {
+    /// Offset of tap 0 in padded coordinates (`1 - k/2`).
+    pub const fn off(&self) -> usize {
         1 - self.k / 2
+    }
+    /// True for the geometries the network uses: k in {1, 3}, stride 1, or 2 on an even
+    /// side, non-zero sizes.
+    pub const fn is_valid(&self) -> bool {
+        (self.k == 1 || self.k == 3)
+            && (self.stride == 1 || (self.stride == 2 && self.in_side % 2 == 0))
+            && self.in_side > 0
+            && self.cin > 0
+            && self.cout > 0
     }
 }
 

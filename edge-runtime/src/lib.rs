@@ -31,6 +31,7 @@ pub mod host;
 
 pub use error::Error;
 pub use exec::Executor;
+pub use kernels::ConvGeom;
 pub use layout::{NetConfig, ParamLayout, Slot, SlotInfo};
 pub use params::{BankParams, DenseParams, Params};
 pub use plan::{NodeState, Plan};

@@ -16,52 +16,8 @@
 
 use super::simd;
 
-/// Geometry of one convolution over a padded input.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct ConvGeom {
-    /// Unpadded input side.
-    pub in_side: usize,
-    /// Input channels.
-    pub cin: usize,
-    /// Output channels.
-    pub cout: usize,
-    /// Kernel side: 1 or 3.
-    pub k: usize,
-    /// Stride: 1 or 2.
-    pub stride: usize,
-}
-
-impl ConvGeom {
-    /// Output side.
-    pub const fn out_side(&self) -> usize {
-        self.in_side / self.stride
-    }
-    /// Floats of one padded input image.
-    pub const fn padded_len(&self) -> usize {
-        (self.in_side + 2) * (self.in_side + 2) * self.cin
-    }
-    /// Floats of the weights.
-    pub const fn weights_len(&self) -> usize {
-        self.k * self.k * self.cin * self.cout
-    }
-    /// Floats of one output image.
-    pub const fn out_len(&self) -> usize {
-        self.out_side() * self.out_side() * self.cout
-    }
-    /// Offset of tap 0 in padded coordinates.
-    pub const fn off(&self) -> usize {
-        1 - self.k / 2
-    }
-    /// True when the geometry is one this module supports (k in {1, 3}, stride in {1, 2},
-    /// an even side for stride 2, non-zero channels).
-    pub const fn is_valid(&self) -> bool {
-        (self.k == 1 || self.k == 3)
-            && (self.stride == 1 || (self.stride == 2 && self.in_side % 2 == 0))
-            && self.in_side > 0
-            && self.cin > 0
-            && self.cout > 0
-    }
-}
+/// The executor's convolution geometry: one definition of padded layout and shapes.
+pub use edge_runtime::ConvGeom;
 
 /// Whether a conv replaces or adds to its output.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
