@@ -5,7 +5,9 @@
 //!   caller-given arena (no allocator), never allocating and never panicking.
 //! * [`params`]: where weights come from: a dense vector, or a small shared bank for boards
 //!   too small to hold every weight.
-//! * [`policy`]: the controller's actor read from safetensors bytes, and its observation.
+//! * [`calib`]: the calibrated controller's latency model (a per-op LUT with a meta-learned
+//!   prior, updated by each probe).
+//! * [`policy`]: the paper controller's actor read from safetensors bytes, and its observation.
 //! * [`timing`]: the [`Timer`] trait and robust in-place measurement (warm-up, repeats,
 //!   median, spread).
 //!
@@ -16,6 +18,7 @@
 // Index loops mirror the tensor math (node j, channel co) more plainly than iterator chains.
 #![allow(clippy::needless_range_loop)]
 
+pub mod calib;
 mod error;
 mod exec;
 mod kernels;

@@ -307,7 +307,7 @@ fn a_failing_probe_exits_non_zero_and_keeps_what_was_measured() {
 }
 
 #[test]
-fn controller_runs_a_policy_file_within_the_budget() {
+fn paper_controller_runs_a_policy_file_within_the_budget() {
     use host_trainer::rl::export::policy_bytes;
     use host_trainer::rl::net::{ActorCritic, NetConfig};
     let fx = Fixture::new("controller");
@@ -317,8 +317,28 @@ fn controller_runs_a_policy_file_within_the_budget() {
     let out = fx.search(&["--device", &dev, "--policy", &pol, "--budget", "8", "--json", &j]);
     assert!(out.status.success(), "{}", stderr(&out));
     let v = read_json(&j);
-    assert_eq!(v["strategy"], "controller");
+    assert_eq!(v["strategy"], "controller-paper", "--policy alone selects the paper controller");
     let probes = v["probes"].as_array().unwrap();
     assert_eq!(probes.len(), 8);
+    assert!(probes.iter().any(|p| p["arch"] == v["result"]["arch"] && p["latency_ms"] == v["result"]["latency_ms"]));
+    // A policy with another strategy is a mistake worth stopping for.
+    let out = fx.search(&["--device", &dev, "--policy", &pol, "--strategy", "lut-probe"]);
+    assert_refused(&out, "controller-paper");
+}
+
+#[test]
+fn default_controller_runs_the_shipped_prior_within_the_budget() {
+    let fx = Fixture::new("calibrated");
+    let (dev, j) = (fx.table(), fx.path("cal.json"));
+    let out = fx.search(&["--device", &dev, "--budget", "6", "--json", &j]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let v = read_json(&j);
+    assert_eq!(v["strategy"], "controller");
+    let probes = v["probes"].as_array().unwrap();
+    assert_eq!(probes.len(), 6);
+    assert_eq!(
+        probes[0]["arch"],
+        "|skip_connect~0|+|skip_connect~0|skip_connect~1|+|skip_connect~0|skip_connect~1|skip_connect~2|"
+    );
     assert!(probes.iter().any(|p| p["arch"] == v["result"]["arch"] && p["latency_ms"] == v["result"]["latency_ms"]));
 }

@@ -1,7 +1,7 @@
 //! `simnas eval`: every strategy on every table device, at several budgets and seeds;
 //! markdown report, per-run CSVs and plots (see `host_trainer::search::eval`).
 
-use super::search::{load_policy, load_prior, load_scores, locate, SearchInputs, SHIPPED_POLICY};
+use super::search::{load_calib, load_policy, load_prior, load_scores, locate, SearchInputs, SHIPPED_POLICY};
 use anyhow::{bail, Context as _, Result};
 use clap::Args;
 use host_trainer::data::{data_dir, NatsMap};
@@ -59,11 +59,15 @@ pub fn run(data: &Option<PathBuf>, args: EvalArgs) -> Result<ExitCode> {
     if args.seeds == 0 {
         bail!("--seeds must be at least 1");
     }
-    // The controller joins when asked for, given a policy, or when the shipped one exists.
+    // controller-paper joins when asked for, given a policy, or when the shipped one exists;
+    // the controller when asked for or when its prior exists.
     let shipped = locate(std::path::Path::new(SHIPPED_POLICY)).exists();
-    let with_controller = args.strategies.contains(&Strategy::Controller)
+    let with_paper = args.strategies.contains(&Strategy::ControllerPaper)
         || (args.strategies.is_empty() && (args.policy.is_some() || shipped));
-    let controller = if with_controller { Some(load_policy(args.policy.as_deref())?) } else { None };
+    let controller = if with_paper { Some(load_policy(args.policy.as_deref())?) } else { None };
+    let with_calib = args.strategies.contains(&Strategy::Controller)
+        || (args.strategies.is_empty() && locate(&args.inputs.controller_prior).exists());
+    let calib = if with_calib { Some(load_calib(&args.inputs.controller_prior)?) } else { None };
     let dir = data_dir(data.as_deref())?;
     let nats = NatsMap::load(&dir)?;
     let (tf, _) = load_scores(&args.inputs.scores)?;
@@ -79,7 +83,7 @@ pub fn run(data: &Option<PathBuf>, args: EvalArgs) -> Result<ExitCode> {
     for name in &names {
         let (table, primary) = if let Some(d) = registry::by_name(name) {
             if d.split == Split::Train {
-                eprintln!("warning: {name} is a training device (lut-prior and the controller were fitted on it)");
+                eprintln!("warning: {name} is a training device (lut-prior and both controllers were fitted on it)");
             }
             (LatencyTable::load(&d.path(&dir), d.column, Some(&nats), InvalidPolicy::Reject), d.primary)
         } else {
@@ -97,7 +101,12 @@ pub fn run(data: &Option<PathBuf>, args: EvalArgs) -> Result<ExitCode> {
         });
     }
     let strategies = if args.strategies.is_empty() {
-        controller.iter().map(|_| Strategy::Controller).chain(Strategy::BASELINES).collect()
+        calib
+            .iter()
+            .map(|_| Strategy::Controller)
+            .chain(controller.iter().map(|_| Strategy::ControllerPaper))
+            .chain(Strategy::BASELINES)
+            .collect()
     } else {
         args.strategies.clone()
     };
@@ -110,6 +119,7 @@ pub fn run(data: &Option<PathBuf>, args: EvalArgs) -> Result<ExitCode> {
         accuracy: &accuracy,
         prior: Some(&prior),
         policy: controller.as_ref().map(|c| c as &(dyn Policy + Sync)),
+        calib: calib.as_ref(),
     };
     let jobs = args.jobs.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get())).max(1);
     let bar = indicatif::ProgressBar::new(devices.len() as u64);
@@ -138,7 +148,7 @@ pub fn run(data: &Option<PathBuf>, args: EvalArgs) -> Result<ExitCode> {
     report::write_all(&results, &header, &args.out).map_err(anyhow::Error::msg)?;
 
     // Figure 6: one strategy, several devices, the same seed.
-    let traj = args.trajectory.unwrap_or(if controller.is_some() { Strategy::Controller } else { Strategy::LutProbe });
+    let traj = args.trajectory.unwrap_or(if calib.is_some() { Strategy::Controller } else { Strategy::LutProbe });
     let budget = if args.budgets.contains(&10) { 10 } else { args.budgets[0] };
     let shown: Vec<&EvalDevice> = {
         let p: Vec<&EvalDevice> = devices.iter().filter(|d| d.primary).collect();
@@ -151,7 +161,7 @@ pub fn run(data: &Option<PathBuf>, args: EvalArgs) -> Result<ExitCode> {
     let mut runs = Vec::new();
     for d in &shown {
         let policy = controller.as_ref().map(|c| c as &dyn Policy);
-        let ctx = Context { tf: &tf, prior: Some(&prior), table: Some(&d.table), policy };
+        let ctx = Context { tf: &tf, prior: Some(&prior), table: Some(&d.table), policy, calib: calib.as_ref() };
         let cfg =
             SearchConfig { strategy: traj, budget, objective: Objective::Weighted { weight: args.weight }, seed: 0 };
         let out = search(&cfg, &ctx, &mut TableDevice::new(d.table.clone()), &mut |_| {});

@@ -14,6 +14,7 @@ mod bench;
 mod devices;
 mod eval;
 mod monitor;
+mod prior;
 mod probe;
 mod score;
 mod search;
@@ -58,6 +59,9 @@ pub enum Command {
     /// Meta-train the controller with PPO on synthetic devices; write the policy, curves and
     /// the learning evidence.
     Train(train::TrainArgs),
+    /// Meta-fit the calibrated controller (the default `search` strategy) on the training
+    /// devices: its latency prior, noise level and range factor.
+    Prior(prior::PriorArgs),
     /// Print a board's records live (hello, probes, bench, final) and append them to a JSONL log.
     Monitor(monitor::MonitorArgs),
     /// Training-free scores (FreeREA): one cell, the whole space (resumable), report, bench.
@@ -126,6 +130,7 @@ pub fn run() -> Result<ExitCode> {
         Command::Devices(args) => devices::run(&cli.data, args),
         Command::Train(args) => train::run(&cli.data, args),
         Command::Monitor(args) => monitor::run(args),
+        Command::Prior(args) => prior::run(&cli.data, args),
         Command::Score(args) => score::run(&cli.data, args),
         Command::Search(args) => search::run(&cli.data, args),
         Command::Eval(args) => eval::run(&cli.data, args),

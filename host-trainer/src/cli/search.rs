@@ -8,6 +8,7 @@
 use super::NetArgs;
 use anyhow::{anyhow, bail, Context as _, Result};
 use clap::Args;
+use edge_runtime::calib::Prior;
 use host_trainer::board::{qemu, BoardDevice, ProbePolicy, DEFAULT_BAUD};
 use host_trainer::data::{data_dir, NatsMap};
 use host_trainer::device::table::TableDevice;
@@ -16,6 +17,7 @@ use host_trainer::score::ScoreTable;
 use host_trainer::search::controller::Controller;
 use host_trainer::search::json::{write_atomic, SearchJson};
 use host_trainer::search::plot::{trajectories, Trajectory};
+use host_trainer::search::strategies::calibrated::PriorFile;
 use host_trainer::search::strategies::Policy;
 use host_trainer::search::{search, Context, Event, Measured, Normaliser, Objective, SearchConfig, Strategy};
 use host_trainer::synth::lut::Lut;
@@ -31,6 +33,8 @@ pub(crate) const SHIPPED_SCORES: &str = "artifacts/scores/cifar10_scores.csv";
 pub(crate) const SHIPPED_POLICY: &str = "artifacts/policy/policy.safetensors";
 /// The shipped synthetic-device distribution (written by `simnas devices fit`).
 pub(crate) const SHIPPED_DEVICES: &str = "artifacts/devices/distribution.json";
+/// The shipped calibrated-controller prior (written by `simnas prior`).
+pub(crate) const SHIPPED_CALIB: &str = "artifacts/controller/prior.json";
 
 #[derive(Args, Debug)]
 pub struct SearchArgs {
@@ -48,10 +52,11 @@ pub struct SearchArgs {
     /// Constrained objective instead: maximise TF subject to measured latency <= X ms.
     #[arg(long, value_name = "X")]
     max_latency_ms: Option<f64>,
-    /// How candidates are chosen.
-    #[arg(long, value_enum, default_value_t = Strategy::Controller)]
-    strategy: Strategy,
-    /// The controller's policy file (safetensors) [default: the shipped
+    /// How candidates are chosen [default: controller, or controller-paper when --policy is
+    /// given].
+    #[arg(long, value_enum)]
+    strategy: Option<Strategy>,
+    /// `controller-paper`'s policy file (safetensors) [default: the shipped
     /// artifacts/policy/policy.safetensors].
     #[arg(long, value_name = "FILE")]
     policy: Option<PathBuf>,
@@ -94,6 +99,9 @@ pub struct SearchInputs {
     /// Synthetic-device distribution (for `lut-prior`: the mean LUT of the training devices).
     #[arg(long, value_name = "FILE", default_value = SHIPPED_DEVICES)]
     pub prior: PathBuf,
+    /// The calibrated controller's meta-learned prior (JSON from `simnas prior`).
+    #[arg(long, value_name = "FILE", default_value = SHIPPED_CALIB)]
+    pub controller_prior: PathBuf,
 }
 
 /// `rel` as given if it exists, else relative to the source tree this binary was built
@@ -135,6 +143,17 @@ pub(crate) fn load_policy(flag: Option<&Path>) -> Result<Controller> {
     Ok(Controller::load(&path)?)
 }
 
+/// The calibrated controller's prior.
+pub(crate) fn load_calib(path: &Path) -> Result<Prior> {
+    let path = locate(path);
+    let text = std::fs::read_to_string(&path).with_context(|| {
+        format!("controller prior {} (fit one with `simnas prior`, or pass --controller-prior FILE)", path.display())
+    })?;
+    let file: PriorFile = serde_json::from_str(&text)
+        .with_context(|| format!("controller prior {}: not a prior file", path.display()))?;
+    file.prior().map_err(|e| anyhow!("controller prior {}: {e}", path.display()))
+}
+
 /// The training devices' mean per-op LUT (the paper's LUT).
 pub(crate) fn load_prior(path: &Path) -> Result<Lut> {
     let path = locate(path);
@@ -156,22 +175,35 @@ pub fn run(data: &Option<PathBuf>, args: SearchArgs) -> Result<ExitCode> {
         (w, None) => Objective::Weighted { weight: w.unwrap_or(0.5) },
     };
     objective.validate()?;
+    let strategy = match (args.strategy, &args.policy) {
+        (None, Some(_)) => Strategy::ControllerPaper,
+        (None, None) => Strategy::Controller,
+        (Some(s), Some(_)) if s != Strategy::ControllerPaper => {
+            bail!("--policy is the policy of --strategy controller-paper; {} does not use one", s.name())
+        }
+        (Some(s), _) => s,
+    };
     let (tf, score_map) = load_scores(&args.inputs.scores)?;
     let map = index_map(data, score_map);
-    let prior = match args.strategy {
+    let prior = match strategy {
         Strategy::LutPrior => Some(load_prior(&args.inputs.prior)?),
-        // The controller starts from the prior's best cell when it has one, else from all-skip.
-        Strategy::Controller => match load_prior(&args.inputs.prior) {
+        // The paper's controller starts from the prior's best cell when it has one, else from
+        // all-skip.
+        Strategy::ControllerPaper => match load_prior(&args.inputs.prior) {
             Ok(p) => Some(p),
             Err(e) => {
-                eprintln!("warning: {e:#}; the controller starts from the all-skip cell");
+                eprintln!("warning: {e:#}; controller-paper starts from the all-skip cell");
                 None
             }
         },
         _ => None,
     };
-    let controller = match args.strategy {
-        Strategy::Controller => Some(load_policy(args.policy.as_deref())?),
+    let controller = match strategy {
+        Strategy::ControllerPaper => Some(load_policy(args.policy.as_deref())?),
+        _ => None,
+    };
+    let calib = match strategy {
+        Strategy::Controller => Some(load_calib(&args.inputs.controller_prior)?),
         _ => None,
     };
     let mut table_dev = None;
@@ -204,7 +236,7 @@ pub fn run(data: &Option<PathBuf>, args: SearchArgs) -> Result<ExitCode> {
             });
         }
     }
-    if args.strategy == Strategy::Oracle && table_dev.is_none() {
+    if strategy == Strategy::Oracle && table_dev.is_none() {
         bail!("--strategy oracle reads the whole latency table: it needs a table:PATH#COLUMN device");
     }
     let whole = table_dev.as_ref().map(|t| t.table().clone());
@@ -214,12 +246,13 @@ pub fn run(data: &Option<PathBuf>, args: SearchArgs) -> Result<ExitCode> {
         (None, None) => return Err(anyhow!("no device")),
     };
     let name = device.name();
-    let cfg = SearchConfig { strategy: args.strategy, budget: args.budget, objective, seed: args.seed };
+    let cfg = SearchConfig { strategy, budget: args.budget, objective, seed: args.seed };
     let ctx = Context {
         tf: &tf,
         prior: prior.as_ref(),
         table: whole.as_ref(),
         policy: controller.as_ref().map(|c| c as &dyn Policy),
+        calib: calib.as_ref(),
     };
     let index = |a: Arch| map.as_ref().map(|m| m.index(a).get());
 

@@ -95,8 +95,12 @@ impl Objective {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize, clap::ValueEnum)]
 #[serde(rename_all = "kebab-case")]
 pub enum Strategy {
-    /// The meta-trained policy (edits one edge per step from its probe history).
+    /// The calibrated controller: a per-op latency model with a meta-learned prior,
+    /// calibrated by every probe; each probe measures the cell it ranks best.
     Controller,
+    /// The paper's configuration: the meta-trained RL policy (edits one edge per step from
+    /// its probe history).
+    ControllerPaper,
     /// Uniformly random distinct cells.
     Random,
     /// Regularised evolution: mutate the best of a tournament, children chosen by the proxy.
@@ -118,6 +122,7 @@ impl Strategy {
     pub fn name(self) -> &'static str {
         match self {
             Strategy::Controller => "controller",
+            Strategy::ControllerPaper => "controller-paper",
             Strategy::Random => "random",
             Strategy::Evolution => "evolution",
             Strategy::LutPrior => "lut-prior",
@@ -220,8 +225,10 @@ pub struct Context<'a> {
     pub prior: Option<&'a Lut>,
     /// The device's whole table (`oracle` only).
     pub table: Option<&'a LatencyTable>,
-    /// The meta-trained policy (`controller`).
+    /// The meta-trained RL policy (`controller-paper`).
     pub policy: Option<&'a dyn strategies::Policy>,
+    /// The calibrated controller's meta-learned prior (`controller`).
+    pub calib: Option<&'a edge_runtime::calib::Prior>,
 }
 
 /// A search's settings.
@@ -271,6 +278,12 @@ impl Normaliser {
     pub fn linear(&self, ms: f64) -> f64 {
         (ms - self.lo) / (self.hi - self.lo)
     }
+
+    /// The same `lo` with the range widened by `factor` (a strategy's estimate of the
+    /// device's whole latency range from the reference range).
+    pub fn widened(&self, factor: f64) -> Normaliser {
+        Normaliser { lo: self.lo, hi: self.lo + factor * (self.hi - self.lo) }
+    }
 }
 
 /// `w * tf + (1 - w) * (1 - l)`.
@@ -280,8 +293,13 @@ pub fn weighted(weight: f64, tf: f64, l: f64) -> f64 {
 
 /// The best measured cell under `objective` (ties: lower latency, then the earlier probe).
 pub fn pick(objective: &Objective, tf: &[f64], probes: &[Measured]) -> Option<Pick> {
+    pick_with(objective, tf, probes, 1.0)
+}
+
+/// [`pick`] with the latency range estimated as `range_factor` times the probed one.
+pub fn pick_with(objective: &Objective, tf: &[f64], probes: &[Measured], range_factor: f64) -> Option<Pick> {
     let tf_of = |a: Arch| tf[a.code().get() as usize];
-    let norm = Normaliser::of(probes);
+    let norm = Normaliser::of(probes).map(|n| n.widened(range_factor));
     let score = |p: &Measured| -> Option<f64> {
         match *objective {
             Objective::Weighted { weight } => {
@@ -325,6 +343,7 @@ pub struct Session<'a> {
     missing: HashSet<Arch>,
     skipped: Vec<Arch>,
     asks: usize,
+    range_factor: f64,
     observe: &'a mut dyn FnMut(Event),
 }
 
@@ -339,6 +358,7 @@ impl<'a> Session<'a> {
             missing: HashSet::new(),
             skipped: Vec::new(),
             asks: 0,
+            range_factor: 1.0,
             observe,
         }
     }
@@ -349,6 +369,14 @@ impl<'a> Session<'a> {
             0
         } else {
             self.budget - self.probes.len()
+        }
+    }
+
+    /// Score the pick with the latency range estimated as `factor` times the probed range
+    /// (default 1).
+    pub fn set_range_factor(&mut self, factor: f64) {
+        if factor.is_finite() && factor > 0.0 {
+            self.range_factor = factor;
         }
     }
 
@@ -428,7 +456,7 @@ pub fn search(
     let mut session = Session::new(device, cfg.budget, observe);
     let error = strategies::run(cfg, ctx, &mut session).err();
     debug_assert!(session.probes.len() <= cfg.budget);
-    let pick = pick(&cfg.objective, ctx.tf, &session.probes);
+    let pick = pick_with(&cfg.objective, ctx.tf, &session.probes, session.range_factor);
     SearchOutcome { probes: session.probes, skipped: session.skipped, pick, error }
 }
 

@@ -35,7 +35,7 @@ fn lut_table(base: f64, t: [f64; 5], wobble: f64) -> LatencyTable {
 fn run(strategy: Strategy, budget: usize, objective: Objective, table: &LatencyTable, seed: u64) -> SearchOutcome {
     let tf = fake_tf();
     let prior = crate::synth::lut::Lut { base: 0.3, t: [[0.0, 0.01, 0.05, 0.1, 0.03]; 6] };
-    let ctx = Context { tf: &tf, prior: Some(&prior), table: Some(table), policy: None };
+    let ctx = Context { tf: &tf, prior: Some(&prior), table: Some(table), policy: None, calib: None };
     let mut dev = TableDevice::new(table.clone());
     search(&SearchConfig { strategy, budget, objective, seed }, &ctx, &mut dev, &mut |_| {})
 }
@@ -209,7 +209,7 @@ impl Device for Flaky {
 #[test]
 fn a_failing_probe_ends_the_search_and_keeps_the_measurements() {
     let tf = fake_tf();
-    let ctx = Context { tf: &tf, prior: None, table: None, policy: None };
+    let ctx = Context { tf: &tf, prior: None, table: None, policy: None, calib: None };
     let cfg = SearchConfig {
         strategy: Strategy::Random,
         budget: 10,
@@ -227,7 +227,7 @@ fn a_failing_probe_ends_the_search_and_keeps_the_measurements() {
 #[test]
 fn refusals_before_any_probe() {
     let tf = fake_tf();
-    let ctx = Context { tf: &tf, prior: None, table: None, policy: None };
+    let ctx = Context { tf: &tf, prior: None, table: None, policy: None, calib: None };
     let mut dev = Flaky { ok: 100 };
     let go = |strategy, budget, objective, dev: &mut Flaky| {
         search(&SearchConfig { strategy, budget, objective, seed: 0 }, &ctx, dev, &mut |_| {})
@@ -238,7 +238,7 @@ fn refusals_before_any_probe() {
     assert!(matches!(go(Strategy::Random, 5, bad, &mut dev).error, Some(SearchError::Objective(_))));
     let bad = Objective::Constraint { max_latency_ms: f64::NAN };
     assert!(matches!(go(Strategy::Random, 5, bad, &mut dev).error, Some(SearchError::Objective(_))));
-    for s in [Strategy::Oracle, Strategy::LutPrior, Strategy::Controller] {
+    for s in [Strategy::Oracle, Strategy::LutPrior, Strategy::Controller, Strategy::ControllerPaper] {
         let out = go(s, 5, w, &mut dev);
         assert!(matches!(out.error, Some(SearchError::Unavailable { .. })), "{s:?}");
         assert!(out.probes.is_empty());
@@ -247,17 +247,17 @@ fn refusals_before_any_probe() {
 }
 
 #[test]
-fn controller_walks_new_cells_within_budget() {
+fn paper_controller_walks_new_cells_within_budget() {
     use crate::rl::export::policy_bytes;
     use crate::rl::net::{ActorCritic, NetConfig};
     let bytes = policy_bytes(&ActorCritic::new(NetConfig::default(), 5).unwrap(), &[]).unwrap();
     let ctrl = super::controller::Controller::from_bytes(bytes, "untrained".into()).unwrap();
     let table = lut_table(3.0, [0.0, 0.1, 0.6, 2.0, 0.4], 0.05);
     let tf = fake_tf();
-    let ctx = Context { tf: &tf, prior: None, table: None, policy: Some(&ctrl) };
+    let ctx = Context { tf: &tf, prior: None, table: None, policy: Some(&ctrl), calib: None };
     for budget in [1, 2, 3, 10] {
         let cfg = SearchConfig {
-            strategy: Strategy::Controller,
+            strategy: Strategy::ControllerPaper,
             budget,
             objective: Objective::Weighted { weight: 0.5 },
             seed: 0,
@@ -311,6 +311,7 @@ fn evaluation_percentiles_fitness_and_report() {
         accuracy: &acc,
         prior: Some(&prior),
         policy: None,
+        calib: None,
     };
     let dev = EvalDevice { name: "ramp".into(), primary: true, table };
     let (w, c) = eval_device(&dev, &plan);
@@ -362,4 +363,89 @@ fn dead_edges_and_their_cost_factor() {
     assert_eq!(fit.alpha, 0.0);
     // 2 + 3 * 1.5 = 6.5 for `a`; `b` has three live convs too.
     assert!((fit.latency(a) - 6.5).abs() < 1e-9 && (fit.latency(b) - 6.5).abs() < 1e-9, "{fit:?}");
+}
+
+fn calib_prior() -> edge_runtime::calib::Prior {
+    let mut cov = [[0.0; edge_runtime::calib::COEFS]; edge_runtime::calib::COEFS];
+    for (i, row) in cov.iter_mut().enumerate() {
+        row[i] = 0.002;
+    }
+    edge_runtime::calib::Prior {
+        mean: [0.01, 0.05, 0.1, 0.03, 0.01, 0.03, 0.06, 0.04],
+        cov,
+        noise: 0.05,
+        range_factor: 1.15,
+    }
+}
+
+#[test]
+fn calibrated_controller_references_first_measured_pick_within_budget() {
+    let table = lut_table(3.0, [0.0, 0.1, 0.6, 2.0, 0.4], 0.05);
+    let tf = fake_tf();
+    let prior = calib_prior();
+    let ctx = Context { tf: &tf, prior: None, table: None, policy: None, calib: Some(&prior) };
+    for budget in [1, 2, 3, 10] {
+        let cfg = SearchConfig {
+            strategy: Strategy::Controller,
+            budget,
+            objective: Objective::Weighted { weight: 0.5 },
+            seed: 0,
+        };
+        let out = search(&cfg, &ctx, &mut TableDevice::new(table.clone()), &mut |_| {});
+        assert!(out.error.is_none(), "{:?}", out.error);
+        assert_eq!(out.probes.len(), budget, "budget {budget}");
+        let cells: Vec<Arch> = out.probes.iter().map(|p| p.arch).collect();
+        if budget >= 2 {
+            assert_eq!(&cells[..2], &[LO, HI]);
+        }
+        let mut uniq = cells.clone();
+        uniq.sort_by_key(|a| a.code().get());
+        uniq.dedup();
+        assert_eq!(uniq.len(), cells.len(), "a cell was probed twice");
+        let pick = out.pick.unwrap();
+        assert!(out.probes.iter().any(|p| p.arch == pick.arch && p.latency_ms == pick.latency_ms));
+    }
+}
+
+#[test]
+fn calibrated_controller_finds_the_optimum_of_an_additive_device() {
+    // An exactly additive device: the calibrated model becomes exact after a few probes,
+    // so 10 probes find the best cell under the search's own rule.
+    let table = lut_table(3.0, [0.0, 0.1, 0.6, 2.0, 0.4], 0.0);
+    let tf = fake_tf();
+    let prior = calib_prior();
+    let ctx = Context { tf: &tf, prior: None, table: None, policy: None, calib: Some(&prior) };
+    let cfg = SearchConfig {
+        strategy: Strategy::Controller,
+        budget: 10,
+        objective: Objective::Weighted { weight: 0.5 },
+        seed: 0,
+    };
+    let out = search(&cfg, &ctx, &mut TableDevice::new(table.clone()), &mut |_| {});
+    let (lo, hi) = (table.get(LO).unwrap(), table.get(HI).unwrap());
+    let n = Normaliser { lo, hi }.widened(prior.range_factor);
+    let best = ArchCode::all()
+        .map(|c| weighted(0.5, tf[c.get() as usize], n.linear(table.get_code(c).unwrap())))
+        .fold(f64::NEG_INFINITY, f64::max);
+    let got = out.pick.unwrap();
+    assert!((weighted(0.5, got.tf, n.linear(got.latency_ms)) - best).abs() < 1e-12, "{got:?}");
+}
+
+#[test]
+fn calibrated_controller_constrained_picks_are_feasible() {
+    let table = lut_table(3.0, [0.0, 0.1, 0.6, 2.0, 0.4], 0.05);
+    let tf = fake_tf();
+    let prior = calib_prior();
+    let ctx = Context { tf: &tf, prior: None, table: None, policy: None, calib: Some(&prior) };
+    for limit in [4.0, 6.0, 9.0] {
+        let cfg = SearchConfig {
+            strategy: Strategy::Controller,
+            budget: 10,
+            objective: Objective::Constraint { max_latency_ms: limit },
+            seed: 0,
+        };
+        let out = search(&cfg, &ctx, &mut TableDevice::new(table.clone()), &mut |_| {});
+        let pick = out.pick.expect("a feasible pick");
+        assert!(pick.latency_ms <= limit, "{limit}: {pick:?}");
+    }
 }

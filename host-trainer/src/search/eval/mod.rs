@@ -50,8 +50,10 @@ pub struct EvalPlan<'a> {
     pub accuracy: &'a [Option<f64>],
     /// The training devices' mean LUT (`lut-prior`).
     pub prior: Option<&'a Lut>,
-    /// The controller (when a policy is given).
+    /// The paper's controller (when a policy is given).
     pub policy: Option<&'a (dyn Policy + Sync)>,
+    /// The calibrated controller's prior.
+    pub calib: Option<&'a edge_runtime::calib::Prior>,
 }
 
 /// One weighted run.
@@ -197,7 +199,7 @@ pub fn eval_device(dev: &EvalDevice, plan: &EvalPlan) -> (Vec<WeightedRun>, Vec<
         .collect();
     let (mut weighted, mut constrained) = (Vec::new(), Vec::new());
     let policy = plan.policy.map(|p| p as &dyn Policy);
-    let ctx = Context { tf: plan.tf, prior: plan.prior, table: Some(&dev.table), policy };
+    let ctx = Context { tf: plan.tf, prior: plan.prior, table: Some(&dev.table), policy, calib: plan.calib };
     for &strategy in &plan.strategies {
         for &budget in &plan.budgets {
             for seed in 0..plan.seeds {

@@ -28,7 +28,7 @@ use super::super::{
     weighted, Ask, Context, Measured, Normaliser, Objective, SearchConfig, SearchError, Session, HI, LO,
 };
 use crate::synth::stats::solve_spd;
-use simnas_shared::{Arch, ArchCode, Edge, Op, NUM_ARCHS};
+use simnas_shared::{Arch, ArchCode, Op, NUM_ARCHS};
 
 /// The single-op cells `lut-probe` measures first.
 pub const DESIGN: [Arch; 5] = [
@@ -116,7 +116,7 @@ fn all_archs() -> impl Iterator<Item = Arch> {
 }
 
 /// The untried cell with the highest `score` (ties: lower code).
-fn best_untried(s: &Session, score: &[f64]) -> Option<Arch> {
+pub(super) fn best_untried(s: &Session, score: &[f64]) -> Option<Arch> {
     let mut best: Option<(f64, usize)> = None;
     for (c, &v) in score.iter().enumerate() {
         let a = Arch::from_code(ArchCode::new(c as u16)?);
@@ -149,7 +149,7 @@ fn verify_ranked(s: &mut Session, score: &[f64]) -> Result<(), SearchError> {
 
 /// The constrained loop shared by both LUT strategies; `predict` maps the probes so far to
 /// a predicted latency (ms) per code.
-fn constrained(
+pub(super) fn constrained(
     s: &mut Session,
     tf: &[f64],
     limit: f64,
@@ -262,25 +262,9 @@ fn lsq(probes: &[Measured], alpha: f64) -> [f64; 5] {
     [x[0], x[1], x[2], x[3], x[4]]
 }
 
-/// Which edges are live: not `none`, reachable from the input and reaching the output.
+/// Which edges are live (see [`edge_runtime::calib::live_edges`]).
 pub fn live_edges(a: Arch) -> [bool; 6] {
-    let mut from_in = [true, false, false, false];
-    let mut to_out = [false, false, false, true];
-    for e in Edge::ALL {
-        if a.op(e) != Op::None && from_in[e.from() as usize] {
-            from_in[e.to() as usize] = true;
-        }
-    }
-    for e in Edge::ALL.iter().rev() {
-        if a.op(*e) != Op::None && to_out[e.to() as usize] {
-            to_out[e.from() as usize] = true;
-        }
-    }
-    let mut live = [false; 6];
-    for e in Edge::ALL {
-        live[e.index()] = a.op(e) != Op::None && from_in[e.from() as usize] && to_out[e.to() as usize];
-    }
-    live
+    edge_runtime::calib::live_edges(&a)
 }
 
 /// `[1, n_skip, n_conv1x1, n_conv3x3, n_pool]`, a dead edge counting `alpha`.

@@ -17,8 +17,10 @@
 //!   the objective with the latency normalised over the table's true min and max (the
 //!   evaluation's fitness); constrained: the best-TF cell whose table latency satisfies the
 //!   limit (the proxy's own ceiling).
-//! * `controller`: the meta-trained policy, through [`Policy`].
+//! * `controller`: the calibrated controller, see [`calibrated`].
+//! * `controller-paper`: the paper's meta-trained RL policy, through [`Policy`].
 
+pub mod calibrated;
 pub mod lut;
 
 use super::{Ask, Context, Measured, Normaliser, Objective, SearchConfig, SearchError, Session, Strategy};
@@ -48,10 +50,11 @@ pub fn run(cfg: &SearchConfig, ctx: &Context, s: &mut Session) -> Result<(), Sea
         Strategy::LutPrior => lut::prior(cfg, ctx, s),
         Strategy::LutProbe => lut::probe(cfg, ctx, s),
         Strategy::Oracle => oracle(cfg, ctx, s),
-        Strategy::Controller => match ctx.policy {
+        Strategy::Controller => calibrated::run(cfg, ctx, s),
+        Strategy::ControllerPaper => match ctx.policy {
             Some(p) => p.run(cfg, ctx, s),
             None => Err(SearchError::Unavailable {
-                strategy: "controller",
+                strategy: "controller-paper",
                 what: "a trained policy (--policy FILE)".into(),
             }),
         },

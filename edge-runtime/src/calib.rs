@@ -1,0 +1,294 @@
+//! The calibrated controller's latency model: a per-op lookup table with a meta-learned
+//! Gaussian prior, updated by each probe (Bayesian linear regression), without an allocator.
+//!
+//! **Features** ([`features`]). A cell's latency is modelled as
+//! `lat(h) = base + sum_op t_op * n_op(h) + sum_op u_op * m_op(h)` over the four non-`none`
+//! ops, where `n_op` counts the edges holding `op` and `m_op` counts only the *live* ones
+//! ([`live_edges`]: reachable from the input and reaching the output). Runtimes that run
+//! every edge put their cost in `t`; runtimes that skip dead edges (as a deployment
+//! runtime does, this crate's [`crate::Plan`] included) put it in `u`. The prior learns
+//! which mixture real devices show.
+//!
+//! **Units.** Everything is normalised by the device's reference range
+//! `scale = lat(all-conv3x3) - lat(all-skip)`, so one prior serves devices from 0.1 ms to
+//! 100 ms: the prior is over `t / scale` and `u / scale` ([`Prior::mean`], [`Prior::cov`]);
+//! `base` has a flat prior (it absorbs the network outside the cell).
+//!
+//! **Update** ([`Prior::posterior`]). With probes `(h_i, y_i / scale)` and noise standard
+//! deviation [`Prior::noise`] (the model's misfit, in the same units), the posterior mean of
+//! the coefficients is the solution of `(X^T X / s^2 + P) theta = X^T y / s^2 + P mu`, with
+//! `P` the prior precision (`Cov^-1` on the op coefficients, ~0 on `base`). Without probes it
+//! is the prior mean: the zero-shot ranking.
+
+use simnas_shared::{Arch, Edge, Op};
+
+/// Op coefficients: 4 ops counted on all edges, 4 on live edges.
+pub const COEFS: usize = 8;
+/// Features per cell: a constant, then the [`COEFS`] op counts.
+pub const FEATURES: usize = COEFS + 1;
+
+/// Which edges are live: not `none`, reachable from the input and reaching the output.
+pub fn live_edges(a: &Arch) -> [bool; 6] {
+    let mut from_in = [true, false, false, false];
+    let mut to_out = [false, false, false, true];
+    for e in Edge::ALL {
+        if a.op(e) != Op::None && from_in[e.from() as usize] {
+            from_in[e.to() as usize] = true;
+        }
+    }
+    for e in Edge::ALL.iter().rev() {
+        if a.op(*e) != Op::None && to_out[e.to() as usize] {
+            to_out[e.from() as usize] = true;
+        }
+    }
+    let mut live = [false; 6];
+    for e in Edge::ALL {
+        live[e.index()] = a.op(e) != Op::None && from_in[e.from() as usize] && to_out[e.to() as usize];
+    }
+    live
+}
+
+/// `[1, n_skip, n_conv1x1, n_conv3x3, n_pool, m_skip, m_conv1x1, m_conv3x3, m_pool]`.
+pub fn features(a: &Arch) -> [f64; FEATURES] {
+    let live = live_edges(a);
+    let mut f = [0.0; FEATURES];
+    f[0] = 1.0;
+    for (e, &op) in a.ops.iter().enumerate() {
+        if op != Op::None {
+            let k = op as usize; // 1..=4
+            f[k] += 1.0;
+            if live[e] {
+                f[4 + k] += 1.0;
+            }
+        }
+    }
+    f
+}
+
+/// `theta . features(a)`.
+pub fn predict(theta: &[f64; FEATURES], a: &Arch) -> f64 {
+    features(a).iter().zip(theta).map(|(f, t)| f * t).sum()
+}
+
+/// The meta-learned prior over a device's normalised op costs.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Prior {
+    /// Prior mean of the op coefficients (units of the reference range).
+    pub mean: [f64; COEFS],
+    /// Prior covariance of the op coefficients (symmetric positive definite).
+    pub cov: [[f64; COEFS]; COEFS],
+    /// Standard deviation of a probe around the model (units of the reference range).
+    pub noise: f64,
+    /// The device's latency range, estimated as this factor times the reference range.
+    pub range_factor: f64,
+}
+
+/// Why a prior or an update was refused.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CalibError {
+    /// A non-finite number, a non-positive noise or range factor.
+    NotFinite,
+    /// The covariance (or the posterior system) is not positive definite.
+    NotPositiveDefinite,
+}
+
+impl core::fmt::Display for CalibError {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self {
+            CalibError::NotFinite => f.write_str("prior has a non-finite value or a non-positive noise/range factor"),
+            CalibError::NotPositiveDefinite => f.write_str("prior covariance is not positive definite"),
+        }
+    }
+}
+
+/// Precision of the flat prior on `base` (relative to the unit reference range).
+const BASE_PRECISION: f64 = 1e-9;
+
+impl Prior {
+    /// Check every number, and that the covariance is positive definite.
+    pub fn validate(&self) -> Result<(), CalibError> {
+        let finite = self.mean.iter().chain(self.cov.iter().flatten()).all(|v| v.is_finite());
+        if !(finite && self.noise.is_finite() && self.noise > 0.0) {
+            return Err(CalibError::NotFinite);
+        }
+        if !(self.range_factor.is_finite() && self.range_factor > 0.0) {
+            return Err(CalibError::NotFinite);
+        }
+        let mut c = self.cov;
+        cholesky(&mut c).ok_or(CalibError::NotPositiveDefinite)?;
+        Ok(())
+    }
+
+    /// Posterior mean of `[base, coefficients]` in normalised units, given probes
+    /// `(cell, latency / scale)`. The prior mean (with `base = 0`) when `probes` is empty.
+    pub fn posterior<I: IntoIterator<Item = (Arch, f64)>>(&self, probes: I) -> Result<[f64; FEATURES], CalibError> {
+        // Prior precision P on the coefficients, and P mu.
+        let mut p = self.cov;
+        let l = cholesky(&mut p).ok_or(CalibError::NotPositiveDefinite)?;
+        let mut prec = [[0.0; COEFS]; COEFS];
+        for j in 0..COEFS {
+            let mut e = [0.0; COEFS];
+            e[j] = 1.0;
+            let col = cholesky_solve(&l, &e);
+            for i in 0..COEFS {
+                prec[i][j] = col[i];
+            }
+        }
+        let mut a = [[0.0; FEATURES]; FEATURES];
+        let mut b = [0.0; FEATURES];
+        a[0][0] = BASE_PRECISION;
+        for i in 0..COEFS {
+            for j in 0..COEFS {
+                a[i + 1][j + 1] = prec[i][j];
+                b[i + 1] += prec[i][j] * self.mean[j];
+            }
+        }
+        let w = 1.0 / (self.noise * self.noise);
+        for (arch, y) in probes {
+            let f = features(&arch);
+            for i in 0..FEATURES {
+                b[i] += w * f[i] * y;
+                for j in 0..FEATURES {
+                    a[i][j] += w * f[i] * f[j];
+                }
+            }
+        }
+        let l = cholesky(&mut a).ok_or(CalibError::NotPositiveDefinite)?;
+        let theta = cholesky_solve(&l, &b);
+        if theta.iter().all(|v| v.is_finite()) {
+            Ok(theta)
+        } else {
+            Err(CalibError::NotFinite)
+        }
+    }
+}
+
+/// In-place Cholesky factor (lower triangle) of a symmetric positive definite matrix;
+/// `None` if it is not.
+pub fn cholesky<const N: usize>(m: &mut [[f64; N]; N]) -> Option<[[f64; N]; N]> {
+    let mut l = [[0.0; N]; N];
+    for i in 0..N {
+        for j in 0..=i {
+            let mut s = m[i][j];
+            for k in 0..j {
+                s -= l[i][k] * l[j][k];
+            }
+            if i == j {
+                if s.is_nan() || s <= 0.0 || s.is_infinite() {
+                    return None;
+                }
+                l[i][i] = sqrt(s);
+            } else {
+                l[i][j] = s / l[j][j];
+            }
+        }
+    }
+    *m = l;
+    Some(l)
+}
+
+/// Square root of a positive finite `x` without std: Newton's iteration from the
+/// bit-level halving of the exponent (six steps reach f64 rounding from its few-percent
+/// start).
+fn sqrt(x: f64) -> f64 {
+    let mut y = f64::from_bits((x.to_bits() >> 1) + 0x1ff8_0000_0000_0000);
+    for _ in 0..6 {
+        y = 0.5 * (y + x / y);
+    }
+    y
+}
+
+/// Solve `L L^T x = b` for a Cholesky factor `L`.
+pub fn cholesky_solve<const N: usize>(l: &[[f64; N]; N], b: &[f64; N]) -> [f64; N] {
+    let mut y = [0.0; N];
+    for i in 0..N {
+        let mut s = b[i];
+        for k in 0..i {
+            s -= l[i][k] * y[k];
+        }
+        y[i] = s / l[i][i];
+    }
+    let mut x = [0.0; N];
+    for i in (0..N).rev() {
+        let mut s = y[i];
+        for k in i + 1..N {
+            s -= l[k][i] * x[k];
+        }
+        x[i] = s / l[i][i];
+    }
+    x
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn arch(s: &str) -> Arch {
+        s.parse().unwrap()
+    }
+
+    #[test]
+    fn live_edges_follow_the_graph() {
+        // Only 0->3 is connected: every other non-none edge is dead.
+        let a = arch("|nor_conv_3x3~0|+|none~0|none~1|+|skip_connect~0|none~1|avg_pool_3x3~2|");
+        assert_eq!(live_edges(&a), [false, false, false, true, false, false]);
+        let f = features(&a);
+        assert_eq!(f, [1.0, 1.0, 0.0, 1.0, 1.0, 1.0, 0.0, 0.0, 0.0]);
+        let all = Arch::uniform(Op::NorConv3x3);
+        assert_eq!(features(&all), [1.0, 0.0, 0.0, 6.0, 0.0, 0.0, 0.0, 6.0, 0.0]);
+    }
+
+    fn prior() -> Prior {
+        let mut cov = [[0.0; COEFS]; COEFS];
+        for (i, row) in cov.iter_mut().enumerate() {
+            row[i] = 0.01;
+        }
+        Prior { mean: [0.02, 0.05, 0.15, 0.03, 0.0, 0.0, 0.0, 0.0], cov, noise: 0.05, range_factor: 1.3 }
+    }
+
+    #[test]
+    fn no_probes_gives_the_prior_mean() {
+        let t = prior().posterior(core::iter::empty()).unwrap();
+        assert!(t[0].abs() < 1e-12);
+        for i in 0..COEFS {
+            assert!((t[i + 1] - prior().mean[i]).abs() < 1e-12);
+        }
+    }
+
+    #[test]
+    fn many_exact_probes_recover_the_true_model() {
+        let truth = [0.7, 0.01, 0.2, 0.4, 0.05, 0.03, 0.0, 0.1, 0.0];
+        let mut p = prior();
+        p.noise = 1e-4;
+        let probes = (0..15625u16).step_by(97).map(|c| {
+            let a = Arch::from_code(simnas_shared::ArchCode::new(c).unwrap());
+            (a, predict(&truth, &a))
+        });
+        let t = p.posterior(probes).unwrap();
+        for i in 0..FEATURES {
+            assert!((t[i] - truth[i]).abs() < 1e-3, "{i}: {} vs {}", t[i], truth[i]);
+        }
+    }
+
+    #[test]
+    fn sqrt_matches_std() {
+        for x in [1e-12, 0.003, 0.5, 1.0, 2.0, 7.5, 1234.5, 9.9e9] {
+            let r = sqrt(x);
+            assert!((r - x.sqrt()).abs() <= 4.0 * f64::EPSILON * x.sqrt(), "{x}: {r}");
+        }
+    }
+
+    #[test]
+    fn bad_priors_are_refused() {
+        let mut p = prior();
+        p.cov[0][0] = -1.0;
+        assert_eq!(p.validate(), Err(CalibError::NotPositiveDefinite));
+        let mut p = prior();
+        p.noise = 0.0;
+        assert_eq!(p.validate(), Err(CalibError::NotFinite));
+        let mut p = prior();
+        p.mean[3] = f64::NAN;
+        assert_eq!(p.validate(), Err(CalibError::NotFinite));
+        assert!(prior().validate().is_ok());
+    }
+}

@@ -1,0 +1,53 @@
+//! `simnas prior`: meta-fit the calibrated controller on the training devices.
+
+use super::search::{load_scores, SearchInputs};
+use anyhow::{anyhow, Context as _, Result};
+use clap::Args;
+use host_trainer::data::{data_dir, NatsMap};
+use host_trainer::latency::registry::Split;
+use host_trainer::search::json::write_atomic;
+use host_trainer::search::strategies::calibrated::{fit_prior, select, PriorFile, TrainDevice, SELECT_BUDGET};
+use host_trainer::synth::load_devices;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+#[derive(Args, Debug)]
+pub struct PriorArgs {
+    /// Where to write the prior (JSON).
+    #[arg(long, value_name = "FILE", default_value = "artifacts/controller/prior.json")]
+    out: PathBuf,
+    #[command(flatten)]
+    inputs: SearchInputs,
+}
+
+pub fn run(data: &Option<PathBuf>, args: PriorArgs) -> Result<ExitCode> {
+    let dir = data_dir(data.as_deref())?;
+    let map = NatsMap::load(&dir)?;
+    let (tf, _) = load_scores(&args.inputs.scores)?;
+    let all = load_devices(&dir, &map)?;
+    let train: Vec<_> = all.iter().filter(|(d, _)| d.split == Split::Train).collect();
+    let devices: Vec<TrainDevice> =
+        train.iter().map(|(d, t)| TrainDevice { name: d.name, family: d.family, table: t }).collect();
+    outln!(
+        "selecting noise and range factor on {} training devices (leave one family out, {SELECT_BUDGET} probes)",
+        devices.len()
+    );
+    let (grid, best) = select(&devices, &tf).ok_or_else(|| anyhow!("too few usable training tables"))?;
+    outln!("{:>6} {:>6} {:>8} {:>8}", "noise", "range", "mean", "worst");
+    for (i, g) in grid.iter().enumerate() {
+        let mark = if i == best { "  <- chosen" } else { "" };
+        outln!("{:>6} {:>6} {:>8.4} {:>8.4}{mark}", g.noise, g.range_factor, g.mean, g.worst);
+    }
+    let g = grid[best];
+    let tables: Vec<_> = train.iter().map(|(_, t)| t).collect();
+    let prior = fit_prior(&tables, g.noise, g.range_factor).ok_or_else(|| anyhow!("too few usable training tables"))?;
+    let command = format!("simnas prior --out {}", args.out.display());
+    let file = PriorFile::new(&prior, command, train.iter().map(|(d, _)| d.name.to_string()).collect(), grid);
+    let json = serde_json::to_string_pretty(&file)? + "\n";
+    if let Some(parent) = args.out.parent().filter(|p| !p.as_os_str().is_empty()) {
+        std::fs::create_dir_all(parent).with_context(|| format!("creating {}", parent.display()))?;
+    }
+    write_atomic(&args.out, json.as_bytes()).with_context(|| format!("writing {}", args.out.display()))?;
+    outln!("wrote {}", args.out.display());
+    Ok(ExitCode::SUCCESS)
+}

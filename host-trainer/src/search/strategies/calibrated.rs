@@ -1,0 +1,294 @@
+//! `controller`: the calibrated controller. A per-op latency model with a meta-learned
+//! prior ([`edge_runtime::calib`]) is calibrated to the device by every probe, and each
+//! probe goes to the cell the calibrated model ranks best.
+//!
+//! **At test time** (budget `B`, weighted objective):
+//! 1. measure the reference cells `lo` (all-`skip_connect`) and `hi` (all-`nor_conv_3x3`):
+//!    they fix the units (`scale = lat(hi) - lat(lo)`);
+//! 2. each step, compute the posterior mean of the device's op costs from all probes so far,
+//!    predict every cell's latency, score it `w TF - (1 - w) pred / W` with the range
+//!    estimate `W = range_factor * scale`, and measure the best untried cell;
+//! 3. the pick is the best *measured* cell under the same `W` ([`super::super::pick`] with
+//!    the session's range factor): predictions choose what to measure, never what is
+//!    reported.
+//!
+//! Constrained objective: after the two references, the constrained loop the LUT baselines
+//! share ([`super::lut`]), with the calibrated model's predictions in ms.
+//!
+//! **Meta-learning** ([`fit_prior`], `simnas prior`): on each training device, the model's
+//! least-squares coefficients over the whole table, divided by the device's reference
+//! range, are one sample; the prior is their mean and covariance. The noise level and the
+//! range factor are then chosen on the training devices alone, leaving each device's whole
+//! hardware family out of the prior it is searched with ([`select`]).
+
+use super::super::{
+    search, weighted, Ask, Context, Normaliser, Objective, SearchConfig, SearchError, Session, Strategy, HI, LO,
+};
+use crate::device::table::TableDevice;
+use crate::latency::LatencyTable;
+use edge_runtime::calib::{features, predict, Prior, COEFS, FEATURES};
+use simnas_shared::{Arch, ArchCode, NUM_ARCHS};
+
+/// Noise levels [`select`] tries (units of the reference range).
+pub const NOISE_GRID: [f64; 2] = [0.05, 0.15];
+/// Range factors [`select`] tries.
+pub const RANGE_GRID: [f64; 4] = [1.0, 1.15, 1.3, 1.5];
+/// The budget [`select`] tunes for.
+pub const SELECT_BUDGET: usize = 10;
+/// Prior file format version.
+pub const FORMAT_VERSION: u32 = 1;
+
+/// Run the calibrated controller.
+pub fn run(cfg: &SearchConfig, ctx: &Context, s: &mut Session) -> Result<(), SearchError> {
+    let prior = ctx.calib.ok_or(SearchError::Unavailable {
+        strategy: "controller",
+        what: "the calibrated controller's prior (--controller-prior FILE)".into(),
+    })?;
+    s.measure_references()?;
+    match cfg.objective {
+        Objective::Weighted { weight } => {
+            s.set_range_factor(prior.range_factor);
+            while s.remaining() > 0 {
+                let theta = calibrate(prior, s)?;
+                let scores: Vec<f64> = all_archs()
+                    .enumerate()
+                    .map(|(c, a)| weighted(weight, ctx.tf[c], predict(&theta, &a) / prior.range_factor))
+                    .collect();
+                let Some(a) = super::lut::best_untried(s, &scores) else { break };
+                if s.measure(a)? == Ask::Exhausted {
+                    break;
+                }
+            }
+            Ok(())
+        }
+        Objective::Constraint { max_latency_ms } => super::lut::constrained(s, ctx.tf, max_latency_ms, |probes| {
+            let norm = units_of(probes);
+            match prior.posterior(probes.iter().map(|p| (p.arch, (p.latency_ms - norm.lo) / (norm.hi - norm.lo)))) {
+                Ok(theta) => all_archs().map(|a| norm.lo + predict(&theta, &a) * (norm.hi - norm.lo)).collect(),
+                Err(_) => vec![f64::INFINITY; NUM_ARCHS],
+            }
+        }),
+    }
+}
+
+/// The units of the probes: the reference rule, else `lo = 0, hi = 1` (no data yet).
+fn units_of(probes: &[super::super::Measured]) -> Normaliser {
+    Normaliser::of(probes).unwrap_or(Normaliser { lo: 0.0, hi: 1.0 })
+}
+
+/// Posterior mean of the model (normalised units) from the session's probes. Without a
+/// range (fewer than two distinct latencies) the probes carry no units and the prior mean
+/// alone ranks the space.
+fn calibrate(prior: &Prior, s: &Session) -> Result<[f64; FEATURES], SearchError> {
+    let norm = Normaliser::of(s.probes());
+    let theta = match norm {
+        Some(n) => prior.posterior(s.probes().iter().map(|p| (p.arch, n.linear(p.latency_ms)))),
+        None => prior.posterior(core::iter::empty()),
+    };
+    theta.map_err(|e| SearchError::Policy(format!("calibrated prior: {e}")))
+}
+
+fn all_archs() -> impl Iterator<Item = Arch> {
+    ArchCode::all().map(Arch::from_code)
+}
+
+/// The model's least-squares coefficients over a whole table, divided by the table's
+/// reference range (`None` if a reference cell is missing or the range is not positive).
+pub fn normalised_fit(table: &LatencyTable) -> Option<[f64; COEFS]> {
+    let (lo, hi) = (table.get(LO)?, table.get(HI)?);
+    if hi.partial_cmp(&lo) != Some(std::cmp::Ordering::Greater) {
+        return None;
+    }
+    let mut ata = [[0.0; FEATURES]; FEATURES];
+    let mut atb = [0.0; FEATURES];
+    for (c, v) in table.values().iter().enumerate() {
+        let Some(y) = *v else { continue };
+        let f = features(&Arch::from_code(ArchCode::new(c as u16)?));
+        let y = (y - lo) / (hi - lo);
+        for i in 0..FEATURES {
+            atb[i] += f[i] * y;
+            for j in 0..FEATURES {
+                ata[i][j] += f[i] * f[j];
+            }
+        }
+    }
+    // A whisker of ridge keeps the system definite when an op never appears live.
+    let tr: f64 = (0..FEATURES).map(|i| ata[i][i]).sum();
+    for (i, row) in ata.iter_mut().enumerate() {
+        row[i] += 1e-12 * tr;
+    }
+    let l = edge_runtime::calib::cholesky(&mut ata)?;
+    let x = edge_runtime::calib::cholesky_solve(&l, &atb);
+    let mut out = [0.0; COEFS];
+    out.copy_from_slice(&x[1..]);
+    out.iter().all(|v| v.is_finite()).then_some(out)
+}
+
+/// Mean and covariance (with `n - 1`, plus a small ridge) of the normalised fits of
+/// `tables`; `noise` and `range_factor` as given. `None` with fewer than two usable tables.
+pub fn fit_prior(tables: &[&LatencyTable], noise: f64, range_factor: f64) -> Option<Prior> {
+    let fits: Vec<[f64; COEFS]> = tables.iter().filter_map(|t| normalised_fit(t)).collect();
+    if fits.len() < 2 {
+        return None;
+    }
+    let n = fits.len() as f64;
+    let mut mean = [0.0; COEFS];
+    for f in &fits {
+        for i in 0..COEFS {
+            mean[i] += f[i] / n;
+        }
+    }
+    let mut cov = [[0.0; COEFS]; COEFS];
+    for f in &fits {
+        for i in 0..COEFS {
+            for j in 0..COEFS {
+                cov[i][j] += (f[i] - mean[i]) * (f[j] - mean[j]) / (n - 1.0);
+            }
+        }
+    }
+    for (i, row) in cov.iter_mut().enumerate() {
+        row[i] += 1e-6;
+    }
+    Some(Prior { mean, cov, noise, range_factor })
+}
+
+/// A training device for [`select`].
+pub struct TrainDevice<'a> {
+    /// Name (reporting).
+    pub name: &'a str,
+    /// Hardware family: left out of its own prior.
+    pub family: &'a str,
+    /// Its whole table.
+    pub table: &'a LatencyTable,
+}
+
+/// One grid point of [`select`].
+#[derive(Clone, Copy, Debug, serde::Serialize, serde::Deserialize, PartialEq)]
+pub struct GridPoint {
+    /// Noise level tried.
+    pub noise: f64,
+    /// Range factor tried.
+    pub range_factor: f64,
+    /// Mean over the training devices of `F(pick) / F(oracle)` at [`SELECT_BUDGET`] probes.
+    pub mean: f64,
+    /// The worst training device.
+    pub worst: f64,
+}
+
+/// Choose `noise` and `range_factor` on the training devices: each device is searched with
+/// a prior fitted on the training devices of *other* families (leave one family out), at
+/// [`SELECT_BUDGET`] probes, w = 0.5; the grid point with the best mean wins (ties: the
+/// earlier point). Returns the grid and the winner's index.
+pub fn select(devices: &[TrainDevice], tf: &[f64]) -> Option<(Vec<GridPoint>, usize)> {
+    let mut grid = Vec::new();
+    for &noise in &NOISE_GRID {
+        for &range_factor in &RANGE_GRID {
+            let mut ratios = Vec::new();
+            for d in devices {
+                let others: Vec<&LatencyTable> =
+                    devices.iter().filter(|o| o.family != d.family).map(|o| o.table).collect();
+                let prior = fit_prior(&others, noise, range_factor)?;
+                ratios.push(run_on_table(&prior, d.table, tf, SELECT_BUDGET, 0.5)?);
+            }
+            let mean = ratios.iter().sum::<f64>() / ratios.len() as f64;
+            let worst = ratios.iter().copied().fold(f64::INFINITY, f64::min);
+            grid.push(GridPoint { noise, range_factor, mean, worst });
+        }
+    }
+    let mut best = 0;
+    for (i, g) in grid.iter().enumerate() {
+        if g.mean > grid[best].mean {
+            best = i;
+        }
+    }
+    Some((grid, best))
+}
+
+/// `F(pick) / F(oracle)` of the calibrated controller on a table (the evaluation's fitness).
+pub fn run_on_table(prior: &Prior, table: &LatencyTable, tf: &[f64], budget: usize, weight: f64) -> Option<f64> {
+    let fit = super::super::eval::true_fitness(table, tf, weight);
+    let best = fit.iter().flatten().copied().fold(f64::NEG_INFINITY, f64::max);
+    let ctx = Context { tf, prior: None, table: None, policy: None, calib: Some(prior) };
+    let cfg =
+        SearchConfig { strategy: Strategy::Controller, budget, objective: Objective::Weighted { weight }, seed: 0 };
+    let mut dev = TableDevice::new(table.clone());
+    let out = search(&cfg, &ctx, &mut dev, &mut |_| {});
+    let f = out.pick.map_or(0.0, |p| fit[p.arch.code().get() as usize].unwrap_or(0.0));
+    (best > 0.0).then(|| f / best)
+}
+
+/// The prior file: the fitted prior, where it came from, and the selection grid.
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
+pub struct PriorFile {
+    /// [`FORMAT_VERSION`].
+    pub format_version: u32,
+    /// The command that produced it.
+    pub command: String,
+    /// Feature order of `mean` and `cov`.
+    pub features: Vec<String>,
+    /// Prior mean.
+    pub mean: Vec<f64>,
+    /// Prior covariance.
+    pub cov: Vec<Vec<f64>>,
+    /// Probe noise (units of the reference range).
+    pub noise: f64,
+    /// Range factor.
+    pub range_factor: f64,
+    /// Training devices fitted on.
+    pub devices: Vec<String>,
+    /// The selection grid (leave-one-family-out on the training devices).
+    pub grid: Vec<GridPoint>,
+}
+
+/// Names of [`PriorFile::features`].
+pub const FEATURE_NAMES: [&str; COEFS] = [
+    "skip_connect",
+    "nor_conv_1x1",
+    "nor_conv_3x3",
+    "avg_pool_3x3",
+    "live_skip_connect",
+    "live_nor_conv_1x1",
+    "live_nor_conv_3x3",
+    "live_avg_pool_3x3",
+];
+
+impl PriorFile {
+    /// The file of `prior`.
+    pub fn new(prior: &Prior, command: String, devices: Vec<String>, grid: Vec<GridPoint>) -> PriorFile {
+        PriorFile {
+            format_version: FORMAT_VERSION,
+            command,
+            features: FEATURE_NAMES.iter().map(|s| s.to_string()).collect(),
+            mean: prior.mean.to_vec(),
+            cov: prior.cov.iter().map(|r| r.to_vec()).collect(),
+            noise: prior.noise,
+            range_factor: prior.range_factor,
+            devices,
+            grid,
+        }
+    }
+
+    /// The prior, validated.
+    pub fn prior(&self) -> Result<Prior, String> {
+        if self.format_version != FORMAT_VERSION {
+            return Err(format!(
+                "format version {} (this build reads version {FORMAT_VERSION}); refit it with `simnas prior`",
+                self.format_version
+            ));
+        }
+        if self.features != FEATURE_NAMES {
+            return Err(format!("features {:?}, expected {:?}", self.features, FEATURE_NAMES));
+        }
+        if self.mean.len() != COEFS || self.cov.len() != COEFS || self.cov.iter().any(|r| r.len() != COEFS) {
+            return Err(format!("mean and cov must be {COEFS} and {COEFS}x{COEFS}"));
+        }
+        let mut p = Prior { mean: [0.0; COEFS], cov: [[0.0; COEFS]; COEFS], noise: self.noise, range_factor: 0.0 };
+        p.mean.copy_from_slice(&self.mean);
+        for (i, r) in self.cov.iter().enumerate() {
+            p.cov[i].copy_from_slice(r);
+        }
+        p.range_factor = self.range_factor;
+        p.validate().map_err(|e| e.to_string())?;
+        Ok(p)
+    }
+}

@@ -1,0 +1,65 @@
+//! The shipped calibrated-controller prior is current: `simnas prior` recomputes it from the
+//! benchmark tables, bit for bit (apart from the output path in its `command`).
+
+use serde_json::Value;
+use std::path::PathBuf;
+use std::process::Command;
+
+fn data_dir() -> PathBuf {
+    std::env::var_os("SIMNAS_DATA")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/data"))
+}
+
+#[test]
+fn shipped_prior_is_what_simnas_prior_computes() {
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
+    let tmp = std::env::temp_dir().join(format!("simnas-prior-{}", std::process::id()));
+    std::fs::create_dir_all(&tmp).unwrap();
+    let out_path = tmp.join("prior.json");
+    let out = Command::new(env!("CARGO_BIN_EXE_simnas"))
+        .current_dir(&root)
+        .arg("--data")
+        .arg(data_dir())
+        .args(["prior", "--out"])
+        .arg(&out_path)
+        .output()
+        .expect("run simnas");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains("<- chosen"), "{stdout}");
+    let mut fresh: Value = serde_json::from_slice(&std::fs::read(&out_path).unwrap()).unwrap();
+    let mut shipped: Value =
+        serde_json::from_slice(&std::fs::read(root.join("artifacts/controller/prior.json")).unwrap()).unwrap();
+    fresh["command"] = Value::Null;
+    shipped["command"] = Value::Null;
+    assert_eq!(fresh, shipped, "artifacts/controller/prior.json is stale: rerun `simnas prior`");
+    // Fitted on training devices only.
+    let devices: Vec<&str> = shipped["devices"].as_array().unwrap().iter().filter_map(Value::as_str).collect();
+    assert_eq!(devices.len(), 31);
+    for v in ["hw-c10-pixel3", "help-samsung-s7", "brp-sd855-cpu", "help-titanxp-bs1"] {
+        assert!(!devices.contains(&v), "{v} is a validation device");
+    }
+    std::fs::remove_dir_all(&tmp).ok();
+}
+
+#[test]
+fn a_prior_from_a_newer_format_is_refused() {
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
+    let mut v: Value =
+        serde_json::from_slice(&std::fs::read(root.join("artifacts/controller/prior.json")).unwrap()).unwrap();
+    v["format_version"] = Value::from(99);
+    let tmp = std::env::temp_dir().join(format!("simnas-prior-new-{}.json", std::process::id()));
+    std::fs::write(&tmp, serde_json::to_vec(&v).unwrap()).unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_simnas"))
+        .current_dir(&root)
+        .args(["search", "--device", "host", "--budget", "1", "--controller-prior"])
+        .arg(&tmp)
+        .output()
+        .expect("run simnas");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(err.contains("format version 99"), "{err}");
+    assert!(!err.contains("panicked"), "{err}");
+    std::fs::remove_file(&tmp).ok();
+}
