@@ -79,8 +79,44 @@ pub struct Prior {
     pub cov: [[f64; COEFS]; COEFS],
     /// Standard deviation of a probe around the model (units of the reference range).
     pub noise: f64,
-    /// The device's latency range, estimated as this factor times the reference range.
+    /// The device's whole latency range is estimated as this factor times the range the
+    /// [`Prior::range_rule`] measures.
     pub range_factor: f64,
+    /// What the range factor multiplies.
+    pub range_rule: RangeRule,
+    /// After the references, measure [`DEAD_EDGE_CELL`]: whether the device pays for edges
+    /// whose work cannot reach the output.
+    pub dead_edge_probe: bool,
+}
+
+/// Three `nor_conv_3x3` edges into nodes that never reach the output, and one skip from the
+/// input to the output: as fast as a skip-only cell on a runtime that prunes dead edges,
+/// as slow as three convolutions on one that runs everything.
+pub const DEAD_EDGE_CELL: Arch =
+    Arch { ops: [Op::NorConv3x3, Op::NorConv3x3, Op::NorConv3x3, Op::SkipConnect, Op::None, Op::None] };
+
+/// How the search estimates the device's whole latency range (which normalises latency in
+/// the weighted objective).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RangeRule {
+    /// The reference range `lat(all-conv3x3) - lat(all-skip)`, measured.
+    Reference,
+    /// The calibrated model's range: its slowest minus its fastest predicted cell.
+    Model,
+}
+
+/// Predicted `(min, max)` over the whole space for coefficients `theta`.
+pub fn predicted_range(theta: &[f64; FEATURES]) -> (f64, f64) {
+    let mut lo = f64::INFINITY;
+    let mut hi = f64::NEG_INFINITY;
+    for c in 0..simnas_shared::NUM_ARCHS as u16 {
+        if let Some(code) = simnas_shared::ArchCode::new(c) {
+            let p = predict(theta, &Arch::from_code(code));
+            lo = lo.min(p);
+            hi = hi.max(p);
+        }
+    }
+    (lo, hi)
 }
 
 /// Why a prior or an update was refused.
@@ -243,7 +279,20 @@ mod tests {
         for (i, row) in cov.iter_mut().enumerate() {
             row[i] = 0.01;
         }
-        Prior { mean: [0.02, 0.05, 0.15, 0.03, 0.0, 0.0, 0.0, 0.0], cov, noise: 0.05, range_factor: 1.3 }
+        Prior {
+            mean: [0.02, 0.05, 0.15, 0.03, 0.0, 0.0, 0.0, 0.0],
+            cov,
+            noise: 0.05,
+            range_factor: 1.3,
+            range_rule: RangeRule::Reference,
+            dead_edge_probe: false,
+        }
+    }
+
+    #[test]
+    fn the_dead_edge_cell_is_what_it_says() {
+        assert_eq!(live_edges(&DEAD_EDGE_CELL), [false, false, false, true, false, false]);
+        assert_eq!(features(&DEAD_EDGE_CELL), [1.0, 1.0, 0.0, 3.0, 0.0, 1.0, 0.0, 0.0, 0.0]);
     }
 
     #[test]

@@ -33,14 +33,17 @@ pub fn run(data: &Option<PathBuf>, args: PriorArgs) -> Result<ExitCode> {
         devices.len()
     );
     let (grid, best) = select(&devices, &tf).ok_or_else(|| anyhow!("too few usable training tables"))?;
-    outln!("{:>6} {:>6} {:>8} {:>8}", "noise", "range", "mean", "worst");
+    outln!("{:>5} {:>10} {:>6} {:>6} {:>8} {:>8}", "dead", "rule", "noise", "factor", "mean", "worst");
     for (i, g) in grid.iter().enumerate() {
         let mark = if i == best { "  <- chosen" } else { "" };
-        outln!("{:>6} {:>6} {:>8.4} {:>8.4}{mark}", g.noise, g.range_factor, g.mean, g.worst);
+        let rule = format!("{:?}", g.range_rule).to_lowercase();
+        let dead = if g.dead_edge_probe { "yes" } else { "no" };
+        outln!("{dead:>5} {rule:>10} {:>6} {:>6} {:>8.4} {:>8.4}{mark}", g.noise, g.range_factor, g.mean, g.worst);
     }
     let g = grid[best];
     let tables: Vec<_> = train.iter().map(|(_, t)| t).collect();
-    let prior = fit_prior(&tables, g.noise, g.range_factor).ok_or_else(|| anyhow!("too few usable training tables"))?;
+    let prior = fit_prior(&tables, g.noise, g.range_factor, g.range_rule, g.dead_edge_probe)
+        .ok_or_else(|| anyhow!("too few usable training tables"))?;
     let command = format!("simnas prior --out {}", args.out.display());
     let file = PriorFile::new(&prior, command, train.iter().map(|(d, _)| d.name.to_string()).collect(), grid);
     let json = serde_json::to_string_pretty(&file)? + "\n";

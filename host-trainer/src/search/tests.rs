@@ -375,6 +375,8 @@ fn calib_prior() -> edge_runtime::calib::Prior {
         cov,
         noise: 0.05,
         range_factor: 1.15,
+        range_rule: edge_runtime::calib::RangeRule::Reference,
+        dead_edge_probe: false,
     }
 }
 

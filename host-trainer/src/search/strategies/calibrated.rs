@@ -26,13 +26,17 @@ use super::super::{
 };
 use crate::device::table::TableDevice;
 use crate::latency::LatencyTable;
-use edge_runtime::calib::{features, predict, Prior, COEFS, FEATURES};
+use edge_runtime::calib::{features, predict, Prior, RangeRule, COEFS, DEAD_EDGE_CELL, FEATURES};
 use simnas_shared::{Arch, ArchCode, NUM_ARCHS};
 
 /// Noise levels [`select`] tries (units of the reference range).
 pub const NOISE_GRID: [f64; 2] = [0.05, 0.15];
 /// Range factors [`select`] tries.
 pub const RANGE_GRID: [f64; 4] = [1.0, 1.15, 1.3, 1.5];
+/// Range rules [`select`] tries.
+pub const RULE_GRID: [RangeRule; 2] = [RangeRule::Reference, RangeRule::Model];
+/// Dead-edge probe settings [`select`] tries.
+pub const DEAD_GRID: [bool; 2] = [false, true];
 /// The budget [`select`] tunes for.
 pub const SELECT_BUDGET: usize = 10;
 /// Prior file format version.
@@ -45,22 +49,26 @@ pub fn run(cfg: &SearchConfig, ctx: &Context, s: &mut Session) -> Result<(), Sea
         what: "the calibrated controller's prior (--controller-prior FILE)".into(),
     })?;
     s.measure_references()?;
+    if prior.dead_edge_probe && s.remaining() > 0 {
+        s.measure(DEAD_EDGE_CELL)?;
+    }
     match cfg.objective {
-        Objective::Weighted { weight } => {
-            s.set_range_factor(prior.range_factor);
-            while s.remaining() > 0 {
-                let theta = calibrate(prior, s)?;
-                let scores: Vec<f64> = all_archs()
-                    .enumerate()
-                    .map(|(c, a)| weighted(weight, ctx.tf[c], predict(&theta, &a) / prior.range_factor))
-                    .collect();
-                let Some(a) = super::lut::best_untried(s, &scores) else { break };
-                if s.measure(a)? == Ask::Exhausted {
-                    break;
-                }
+        Objective::Weighted { weight } => loop {
+            let theta = calibrate(prior, s)?;
+            let preds: Vec<f64> = all_archs().map(|a| predict(&theta, &a)).collect();
+            // The range estimate in reference units; the pick uses the last one.
+            let range = range_estimate(prior, &preds);
+            s.set_range_factor(range);
+            if s.remaining() == 0 {
+                return Ok(());
             }
-            Ok(())
-        }
+            let scores: Vec<f64> =
+                preds.iter().enumerate().map(|(c, &p)| weighted(weight, ctx.tf[c], p / range)).collect();
+            let Some(a) = super::lut::best_untried(s, &scores) else { return Ok(()) };
+            if s.measure(a)? == Ask::Exhausted {
+                return Ok(());
+            }
+        },
         Objective::Constraint { max_latency_ms } => super::lut::constrained(s, ctx.tf, max_latency_ms, |probes| {
             let norm = units_of(probes);
             match prior.posterior(probes.iter().map(|p| (p.arch, (p.latency_ms - norm.lo) / (norm.hi - norm.lo)))) {
@@ -69,6 +77,25 @@ pub fn run(cfg: &SearchConfig, ctx: &Context, s: &mut Session) -> Result<(), Sea
             }
         }),
     }
+}
+
+/// The device's latency range in reference units: the range factor times the reference
+/// range (1) or times the model's predicted range ([`RangeRule`]); never below a tiny
+/// positive value.
+fn range_estimate(prior: &Prior, preds: &[f64]) -> f64 {
+    let base = match prior.range_rule {
+        RangeRule::Reference => 1.0,
+        RangeRule::Model => {
+            let lo = preds.iter().copied().fold(f64::INFINITY, f64::min);
+            let hi = preds.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+            if hi > lo && (hi - lo).is_finite() {
+                hi - lo
+            } else {
+                1.0
+            }
+        }
+    };
+    (prior.range_factor * base).max(1e-9)
 }
 
 /// The units of the probes: the reference rule, else `lo = 0, hi = 1` (no data yet).
@@ -126,7 +153,13 @@ pub fn normalised_fit(table: &LatencyTable) -> Option<[f64; COEFS]> {
 
 /// Mean and covariance (with `n - 1`, plus a small ridge) of the normalised fits of
 /// `tables`; `noise` and `range_factor` as given. `None` with fewer than two usable tables.
-pub fn fit_prior(tables: &[&LatencyTable], noise: f64, range_factor: f64) -> Option<Prior> {
+pub fn fit_prior(
+    tables: &[&LatencyTable],
+    noise: f64,
+    range_factor: f64,
+    range_rule: RangeRule,
+    dead_edge_probe: bool,
+) -> Option<Prior> {
     let fits: Vec<[f64; COEFS]> = tables.iter().filter_map(|t| normalised_fit(t)).collect();
     if fits.len() < 2 {
         return None;
@@ -149,7 +182,7 @@ pub fn fit_prior(tables: &[&LatencyTable], noise: f64, range_factor: f64) -> Opt
     for (i, row) in cov.iter_mut().enumerate() {
         row[i] += 1e-6;
     }
-    Some(Prior { mean, cov, noise, range_factor })
+    Some(Prior { mean, cov, noise, range_factor, range_rule, dead_edge_probe })
 }
 
 /// A training device for [`select`].
@@ -169,6 +202,11 @@ pub struct GridPoint {
     pub noise: f64,
     /// Range factor tried.
     pub range_factor: f64,
+    /// Range rule tried.
+    #[serde(with = "rule_name")]
+    pub range_rule: RangeRule,
+    /// Dead-edge probe tried.
+    pub dead_edge_probe: bool,
     /// Mean over the training devices of `F(pick) / F(oracle)` at [`SELECT_BUDGET`] probes.
     pub mean: f64,
     /// The worst training device.
@@ -181,18 +219,22 @@ pub struct GridPoint {
 /// earlier point). Returns the grid and the winner's index.
 pub fn select(devices: &[TrainDevice], tf: &[f64]) -> Option<(Vec<GridPoint>, usize)> {
     let mut grid = Vec::new();
-    for &noise in &NOISE_GRID {
-        for &range_factor in &RANGE_GRID {
-            let mut ratios = Vec::new();
-            for d in devices {
-                let others: Vec<&LatencyTable> =
-                    devices.iter().filter(|o| o.family != d.family).map(|o| o.table).collect();
-                let prior = fit_prior(&others, noise, range_factor)?;
-                ratios.push(run_on_table(&prior, d.table, tf, SELECT_BUDGET, 0.5)?);
+    for &dead_edge_probe in &DEAD_GRID {
+        for &range_rule in &RULE_GRID {
+            for &noise in &NOISE_GRID {
+                for &range_factor in &RANGE_GRID {
+                    let mut ratios = Vec::new();
+                    for d in devices {
+                        let others: Vec<&LatencyTable> =
+                            devices.iter().filter(|o| o.family != d.family).map(|o| o.table).collect();
+                        let prior = fit_prior(&others, noise, range_factor, range_rule, dead_edge_probe)?;
+                        ratios.push(run_on_table(&prior, d.table, tf, SELECT_BUDGET, 0.5)?);
+                    }
+                    let mean = ratios.iter().sum::<f64>() / ratios.len() as f64;
+                    let worst = ratios.iter().copied().fold(f64::INFINITY, f64::min);
+                    grid.push(GridPoint { noise, range_factor, range_rule, dead_edge_probe, mean, worst });
+                }
             }
-            let mean = ratios.iter().sum::<f64>() / ratios.len() as f64;
-            let worst = ratios.iter().copied().fold(f64::INFINITY, f64::min);
-            grid.push(GridPoint { noise, range_factor, mean, worst });
         }
     }
     let mut best = 0;
@@ -234,6 +276,11 @@ pub struct PriorFile {
     pub noise: f64,
     /// Range factor.
     pub range_factor: f64,
+    /// Range rule: `reference` or `model`.
+    #[serde(with = "rule_name")]
+    pub range_rule: RangeRule,
+    /// Measure the dead-edge cell after the references.
+    pub dead_edge_probe: bool,
     /// Training devices fitted on.
     pub devices: Vec<String>,
     /// The selection grid (leave-one-family-out on the training devices).
@@ -263,6 +310,8 @@ impl PriorFile {
             cov: prior.cov.iter().map(|r| r.to_vec()).collect(),
             noise: prior.noise,
             range_factor: prior.range_factor,
+            range_rule: prior.range_rule,
+            dead_edge_probe: prior.dead_edge_probe,
             devices,
             grid,
         }
@@ -282,7 +331,14 @@ impl PriorFile {
         if self.mean.len() != COEFS || self.cov.len() != COEFS || self.cov.iter().any(|r| r.len() != COEFS) {
             return Err(format!("mean and cov must be {COEFS} and {COEFS}x{COEFS}"));
         }
-        let mut p = Prior { mean: [0.0; COEFS], cov: [[0.0; COEFS]; COEFS], noise: self.noise, range_factor: 0.0 };
+        let mut p = Prior {
+            mean: [0.0; COEFS],
+            cov: [[0.0; COEFS]; COEFS],
+            noise: self.noise,
+            range_factor: 0.0,
+            range_rule: self.range_rule,
+            dead_edge_probe: self.dead_edge_probe,
+        };
         p.mean.copy_from_slice(&self.mean);
         for (i, r) in self.cov.iter().enumerate() {
             p.cov[i].copy_from_slice(r);
@@ -290,5 +346,28 @@ impl PriorFile {
         p.range_factor = self.range_factor;
         p.validate().map_err(|e| e.to_string())?;
         Ok(p)
+    }
+}
+
+/// `RangeRule` as `"reference"` / `"model"` in JSON.
+mod rule_name {
+    use edge_runtime::calib::RangeRule;
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(r: &RangeRule, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(match r {
+            RangeRule::Reference => "reference",
+            RangeRule::Model => "model",
+        })
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<RangeRule, D::Error> {
+        match String::deserialize(d)?.as_str() {
+            "reference" => Ok(RangeRule::Reference),
+            "model" => Ok(RangeRule::Model),
+            other => {
+                Err(serde::de::Error::custom(format!("range_rule {other:?}: expected \"reference\" or \"model\"")))
+            }
+        }
     }
 }
