@@ -134,6 +134,19 @@ pub enum Clock {
     Wall,
 }
 
+/// How host probes turn timings into a latency.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default, clap::ValueEnum, serde::Serialize)]
+pub enum Timing {
+    /// Each sample times the cell and the all-skip reference cell back to back; the latency
+    /// is the median ratio times the reference's latency calibrated once when the device
+    /// opens (the fastest of 3 probes of it). A slow phase of the machine slows both cells
+    /// of a pair alike and cancels, so repeated probes agree far better than raw medians.
+    #[default]
+    Paired,
+    /// The median of the cell's own samples.
+    Direct,
+}
+
 /// CPU time consumed by the calling thread, in nanoseconds.
 #[derive(Clone, Copy, Debug, Default)]
 pub struct ThreadCpuTimer;
@@ -165,7 +178,15 @@ pub struct HostDevice {
     warmup: usize,
     repeats: usize,
     clock: Clock,
+    /// Paired timing: the reference cell and its calibrated latency (ms).
+    reference: Option<(Arch, f64)>,
 }
+
+/// The reference cell of paired host timing (all `skip_connect`).
+pub const REFERENCE: Arch = Arch::uniform(simnas_shared::Op::SkipConnect);
+
+/// Direct probes of the reference when a paired device opens (the fastest is kept).
+pub const REFERENCE_CALIBRATION: usize = 3;
 
 impl HostDevice {
     /// A host device timing networks of `cfg` with weights from `seed`.
@@ -176,7 +197,34 @@ impl HostDevice {
         repeats: usize,
         clock: Clock,
     ) -> Result<HostDevice, DeviceError> {
-        Ok(HostDevice { probe: HostProbe::new(cfg, seed)?, warmup, repeats, clock })
+        Ok(HostDevice { probe: HostProbe::new(cfg, seed)?, warmup, repeats, clock, reference: None })
+    }
+
+    /// Switch to `timing`; [`Timing::Paired`] calibrates the reference cell now.
+    pub fn with_timing(mut self, timing: Timing) -> Result<HostDevice, DeviceError> {
+        self.reference = match timing {
+            Timing::Direct => None,
+            Timing::Paired => {
+                let mut best = f64::INFINITY;
+                for _ in 0..REFERENCE_CALIBRATION {
+                    best = best.min(self.direct(REFERENCE)?.median_ms());
+                }
+                Some((REFERENCE, best))
+            }
+        };
+        Ok(self)
+    }
+
+    /// The calibrated latency of the paired reference cell (ms), if paired.
+    pub fn reference_ms(&self) -> Option<f64> {
+        self.reference.map(|r| r.1)
+    }
+
+    fn direct(&mut self, arch: Arch) -> Result<Measurement, DeviceError> {
+        Ok(match self.clock {
+            Clock::ThreadCpu => self.probe.measure_with(&mut ThreadCpuTimer, arch, self.warmup, self.repeats)?,
+            Clock::Wall => self.probe.measure_with(&mut StdTimer::default(), arch, self.warmup, self.repeats)?,
+        })
     }
 }
 
@@ -185,10 +233,12 @@ impl Device for HostDevice {
         "host".into()
     }
     fn probe(&mut self, arch: Arch) -> Result<Probe, DeviceError> {
-        let m = match self.clock {
-            Clock::ThreadCpu => self.probe.measure_with(&mut ThreadCpuTimer, arch, self.warmup, self.repeats)?,
-            Clock::Wall => self.probe.measure_with(&mut StdTimer::default(), arch, self.warmup, self.repeats)?,
+        let Some((reference, ref_ms)) = self.reference else { return Ok(self.direct(arch)?.into()) };
+        let (w, n) = (self.warmup, self.repeats);
+        let r = match self.clock {
+            Clock::ThreadCpu => self.probe.measure_paired_with(&mut ThreadCpuTimer, arch, reference, w, n)?,
+            Clock::Wall => self.probe.measure_paired_with(&mut StdTimer::default(), arch, reference, w, n)?,
         };
-        Ok(m.into())
+        Ok(Probe { latency_ms: r.median * ref_ms, min_ms: r.min * ref_ms, spread: r.spread(), repeats: r.repeats })
     }
 }

@@ -4,7 +4,7 @@ use super::{NetArgs, SHOWCASE};
 use anyhow::{Context, Result};
 use clap::Args;
 use host_trainer::bench::executor_vs_candle;
-use host_trainer::device::{Clock, Device, HostDevice};
+use host_trainer::device::{Clock, Device, HostDevice, Timing};
 use simnas_shared::Arch;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -74,10 +74,15 @@ pub fn run(args: BenchArgs) -> Result<ExitCode> {
          within = median IQR/median of one probe, across = (max-min)/median of the {PROBE_RUNS} reported medians",
         args.warmup
     );
-    outln!("{:>10} {:>10} {:>8} {:>8}  cell", "clock", "median ms", "within", "across");
+    outln!("{:>10} {:>7} {:>10} {:>8} {:>8}  cell", "clock", "timing", "median ms", "within", "across");
     let mut probes = Vec::new();
-    for clock in [Clock::ThreadCpu, Clock::Wall] {
-        let mut dev = HostDevice::new(cfg, args.seed, args.warmup, repeats, clock)?;
+    for (clock, timing) in [
+        (Clock::ThreadCpu, Timing::Paired),
+        (Clock::ThreadCpu, Timing::Direct),
+        (Clock::Wall, Timing::Paired),
+        (Clock::Wall, Timing::Direct),
+    ] {
+        let mut dev = HostDevice::new(cfg, args.seed, args.warmup, repeats, clock)?.with_timing(timing)?;
         for &arch in &archs {
             let runs = (0..PROBE_RUNS)
                 .map(|_| dev.probe(arch).with_context(|| format!("probing {arch}")))
@@ -90,13 +95,14 @@ pub fn run(args: BenchArgs) -> Result<ExitCode> {
             within.sort_by(f64::total_cmp);
             let within = within[PROBE_RUNS / 2];
             outln!(
-                "{:>10} {mid:>10.3} {:>7.2}% {:>7.2}%  {arch}",
+                "{:>10} {:>7} {mid:>10.3} {:>7.2}% {:>7.2}%  {arch}",
                 format!("{clock:?}"),
+                format!("{timing:?}").to_lowercase(),
                 100.0 * within,
                 100.0 * across
             );
             probes.push(serde_json::json!({
-                "arch": arch.to_string(), "clock": clock, "median_ms": mid,
+                "arch": arch.to_string(), "clock": clock, "timing": timing, "median_ms": mid,
                 "within_spread": within, "across_spread": across, "medians_ms": medians,
             }));
         }

@@ -6,7 +6,7 @@ use clap::Args;
 use host_trainer::board::{qemu, BoardDevice, ProbePolicy, DEFAULT_BAUD};
 use host_trainer::data::NatsMap;
 use host_trainer::device::table::TableDevice;
-use host_trainer::device::{Clock, Device, DeviceSpec, HostDevice};
+use host_trainer::device::{Clock, Device, DeviceSpec, HostDevice, Timing};
 use simnas_shared::{Arch, Op};
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -34,6 +34,11 @@ pub struct ProbeArgs {
     /// Clock for host probes.
     #[arg(long, value_enum, default_value_t = Clock::ThreadCpu)]
     clock: Clock,
+    /// How host probes turn timings into a latency: `paired` (each sample against the
+    /// all-skip reference cell, interleaved; the median ratio times the reference's latency
+    /// calibrated when the device opens) or `direct` (the cell's own median).
+    #[arg(long, value_enum, default_value_t = Timing::Paired)]
+    timing: Timing,
     /// Seed of the network's weights and input.
     #[arg(long, default_value_t = 0)]
     seed: u64,
@@ -60,7 +65,10 @@ pub fn run(_data: &Option<PathBuf>, args: ProbeArgs) -> Result<ExitCode> {
         retries: 2,
     };
     let mut dev: Box<dyn Device> = match &args.device {
-        DeviceSpec::Host => Box::new(HostDevice::new(cfg, args.seed, args.warmup, args.repeats as usize, args.clock)?),
+        DeviceSpec::Host => Box::new(
+            HostDevice::new(cfg, args.seed, args.warmup, args.repeats as usize, args.clock)?
+                .with_timing(args.timing)?,
+        ),
         DeviceSpec::Qemu => {
             Box::new(BoardDevice::qemu(&args.firmware.clone().unwrap_or_else(qemu::default_firmware), policy)?)
         }

@@ -12,7 +12,7 @@ use edge_runtime::calib::Prior;
 use host_trainer::board::{qemu, BoardDevice, ProbePolicy, DEFAULT_BAUD};
 use host_trainer::data::{data_dir, NatsMap};
 use host_trainer::device::table::TableDevice;
-use host_trainer::device::{Clock, Device, DeviceSpec, HostDevice};
+use host_trainer::device::{Clock, Device, DeviceSpec, HostDevice, Timing};
 use host_trainer::score::ScoreTable;
 use host_trainer::search::controller::Controller;
 use host_trainer::search::json::{write_atomic, SearchJson};
@@ -82,6 +82,11 @@ pub struct SearchArgs {
     /// Clock for host probes.
     #[arg(long, value_enum, default_value_t = Clock::ThreadCpu)]
     clock: Clock,
+    /// How host probes turn timings into a latency: `paired` (each sample against the
+    /// all-skip reference cell, interleaved; the median ratio times the reference's latency
+    /// calibrated when the device opens) or `direct` (the cell's own median).
+    #[arg(long, value_enum, default_value_t = Timing::Paired)]
+    timing: Timing,
     /// Board probes: allowance per run before a probe times out (plus 5 s per attempt).
     #[arg(long, default_value_t = 10.0, value_name = "SECONDS")]
     probe_timeout_s: f64,
@@ -215,7 +220,9 @@ pub fn run(data: &Option<PathBuf>, args: SearchArgs) -> Result<ExitCode> {
         }
         DeviceSpec::Host => {
             let cfg = args.net.config()?;
-            other = Some(Box::new(HostDevice::new(cfg, 0, args.warmup, args.repeats as usize, args.clock)?));
+            other = Some(Box::new(
+                HostDevice::new(cfg, 0, args.warmup, args.repeats as usize, args.clock)?.with_timing(args.timing)?,
+            ));
         }
         spec => {
             if !(args.probe_timeout_s.is_finite() && args.probe_timeout_s > 0.0) {
