@@ -87,6 +87,8 @@ pub struct Prior {
     /// After the references, measure [`DEAD_EDGE_CELL`]: whether the device pays for edges
     /// whose work cannot reach the output.
     pub dead_edge_probe: bool,
+    /// The same, for the constrained objective.
+    pub constrained_dead_edge_probe: bool,
 }
 
 /// Three `nor_conv_3x3` edges into nodes that never reach the output, and one skip from the
@@ -286,6 +288,7 @@ mod tests {
             range_factor: 1.3,
             range_rule: RangeRule::Reference,
             dead_edge_probe: false,
+            constrained_dead_edge_probe: false,
         }
     }
 

@@ -6,7 +6,9 @@ use clap::Args;
 use host_trainer::data::{data_dir, NatsMap};
 use host_trainer::latency::registry::Split;
 use host_trainer::search::json::write_atomic;
-use host_trainer::search::strategies::calibrated::{fit_prior, select, PriorFile, TrainDevice, SELECT_BUDGET};
+use host_trainer::search::strategies::calibrated::{
+    fit_prior, select, select_constrained, PriorFile, TrainDevice, SELECT_BUDGET,
+};
 use host_trainer::synth::load_devices;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -41,11 +43,20 @@ pub fn run(data: &Option<PathBuf>, args: PriorArgs) -> Result<ExitCode> {
         outln!("{dead:>5} {rule:>10} {:>6} {:>6} {:>8.4} {:>8.4}{mark}", g.noise, g.range_factor, g.mean, g.worst);
     }
     let g = grid[best];
+    outln!("constrained objective (limits at each device's p10/p25/p50 latency): TF of the pick / TF ceiling");
+    let cgrid = select_constrained(&devices, &tf, &g).ok_or_else(|| anyhow!("too few usable training tables"))?;
+    let cbest = if cgrid[1].mean > cgrid[0].mean { 1 } else { 0 };
+    for (i, c) in cgrid.iter().enumerate() {
+        let mark = if i == cbest { "  <- chosen" } else { "" };
+        let dead = if c.dead_edge_probe { "yes" } else { "no" };
+        outln!("{dead:>5} {:>8.4} feasible {:>6.1}%{mark}", c.mean, 100.0 * c.feasible);
+    }
     let tables: Vec<_> = train.iter().map(|(_, t)| t).collect();
-    let prior = fit_prior(&tables, g.noise, g.range_factor, g.range_rule, g.dead_edge_probe)
+    let mut prior = fit_prior(&tables, g.noise, g.range_factor, g.range_rule, g.dead_edge_probe)
         .ok_or_else(|| anyhow!("too few usable training tables"))?;
+    prior.constrained_dead_edge_probe = cgrid[cbest].dead_edge_probe;
     let command = format!("simnas prior --out {}", args.out.display());
-    let file = PriorFile::new(&prior, command, train.iter().map(|(d, _)| d.name.to_string()).collect(), grid);
+    let file = PriorFile::new(&prior, command, train.iter().map(|(d, _)| d.name.to_string()).collect(), grid, cgrid);
     let json = serde_json::to_string_pretty(&file)? + "\n";
     if let Some(parent) = args.out.parent().filter(|p| !p.as_os_str().is_empty()) {
         std::fs::create_dir_all(parent).with_context(|| format!("creating {}", parent.display()))?;

@@ -377,6 +377,7 @@ fn calib_prior() -> edge_runtime::calib::Prior {
         range_factor: 1.15,
         range_rule: edge_runtime::calib::RangeRule::Reference,
         dead_edge_probe: false,
+        constrained_dead_edge_probe: false,
     }
 }
 

@@ -49,7 +49,11 @@ pub fn run(cfg: &SearchConfig, ctx: &Context, s: &mut Session) -> Result<(), Sea
         what: "the calibrated controller's prior (--controller-prior FILE)".into(),
     })?;
     s.measure_references()?;
-    if prior.dead_edge_probe && s.remaining() > 0 {
+    let dead = match cfg.objective {
+        Objective::Weighted { .. } => prior.dead_edge_probe,
+        Objective::Constraint { .. } => prior.constrained_dead_edge_probe,
+    };
+    if dead && s.remaining() > 0 {
         s.measure(DEAD_EDGE_CELL)?;
     }
     match cfg.objective {
@@ -182,7 +186,15 @@ pub fn fit_prior(
     for (i, row) in cov.iter_mut().enumerate() {
         row[i] += 1e-6;
     }
-    Some(Prior { mean, cov, noise, range_factor, range_rule, dead_edge_probe })
+    Some(Prior {
+        mean,
+        cov,
+        noise,
+        range_factor,
+        range_rule,
+        dead_edge_probe,
+        constrained_dead_edge_probe: dead_edge_probe,
+    })
 }
 
 /// A training device for [`select`].
@@ -213,10 +225,23 @@ pub struct GridPoint {
     pub worst: f64,
 }
 
-/// Choose `noise` and `range_factor` on the training devices: each device is searched with
-/// a prior fitted on the training devices of *other* families (leave one family out), at
-/// [`SELECT_BUDGET`] probes, w = 0.5; the grid point with the best mean wins (ties: the
-/// earlier point). Returns the grid and the winner's index.
+/// The constrained objective on one setting of the dead-edge probe: mean over training
+/// devices and limits (their 10th, 25th and 50th latency percentiles) of
+/// `TF(pick) / TF(best feasible cell)` (0 without a feasible pick).
+#[derive(Clone, Copy, Debug, serde::Serialize, serde::Deserialize, PartialEq)]
+pub struct ConstrainedPoint {
+    /// Dead-edge probe tried.
+    pub dead_edge_probe: bool,
+    /// The mean TF ratio.
+    pub mean: f64,
+    /// Fraction of feasible picks.
+    pub feasible: f64,
+}
+
+/// Choose the probe plan and noise, range rule and factor on the training devices: each
+/// device is searched with a prior fitted on the training devices of *other* families
+/// (leave one family out), at [`SELECT_BUDGET`] probes, w = 0.5; the grid point with the
+/// best mean wins (ties: the earlier point). Returns the grid and the winner's index.
 pub fn select(devices: &[TrainDevice], tf: &[f64]) -> Option<(Vec<GridPoint>, usize)> {
     let mut grid = Vec::new();
     for &dead_edge_probe in &DEAD_GRID {
@@ -244,6 +269,41 @@ pub fn select(devices: &[TrainDevice], tf: &[f64]) -> Option<(Vec<GridPoint>, us
         }
     }
     Some((grid, best))
+}
+
+/// With the weighted choice fixed, choose the dead-edge probe for the constrained objective
+/// the same way (leave one family out, [`SELECT_BUDGET`] probes), by [`ConstrainedPoint`]'s
+/// mean TF ratio (ties: without the probe).
+pub fn select_constrained(devices: &[TrainDevice], tf: &[f64], chosen: &GridPoint) -> Option<Vec<ConstrainedPoint>> {
+    let mut out = Vec::new();
+    for dead in [false, true] {
+        let (mut sum, mut feasible, mut n) = (0.0, 0usize, 0usize);
+        for d in devices {
+            let others: Vec<&LatencyTable> = devices.iter().filter(|o| o.family != d.family).map(|o| o.table).collect();
+            let mut prior =
+                fit_prior(&others, chosen.noise, chosen.range_factor, chosen.range_rule, chosen.dead_edge_probe)?;
+            prior.constrained_dead_edge_probe = dead;
+            for p in super::super::eval::PERCENTILES {
+                let limit = super::super::eval::percentile(d.table, p);
+                let objective = Objective::Constraint { max_latency_ms: limit };
+                let ceiling = super::oracle_pick(&objective, tf, d.table.values())?;
+                let ctx = Context { tf, prior: None, table: None, policy: None, calib: Some(&prior) };
+                let cfg = SearchConfig { strategy: Strategy::Controller, budget: SELECT_BUDGET, objective, seed: 0 };
+                let outcome = search(&cfg, &ctx, &mut TableDevice::new(d.table.clone()), &mut |_| {});
+                n += 1;
+                if let Some(pick) = outcome.pick.filter(|p| p.latency_ms <= limit) {
+                    feasible += 1;
+                    sum += pick.tf / tf[ceiling.code().get() as usize];
+                }
+            }
+        }
+        out.push(ConstrainedPoint {
+            dead_edge_probe: dead,
+            mean: sum / n as f64,
+            feasible: feasible as f64 / n as f64,
+        });
+    }
+    Some(out)
 }
 
 /// `F(pick) / F(oracle)` of the calibrated controller on a table (the evaluation's fitness).
@@ -281,10 +341,14 @@ pub struct PriorFile {
     pub range_rule: RangeRule,
     /// Measure the dead-edge cell after the references.
     pub dead_edge_probe: bool,
+    /// The same, for the constrained objective.
+    pub constrained_dead_edge_probe: bool,
     /// Training devices fitted on.
     pub devices: Vec<String>,
     /// The selection grid (leave-one-family-out on the training devices).
     pub grid: Vec<GridPoint>,
+    /// The constrained objective's selection.
+    pub constrained_grid: Vec<ConstrainedPoint>,
 }
 
 /// Names of [`PriorFile::features`].
@@ -301,7 +365,13 @@ pub const FEATURE_NAMES: [&str; COEFS] = [
 
 impl PriorFile {
     /// The file of `prior`.
-    pub fn new(prior: &Prior, command: String, devices: Vec<String>, grid: Vec<GridPoint>) -> PriorFile {
+    pub fn new(
+        prior: &Prior,
+        command: String,
+        devices: Vec<String>,
+        grid: Vec<GridPoint>,
+        constrained_grid: Vec<ConstrainedPoint>,
+    ) -> PriorFile {
         PriorFile {
             format_version: FORMAT_VERSION,
             command,
@@ -312,8 +382,10 @@ impl PriorFile {
             range_factor: prior.range_factor,
             range_rule: prior.range_rule,
             dead_edge_probe: prior.dead_edge_probe,
+            constrained_dead_edge_probe: prior.constrained_dead_edge_probe,
             devices,
             grid,
+            constrained_grid,
         }
     }
 
@@ -338,6 +410,7 @@ impl PriorFile {
             range_factor: 0.0,
             range_rule: self.range_rule,
             dead_edge_probe: self.dead_edge_probe,
+            constrained_dead_edge_probe: self.constrained_dead_edge_probe,
         };
         p.mean.copy_from_slice(&self.mean);
         for (i, r) in self.cov.iter().enumerate() {
