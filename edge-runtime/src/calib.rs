@@ -89,6 +89,9 @@ pub struct Prior {
     pub dead_edge_probe: bool,
     /// The same, for the constrained objective.
     pub constrained_dead_edge_probe: bool,
+    /// Optimism of the weighted search: a cell is ranked as if its latency were
+    /// `explore` posterior standard deviations below the predicted one (0: the mean).
+    pub explore: f64,
 }
 
 /// Three `nor_conv_3x3` edges into nodes that never reach the output, and one skip from the
@@ -160,6 +163,12 @@ impl Prior {
     /// Posterior mean of `[base, coefficients]` in normalised units, given probes
     /// `(cell, latency / scale)`. The prior mean (with `base = 0`) when `probes` is empty.
     pub fn posterior<I: IntoIterator<Item = (Arch, f64)>>(&self, probes: I) -> Result<[f64; FEATURES], CalibError> {
+        self.posterior_full(probes).map(|p| p.theta)
+    }
+
+    /// The posterior: its mean and the Cholesky factor of its precision, for predictive
+    /// variances ([`Posterior::variance`]).
+    pub fn posterior_full<I: IntoIterator<Item = (Arch, f64)>>(&self, probes: I) -> Result<Posterior, CalibError> {
         // Prior precision P on the coefficients, and P mu.
         let mut p = self.cov;
         let l = cholesky(&mut p).ok_or(CalibError::NotPositiveDefinite)?;
@@ -194,10 +203,38 @@ impl Prior {
         let l = cholesky(&mut a).ok_or(CalibError::NotPositiveDefinite)?;
         let theta = cholesky_solve(&l, &b);
         if theta.iter().all(|v| v.is_finite()) {
-            Ok(theta)
+            Ok(Posterior { theta, l })
         } else {
             Err(CalibError::NotFinite)
         }
+    }
+}
+
+/// A posterior over `[base, coefficients]` (normalised units).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Posterior {
+    /// The posterior mean.
+    pub theta: [f64; FEATURES],
+    /// Cholesky factor of the posterior precision.
+    pub l: [[f64; FEATURES]; FEATURES],
+}
+
+impl Posterior {
+    /// Posterior variance of the model's latency of `a` (normalised units squared, noise
+    /// excluded): `x^T A^-1 x = |L^-1 x|^2`.
+    pub fn variance(&self, a: &Arch) -> f64 {
+        let x = features(a);
+        let mut z = [0.0; FEATURES];
+        let mut sum = 0.0;
+        for i in 0..FEATURES {
+            let mut s = x[i];
+            for k in 0..i {
+                s -= self.l[i][k] * z[k];
+            }
+            z[i] = s / self.l[i][i];
+            sum += z[i] * z[i];
+        }
+        sum
     }
 }
 
@@ -289,6 +326,7 @@ mod tests {
             range_rule: RangeRule::Reference,
             dead_edge_probe: false,
             constrained_dead_edge_probe: false,
+            explore: 0.0,
         }
     }
 
@@ -328,6 +366,16 @@ mod tests {
             let r = sqrt(x);
             assert!((r - x.sqrt()).abs() <= 4.0 * f64::EPSILON * x.sqrt(), "{x}: {r}");
         }
+    }
+
+    #[test]
+    fn variance_shrinks_where_probed() {
+        let p = prior();
+        let a = Arch::uniform(Op::NorConv3x3);
+        let none = p.posterior_full(core::iter::empty()).unwrap();
+        let some = p.posterior_full([(a, 1.0), (Arch::uniform(Op::SkipConnect), 0.0)]).unwrap();
+        assert!(some.variance(&a) < 0.1 * none.variance(&a), "{} vs {}", some.variance(&a), none.variance(&a));
+        assert!(some.variance(&a) > 0.0);
     }
 
     #[test]

@@ -7,7 +7,7 @@ use host_trainer::data::{data_dir, NatsMap};
 use host_trainer::latency::registry::Split;
 use host_trainer::search::json::write_atomic;
 use host_trainer::search::strategies::calibrated::{
-    fit_prior, select, select_constrained, PriorFile, TrainDevice, SELECT_BUDGET,
+    fit_prior, select, select_constrained, select_explore, PriorFile, TrainDevice, SELECT_BUDGET,
 };
 use host_trainer::synth::load_devices;
 use std::path::PathBuf;
@@ -51,12 +51,26 @@ pub fn run(data: &Option<PathBuf>, args: PriorArgs) -> Result<ExitCode> {
         let dead = if c.dead_edge_probe { "yes" } else { "no" };
         outln!("{dead:>5} {:>8.4} feasible {:>6.1}%{mark}", c.mean, 100.0 * c.feasible);
     }
+    outln!("optimism of the weighted search (latency ranked this many posterior sd below the mean)");
+    let egrid = select_explore(&devices, &tf, &g).ok_or_else(|| anyhow!("too few usable training tables"))?;
+    let mut ebest = 0;
+    for (i, e) in egrid.iter().enumerate() {
+        if e.mean > egrid[ebest].mean {
+            ebest = i;
+        }
+    }
+    for (i, e) in egrid.iter().enumerate() {
+        let mark = if i == ebest { "  <- chosen" } else { "" };
+        outln!("{:>5} {:>8.4} {:>8.4}{mark}", e.explore, e.mean, e.worst);
+    }
     let tables: Vec<_> = train.iter().map(|(_, t)| t).collect();
     let mut prior = fit_prior(&tables, g.noise, g.range_factor, g.range_rule, g.dead_edge_probe)
         .ok_or_else(|| anyhow!("too few usable training tables"))?;
     prior.constrained_dead_edge_probe = cgrid[cbest].dead_edge_probe;
+    prior.explore = egrid[ebest].explore;
     let command = format!("simnas prior --out {}", args.out.display());
-    let file = PriorFile::new(&prior, command, train.iter().map(|(d, _)| d.name.to_string()).collect(), grid, cgrid);
+    let file =
+        PriorFile::new(&prior, command, train.iter().map(|(d, _)| d.name.to_string()).collect(), grid, cgrid, egrid);
     let json = serde_json::to_string_pretty(&file)? + "\n";
     if let Some(parent) = args.out.parent().filter(|p| !p.as_os_str().is_empty()) {
         std::fs::create_dir_all(parent).with_context(|| format!("creating {}", parent.display()))?;

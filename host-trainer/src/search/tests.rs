@@ -378,6 +378,7 @@ fn calib_prior() -> edge_runtime::calib::Prior {
         range_rule: edge_runtime::calib::RangeRule::Reference,
         dead_edge_probe: false,
         constrained_dead_edge_probe: false,
+        explore: 0.0,
     }
 }
 

@@ -26,7 +26,7 @@ use super::super::{
 };
 use crate::device::table::TableDevice;
 use crate::latency::LatencyTable;
-use edge_runtime::calib::{features, predict, Prior, RangeRule, COEFS, DEAD_EDGE_CELL, FEATURES};
+use edge_runtime::calib::{features, predict, Posterior, Prior, RangeRule, COEFS, DEAD_EDGE_CELL, FEATURES};
 use simnas_shared::{Arch, ArchCode, NUM_ARCHS};
 
 /// Noise levels [`select`] tries (units of the reference range).
@@ -58,16 +58,20 @@ pub fn run(cfg: &SearchConfig, ctx: &Context, s: &mut Session) -> Result<(), Sea
     }
     match cfg.objective {
         Objective::Weighted { weight } => loop {
-            let theta = calibrate(prior, s)?;
-            let preds: Vec<f64> = all_archs().map(|a| predict(&theta, &a)).collect();
+            let post = calibrate(prior, s)?;
+            let preds: Vec<f64> = all_archs().map(|a| predict(&post.theta, &a)).collect();
             // The range estimate in reference units; the pick uses the last one.
             let range = range_estimate(prior, &preds);
             s.set_range_factor(range);
             if s.remaining() == 0 {
                 return Ok(());
             }
-            let scores: Vec<f64> =
-                preds.iter().enumerate().map(|(c, &p)| weighted(weight, ctx.tf[c], p / range)).collect();
+            let optimism = |a: &Arch| if prior.explore > 0.0 { prior.explore * post.variance(a).sqrt() } else { 0.0 };
+            let scores: Vec<f64> = all_archs()
+                .zip(&preds)
+                .enumerate()
+                .map(|(c, (a, &p))| weighted(weight, ctx.tf[c], (p - optimism(&a)) / range))
+                .collect();
             let Some(a) = super::lut::best_untried(s, &scores) else { return Ok(()) };
             if s.measure(a)? == Ask::Exhausted {
                 return Ok(());
@@ -110,13 +114,13 @@ fn units_of(probes: &[super::super::Measured]) -> Normaliser {
 /// Posterior mean of the model (normalised units) from the session's probes. Without a
 /// range (fewer than two distinct latencies) the probes carry no units and the prior mean
 /// alone ranks the space.
-fn calibrate(prior: &Prior, s: &Session) -> Result<[f64; FEATURES], SearchError> {
+fn calibrate(prior: &Prior, s: &Session) -> Result<Posterior, SearchError> {
     let norm = Normaliser::of(s.probes());
-    let theta = match norm {
-        Some(n) => prior.posterior(s.probes().iter().map(|p| (p.arch, n.linear(p.latency_ms)))),
-        None => prior.posterior(core::iter::empty()),
+    let post = match norm {
+        Some(n) => prior.posterior_full(s.probes().iter().map(|p| (p.arch, n.linear(p.latency_ms)))),
+        None => prior.posterior_full(core::iter::empty()),
     };
-    theta.map_err(|e| SearchError::Policy(format!("calibrated prior: {e}")))
+    post.map_err(|e| SearchError::Policy(format!("calibrated prior: {e}")))
 }
 
 fn all_archs() -> impl Iterator<Item = Arch> {
@@ -194,6 +198,7 @@ pub fn fit_prior(
         range_rule,
         dead_edge_probe,
         constrained_dead_edge_probe: dead_edge_probe,
+        explore: 0.0,
     })
 }
 
@@ -269,6 +274,40 @@ pub fn select(devices: &[TrainDevice], tf: &[f64]) -> Option<(Vec<GridPoint>, us
         }
     }
     Some((grid, best))
+}
+
+/// Optimism levels [`select_explore`] tries.
+pub const EXPLORE_GRID: [f64; 4] = [0.0, 0.5, 1.0, 2.0];
+
+/// One point of [`select_explore`].
+#[derive(Clone, Copy, Debug, serde::Serialize, serde::Deserialize, PartialEq)]
+pub struct ExplorePoint {
+    /// Optimism tried.
+    pub explore: f64,
+    /// Mean over the training devices of `F(pick) / F(oracle)`.
+    pub mean: f64,
+    /// The worst training device.
+    pub worst: f64,
+}
+
+/// With the weighted choice fixed, choose the search's optimism the same way (leave one
+/// family out, [`SELECT_BUDGET`] probes; ties: the earlier, less optimistic, level).
+pub fn select_explore(devices: &[TrainDevice], tf: &[f64], chosen: &GridPoint) -> Option<Vec<ExplorePoint>> {
+    let mut out = Vec::new();
+    for &explore in &EXPLORE_GRID {
+        let mut ratios = Vec::new();
+        for d in devices {
+            let others: Vec<&LatencyTable> = devices.iter().filter(|o| o.family != d.family).map(|o| o.table).collect();
+            let mut prior =
+                fit_prior(&others, chosen.noise, chosen.range_factor, chosen.range_rule, chosen.dead_edge_probe)?;
+            prior.explore = explore;
+            ratios.push(run_on_table(&prior, d.table, tf, SELECT_BUDGET, 0.5)?);
+        }
+        let mean = ratios.iter().sum::<f64>() / ratios.len() as f64;
+        let worst = ratios.iter().copied().fold(f64::INFINITY, f64::min);
+        out.push(ExplorePoint { explore, mean, worst });
+    }
+    Some(out)
 }
 
 /// With the weighted choice fixed, choose the dead-edge probe for the constrained objective
@@ -349,6 +388,10 @@ pub struct PriorFile {
     pub grid: Vec<GridPoint>,
     /// The constrained objective's selection.
     pub constrained_grid: Vec<ConstrainedPoint>,
+    /// Optimism of the weighted search.
+    pub explore: f64,
+    /// Its selection.
+    pub explore_grid: Vec<ExplorePoint>,
 }
 
 /// Names of [`PriorFile::features`].
@@ -371,6 +414,7 @@ impl PriorFile {
         devices: Vec<String>,
         grid: Vec<GridPoint>,
         constrained_grid: Vec<ConstrainedPoint>,
+        explore_grid: Vec<ExplorePoint>,
     ) -> PriorFile {
         PriorFile {
             format_version: FORMAT_VERSION,
@@ -386,6 +430,8 @@ impl PriorFile {
             devices,
             grid,
             constrained_grid,
+            explore: prior.explore,
+            explore_grid,
         }
     }
 
@@ -411,6 +457,7 @@ impl PriorFile {
             range_rule: self.range_rule,
             dead_edge_probe: self.dead_edge_probe,
             constrained_dead_edge_probe: self.constrained_dead_edge_probe,
+            explore: self.explore,
         };
         p.mean.copy_from_slice(&self.mean);
         for (i, r) in self.cov.iter().enumerate() {
