@@ -2,18 +2,21 @@
 //! prior ([`edge_runtime::calib`]) is calibrated to the device by every probe, and each
 //! probe goes to the cell the calibrated model ranks best.
 //!
-//! **At test time** (budget `B`, weighted objective):
+//! **At test time** (budget `B`, weighted objective), the edge runtime's `no_std` loop
+//! ([`edge_runtime::calib::search`], the code a board runs) through the session:
 //! 1. measure the reference cells `lo` (all-`skip_connect`) and `hi` (all-`nor_conv_3x3`):
-//!    they fix the units (`scale = lat(hi) - lat(lo)`);
+//!    they fix the units (`scale = lat(hi) - lat(lo)`); then the dead-edge cell if the
+//!    prior says so;
 //! 2. each step, compute the posterior mean of the device's op costs from all probes so far,
 //!    predict every cell's latency, score it `w TF - (1 - w) pred / W` with the range
-//!    estimate `W = range_factor * scale`, and measure the best untried cell;
+//!    estimate `W` (the prior's range rule and factor), and measure the best untried cell;
 //! 3. the pick is the best *measured* cell under the same `W` ([`super::super::pick`] with
 //!    the session's range factor): predictions choose what to measure, never what is
 //!    reported.
 //!
-//! Constrained objective: after the two references, the constrained loop the LUT baselines
-//! share ([`super::lut`]), with the calibrated model's predictions in ms.
+//! Constrained objective (host only): after the two references (and the dead-edge cell if
+//! the prior says so for this objective), the constrained loop the LUT baselines share
+//! ([`super::lut`]), with the calibrated model's predictions in ms.
 //!
 //! **Meta-learning** ([`fit_prior`], `simnas prior`): on each training device, the model's
 //! least-squares coefficients over the whole table, divided by the device's reference
@@ -22,11 +25,12 @@
 //! hardware family out of the prior it is searched with ([`select`]).
 
 use super::super::{
-    search, weighted, Ask, Context, Normaliser, Objective, SearchConfig, SearchError, Session, Strategy, HI, LO,
+    search as run_search, Ask, Context, Normaliser, Objective, SearchConfig, SearchError, Session, Strategy, HI, LO,
 };
 use crate::device::table::TableDevice;
 use crate::latency::LatencyTable;
-use edge_runtime::calib::{features, predict, Posterior, Prior, RangeRule, COEFS, DEAD_EDGE_CELL, FEATURES};
+use edge_runtime::calib::search::{self, Probed, Prober, Walk, WalkError};
+use edge_runtime::calib::{features, predict, Prior, RangeRule, COEFS, DEAD_EDGE_CELL, FEATURES};
 use simnas_shared::{Arch, ArchCode, NUM_ARCHS};
 
 /// Noise levels [`select`] tries (units of the reference range).
@@ -48,79 +52,57 @@ pub fn run(cfg: &SearchConfig, ctx: &Context, s: &mut Session) -> Result<(), Sea
         strategy: "controller",
         what: "the calibrated controller's prior (--controller-prior FILE)".into(),
     })?;
-    s.measure_references()?;
-    let dead = match cfg.objective {
-        Objective::Weighted { .. } => prior.dead_edge_probe,
-        Objective::Constraint { .. } => prior.constrained_dead_edge_probe,
-    };
-    if dead && s.remaining() > 0 {
-        s.measure(DEAD_EDGE_CELL)?;
-    }
     match cfg.objective {
-        Objective::Weighted { weight } => loop {
-            let post = calibrate(prior, s)?;
-            let preds: Vec<f64> = all_archs().map(|a| predict(&post.theta, &a)).collect();
-            // The range estimate in reference units; the pick uses the last one.
-            let range = range_estimate(prior, &preds);
-            s.set_range_factor(range);
-            if s.remaining() == 0 {
-                return Ok(());
+        Objective::Weighted { weight } => {
+            // The edge runtime's loop, the code a board runs, through the budgeted session.
+            let mut walk = Walk::new();
+            let budget = s.remaining();
+            let result = search::search(prior, weight, budget, |c| ctx.tf[c], &mut SessionProber(s), &mut walk);
+            s.set_range_factor(walk.range());
+            match result {
+                Ok(()) => Ok(()),
+                Err(WalkError::Probe(e)) => Err(e),
+                Err(WalkError::Calib(e)) => Err(SearchError::Policy(format!("calibrated prior: {e}"))),
             }
-            let optimism = |a: &Arch| if prior.explore > 0.0 { prior.explore * post.variance(a).sqrt() } else { 0.0 };
-            let scores: Vec<f64> = all_archs()
-                .zip(&preds)
-                .enumerate()
-                .map(|(c, (a, &p))| weighted(weight, ctx.tf[c], (p - optimism(&a)) / range))
-                .collect();
-            let Some(a) = super::lut::best_untried(s, &scores) else { return Ok(()) };
-            if s.measure(a)? == Ask::Exhausted {
-                return Ok(());
+        }
+        Objective::Constraint { max_latency_ms } => {
+            s.measure_references()?;
+            if prior.constrained_dead_edge_probe && s.remaining() > 0 {
+                s.measure(DEAD_EDGE_CELL)?;
             }
-        },
-        Objective::Constraint { max_latency_ms } => super::lut::constrained(s, ctx.tf, max_latency_ms, |probes| {
-            let norm = units_of(probes);
-            match prior.posterior(probes.iter().map(|p| (p.arch, (p.latency_ms - norm.lo) / (norm.hi - norm.lo)))) {
-                Ok(theta) => all_archs().map(|a| norm.lo + predict(&theta, &a) * (norm.hi - norm.lo)).collect(),
-                Err(_) => vec![f64::INFINITY; NUM_ARCHS],
-            }
-        }),
+            constrained(prior, s, ctx.tf, max_latency_ms)
+        }
     }
 }
 
-/// The device's latency range in reference units: the range factor times the reference
-/// range (1) or times the model's predicted range ([`RangeRule`]); never below a tiny
-/// positive value.
-fn range_estimate(prior: &Prior, preds: &[f64]) -> f64 {
-    let base = match prior.range_rule {
-        RangeRule::Reference => 1.0,
-        RangeRule::Model => {
-            let lo = preds.iter().copied().fold(f64::INFINITY, f64::min);
-            let hi = preds.iter().copied().fold(f64::NEG_INFINITY, f64::max);
-            if hi > lo && (hi - lo).is_finite() {
-                hi - lo
-            } else {
-                1.0
-            }
+/// The session as the edge runtime's prober.
+struct SessionProber<'s, 'a>(&'s mut Session<'a>);
+
+impl Prober for SessionProber<'_, '_> {
+    type Error = SearchError;
+    fn probe(&mut self, arch: Arch) -> Result<Probed, SearchError> {
+        Ok(match self.0.measure(arch)? {
+            Ask::Latency(ms) => Probed::Latency(ms),
+            Ask::Missing => Probed::Missing,
+            Ask::Exhausted => Probed::Exhausted,
+        })
+    }
+}
+
+/// The constrained search: the LUT baselines' loop with the calibrated model's predictions.
+fn constrained(prior: &Prior, s: &mut Session, tf: &[f64], max_latency_ms: f64) -> Result<(), SearchError> {
+    super::lut::constrained(s, tf, max_latency_ms, |probes| {
+        let norm = units_of(probes);
+        match prior.posterior(probes.iter().map(|p| (p.arch, (p.latency_ms - norm.lo) / (norm.hi - norm.lo)))) {
+            Ok(theta) => all_archs().map(|a| norm.lo + predict(&theta, &a) * (norm.hi - norm.lo)).collect(),
+            Err(_) => vec![f64::INFINITY; NUM_ARCHS],
         }
-    };
-    (prior.range_factor * base).max(1e-9)
+    })
 }
 
 /// The units of the probes: the reference rule, else `lo = 0, hi = 1` (no data yet).
 fn units_of(probes: &[super::super::Measured]) -> Normaliser {
     Normaliser::of(probes).unwrap_or(Normaliser { lo: 0.0, hi: 1.0 })
-}
-
-/// Posterior mean of the model (normalised units) from the session's probes. Without a
-/// range (fewer than two distinct latencies) the probes carry no units and the prior mean
-/// alone ranks the space.
-fn calibrate(prior: &Prior, s: &Session) -> Result<Posterior, SearchError> {
-    let norm = Normaliser::of(s.probes());
-    let post = match norm {
-        Some(n) => prior.posterior_full(s.probes().iter().map(|p| (p.arch, n.linear(p.latency_ms)))),
-        None => prior.posterior_full(core::iter::empty()),
-    };
-    post.map_err(|e| SearchError::Policy(format!("calibrated prior: {e}")))
 }
 
 fn all_archs() -> impl Iterator<Item = Arch> {
@@ -328,7 +310,7 @@ pub fn select_constrained(devices: &[TrainDevice], tf: &[f64], chosen: &GridPoin
                 let ceiling = super::oracle_pick(&objective, tf, d.table.values())?;
                 let ctx = Context { tf, prior: None, table: None, policy: None, calib: Some(&prior) };
                 let cfg = SearchConfig { strategy: Strategy::Controller, budget: SELECT_BUDGET, objective, seed: 0 };
-                let outcome = search(&cfg, &ctx, &mut TableDevice::new(d.table.clone()), &mut |_| {});
+                let outcome = run_search(&cfg, &ctx, &mut TableDevice::new(d.table.clone()), &mut |_| {});
                 n += 1;
                 if let Some(pick) = outcome.pick.filter(|p| p.latency_ms <= limit) {
                     feasible += 1;
@@ -353,7 +335,7 @@ pub fn run_on_table(prior: &Prior, table: &LatencyTable, tf: &[f64], budget: usi
     let cfg =
         SearchConfig { strategy: Strategy::Controller, budget, objective: Objective::Weighted { weight }, seed: 0 };
     let mut dev = TableDevice::new(table.clone());
-    let out = search(&cfg, &ctx, &mut dev, &mut |_| {});
+    let out = run_search(&cfg, &ctx, &mut dev, &mut |_| {});
     let f = out.pick.map_or(0.0, |p| fit[p.arch.code().get() as usize].unwrap_or(0.0));
     (best > 0.0).then(|| f / best)
 }

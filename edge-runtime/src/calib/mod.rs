@@ -20,6 +20,8 @@
 //! `P` the prior precision (`Cov^-1` on the op coefficients, ~0 on `base`). Without probes it
 //! is the prior mean: the zero-shot ranking.
 
+pub mod search;
+
 use simnas_shared::{Arch, Edge, Op};
 
 /// Op coefficients: 4 ops counted on all edges, 4 on live edges.
@@ -265,7 +267,7 @@ pub fn cholesky<const N: usize>(m: &mut [[f64; N]; N]) -> Option<[[f64; N]; N]> 
 /// Square root of a positive finite `x` without std: Newton's iteration from the
 /// bit-level halving of the exponent (six steps reach f64 rounding from its few-percent
 /// start).
-fn sqrt(x: f64) -> f64 {
+pub(crate) fn sqrt(x: f64) -> f64 {
     let mut y = f64::from_bits((x.to_bits() >> 1) + 0x1ff8_0000_0000_0000);
     for _ in 0..6 {
         y = 0.5 * (y + x / y);
