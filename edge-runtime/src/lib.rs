@@ -6,6 +6,8 @@
 //! * [`params`]: where weights come from: a dense vector, or a small shared bank for boards
 //!   too small to hold every weight.
 //! * [`policy`]: the controller's actor read from safetensors bytes, and its observation.
+//! * [`search`]: the controller's search walk over a [`search::Device`], and the pick.
+//! * [`tf16`]: the quantised proxy-score table read in place.
 //! * [`timing`]: the [`Timer`] trait and robust in-place measurement (warm-up, repeats,
 //!   median, spread).
 //!
@@ -24,6 +26,8 @@ pub mod params;
 mod plan;
 pub mod policy;
 pub mod rng;
+pub mod search;
+pub mod tf16;
 pub mod timing;
 
 #[cfg(feature = "std")]
