@@ -305,16 +305,27 @@ impl<'a> Policy<'a> {
         }
         let mut a = [0f32; MAX_HIDDEN];
         let mut b = [0f32; MAX_HIDDEN];
+        // The inputs that are not zero, in order: an observation is mostly zeros (one-hots
+        // and padding) and so are ReLU outputs. Skipping zeros and keeping the order keeps
+        // every sum exactly what the dense loop computes.
+        let mut nz = [0u16; OBS_DIM];
         for (k, l) in self.layers[..self.n].iter().enumerate() {
             let last = k + 1 == self.n;
             let x: &[f32] = if k == 0 { obs } else { &a[..l.inp] };
+            let mut m = 0;
+            for (i, xi) in x.iter().enumerate() {
+                if *xi != 0.0 {
+                    nz[m] = i as u16;
+                    m += 1;
+                }
+            }
+            let nz = &nz[..m];
             for o in 0..l.out {
                 let row = l.w + 4 * o * l.inp;
                 let mut acc = read_f32(self.bytes, l.b + 4 * o);
-                for (i, xi) in x.iter().enumerate() {
-                    if *xi != 0.0 {
-                        acc += read_f32(self.bytes, row + 4 * i) * xi;
-                    }
+                for &i in nz {
+                    let i = usize::from(i);
+                    acc += read_f32(self.bytes, row + 4 * i) * x[i];
                 }
                 if last {
                     logits[o] = acc;

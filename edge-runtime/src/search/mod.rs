@@ -196,8 +196,9 @@ pub enum Answer {
 pub trait Device {
     /// What can go wrong (ends the walk).
     type Error;
-    /// Measure `arch` (called at most once per cell).
-    fn measure(&mut self, arch: Arch) -> Result<Answer, Self::Error>;
+    /// Measure `arch` (called at most once per cell); `step` is the number of policy
+    /// decisions taken so far (0 for the references and the start).
+    fn measure(&mut self, arch: Arch, step: usize) -> Result<Answer, Self::Error>;
 }
 
 const WORDS: usize = NUM_ARCHS.div_ceil(32);
@@ -298,8 +299,9 @@ impl<'b> Probes<'b> {
         self.measured.contains(arch) || self.missing.contains(arch)
     }
 
-    /// Measure `arch` on `dev`, one probe unless it was tried already.
-    pub fn measure<D: Device>(&mut self, dev: &mut D, arch: Arch) -> Result<Answer, D::Error> {
+    /// Measure `arch` on `dev` (at controller step `step`), one probe unless it was tried
+    /// already.
+    pub fn measure<D: Device>(&mut self, dev: &mut D, arch: Arch, step: usize) -> Result<Answer, D::Error> {
         if let Some(ms) = self.known(arch) {
             return Ok(Answer::Latency(ms));
         }
@@ -309,7 +311,7 @@ impl<'b> Probes<'b> {
         if self.remaining() == 0 {
             return Ok(Answer::Exhausted);
         }
-        let answer = dev.measure(arch)?;
+        let answer = dev.measure(arch, step)?;
         match answer {
             Answer::Latency(ms) => {
                 let Some(slot) = self.buf.get_mut(self.len) else { return Ok(Answer::Exhausted) };
@@ -371,12 +373,12 @@ impl Walker<'_, '_> {
         dev: &mut D,
     ) -> Result<WalkReport, WalkError<D::Error>> {
         if probes.remaining() >= 2 {
-            probes.measure(dev, LO).map_err(WalkError::Device)?;
-            probes.measure(dev, HI).map_err(WalkError::Device)?;
+            probes.measure(dev, LO, 0).map_err(WalkError::Device)?;
+            probes.measure(dev, HI, 0).map_err(WalkError::Device)?;
         }
         let first = start.iter().copied().find(|&a| !probes.tried(a)).unwrap_or(LO);
         let mut report = WalkReport { start: first, steps: 0, stop: Stop::NoStart };
-        probes.measure(dev, first).map_err(WalkError::Device)?; // free if it was `LO`
+        probes.measure(dev, first, 0).map_err(WalkError::Device)?; // free if it was `LO`
         let Some(mut lat) = probes.known(first) else { return Ok(report) };
         let mut cur = first;
         let tf_obs = |a: Arch| if self.obs_tf { tf(a) as f32 } else { 0.0 };
@@ -402,7 +404,7 @@ impl Walker<'_, '_> {
                 break;
             };
             let next = cur.apply(action);
-            match probes.measure(dev, next).map_err(WalkError::Device)? {
+            match probes.measure(dev, next, report.steps).map_err(WalkError::Device)? {
                 Answer::Latency(ms) => lat = ms,
                 Answer::Missing => continue,
                 Answer::Exhausted => {

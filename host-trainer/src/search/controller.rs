@@ -70,7 +70,7 @@ struct SessionDevice<'s, 'a>(&'s mut Session<'a>);
 
 impl edge_runtime::search::Device for SessionDevice<'_, '_> {
     type Error = SearchError;
-    fn measure(&mut self, arch: Arch) -> Result<Answer, SearchError> {
+    fn measure(&mut self, arch: Arch, _step: usize) -> Result<Answer, SearchError> {
         Ok(match self.0.measure(arch)? {
             Ask::Latency(ms) => Answer::Latency(ms),
             Ask::Missing => Answer::Missing,
