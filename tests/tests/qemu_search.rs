@@ -182,3 +182,40 @@ fn simnas_search_device_qemu_probes_come_from_the_board() {
     }
     eprintln!("simnas search --device qemu: 4 probes checked in {:.1} s", t0.elapsed().as_secs_f64());
 }
+
+#[test]
+fn simnas_monitor_prints_and_logs_the_search_records() {
+    let dir = std::env::temp_dir().join(format!("simnas-monitor-search-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let log = dir.join("search.jsonl");
+    let out = Command::new(simnas())
+        .args(["monitor", "--qemu", "--search", "--search-budget", "3", "--idle", "60", "--log"])
+        .arg(&log)
+        .arg("--firmware")
+        .arg(firmware())
+        .output()
+        .expect("running simnas monitor");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let records: Vec<Value> = std::fs::read_to_string(&log)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("one JSON object per line"))
+        .collect();
+    std::fs::remove_dir_all(&dir).ok();
+    let kinds: Vec<&str> = records.iter().map(|r| r["kind"].as_str().unwrap()).collect();
+    assert_eq!(kinds, ["hello", "search_probe", "search_probe", "search_probe", "final"], "{stdout}");
+    for (i, r) in records[1..4].iter().enumerate() {
+        assert_eq!((r["id"].as_u64(), r["index"].as_u64(), r["step"].as_u64()), (Some(2), Some(i as u64 + 1), Some(0)));
+        assert!(Arch::parse(r["arch"].as_str().unwrap()).is_ok());
+        assert!(r["latency_ms"].as_f64().unwrap() > 0.0 && r["probe_ticks"].as_u64().unwrap() > 0);
+        assert!(r["controller_share"].as_f64().unwrap() < 0.01);
+    }
+    let f = &records[4];
+    assert_eq!((f["probes"].as_u64(), f["budget"].as_u64(), f["stop"].as_str()), (Some(3), Some(3), Some("Budget")));
+    let pick = f["arch"].as_str().unwrap();
+    let measured = records[1..4].iter().find(|r| r["arch"].as_str() == Some(pick)).expect("a measured pick");
+    assert_eq!(f["latency_ms"], measured["latency_ms"]);
+    assert!(stdout.lines().filter(|l| l.starts_with("search probe")).count() == 3, "{stdout}");
+    assert!(stdout.lines().any(|l| l.starts_with("final") && l.contains(pick)), "{stdout}");
+}
