@@ -255,6 +255,19 @@ pub enum WalkError<E> {
     Device(E),
 }
 
+impl<E: core::fmt::Display> core::fmt::Display for WalkError<E> {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self {
+            WalkError::Buffer { budget, got } => {
+                write!(f, "a probe buffer of {got} slots cannot hold a budget of {budget} probes")
+            }
+            WalkError::ZeroBudget => write!(f, "the probe budget must be at least 1"),
+            WalkError::Policy(e) => write!(f, "policy: {e}"),
+            WalkError::Device(e) => write!(f, "device: {e}"),
+        }
+    }
+}
+
 /// The budgeted record of a search: every measurement in order, and the cells tried.
 pub struct Probes<'b> {
     buf: &'b mut [Measured],

@@ -214,3 +214,10 @@ fn cell_set_holds_every_code() {
         assert_eq!(s.contains(Arch::from_code(c)), c.get() % 7 == 0);
     }
 }
+
+#[test]
+fn walk_errors_say_what_went_wrong() {
+    let e: WalkError<&str> = WalkError::Buffer { budget: 4, got: 3 };
+    assert_eq!(e.to_string(), "a probe buffer of 3 slots cannot hold a budget of 4 probes");
+    assert_eq!(WalkError::Device("unplugged").to_string(), "device: unplugged");
+}

@@ -98,7 +98,8 @@ impl Policy for Controller {
             Ok(_) => Ok(()),
             Err(WalkError::Device(e)) => Err(e),
             Err(WalkError::Policy(e)) => Err(SearchError::Policy(format!("{}: {e}", self.source))),
-            Err(e) => Err(SearchError::Policy(format!("{}: {e:?}", self.source))),
+            Err(WalkError::ZeroBudget) => Err(SearchError::ZeroBudget),
+            Err(e) => Err(SearchError::Policy(format!("{}: the walk refused to start: {e}", self.source))),
         }
     }
 }
