@@ -2,6 +2,14 @@
 //! know about its network at compile time (from `src/config.rs`): the arena size and the
 //! shared weight bank, written as little-endian `f32` bytes that the firmware keeps in
 //! flash.
+//!
+//! It also prepares the on-board search (`src/search.rs`): the paths of the policy and the
+//! score table the firmware embeds, the policy's `obs_tf` flag, the search settings, and
+//! the start cells: the zero-shot prior's three best cells (edge-runtime's `prior_top`,
+//! the host controller's own function) computed here from the embedded score table and
+//! the mean per-op LUT of the fitted device distribution. Every input can be replaced by an
+//! environment variable (see [`inputs`]); a score table or distribution that cannot be read
+//! leaves the start to the all-skip cell, and the firmware reports the unusable file at boot.
 
 #[path = "src/config.rs"]
 #[allow(dead_code)]
@@ -9,9 +17,11 @@ mod config;
 
 use edge_runtime::layout::ParamLayout;
 use edge_runtime::rng::{fill_uniform, SplitMix64};
+use edge_runtime::search::{prior_top, Lut, PRIOR_TOP};
+use edge_runtime::tf16::Tf16;
 use edge_runtime::Plan;
 use simnas_shared::{Arch, Op};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::{env, fs};
 
 fn main() {
@@ -47,4 +57,96 @@ fn main() {
         net.input_len()
     );
     fs::write(out.join("sizes.rs"), sizes).expect("writing sizes.rs");
+    search_inputs(&out);
+}
+
+/// The embedded files: (environment variable, default relative to the workspace).
+const FILES: [(&str, &str); 3] = [
+    ("SIMNAS_FW_POLICY", "artifacts/policy/policy.safetensors"),
+    ("SIMNAS_FW_SCORES", "artifacts/scores/cifar10_scores.tf16"),
+    ("SIMNAS_FW_PRIOR", "artifacts/devices/distribution.json"),
+];
+
+/// The paths of the embedded files, each from its variable or its default.
+fn inputs() -> [PathBuf; 3] {
+    let root = PathBuf::from(env::var_os("CARGO_MANIFEST_DIR").expect("cargo sets CARGO_MANIFEST_DIR")).join("..");
+    FILES.map(|(var, default)| {
+        println!("cargo:rerun-if-env-changed={var}");
+        let p = env::var_os(var).map(PathBuf::from).unwrap_or_else(|| root.join(default));
+        let p = fs::canonicalize(&p).unwrap_or_else(|e| panic!("{var}: {}: {e}", p.display()));
+        println!("cargo:rerun-if-changed={}", p.display());
+        p
+    })
+}
+
+/// A number from the environment, or its default.
+fn setting<T: std::str::FromStr>(var: &str, default: T) -> T {
+    println!("cargo:rerun-if-env-changed={var}");
+    match env::var(var) {
+        Ok(v) => v.parse().unwrap_or_else(|_| panic!("{var}={v} is not a valid value")),
+        Err(_) => default,
+    }
+}
+
+/// The policy's training config says whether TF was part of the state (default: it was,
+/// as the host assumes).
+fn obs_tf(policy: &[u8]) -> bool {
+    let header = || -> Option<serde_json::Value> {
+        let len = u64::from_le_bytes(policy.get(..8)?.try_into().ok()?) as usize;
+        let h: serde_json::Value = serde_json::from_slice(policy.get(8..8usize.checked_add(len)?)?).ok()?;
+        serde_json::from_str(h.pointer("/__metadata__/train_config")?.as_str()?).ok()
+    };
+    header().and_then(|c| c.pointer("/env/obs_tf").and_then(serde_json::Value::as_bool)).unwrap_or(true)
+}
+
+/// The mean per-op LUT of the training devices (`per_op`'s Gaussian means).
+fn prior_lut(path: &Path) -> Option<Lut> {
+    let v: serde_json::Value = serde_json::from_slice(&fs::read(path).ok()?).ok()?;
+    let per_op = v.get("per_op")?;
+    let mut lut = Lut { base: per_op.pointer("/base/mean")?.as_f64()?, t: [[0.0; 5]; 6] };
+    for (e, row) in lut.t.iter_mut().enumerate() {
+        for (o, t) in row.iter_mut().enumerate() {
+            *t = per_op.pointer(&format!("/t/{e}/{o}/mean"))?.as_f64()?;
+        }
+    }
+    Some(lut)
+}
+
+fn search_inputs(out: &Path) {
+    let [policy, scores, prior] = inputs();
+    let policy_bytes = fs::read(&policy).unwrap_or_else(|e| panic!("{}: {e}", policy.display()));
+    let score_bytes = fs::read(&scores).unwrap_or_else(|e| panic!("{}: {e}", scores.display()));
+    let start: Vec<u16> = match (Tf16::parse(&score_bytes), prior_lut(&prior)) {
+        (Ok(table), Some(lut)) => prior_top::<PRIOR_TOP>(|a| lut.latency(a), |a| table.tf(&a))
+            .iter()
+            .flatten()
+            .map(|a| a.code().get())
+            .collect(),
+        (t, l) => {
+            println!(
+                "cargo:warning=no zero-shot prior for the on-board search (scores: {:?}, prior LUT read: {}); it starts from all-skip",
+                t.err(),
+                l.is_some()
+            );
+            Vec::new()
+        }
+    };
+    let budget: u16 = setting("SIMNAS_FW_BUDGET", 10);
+    let weight: f64 = setting("SIMNAS_FW_WEIGHT", 0.5);
+    let warmup: u16 = setting("SIMNAS_FW_SEARCH_WARMUP", 1);
+    let repeats: u16 = setting("SIMNAS_FW_SEARCH_REPEATS", 3);
+    assert!((0.0..=1.0).contains(&weight), "SIMNAS_FW_WEIGHT={weight} outside [0, 1]");
+    let code = format!(
+        "/// The embedded policy (safetensors).\npub static POLICY: &[u8] = include_bytes!({policy:?});\n\
+         /// The embedded score table (.tf16).\npub static SCORES: &[u8] = include_bytes!({scores:?});\n\
+         /// The policy observes TF (its training config's `env.obs_tf`).\npub const OBS_TF: bool = {obs};\n\
+         /// The zero-shot prior's best cells (ArchCodes), computed at build time from the\n\
+         /// embedded score table and {prior:?}.\npub const START: &[u16] = &{start:?};\n\
+         /// Probe budget of the search run at boot.\npub const BUDGET: u16 = {budget};\n\
+         /// Weight of TF in the objective.\npub const WEIGHT: f64 = {weight:?};\n\
+         /// Untimed runs per probe.\npub const WARMUP: u16 = {warmup};\n\
+         /// Timed runs per probe.\npub const REPEATS: u16 = {repeats};\n",
+        obs = obs_tf(&policy_bytes),
+    );
+    fs::write(out.join("search_inputs.rs"), code).expect("writing search_inputs.rs");
 }

@@ -40,13 +40,16 @@ step "no_std builds for the board (no default features)"
 cargo build -q -p simnas-shared --no-default-features --target thumbv7em-none-eabihf
 cargo build -q -p edge-runtime --no-default-features --target thumbv7em-none-eabihf
 
-step "firmware: reference board (QEMU mps2-an386) and a real board (NUCLEO-F411RE)"
+step "firmware: reference board (QEMU mps2-an386, serving and searching at boot) and a real board (NUCLEO-F411RE)"
 cargo fw-build -q
+cargo fw-build-autonomous -q
 cargo fw-build-nucleo -q
 
 step "lints (host, and the firmware as the board sees it)"
 cargo clippy -q --release --workspace --all-targets -- -D warnings
 cargo clippy -q --release -p firmware-bench --target thumbv7em-none-eabihf -- -D warnings
+cargo clippy -q --release -p firmware-bench --target thumbv7em-none-eabihf --features autonomous \
+    --target-dir target/fw-autonomous -- -D warnings
 cargo clippy -q --release -p firmware-bench --target thumbv7em-none-eabihf --no-default-features \
     --features board-nucleo-f411 --target-dir target/nucleo-f411 -- -D warnings
 

@@ -39,6 +39,32 @@ pub fn firmware() -> PathBuf {
     .clone()
 }
 
+/// The QEMU firmware built with `--features autonomous` (it runs the search at boot), in
+/// its own target directory (`cargo fw-build-autonomous`; a no-op when up to date).
+pub fn firmware_autonomous() -> PathBuf {
+    static ONCE: OnceLock<PathBuf> = OnceLock::new();
+    ONCE.get_or_init(|| {
+        let dir = target_dir().join("fw-autonomous");
+        let elf = dir.join("thumbv7em-none-eabihf/release/firmware-bench");
+        let dir = dir.to_string_lossy().into_owned();
+        let args = [
+            "build",
+            "-q",
+            "-p",
+            "firmware-bench",
+            "--release",
+            "--target",
+            "thumbv7em-none-eabihf",
+            "--features",
+            "autonomous",
+            "--target-dir",
+            &dir,
+        ];
+        build(&args, &elf)
+    })
+    .clone()
+}
+
 /// The release `simnas` binary, built if it is missing. `cargo test --release --workspace`
 /// builds it fresh (host-trainer's own integration tests need it); building it here again
 /// with another feature set would only cost time.

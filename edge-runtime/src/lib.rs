@@ -5,9 +5,11 @@
 //!   caller-given arena (no allocator), never allocating and never panicking.
 //! * [`params`]: where weights come from: a dense vector, or a small shared bank for boards
 //!   too small to hold every weight.
-//! * [`calib`]: the calibrated controller's latency model (a per-op LUT with a meta-learned
-//!   prior, updated by each probe).
+//! * [`calib`]: the calibrated controller (the default): its latency model, a per-op LUT
+//!   with a meta-learned prior updated by each probe, and its search loop.
 //! * [`policy`]: the paper controller's actor read from safetensors bytes, and its observation.
+//! * [`search`]: the paper controller's search walk over a [`search::Device`], and the pick.
+//! * [`tf16`]: the quantised proxy-score table read in place.
 //! * [`timing`]: the [`Timer`] trait and robust in-place measurement (warm-up, repeats,
 //!   median, spread).
 //!
@@ -27,6 +29,8 @@ pub mod params;
 mod plan;
 pub mod policy;
 pub mod rng;
+pub mod search;
+pub mod tf16;
 pub mod timing;
 
 #[cfg(feature = "std")]

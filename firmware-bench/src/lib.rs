@@ -6,7 +6,9 @@
 //! * [`board`]: the [`board::Board`] trait a board implements (serial line, timer, clock);
 //! * [`net`]: the measured network's memory: arena size, the weight bank kept in flash,
 //!   the input;
-//! * [`server`]: the host-driven mode: `Hello` on boot, then probes, pings and the bench;
+//! * [`server`]: `Hello` on boot, then probes, pings, the bench and the on-board search
+//!   (on the host's `Search`, or at boot with the `autonomous` feature);
+//! * [`embedded`]: the policy, score table and settings the search runs with;
 //! * [`bench`]: what the benchmark measures.
 //!
 //! The binary (`src/main.rs`) holds the board implementations and the entry point, for
@@ -20,5 +22,6 @@ compile_error!("choose one board: `--no-default-features --features board-nucleo
 pub mod bench;
 pub mod board;
 pub mod config;
+pub mod embedded;
 pub mod net;
 pub mod server;

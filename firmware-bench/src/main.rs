@@ -17,7 +17,7 @@ mod firmware {
     use crate::boards::{fail, Selected};
     use cortex_m_rt::{entry, exception, ExceptionFrame};
     use firmware_bench::server::{Server, Workload};
-    use firmware_bench::{config, net};
+    use firmware_bench::{config, embedded, net};
 
     #[entry]
     fn main() -> ! {
@@ -32,6 +32,8 @@ mod firmware {
             bank: net::bank(),
             input: &INPUT[..],
             seed: config::SEED,
+            search: embedded::inputs(),
+            search_at_boot: embedded::boot_budget(),
         };
         Server::new(board, work).run()
     }

@@ -1,4 +1,6 @@
-//! Host-driven mode: greet with `Hello`, then answer host commands forever.
+//! Host-driven mode: greet with `Hello`, then answer host commands forever; the on-board
+//! search ([`search`]) runs on the host's `Search` command, or at boot with the
+//! `autonomous` feature.
 //!
 //! Every frame the board receives is answered: a command with its result, anything it
 //! cannot read (garbage, overlong, bad CRC, unknown message, bad arguments) with an
@@ -14,6 +16,9 @@ use simnas_shared::protocol::{
 };
 use simnas_shared::{Arch, ArchCode};
 
+mod search;
+pub use search::{policy_detail, scores_detail, SearchInputs};
+
 /// What the server measures with: the network, its memory, and the seed they came from.
 pub struct Workload<'a> {
     /// The network.
@@ -26,6 +31,10 @@ pub struct Workload<'a> {
     pub input: &'a [f32],
     /// Seed of the bank and input (reported in `Hello`).
     pub seed: u64,
+    /// What the on-board search runs with.
+    pub search: SearchInputs<'a>,
+    /// Run the search at boot, with this budget (`None`: serve only).
+    pub search_at_boot: Option<u16>,
 }
 
 /// The host-driven server over one board.
@@ -47,9 +56,13 @@ impl<'a, B: Board> Server<'a, B> {
         &mut self.board
     }
 
-    /// Send `Hello`, then serve forever.
+    /// Send `Hello`, run the search if asked to at boot, then serve forever.
     pub fn run(mut self) -> ! {
         self.send_hello();
+        self.check_search_inputs();
+        if let Some(budget) = self.work.search_at_boot {
+            self.search(0, budget);
+        }
         loop {
             self.poll();
         }
@@ -87,7 +100,17 @@ impl<'a, B: Board> Server<'a, B> {
             arena_bytes: sat32(plan_bytes.unwrap_or(0)),
             bank_bytes: sat32(core::mem::size_of_val(self.work.bank)),
             seed: self.work.seed,
-            mode: Mode::Serve,
+            mode: if self.work.search_at_boot.is_some() { Mode::Search } else { Mode::Serve },
+        }
+    }
+
+    /// Validate the search's embedded files; an `Error` (no request) for each unusable one.
+    pub fn check_search_inputs(&mut self) {
+        if let Err(e) = edge_runtime::policy::Policy::from_bytes(self.work.search.policy) {
+            self.send_error(ErrorCode::Policy, None, policy_detail(e));
+        }
+        if let Err(e) = edge_runtime::tf16::Tf16::parse(self.work.search.scores) {
+            self.send_error(ErrorCode::Scores, None, scores_detail(e));
         }
     }
 
@@ -103,6 +126,7 @@ impl<'a, B: Board> Server<'a, B> {
             HostMsg::Ping { nonce } => self.send(&BoardMsg::Pong { nonce }),
             HostMsg::Probe(req) => self.probe(req),
             HostMsg::Bench { id, warmup, repeats } => self.bench(id, warmup, repeats),
+            HostMsg::Search { id, budget } => self.search(id, budget),
         }
     }
 

@@ -305,16 +305,26 @@ impl<'a> Policy<'a> {
         }
         let mut a = [0f32; MAX_HIDDEN];
         let mut b = [0f32; MAX_HIDDEN];
+        // The inputs that are not zero, in order: an observation is mostly zeros (one-hots
+        // and padding) and so are ReLU outputs. Skipping zeros and keeping the order keeps
+        // every sum exactly what the dense loop computes.
+        let mut nz = [(0usize, 0f32); OBS_DIM];
         for (k, l) in self.layers[..self.n].iter().enumerate() {
             let last = k + 1 == self.n;
             let x: &[f32] = if k == 0 { obs } else { &a[..l.inp] };
+            let mut m = 0;
+            for (slot, (i, &xi)) in nz.iter_mut().zip(x.iter().enumerate().filter(|(_, xi)| **xi != 0.0)) {
+                *slot = (4 * i, xi);
+                m += 1;
+            }
+            let nz = &nz[..m];
             for o in 0..l.out {
                 let row = l.w + 4 * o * l.inp;
+                // The row's bytes, checked once (validated at parse time: never empty here).
+                let w = self.bytes.get(row..row + 4 * l.inp).unwrap_or_default();
                 let mut acc = read_f32(self.bytes, l.b + 4 * o);
-                for (i, xi) in x.iter().enumerate() {
-                    if *xi != 0.0 {
-                        acc += read_f32(self.bytes, row + 4 * i) * xi;
-                    }
+                for &(at, xi) in nz {
+                    acc += read_f32(w, at) * xi;
                 }
                 if last {
                     logits[o] = acc;

@@ -2,7 +2,7 @@
 //! frames get `Error`s and the server keeps serving.
 
 use super::*;
-use simnas_shared::protocol::{Feed, Frame};
+use simnas_shared::protocol::{Feed, Frame, SearchProbe, SearchStop};
 use simnas_shared::Op;
 use std::collections::VecDeque;
 use std::vec::Vec;
@@ -69,7 +69,26 @@ fn with_server(arena_len: usize, f: impl FnOnce(&mut Server<'_, Fake>)) {
     let input = vec![0.5f32; SMALL.input_len()];
     let mut arena = vec![0f32; arena_len];
     let board = Fake { rx: VecDeque::new(), tx: Vec::new(), now: 0 };
-    let work = Workload { net: SMALL, arena: &mut arena, bank: &bank, input: &input, seed: 1 };
+    let work = Workload {
+        net: SMALL,
+        arena: &mut arena,
+        bank: &bank,
+        input: &input,
+        seed: 1,
+        search: crate::embedded::inputs(),
+        search_at_boot: None,
+    };
+    f(&mut Server::new(board, work));
+}
+
+fn with_search_inputs(search: SearchInputs<'_>, f: impl FnOnce(&mut Server<'_, Fake>)) {
+    let layout = ParamLayout::new(SMALL).unwrap();
+    let bank = vec![0.01f32; layout.max_slot_len()];
+    let input = vec![0.5f32; SMALL.input_len()];
+    let mut arena = vec![0f32; arena_len()];
+    let board = Fake { rx: VecDeque::new(), tx: Vec::new(), now: 0 };
+    let work =
+        Workload { net: SMALL, arena: &mut arena, bank: &bank, input: &input, seed: 1, search, search_at_boot: None };
     f(&mut Server::new(board, work));
 }
 
@@ -156,5 +175,97 @@ fn bench_sends_every_item() {
             assert_eq!((r.id, r.index as usize, r.total as usize), (11, i, bench::ITEMS.len()));
             assert_eq!(r.item, bench::ITEMS[i].0);
         }
+    });
+}
+
+/// The search's records: one `SearchProbe` per probe, numbered, then a `Final` whose pick
+/// is one of them; the embedded files, the reference cells first, then the prior's cell.
+#[test]
+fn search_streams_one_record_per_probe_and_a_final() {
+    use edge_runtime::search::{HI, LO};
+    let run = || {
+        let mut msgs = Vec::new();
+        with_server(arena_len(), |s| {
+            msgs = exchange(s, &frame(0, &HostMsg::Search { id: 4, budget: 6 })).into_iter().map(|f| f.msg).collect();
+        });
+        msgs
+    };
+    let got = run();
+    assert_eq!(got.len(), 7, "{got:?}");
+    let probes: Vec<SearchProbe> = got[..6]
+        .iter()
+        .map(|m| match m {
+            BoardMsg::SearchProbe(p) => *p,
+            other => panic!("{other:?}"),
+        })
+        .collect();
+    let BoardMsg::Final(f) = got[6] else { panic!("{:?}", got[6]) };
+    for (i, p) in probes.iter().enumerate() {
+        assert_eq!((p.id, usize::from(p.index)), (4, i + 1));
+        assert_eq!(p.timing.repeats, u32::from(crate::embedded::REPEATS));
+        assert!(p.probe_ticks >= p.timing.median_ticks && p.controller_ticks > 0);
+        assert!(probes[..i].iter().all(|q| q.arch != p.arch));
+    }
+    assert_eq!((probes[0].arch, probes[1].arch), (LO.code(), HI.code()));
+    assert_eq!(probes[2].arch.get(), crate::embedded::START[0]);
+    assert_eq!(probes.iter().map(|p| p.step).collect::<Vec<_>>(), [0, 0, 0, 1, 2, 3]);
+    assert_eq!((f.id, f.budget, f.probes, f.steps, f.stop), (4, 6, 6, 3, SearchStop::Budget));
+    let chosen = probes.iter().find(|p| Some(p.arch) == f.arch).expect("the pick was measured");
+    assert_eq!((f.pick_index, f.pick_ticks), (chosen.index, chosen.timing.median_ticks));
+    assert_eq!(f.probe_ticks, probes.iter().map(|p| p.probe_ticks).sum::<u64>());
+    assert!(f.controller_ticks > probes.iter().map(|p| p.controller_ticks).sum::<u64>());
+    assert_eq!(f.max_step_ticks, probes[3..].iter().map(|p| p.controller_ticks).max().unwrap());
+    // The same search again: the same records.
+    assert_eq!(run(), got);
+}
+
+#[test]
+fn unusable_search_inputs_and_budgets_are_errors() {
+    let good = crate::embedded::inputs();
+    let mut policy = good.policy.to_vec();
+    policy[9] = b'['; // the header's JSON no longer opens with an object
+    let mut scores = good.scores.to_vec();
+    scores[200] ^= 1;
+    with_search_inputs(SearchInputs { policy: &policy, scores: &scores, ..good }, |s| {
+        s.check_search_inputs();
+        let mut input = frame(0, &HostMsg::Search { id: 8, budget: 10 });
+        input.extend(frame(1, &HostMsg::Ping { nonce: 5 }));
+        let got: Vec<_> = exchange(s, &input).into_iter().map(|f| f.msg).collect();
+        let codes: Vec<_> = got
+            .iter()
+            .filter_map(|m| match m {
+                BoardMsg::Error(e) => Some((e.code, e.request, e.detail)),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(
+            codes,
+            [(ErrorCode::Policy, None, 3), (ErrorCode::Scores, None, 5), (ErrorCode::Policy, Some(8), 3),]
+        );
+        assert_eq!(got.last(), Some(&BoardMsg::Pong { nonce: 5 }));
+    });
+    with_search_inputs(SearchInputs { scores: &scores, ..good }, |s| {
+        let got: Vec<_> =
+            exchange(s, &frame(0, &HostMsg::Search { id: 3, budget: 10 })).into_iter().map(|f| f.msg).collect();
+        assert_eq!(got, [BoardMsg::Error(ErrorReport { code: ErrorCode::Scores, request: Some(3), detail: 5 })]);
+    });
+    with_server(arena_len(), |s| {
+        let mut input = frame(0, &HostMsg::Search { id: 1, budget: 0 });
+        input.extend(frame(1, &HostMsg::Search { id: 2, budget: 54 }));
+        let got: Vec<_> = exchange(s, &input).into_iter().map(|f| f.msg).collect();
+        let e = |request| BoardMsg::Error(ErrorReport { code: ErrorCode::Budget, request: Some(request), detail: 53 });
+        assert_eq!(got, [e(1), e(2)]);
+    });
+}
+
+/// A probe the executor refuses ends the search with its error and a `Final` marked failed.
+#[test]
+fn a_failing_probe_ends_the_search_with_an_error_and_a_final() {
+    with_server(arena_len() - 1, |s| {
+        let got: Vec<_> =
+            exchange(s, &frame(0, &HostMsg::Search { id: 6, budget: 10 })).into_iter().map(|f| f.msg).collect();
+        let [BoardMsg::Error(e), BoardMsg::Final(f)] = &got[..] else { panic!("{got:?}") };
+        assert_eq!((e.code, e.request), (ErrorCode::Runtime, Some(6)));
+        assert_eq!((f.probes, f.stop, f.arch), (0, SearchStop::Failed, None));
     });
 }

@@ -39,6 +39,14 @@ pub struct MonitorArgs {
     /// Timed runs per benchmark item (the board holds at most 64).
     #[arg(long, default_value_t = 5)]
     bench_repeats: u16,
+    /// Ask the board to run the search on itself (embedded policy and score table), and
+    /// stop at its final record. A firmware built with `--features autonomous` runs it at
+    /// boot without being asked.
+    #[arg(long, conflicts_with = "bench")]
+    search: bool,
+    /// Probe budget of the search --search asks for.
+    #[arg(long, default_value_t = 10)]
+    search_budget: u16,
     /// Stop after this many seconds without a frame (default: never; Ctrl-C ends).
     #[arg(long, value_name = "SECONDS")]
     idle: Option<f64>,
@@ -69,6 +77,10 @@ pub fn run(args: MonitorArgs) -> Result<ExitCode> {
     let bench_id = 1;
     if args.bench {
         link.send(&HostMsg::Bench { id: bench_id, warmup: args.bench_warmup, repeats: args.bench_repeats })?;
+    }
+    let search_id = 2;
+    if args.search {
+        link.send(&HostMsg::Search { id: search_id, budget: args.search_budget })?;
     }
     let start = Instant::now();
     let mut last_frame = start;
@@ -105,7 +117,9 @@ pub fn run(args: MonitorArgs) -> Result<ExitCode> {
             Event::Msg { msg: BoardMsg::BenchRecord(r), .. } => {
                 args.bench && r.id == bench_id && r.index + 1 >= r.total
             }
-            Event::Msg { msg: BoardMsg::Error(e), .. } => args.bench && e.request == Some(bench_id),
+            Event::Msg { msg: BoardMsg::Error(e), .. } => {
+                (args.bench && e.request == Some(bench_id)) || (args.search && e.request == Some(search_id))
+            }
             _ => false,
         };
         if done || args.count.is_some_and(|n| records >= n) {
@@ -187,15 +201,64 @@ fn render(event: &Event, t_s: f64) -> (String, Value) {
             add_timing(&mut rec, &r.timing);
             format!("bench  {:>2}/{} {:<26} {}  {arch}", r.index + 1, r.total, item, timing_text(&r.timing))
         }
+        BoardMsg::SearchProbe(p) => {
+            rec.insert("kind".into(), json!("search_probe"));
+            rec.insert("id".into(), json!(p.id));
+            rec.insert("index".into(), json!(p.index));
+            rec.insert("step".into(), json!(p.step));
+            let arch = Arch::from_code(p.arch);
+            rec.insert("arch".into(), json!(arch.to_string()));
+            rec.insert("arch_code".into(), json!(p.arch.get()));
+            add_timing(&mut rec, &p.timing);
+            rec.insert("probe_ticks".into(), json!(p.probe_ticks));
+            rec.insert("controller_ticks".into(), json!(p.controller_ticks));
+            let share = ratio(p.controller_ticks, p.probe_ticks);
+            rec.insert("controller_share".into(), json!(share));
+            format!(
+                "search probe {:>2} (step {:>2}) {}  controller {:.3}% of the probe  {arch}",
+                p.index,
+                p.step,
+                timing_text(&p.timing),
+                100.0 * share
+            )
+        }
         BoardMsg::Final(f) => {
             rec.insert("kind".into(), json!("final"));
-            rec.insert("steps".into(), json!(f.steps));
+            rec.insert("id".into(), json!(f.id));
+            rec.insert("budget".into(), json!(f.budget));
             rec.insert("probes".into(), json!(f.probes));
-            let arch = Arch::from_code(f.arch);
-            rec.insert("arch".into(), json!(arch.to_string()));
+            rec.insert("steps".into(), json!(f.steps));
+            rec.insert("stop".into(), json!(format!("{:?}", f.stop)));
+            let arch = f.arch.map(Arch::from_code);
+            rec.insert("arch".into(), json!(arch.map(|a| a.to_string())));
+            rec.insert("arch_code".into(), json!(f.arch.map(|c| c.get())));
+            rec.insert("pick_index".into(), json!(f.pick_index));
+            let ms = |t: u64| if f.ticks_per_second == 0 { 0.0 } else { t as f64 * 1e3 / f.ticks_per_second as f64 };
+            rec.insert("latency_ms".into(), json!(ms(f.pick_ticks)));
+            rec.insert("pick_ticks".into(), json!(f.pick_ticks));
+            rec.insert("score".into(), json!(f.score));
+            rec.insert("ticks_per_second".into(), json!(f.ticks_per_second));
             rec.insert("controller_ticks".into(), json!(f.controller_ticks));
-            add_timing(&mut rec, &f.timing);
-            format!("final  {} steps, {} probes: {}  {arch}", f.steps, f.probes, timing_text(&f.timing))
+            rec.insert("probe_ticks".into(), json!(f.probe_ticks));
+            rec.insert("max_step_ticks".into(), json!(f.max_step_ticks));
+            let share = ratio(f.controller_ticks, f.probe_ticks);
+            rec.insert("controller_share".into(), json!(share));
+            let pick = match arch {
+                Some(a) => {
+                    format!("pick {a} (probe {}, {:.3} ms, score {:.4})", f.pick_index, ms(f.pick_ticks), f.score)
+                }
+                None => "no pick".into(),
+            };
+            format!(
+                "final  {} probes of {}, {} steps, stop {:?}; controller {:.3} ms = {:.3}% of probing ({:.3} ms); {pick}",
+                f.probes,
+                f.budget,
+                f.steps,
+                f.stop,
+                ms(f.controller_ticks),
+                100.0 * share,
+                ms(f.probe_ticks)
+            )
         }
         BoardMsg::Error(e) => {
             rec.insert("kind".into(), json!("error"));
@@ -218,6 +281,15 @@ fn add_timing(rec: &mut Map<String, Value>, t: &Timing) {
     rec.insert("min_ticks".into(), json!(t.min_ticks));
     rec.insert("max_ticks".into(), json!(t.max_ticks));
     rec.insert("ticks_per_second".into(), json!(t.ticks_per_second));
+}
+
+/// `a / b` (0 when `b` is 0).
+fn ratio(a: u64, b: u64) -> f64 {
+    if b == 0 {
+        0.0
+    } else {
+        a as f64 / b as f64
+    }
 }
 
 fn timing_text(t: &Timing) -> String {

@@ -1,5 +1,6 @@
-//! The meta-trained controller as a search strategy, run by the edge runtime's no_std
-//! policy inference ([`edge_runtime::policy`]) exactly as a board runs it.
+//! The meta-trained controller as a search strategy: edge-runtime's no_std walk
+//! ([`edge_runtime::search::Walker`]), the very code a board runs in its autonomous mode,
+//! with the host's [`Session`] as the device.
 //!
 //! At test time, with a budget of `B` probes:
 //! 1. measure the two reference cells `lo` (all-`skip_connect`) and `hi`
@@ -16,19 +17,19 @@
 //!    policy was trained with TF in its state);
 //! 4. stop when the budget is spent or after the training episode length (50 steps).
 //!
-//! The pick is the best measured cell under the objective ([`super::pick`]); the walk's
-//! cells are the candidates. A cell a table device has no value for is masked for the rest
-//! of the episode (no budget spent). The controller is trained for the weighted objective;
-//! in constrained mode it walks the same way and the pick is the best-TF feasible cell it
-//! measured.
+//! The pick is the best measured cell under the objective ([`super::pick`], edge-runtime's
+//! too); the walk's cells are the candidates. A cell a table device has no value for is
+//! masked for the rest of the episode (no budget spent). The controller is trained for the
+//! weighted objective; in constrained mode it walks the same way and the pick is the
+//! best-TF feasible cell it measured.
 
 use super::strategies::Policy;
-use super::{Ask, Context, Normaliser, SearchConfig, SearchError, Session, LO};
-use edge_runtime::policy::{History, Step, OBS_DIM};
+use super::{Ask, Context, Measured, SearchConfig, SearchError, Session, LO};
+use edge_runtime::search::{prior_top, Answer, Probes, WalkError, Walker, PRIOR_TOP};
+use simnas_shared::Arch;
 use std::path::Path;
 
-/// Steps of a training episode (the bound on a walk that finds no new cells).
-pub const EPISODE_LEN: usize = 50;
+pub use edge_runtime::search::{EPISODE_LEN, MAX_WALK_PROBES};
 
 /// A policy file, validated.
 #[derive(Clone, Debug)]
@@ -64,41 +65,41 @@ fn train_config(bytes: &[u8]) -> Option<serde_json::Value> {
     serde_json::from_str(header.pointer("/__metadata__/train_config")?.as_str()?).ok()
 }
 
+/// The session as the walk's device.
+struct SessionDevice<'s, 'a>(&'s mut Session<'a>);
+
+impl edge_runtime::search::Device for SessionDevice<'_, '_> {
+    type Error = SearchError;
+    fn measure(&mut self, arch: Arch, _step: usize) -> Result<Answer, SearchError> {
+        Ok(match self.0.measure(arch)? {
+            Ask::Latency(ms) => Answer::Latency(ms),
+            Ask::Missing => Answer::Missing,
+            Ask::Exhausted => Answer::Exhausted,
+        })
+    }
+}
+
 impl Policy for Controller {
-    fn run(&self, _cfg: &SearchConfig, ctx: &Context, s: &mut Session) -> Result<(), SearchError> {
+    fn run(&self, cfg: &SearchConfig, ctx: &Context, s: &mut Session) -> Result<(), SearchError> {
         let policy = edge_runtime::policy::Policy::from_bytes(&self.bytes)
             .map_err(|e| SearchError::Policy(format!("{}: {e}", self.source)))?;
-        s.measure_references()?;
-        let start = ctx.prior.and_then(|lut| super::strategies::lut::prior_top(lut, ctx.tf, s)).unwrap_or(LO);
-        s.measure(start)?; // a budget of 1: the start alone (else already measured, free)
-        let mut cur = start;
-        let Some(mut lat) = s.known(start) else { return Ok(()) };
-        let tf = |a: simnas_shared::Arch| if self.obs_tf { ctx.tf[a.code().get() as usize] as f32 } else { 0.0 };
-        let l = |s: &Session, ms: f64| match Normaliser::of(s.probes()) {
-            Some(n) => edge_runtime::policy::normalise_latency(ms, n.lo, n.hi),
-            None => 0.0,
+        let tf = |a: Arch| ctx.tf[a.code().get() as usize];
+        let start: Vec<Arch> = match ctx.prior {
+            Some(lut) => prior_top::<PRIOR_TOP>(|a| lut.latency(a), tf).into_iter().flatten().collect(),
+            None => vec![LO],
         };
-        let mut history = History::new();
-        history.push(Step { arch: cur, latency: l(s, lat), tf: tf(cur), action: None });
-        let mut obs = [0f32; OBS_DIM];
-        for _ in 0..EPISODE_LEN {
-            if s.remaining() == 0 {
-                break;
-            }
-            history.encode(&mut obs);
-            let allowed = |a: simnas_shared::Action| cur.ops[a.edge.index()] != a.op && !s.tried(cur.apply(a));
-            let action =
-                policy.greedy(&obs, allowed).map_err(|e| SearchError::Policy(format!("{}: {e}", self.source)))?;
-            let Some(action) = action else { break };
-            let next = cur.apply(action);
-            match s.measure(next)? {
-                Ask::Latency(ms) => lat = ms,
-                Ask::Missing => continue,
-                Ask::Exhausted => break,
-            }
-            cur = next;
-            history.push(Step { arch: cur, latency: l(s, lat), tf: tf(cur), action: Some(action) });
+        // A walk measures at most the references, the start and one cell per step.
+        let budget = cfg.budget.min(MAX_WALK_PROBES);
+        let mut buf = vec![Measured { step: 0, arch: LO, latency_ms: 0.0 }; budget];
+        let walker = Walker { policy: &policy, obs_tf: self.obs_tf };
+        let walk = Probes::new(&mut buf, budget)
+            .and_then(|mut probes| walker.walk(tf, &start, &mut probes, &mut SessionDevice(s)));
+        match walk {
+            Ok(_) => Ok(()),
+            Err(WalkError::Device(e)) => Err(e),
+            Err(WalkError::Policy(e)) => Err(SearchError::Policy(format!("{}: {e}", self.source))),
+            Err(WalkError::ZeroBudget) => Err(SearchError::ZeroBudget),
+            Err(e) => Err(SearchError::Policy(format!("{}: the walk refused to start: {e}", self.source))),
         }
-        Ok(())
     }
 }

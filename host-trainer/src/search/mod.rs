@@ -48,13 +48,12 @@ pub mod strategies;
 use crate::device::{Device, DeviceError};
 use crate::latency::LatencyTable;
 use crate::synth::lut::Lut;
-use simnas_shared::{Arch, Op, NUM_ARCHS};
+use simnas_shared::{Arch, NUM_ARCHS};
 use std::collections::{HashMap, HashSet};
 
-/// The fast reference cell: all `skip_connect`.
-pub const LO: Arch = Arch::uniform(Op::SkipConnect);
-/// The slow reference cell: all `nor_conv_3x3`.
-pub const HI: Arch = Arch::uniform(Op::NorConv3x3);
+/// The reference cells, the measurement record, the latency normalisation and the pick
+/// are edge-runtime's: the board's on-device search runs the same code.
+pub use edge_runtime::search::{weighted, Measured, Normaliser, Pick, HI, LO};
 
 /// Requests (measured, cached or skipped) after which a session stops answering: a bound
 /// on any strategy that keeps asking for cells it already knows or a table does not have.
@@ -77,6 +76,14 @@ pub enum Objective {
 }
 
 impl Objective {
+    /// The same objective as edge-runtime's search takes it.
+    pub fn edge(&self) -> edge_runtime::search::Objective {
+        match *self {
+            Objective::Weighted { weight } => edge_runtime::search::Objective::Weighted { weight },
+            Objective::Constraint { max_latency_ms } => edge_runtime::search::Objective::Constraint { max_latency_ms },
+        }
+    }
+
     /// Check the parameters.
     pub fn validate(&self) -> Result<(), SearchError> {
         match *self {
@@ -167,33 +174,6 @@ pub enum SearchError {
     },
 }
 
-/// One probe.
-#[derive(Clone, Copy, Debug, PartialEq)]
-pub struct Measured {
-    /// 1-based probe number.
-    pub step: usize,
-    /// The cell.
-    pub arch: Arch,
-    /// Measured latency, ms.
-    pub latency_ms: f64,
-}
-
-/// The final pick: a measured cell.
-#[derive(Clone, Copy, Debug, PartialEq)]
-pub struct Pick {
-    /// The cell.
-    pub arch: Arch,
-    /// Its measured latency, ms.
-    pub latency_ms: f64,
-    /// Its proxy score.
-    pub tf: f64,
-    /// The probe that measured it.
-    pub step: usize,
-    /// Its objective value as the search estimated it (weighted: with the probed range;
-    /// constrained: TF).
-    pub score: f64,
-}
-
 /// Live events.
 #[derive(Clone, Copy, Debug)]
 pub enum Event<'a> {
@@ -244,53 +224,6 @@ pub struct SearchConfig {
     pub seed: u64,
 }
 
-/// Latency normalisation from measurements.
-#[derive(Clone, Copy, Debug, PartialEq)]
-pub struct Normaliser {
-    /// Latency mapped to 0, ms.
-    pub lo: f64,
-    /// Latency mapped to 1, ms.
-    pub hi: f64,
-}
-
-impl Normaliser {
-    /// The reference rule: `lo = lat(all-skip)`, `hi = lat(all-conv3x3)` when both were
-    /// measured and `hi > lo`; otherwise the min and max of `probes`; `None` when fewer than
-    /// two distinct latencies were measured.
-    pub fn of(probes: &[Measured]) -> Option<Normaliser> {
-        let find = |a: Arch| probes.iter().find(|p| p.arch == a).map(|p| p.latency_ms);
-        if let (Some(lo), Some(hi)) = (find(LO), find(HI)) {
-            if hi > lo {
-                return Some(Normaliser { lo, hi });
-            }
-        }
-        let lo = probes.iter().map(|p| p.latency_ms).fold(f64::INFINITY, f64::min);
-        let hi = probes.iter().map(|p| p.latency_ms).fold(f64::NEG_INFINITY, f64::max);
-        (hi > lo).then_some(Normaliser { lo, hi })
-    }
-
-    /// `clamp((ms - lo) / (hi - lo), 0, 1)`: the controller's observation (as trained).
-    pub fn l(&self, ms: f64) -> f64 {
-        self.linear(ms).clamp(0.0, 1.0)
-    }
-
-    /// `(ms - lo) / (hi - lo)`, not clamped: how measured cells are scored.
-    pub fn linear(&self, ms: f64) -> f64 {
-        (ms - self.lo) / (self.hi - self.lo)
-    }
-
-    /// The same `lo` with the range widened by `factor` (a strategy's estimate of the
-    /// device's whole latency range from the reference range).
-    pub fn widened(&self, factor: f64) -> Normaliser {
-        Normaliser { lo: self.lo, hi: self.lo + factor * (self.hi - self.lo) }
-    }
-}
-
-/// `w * tf + (1 - w) * (1 - l)`.
-pub fn weighted(weight: f64, tf: f64, l: f64) -> f64 {
-    weight * tf + (1.0 - weight) * (1.0 - l)
-}
-
 /// The best measured cell under `objective` (ties: lower latency, then the earlier probe).
 pub fn pick(objective: &Objective, tf: &[f64], probes: &[Measured]) -> Option<Pick> {
     pick_with(objective, tf, probes, 1.0)
@@ -299,27 +232,7 @@ pub fn pick(objective: &Objective, tf: &[f64], probes: &[Measured]) -> Option<Pi
 /// [`pick`] with the latency range estimated as `range_factor` times the probed one.
 pub fn pick_with(objective: &Objective, tf: &[f64], probes: &[Measured], range_factor: f64) -> Option<Pick> {
     let tf_of = |a: Arch| tf[a.code().get() as usize];
-    let norm = Normaliser::of(probes).map(|n| n.widened(range_factor));
-    let score = |p: &Measured| -> Option<f64> {
-        match *objective {
-            Objective::Weighted { weight } => {
-                Some(weighted(weight, tf_of(p.arch), norm.map_or(0.0, |n| n.linear(p.latency_ms))))
-            }
-            Objective::Constraint { max_latency_ms } => (p.latency_ms <= max_latency_ms).then(|| tf_of(p.arch)),
-        }
-    };
-    let mut best: Option<Pick> = None;
-    for p in probes {
-        let Some(s) = score(p) else { continue };
-        let better = match &best {
-            None => true,
-            Some(b) => s > b.score || (s == b.score && p.latency_ms < b.latency_ms),
-        };
-        if better {
-            best = Some(Pick { arch: p.arch, latency_ms: p.latency_ms, tf: tf_of(p.arch), step: p.step, score: s });
-        }
-    }
-    best
+    edge_runtime::search::pick_with(&objective.edge(), tf_of, probes, range_factor)
 }
 
 /// The answer to a request for a latency.

@@ -5,7 +5,7 @@ use super::strategies::oracle_pick;
 use super::*;
 use crate::device::table::TableDevice;
 use crate::device::Probe;
-use simnas_shared::ArchCode;
+use simnas_shared::{ArchCode, Op};
 
 /// A deterministic stand-in for TF in [0, 1] (SplitMix64 of the code).
 fn fake_tf() -> Vec<f64> {

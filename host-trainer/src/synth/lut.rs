@@ -34,8 +34,9 @@ pub struct Lut {
 
 impl Lut {
     /// Predicted latency of `arch`.
+    /// (edge-runtime's formula, the one a board's prior uses.)
     pub fn latency(&self, arch: Arch) -> f64 {
-        self.base + arch.ops.iter().enumerate().map(|(e, &op)| self.t[e][op as usize]).sum::<f64>()
+        edge_runtime::search::Lut { base: self.base, t: self.t }.latency(arch)
     }
 
     /// Predicted latency of every cell, indexed by [`ArchCode`].

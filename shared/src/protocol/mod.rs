@@ -30,7 +30,7 @@ use crate::space::ArchCode;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 /// Version of the wire format and message set; the first field of [`Hello`].
-pub const PROTOCOL_VERSION: u16 = 1;
+pub const PROTOCOL_VERSION: u16 = 2;
 /// Largest postcard-encoded message either side sends (a [`Hello`] with the longest
 /// names is about 90 bytes).
 pub const MAX_MESSAGE: usize = 112;
@@ -61,7 +61,8 @@ pub struct NetShape {
 pub enum Mode {
     /// Serves host commands ([`HostMsg`]) until reset.
     Serve,
-    /// Runs the search on itself and streams [`ProbeResult`]s, then a [`Final`].
+    /// Runs the search on itself and streams [`SearchProbe`]s, then a [`Final`]; then
+    /// serves host commands.
     Search,
 }
 
@@ -171,19 +172,73 @@ pub struct BenchRecord {
     pub timing: Timing,
 }
 
-/// Outcome of an on-board search.
+/// One probe of an on-board search (board -> host, one per measured cell, in order).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
-pub struct Final {
-    /// Controller steps taken.
-    pub steps: u32,
-    /// Probes measured (at most the budget).
-    pub probes: u32,
-    /// The pick.
+pub struct SearchProbe {
+    /// The search's id (0 for the search run at boot, else the [`HostMsg::Search`] id).
+    pub id: u32,
+    /// 1-based probe number (at most the budget).
+    pub index: u16,
+    /// Controller steps taken before this probe (0 for the references and the start).
+    pub step: u16,
+    /// The cell measured.
     pub arch: ArchCode,
-    /// The pick's measured timing.
+    /// Its timing (the latency the search uses is the median).
     pub timing: Timing,
-    /// Ticks spent in the controller itself (policy inference and bookkeeping).
+    /// Ticks of the whole probe: planning, warm-up and timed runs.
+    pub probe_ticks: u64,
+    /// Ticks the controller spent since the previous probe ended (policy inference and
+    /// bookkeeping; for the first probe, the set-up).
     pub controller_ticks: u64,
+}
+
+/// Why an on-board search ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum SearchStop {
+    /// The probe budget was spent.
+    Budget,
+    /// The start cell could not be measured.
+    NoStart,
+    /// No allowed edit was left.
+    NoAction,
+    /// The training episode length was reached.
+    EpisodeEnd,
+    /// A probe failed (an [`ErrorReport`] precedes this record).
+    Failed,
+}
+
+/// Outcome of an on-board search: the last record of a search.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Final {
+    /// The search's id (as in its [`SearchProbe`]s).
+    pub id: u32,
+    /// The probe budget.
+    pub budget: u16,
+    /// Probes measured (at most the budget).
+    pub probes: u16,
+    /// Controller steps taken.
+    pub steps: u16,
+    /// Why it ended.
+    pub stop: SearchStop,
+    /// The pick: the best measured cell under the objective (`None` if nothing was
+    /// measured).
+    pub arch: Option<ArchCode>,
+    /// The probe that measured the pick (its [`SearchProbe::index`]; 0 without a pick).
+    pub pick_index: u16,
+    /// The pick's median ticks (from that probe).
+    pub pick_ticks: u64,
+    /// The pick's objective value as the search estimated it.
+    pub score: f32,
+    /// Timer rate of every tick count here.
+    pub ticks_per_second: u64,
+    /// Ticks spent in the controller in total (every probe's `controller_ticks` and the
+    /// final pick).
+    pub controller_ticks: u64,
+    /// Ticks spent probing in total.
+    pub probe_ticks: u64,
+    /// The largest `controller_ticks` of a single step after the start (one policy
+    /// inference and its bookkeeping).
+    pub max_step_ticks: u64,
 }
 
 /// Why a board refused a frame or a command.
@@ -206,6 +261,12 @@ pub enum ErrorCode {
     Runtime,
     /// A command this firmware does not implement.
     Unsupported,
+    /// The embedded policy is unusable (`detail`: the reason's number, see the firmware).
+    Policy,
+    /// The embedded score table is unusable (`detail`: the reason's number).
+    Scores,
+    /// A search budget of 0 or more than the board records (`detail`: the maximum).
+    Budget,
 }
 
 /// An error report (board -> host).
@@ -220,7 +281,7 @@ pub struct ErrorReport {
 }
 
 /// Board -> host.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub enum BoardMsg {
     /// Greeting with the board's configuration.
     Hello(Hello),
@@ -237,6 +298,8 @@ pub enum BoardMsg {
     Final(Final),
     /// A refused frame or command.
     Error(ErrorReport),
+    /// One probe of an on-board search.
+    SearchProbe(SearchProbe),
 }
 
 /// A request to measure one cell.
@@ -272,6 +335,14 @@ pub enum HostMsg {
         warmup: u16,
         /// Timed runs per item.
         repeats: u16,
+    },
+    /// Run the search on the board with the embedded policy and score table: answered by
+    /// one [`SearchProbe`] per probe and a [`Final`].
+    Search {
+        /// Echoed in every record.
+        id: u32,
+        /// Probe budget (1 to the board's maximum).
+        budget: u16,
     },
 }
 

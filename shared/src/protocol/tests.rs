@@ -103,13 +103,113 @@ fn golden_error() {
 #[test]
 fn golden_hello() {
     let want = [
-        0x01, 0x01, 0x01, 0x28, 0x01, 0x05, 0x30, 0x2e, 0x31, 0x2e, 0x30, 0x0a, 0x6d, 0x70, 0x73, 0x32, 0x2d, 0x61,
+        0x01, 0x01, 0x01, 0x28, 0x02, 0x05, 0x30, 0x2e, 0x31, 0x2e, 0x30, 0x0a, 0x6d, 0x70, 0x73, 0x32, 0x2d, 0x61,
         0x6e, 0x33, 0x38, 0x36, 0xc0, 0xf0, 0xf5, 0x0b, 0xc0, 0xf0, 0xf5, 0x0b, 0x10, 0x05, 0x10, 0x78, 0x80, 0xa4,
-        0x05, 0x80, 0x82, 0x09, 0xed, 0xbd, 0x01, 0x05, 0x85, 0x19, 0xee, 0x03, 0x00,
+        0x05, 0x80, 0x82, 0x09, 0xed, 0xbd, 0x01, 0x05, 0x0d, 0xa9, 0x52, 0x29, 0x00,
     ];
     let got = encode(0, &BoardMsg::Hello(hello()));
     assert_eq!(got, want);
     assert_eq!(decode_all::<BoardMsg>(&want), vec![Ok(Frame { seq: 0, msg: BoardMsg::Hello(hello()) })]);
+}
+
+fn search_probe() -> SearchProbe {
+    SearchProbe {
+        id: 0,
+        index: 3,
+        step: 1,
+        arch: code(11718),
+        timing: timing(),
+        probe_ticks: 4100,
+        controller_ticks: 2000,
+    }
+}
+
+fn final_record() -> Final {
+    Final {
+        id: 0,
+        budget: 10,
+        probes: 10,
+        steps: 8,
+        stop: SearchStop::Budget,
+        arch: Some(code(14056)),
+        pick_index: 7,
+        pick_ticks: 253_000,
+        score: 0.75,
+        ticks_per_second: 25_000_000,
+        controller_ticks: 40_000,
+        probe_ticks: 9_000_000,
+        max_step_ticks: 4_500,
+    }
+}
+
+#[test]
+fn golden_search_probe() {
+    // Variant 6; 0.75f32 is 00 00 40 3f in the Final below.
+    let want = [
+        0x02, 0x0c, 0x02, 0x06, 0x1c, 0x03, 0x01, 0xc6, 0x5b, 0xe8, 0x07, 0xde, 0x07, 0xf2, 0x07, 0xe3, 0x07, 0xed,
+        0x07, 0xc0, 0xf0, 0xf5, 0x0b, 0x03, 0x84, 0x20, 0xd0, 0x0f, 0x0d, 0x70, 0x82, 0xca, 0x00,
+    ];
+    assert_eq!(encode(12, &BoardMsg::SearchProbe(search_probe())), want);
+    assert_eq!(decode_all::<BoardMsg>(&want), vec![Ok(Frame { seq: 12, msg: BoardMsg::SearchProbe(search_probe()) })]);
+}
+
+#[test]
+fn golden_final() {
+    let want = [
+        0x02, 0x0d, 0x02, 0x04, 0x04, 0x0a, 0x0a, 0x08, 0x08, 0x01, 0xe8, 0x6d, 0x07, 0xc8, 0xb8, 0x0f, 0x01, 0x14,
+        0x40, 0x3f, 0xc0, 0xf0, 0xf5, 0x0b, 0xc0, 0xb8, 0x02, 0xc0, 0xa8, 0xa5, 0x04, 0x94, 0x23, 0x18, 0x5b, 0x1f,
+        0xd7, 0x00,
+    ];
+    assert_eq!(encode(13, &BoardMsg::Final(final_record())), want);
+    assert_eq!(decode_all::<BoardMsg>(&want), vec![Ok(Frame { seq: 13, msg: BoardMsg::Final(final_record()) })]);
+}
+
+#[test]
+fn golden_search_command() {
+    let want = [0x02, 0x02, 0x08, 0x04, 0x09, 0x0a, 0xf6, 0x5e, 0xfc, 0x8a, 0x00];
+    assert_eq!(encode(2, &HostMsg::Search { id: 9, budget: 10 }), want);
+}
+
+#[test]
+fn the_largest_search_records_fit() {
+    let t = Timing {
+        median_ticks: u64::MAX,
+        min_ticks: u64::MAX,
+        max_ticks: u64::MAX,
+        q1_ticks: u64::MAX,
+        q3_ticks: u64::MAX,
+        ticks_per_second: u64::MAX,
+        repeats: u32::MAX,
+    };
+    let p = SearchProbe {
+        id: u32::MAX,
+        index: u16::MAX,
+        step: u16::MAX,
+        arch: code(15_624),
+        timing: t,
+        probe_ticks: u64::MAX,
+        controller_ticks: u64::MAX,
+    };
+    let f = Final {
+        id: u32::MAX,
+        budget: u16::MAX,
+        probes: u16::MAX,
+        steps: u16::MAX,
+        stop: SearchStop::Failed,
+        arch: Some(code(15_624)),
+        pick_index: u16::MAX,
+        pick_ticks: u64::MAX,
+        score: f32::MAX,
+        ticks_per_second: u64::MAX,
+        controller_ticks: u64::MAX,
+        probe_ticks: u64::MAX,
+        max_step_ticks: u64::MAX,
+    };
+    for msg in [BoardMsg::SearchProbe(p), BoardMsg::Final(f)] {
+        let bytes = encode(u16::MAX, &msg);
+        assert!(bytes.len() <= MAX_FRAME);
+        assert_eq!(decode_all::<BoardMsg>(&bytes), vec![Ok(Frame { seq: u16::MAX, msg })]);
+    }
 }
 
 #[test]
@@ -233,6 +333,7 @@ fn arb_host() -> impl Strategy<Value = HostMsg> {
             warmup,
             repeats
         }),
+        (any::<u32>(), any::<u16>()).prop_map(|(id, budget)| HostMsg::Search { id, budget }),
     ]
 }
 
@@ -262,6 +363,16 @@ fn arb_board() -> impl Strategy<Value = BoardMsg> {
         Just(ErrorCode::Repeats),
         Just(ErrorCode::Runtime),
         Just(ErrorCode::Unsupported),
+        Just(ErrorCode::Policy),
+        Just(ErrorCode::Scores),
+        Just(ErrorCode::Budget),
+    ];
+    let stop = prop_oneof![
+        Just(SearchStop::Budget),
+        Just(SearchStop::NoStart),
+        Just(SearchStop::NoAction),
+        Just(SearchStop::EpisodeEnd),
+        Just(SearchStop::Failed),
     ];
     prop_oneof![
         hello,
@@ -276,9 +387,28 @@ fn arb_board() -> impl Strategy<Value = BoardMsg> {
                 BoardMsg::BenchRecord(BenchRecord { id, index, total, item, arch, timing })
             }
         ),
-        (any::<(u32, u32, u64)>(), arb_code(), arb_timing()).prop_map(
-            |((steps, probes, controller_ticks), arch, timing)| {
-                BoardMsg::Final(Final { steps, probes, arch, timing, controller_ticks })
+        (any::<(u32, u16, u16, u16, u16)>(), stop, proptest::option::of(arb_code()), any::<[u64; 5]>(), any::<f32>())
+            .prop_filter("a score that compares equal to itself", |t| !t.4.is_nan())
+            .prop_map(|((id, budget, probes, steps, pick_index), stop, arch, t, score)| {
+                BoardMsg::Final(Final {
+                    id,
+                    budget,
+                    probes,
+                    steps,
+                    stop,
+                    arch,
+                    pick_index,
+                    pick_ticks: t[0],
+                    score,
+                    ticks_per_second: t[1],
+                    controller_ticks: t[2],
+                    probe_ticks: t[3],
+                    max_step_ticks: t[4],
+                })
+            }),
+        (any::<(u32, u16, u16, u64, u64)>(), arb_code(), arb_timing()).prop_map(
+            |((id, index, step, probe_ticks, controller_ticks), arch, timing)| {
+                BoardMsg::SearchProbe(SearchProbe { id, index, step, arch, timing, probe_ticks, controller_ticks })
             }
         ),
         (code, any::<Option<u32>>(), any::<u32>()).prop_map(|(code, request, detail)| BoardMsg::Error(ErrorReport {

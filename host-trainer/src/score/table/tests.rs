@@ -141,3 +141,48 @@ fn bad_tables_are_refused_with_clear_errors() {
     magic[0] = b'X';
     assert!(e(&magic).to_string().contains("not a quantised score table"));
 }
+
+/// The board's reader (edge-runtime's no_std `Tf16`) against this crate's `QuantTable` on
+/// the shipped table: the same TF bits for all 15,625 cells, the same header; and both
+/// refuse the same damaged files.
+#[test]
+fn edge_runtime_reads_the_shipped_table_bit_identically() {
+    use edge_runtime::tf16::{Tf16, Tf16Error};
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../artifacts/scores/cifar10_scores.tf16");
+    let bytes = std::fs::read(&path).unwrap();
+    let host = QuantTable::parse(&bytes).unwrap();
+    let board = Tf16::parse(&bytes).unwrap();
+    assert_eq!(
+        (board.meta.seed, board.meta.batch, board.meta.inits),
+        (host.meta.seed, host.meta.batch, host.meta.inits)
+    );
+    let r = host.ranges;
+    assert_eq!(board.ranges, [r.naswot, r.logsynflow, r.skip]);
+    let mut distinct = HashSet::new();
+    for code in ArchCode::all() {
+        let a = Arch::from_code(code);
+        assert_eq!(board.tf(&a).to_bits(), host.tf(&a).to_bits(), "{a}");
+        distinct.insert(board.quantised(code));
+    }
+    assert!(distinct.len() > 1000, "a real table has many distinct scores");
+    // Damage: each reader refuses, for the same reason.
+    let same = |b: &[u8]| match (QuantTable::parse(b).unwrap_err(), Tf16::parse(b).unwrap_err()) {
+        (QuantError::Length { expected, got }, Tf16Error::Length { expected: e2, got: g2 }) => {
+            assert_eq!((expected, got), (e2, g2))
+        }
+        (QuantError::Magic(m), Tf16Error::Magic(m2)) => assert_eq!(m, m2),
+        (QuantError::Version(v), Tf16Error::Version(v2)) => assert_eq!(v, v2),
+        (QuantError::Count(c), Tf16Error::Count(c2)) => assert_eq!(c, c2),
+        (QuantError::Crc { stored, computed }, Tf16Error::Crc { stored: s2, computed: c2 }) => {
+            assert_eq!((stored, computed), (s2, c2))
+        }
+        (h, b) => panic!("host {h:?}, board {b:?}"),
+    };
+    same(&bytes[..40]);
+    same(&bytes[..QUANT_LEN - 2]);
+    for (at, v) in [(1, b'x'), (4, 9), (6, 3), (300, 0x55)] {
+        let mut b = bytes.clone();
+        b[at] ^= v;
+        same(&b);
+    }
+}

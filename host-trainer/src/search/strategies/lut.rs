@@ -69,17 +69,6 @@ pub fn prior(cfg: &SearchConfig, ctx: &Context, s: &mut Session) -> Result<(), S
     }
 }
 
-/// The untried cell `lut-prior` ranks first under the weighted objective (w = 0.5).
-pub fn prior_top(lut: &crate::synth::lut::Lut, tf: &[f64], s: &Session) -> Option<Arch> {
-    let (lo, hi) = (lut.latency(LO), lut.latency(HI));
-    let norm = Normaliser { lo, hi };
-    let predicted: Vec<f64> = all_archs()
-        .enumerate()
-        .map(|(c, a)| weighted(0.5, tf[c], if hi > lo { norm.l(lut.latency(a)) } else { 0.0 }))
-        .collect();
-    best_untried(s, &predicted)
-}
-
 /// `lut-probe`.
 pub fn probe(cfg: &SearchConfig, ctx: &Context, s: &mut Session) -> Result<(), SearchError> {
     for a in DESIGN {

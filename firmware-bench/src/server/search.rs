@@ -1,0 +1,221 @@
+//! The search on the board: edge-runtime's controller walk ([`edge_runtime::search`], the
+//! code `simnas search --strategy controller` runs on the host) with the board itself as
+//! the device. Each candidate network is timed in place exactly as a host `Probe` is
+//! ([`Server::measure`]); each probe is streamed as a [`SearchProbe`] the moment it is
+//! measured, and a [`Final`] closes the search.
+//!
+//! The controller's own time is measured with the board's timer: a probe's
+//! `controller_ticks` are the ticks between the end of the previous probe and the start of
+//! this one (policy inference, history, bookkeeping; the serial output of the previous
+//! record is excluded), the final record adds the pick.
+
+use super::Server;
+use crate::board::Board;
+use edge_runtime::policy::{Policy, PolicyError};
+use edge_runtime::search::{pick, Answer, Device, Measured, Objective, Probes, Stop, WalkError, Walker, LO};
+use edge_runtime::search::{MAX_WALK_PROBES, PRIOR_TOP};
+use edge_runtime::tf16::{Tf16, Tf16Error};
+use simnas_shared::protocol::{BoardMsg, ErrorCode, Final, SearchProbe, SearchStop};
+use simnas_shared::{Arch, ArchCode};
+
+/// What the on-board search runs with: the embedded files and the settings (for the
+/// firmware, [`crate::embedded::inputs`]).
+#[derive(Clone, Copy, Debug)]
+pub struct SearchInputs<'a> {
+    /// Policy file (safetensors), validated when a search starts.
+    pub policy: &'a [u8],
+    /// Quantised score table (.tf16), validated when a search starts.
+    pub scores: &'a [u8],
+    /// The zero-shot prior's best cells (ArchCodes, best first; empty: start at all-skip).
+    pub start: &'a [u16],
+    /// The policy observes TF.
+    pub obs_tf: bool,
+    /// Weight of TF in the objective (the pick).
+    pub weight: f64,
+    /// Untimed runs per probe.
+    pub warmup: u16,
+    /// Timed runs per probe.
+    pub repeats: u16,
+}
+
+/// The number a policy error travels as in `ErrorReport::detail`.
+pub fn policy_detail(e: PolicyError) -> u32 {
+    use PolicyError::*;
+    match e {
+        Truncated { .. } => 1,
+        HeaderTooLarge { .. } => 2,
+        HeaderSyntax { .. } => 3,
+        HeaderDepth => 4,
+        TensorFields => 5,
+        TensorRank => 6,
+        DType { .. } => 7,
+        Duplicate { .. } => 8,
+        Missing { .. } => 9,
+        TooManyLayers => 10,
+        Shape { .. } => 11,
+        HiddenTooWide { .. } => 12,
+        Offsets { .. } => 13,
+        NonFinite { .. } => 14,
+        FormatVersion => 15,
+        Activation => 16,
+        ObsLayout => 17,
+        BufferLength { .. } => 18,
+        _ => 0,
+    }
+}
+
+/// The number a score-table error travels as in `ErrorReport::detail`.
+pub fn scores_detail(e: Tf16Error) -> u32 {
+    match e {
+        Tf16Error::Length { .. } => 1,
+        Tf16Error::Magic(_) => 2,
+        Tf16Error::Version(_) => 3,
+        Tf16Error::Count(_) => 4,
+        Tf16Error::Crc { .. } => 5,
+        Tf16Error::Range(_) => 6,
+        _ => 0,
+    }
+}
+
+/// The board as the walk's device.
+struct OnBoard<'s, 'a, B: Board> {
+    server: &'s mut Server<'a, B>,
+    id: u32,
+    warmup: u16,
+    repeats: u16,
+    /// When the previous probe (and its record) ended.
+    last_end: u64,
+    /// Median ticks of every probe so far, by index.
+    medians: [u64; MAX_WALK_PROBES],
+    probes: u16,
+    controller_ticks: u64,
+    probe_ticks: u64,
+    max_step_ticks: u64,
+    ticks_per_second: u64,
+}
+
+impl<B: Board> Device for OnBoard<'_, '_, B> {
+    type Error = (ErrorCode, u32);
+
+    fn measure(&mut self, arch: Arch, step: usize) -> Result<Answer, (ErrorCode, u32)> {
+        let t0 = self.server.board.ticks();
+        let controller = t0.saturating_sub(self.last_end);
+        let timing = self.server.measure(arch.code(), self.warmup, self.repeats)?;
+        let probe = self.server.board.ticks().saturating_sub(t0);
+        if let Some(m) = self.medians.get_mut(usize::from(self.probes)) {
+            *m = timing.median_ticks;
+        }
+        self.probes += 1;
+        self.controller_ticks += controller;
+        self.probe_ticks += probe;
+        if step > 0 {
+            self.max_step_ticks = self.max_step_ticks.max(controller);
+        }
+        self.ticks_per_second = timing.ticks_per_second;
+        self.server.send(&BoardMsg::SearchProbe(SearchProbe {
+            id: self.id,
+            index: self.probes,
+            step: u16::try_from(step).unwrap_or(u16::MAX),
+            arch: arch.code(),
+            timing,
+            probe_ticks: probe,
+            controller_ticks: controller,
+        }));
+        self.last_end = self.server.board.ticks();
+        Ok(Answer::Latency(timing.median_ms()))
+    }
+}
+
+impl<B: Board> Server<'_, B> {
+    /// Run the search with `budget` probes and stream its records (answers `Search`, and
+    /// runs at boot with the `autonomous` feature). Unusable inputs or a bad budget are
+    /// answered with an `Error` naming `id`; a failed probe with its `Error`, then the
+    /// `Final` of what was measured.
+    pub fn search(&mut self, id: u32, budget: u16) {
+        let inputs = self.work.search;
+        let policy = match Policy::from_bytes(inputs.policy) {
+            Ok(p) => p,
+            Err(e) => return self.send_error(ErrorCode::Policy, Some(id), policy_detail(e)),
+        };
+        let scores = match Tf16::parse(inputs.scores) {
+            Ok(s) => s,
+            Err(e) => return self.send_error(ErrorCode::Scores, Some(id), scores_detail(e)),
+        };
+        let n = usize::from(budget);
+        if n == 0 || n > MAX_WALK_PROBES {
+            return self.send_error(ErrorCode::Budget, Some(id), MAX_WALK_PROBES as u32);
+        }
+        let mut start = [LO; PRIOR_TOP];
+        let mut starts = 0;
+        for (slot, code) in start.iter_mut().zip(inputs.start.iter().filter_map(|&c| ArchCode::new(c))) {
+            *slot = Arch::from_code(code);
+            starts += 1;
+        }
+        let tf = |a: Arch| scores.tf(&a);
+        let mut buf = [Measured { step: 0, arch: LO, latency_ms: 0.0 }; MAX_WALK_PROBES];
+        let last_end = self.board.ticks();
+        let tps = self.board.ticks_per_second();
+        let mut dev = OnBoard {
+            server: self,
+            id,
+            warmup: inputs.warmup,
+            repeats: inputs.repeats,
+            last_end,
+            medians: [0; MAX_WALK_PROBES],
+            probes: 0,
+            controller_ticks: 0,
+            probe_ticks: 0,
+            max_step_ticks: 0,
+            ticks_per_second: tps,
+        };
+        let walker = Walker { policy: &policy, obs_tf: inputs.obs_tf };
+        let (walk, chosen) = match Probes::new(&mut buf, n) {
+            Ok(mut probes) => {
+                let walk = walker.walk(tf, &start[..starts], &mut probes, &mut dev);
+                let chosen = pick(&Objective::Weighted { weight: inputs.weight }, tf, probes.probes());
+                (walk, chosen)
+            }
+            Err(e) => (Err(e), None),
+        };
+        let end = dev.server.board.ticks();
+        let controller_ticks = dev.controller_ticks + end.saturating_sub(dev.last_end);
+        let (stop, steps) = match walk {
+            Ok(r) => (
+                match r.stop {
+                    Stop::Budget | Stop::Exhausted => SearchStop::Budget,
+                    Stop::NoStart => SearchStop::NoStart,
+                    Stop::NoAction => SearchStop::NoAction,
+                    Stop::EpisodeEnd => SearchStop::EpisodeEnd,
+                },
+                r.steps,
+            ),
+            Err(e) => {
+                let (code, detail) = match e {
+                    WalkError::Device(cd) => cd,
+                    WalkError::Policy(p) => (ErrorCode::Policy, policy_detail(p)),
+                    WalkError::Buffer { .. } | WalkError::ZeroBudget => (ErrorCode::Budget, MAX_WALK_PROBES as u32),
+                    _ => (ErrorCode::Unsupported, 0),
+                };
+                dev.server.send_error(code, Some(id), detail);
+                (SearchStop::Failed, 0)
+            }
+        };
+        let pick_index = chosen.map_or(0, |p| p.step);
+        let record = Final {
+            id,
+            budget,
+            probes: dev.probes,
+            steps: u16::try_from(steps).unwrap_or(u16::MAX),
+            stop,
+            arch: chosen.map(|p| p.arch.code()),
+            pick_index: u16::try_from(pick_index).unwrap_or(0),
+            pick_ticks: pick_index.checked_sub(1).and_then(|i| dev.medians.get(i)).copied().unwrap_or(0),
+            score: chosen.map_or(0.0, |p| p.score as f32),
+            ticks_per_second: dev.ticks_per_second,
+            controller_ticks,
+            probe_ticks: dev.probe_ticks,
+            max_step_ticks: dev.max_step_ticks,
+        };
+        dev.server.send(&BoardMsg::Final(record));
+    }
+}

@@ -1,0 +1,221 @@
+//! The search on the reference board (QEMU `mps2-an386`, `-icount`), read over a real pty
+//! with the serialport crate:
+//! * the firmware built with `--features autonomous` runs the search at boot: at most the
+//!   budget of probes, a measured pick, the controller's time under 1% of every probe's,
+//!   the same records on a second boot, and the same walk and pick as the host's
+//!   controller (`simnas search`) given the latencies the board measured;
+//! * `simnas search --device qemu` (the real binary): host-driven probes whose latencies
+//!   are the board's own tick counts.
+
+use host_trainer::board::qemu::Qemu;
+use host_trainer::board::{BoardLink, Event};
+use serde_json::Value;
+use simnas_shared::protocol::{BoardMsg, Final, Mode, SearchProbe, SearchStop, PROTOCOL_VERSION};
+use simnas_shared::Arch;
+use simnas_tests::{firmware, firmware_autonomous, simnas, workspace};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+/// The firmware's default budget (`SIMNAS_FW_BUDGET`).
+const BUDGET: u16 = 10;
+
+/// Boot the autonomous firmware and read its records up to the `Final`.
+fn autonomous_run() -> (Vec<SearchProbe>, Final) {
+    let (mut qemu, port) = Qemu::launch(&firmware_autonomous()).expect("booting the firmware in QEMU");
+    let mut link = BoardLink::new(port);
+    let deadline = Instant::now() + Duration::from_secs(120);
+    let mut probes = Vec::new();
+    let mut hello = None;
+    loop {
+        let event = link.next_event(deadline).expect("reading the pty");
+        let Some(Event::Msg { msg, .. }) = event else {
+            panic!("no final record before the deadline ({event:?}; qemu {:?})", qemu.exited())
+        };
+        match msg {
+            BoardMsg::Hello(h) => hello = Some(h),
+            BoardMsg::SearchProbe(p) => probes.push(p),
+            BoardMsg::Final(f) => {
+                let h = hello.expect("Hello before the search");
+                assert_eq!((h.protocol, h.mode), (PROTOCOL_VERSION, Mode::Search));
+                assert_eq!((h.net.channels, h.net.resolution), (16, 16), "the default ImageNet16-120 network");
+                let s = link.stats();
+                assert_eq!((s.corrupt, s.missing, s.resets), (0, 0, 0), "{s:?}");
+                return (probes, f);
+            }
+            other => panic!("unexpected record {other:?}"),
+        }
+    }
+}
+
+#[test]
+fn autonomous_search_on_the_board() {
+    let t0 = Instant::now();
+    let (probes, fin) = autonomous_run();
+    let first_run = t0.elapsed().as_secs_f64();
+    for p in &probes {
+        let a = Arch::from_code(p.arch);
+        eprintln!(
+            "probe {:>2} step {:>2} {:>9.3} ms  controller {:>7} ticks = {:.3}% of the probe  {a}",
+            p.index,
+            p.step,
+            p.timing.median_ms(),
+            p.controller_ticks,
+            100.0 * p.controller_ticks as f64 / p.probe_ticks as f64
+        );
+    }
+    eprintln!("{fin:?}");
+
+    // At most the budget, numbered, distinct cells, the final count agrees.
+    assert!(!probes.is_empty() && probes.len() <= usize::from(BUDGET), "{} probes", probes.len());
+    assert_eq!((fin.budget, usize::from(fin.probes)), (BUDGET, probes.len()));
+    for (i, p) in probes.iter().enumerate() {
+        assert_eq!((p.id, usize::from(p.index)), (0, i + 1));
+        assert!(probes[..i].iter().all(|q| q.arch != p.arch), "{:?} measured twice", p.arch);
+        assert!(p.timing.median_ticks > 0 && p.probe_ticks >= p.timing.median_ticks);
+    }
+    assert!(matches!(fin.stop, SearchStop::Budget | SearchStop::NoAction | SearchStop::EpisodeEnd), "{fin:?}");
+    // The pick is a valid cell that was measured, with that measurement.
+    let pick = fin.arch.expect("a pick");
+    let measured = probes.iter().find(|p| p.arch == pick).expect("the pick is among the probes");
+    assert_eq!((fin.pick_index, fin.pick_ticks), (measured.index, measured.timing.median_ticks));
+    assert!(Arch::from_code(pick).is_connected());
+
+    // The controller's own time (policy inference and bookkeeping) per step is under 1% of
+    // the probe it leads to, and so is its total against all probing.
+    for p in probes.iter().filter(|p| p.step > 0) {
+        assert!(
+            p.controller_ticks * 100 < p.probe_ticks,
+            "step {}: {} vs {}",
+            p.step,
+            p.controller_ticks,
+            p.probe_ticks
+        );
+    }
+    assert!(fin.controller_ticks * 100 < fin.probe_ticks, "{fin:?}");
+    assert!(fin.max_step_ticks > 0 && fin.steps > 0);
+
+    // Deterministic: a second boot sends the same records, tick for tick.
+    let (again, fin2) = autonomous_run();
+    assert_eq!(again, probes);
+    assert_eq!(fin2, fin);
+
+    // The same code as the host: the host controller, on a table holding what the board
+    // measured, with the same score table and prior, walks the same cells to the same pick.
+    let dir = std::env::temp_dir().join(format!("simnas-qemu-search-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let mut csv = String::from("arch,board_ms\n");
+    for p in &probes {
+        csv += &format!("{},{}\n", Arch::from_code(p.arch), p.timing.median_ms());
+    }
+    let table = dir.join("board.csv");
+    std::fs::write(&table, csv).unwrap();
+    let json = dir.join("host.json");
+    let scores = workspace().join("artifacts/scores/cifar10_scores.tf16");
+    let out = Command::new(simnas())
+        .current_dir(workspace())
+        .args(["search", "--strategy", "controller-paper", "--budget", &BUDGET.to_string(), "--device"])
+        .arg(format!("table:{}#board_ms", table.display()))
+        .arg("--scores")
+        .arg(&scores)
+        .arg("--json")
+        .arg(&json)
+        .output()
+        .expect("running simnas search");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let host: Value = serde_json::from_slice(&std::fs::read(&json).unwrap()).unwrap();
+    let host_cells: Vec<&str> =
+        host["probes"].as_array().unwrap().iter().map(|p| p["arch"].as_str().unwrap()).collect();
+    let board_cells: Vec<String> = probes.iter().map(|p| Arch::from_code(p.arch).to_string()).collect();
+    assert_eq!(host_cells, board_cells);
+    assert_eq!(host["result"]["arch"].as_str(), Some(Arch::from_code(pick).to_string().as_str()));
+    std::fs::remove_dir_all(&dir).ok();
+    eprintln!("autonomous search: {first_run:.1} s per boot, {:.1} s in all", t0.elapsed().as_secs_f64());
+}
+
+#[test]
+fn simnas_search_device_qemu_probes_come_from_the_board() {
+    let t0 = Instant::now();
+    let dir = std::env::temp_dir().join(format!("simnas-search-qemu-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let json = dir.join("search.json");
+    let out = Command::new(simnas())
+        .current_dir(workspace())
+        .args(["search", "--device", "qemu", "--budget", "4", "--warmup", "0", "--repeats", "1", "--json"])
+        .arg(&json)
+        .arg("--firmware")
+        .arg(firmware())
+        .output()
+        .expect("running simnas search");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "simnas search --device qemu failed: {stderr}");
+    let v: Value = serde_json::from_slice(&std::fs::read(&json).unwrap()).unwrap();
+    std::fs::remove_dir_all(&dir).ok();
+
+    // The schema.
+    assert!(v["device"].as_str().unwrap().starts_with("qemu (mps2-an386"), "{v}");
+    assert_eq!((v["strategy"].as_str(), v["budget"].as_u64()), (Some("controller"), Some(4)));
+    assert_eq!(v["objective"]["kind"].as_str(), Some("weighted"));
+    let probes = v["probes"].as_array().unwrap();
+    assert_eq!(probes.len(), 4, "{v}");
+    let mut cells = Vec::new();
+    for (i, p) in probes.iter().enumerate() {
+        assert_eq!(p["step"].as_u64(), Some(i as u64 + 1));
+        let arch = Arch::parse(p["arch"].as_str().unwrap()).expect("a NATS-Bench cell string");
+        assert!(p["latency_ms"].as_f64().unwrap() > 0.0);
+        cells.push((arch, p["latency_ms"].as_f64().unwrap()));
+    }
+    let result = &v["result"];
+    let pick = Arch::parse(result["arch"].as_str().unwrap()).unwrap();
+    let tf = result["tf"].as_f64().unwrap();
+    assert!((0.0..=1.0).contains(&tf));
+    assert!(cells.iter().any(|&(a, ms)| a == pick && ms == result["latency_ms"].as_f64().unwrap()));
+
+    // Each latency is the board's: under -icount a cell's tick count is exact, so a fresh
+    // board measuring the same cells the same way gives the very same numbers (no host
+    // clock would).
+    let (_qemu, port) = Qemu::launch(&firmware()).expect("booting the firmware in QEMU");
+    let mut link = BoardLink::new(port);
+    link.connect(Duration::from_secs(20)).expect("Hello");
+    for (k, &(arch, ms)) in cells.iter().enumerate() {
+        let r = link.probe(arch, 0, 1, Duration::from_secs(60), 0).expect("probe");
+        assert_eq!(r.timing.median_ms(), ms, "probe {} ({arch})", k + 1);
+    }
+    eprintln!("simnas search --device qemu: 4 probes checked in {:.1} s", t0.elapsed().as_secs_f64());
+}
+
+#[test]
+fn simnas_monitor_prints_and_logs_the_search_records() {
+    let dir = std::env::temp_dir().join(format!("simnas-monitor-search-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let log = dir.join("search.jsonl");
+    let out = Command::new(simnas())
+        .args(["monitor", "--qemu", "--search", "--search-budget", "3", "--idle", "60", "--log"])
+        .arg(&log)
+        .arg("--firmware")
+        .arg(firmware())
+        .output()
+        .expect("running simnas monitor");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let records: Vec<Value> = std::fs::read_to_string(&log)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("one JSON object per line"))
+        .collect();
+    std::fs::remove_dir_all(&dir).ok();
+    let kinds: Vec<&str> = records.iter().map(|r| r["kind"].as_str().unwrap()).collect();
+    assert_eq!(kinds, ["hello", "search_probe", "search_probe", "search_probe", "final"], "{stdout}");
+    for (i, r) in records[1..4].iter().enumerate() {
+        assert_eq!((r["id"].as_u64(), r["index"].as_u64(), r["step"].as_u64()), (Some(2), Some(i as u64 + 1), Some(0)));
+        assert!(Arch::parse(r["arch"].as_str().unwrap()).is_ok());
+        assert!(r["latency_ms"].as_f64().unwrap() > 0.0 && r["probe_ticks"].as_u64().unwrap() > 0);
+        assert!(r["controller_share"].as_f64().unwrap() < 0.01);
+    }
+    let f = &records[4];
+    assert_eq!((f["probes"].as_u64(), f["budget"].as_u64(), f["stop"].as_str()), (Some(3), Some(3), Some("Budget")));
+    let pick = f["arch"].as_str().unwrap();
+    let measured = records[1..4].iter().find(|r| r["arch"].as_str() == Some(pick)).expect("a measured pick");
+    assert_eq!(f["latency_ms"], measured["latency_ms"]);
+    assert!(stdout.lines().filter(|l| l.starts_with("search probe")).count() == 3, "{stdout}");
+    assert!(stdout.lines().any(|l| l.starts_with("final") && l.contains(pick)), "{stdout}");
+}
