@@ -15,6 +15,7 @@
 #[allow(dead_code)]
 mod config;
 
+use edge_runtime::calib::search::GroupTable;
 use edge_runtime::layout::ParamLayout;
 use edge_runtime::rng::{fill_uniform, SplitMix64};
 use edge_runtime::search::{prior_top, Lut, PRIOR_TOP};
@@ -149,4 +150,71 @@ fn search_inputs(out: &Path) {
         obs = obs_tf(&policy_bytes),
     );
     fs::write(out.join("search_inputs.rs"), code).expect("writing search_inputs.rs");
+    calibrated(out, &score_bytes);
+}
+
+/// The calibrated controller (the default on-board controller): its prior from
+/// `$SIMNAS_FW_CONTROLLER_PRIOR` (default `artifacts/controller/prior.json`) as a constant,
+/// and the cell groups of its scan built from the embedded score table. `$SIMNAS_FW_CONTROLLER`
+/// = `paper` embeds the paper's RL walk instead.
+fn calibrated(out: &Path, score_bytes: &[u8]) {
+    let var = "SIMNAS_FW_CONTROLLER_PRIOR";
+    println!("cargo:rerun-if-env-changed={var}");
+    let root = PathBuf::from(env::var_os("CARGO_MANIFEST_DIR").expect("cargo sets CARGO_MANIFEST_DIR")).join("..");
+    let path = env::var_os(var).map(PathBuf::from).unwrap_or_else(|| root.join("artifacts/controller/prior.json"));
+    println!("cargo:rerun-if-changed={}", path.display());
+    let controller: String = setting("SIMNAS_FW_CONTROLLER", "calibrated".to_string());
+    let paper = match controller.as_str() {
+        "calibrated" => false,
+        "paper" => true,
+        other => panic!("SIMNAS_FW_CONTROLLER={other}: expected calibrated or paper"),
+    };
+    let v: serde_json::Value =
+        serde_json::from_slice(&fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display())))
+            .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    let num =
+        |k: &str| v.get(k).and_then(serde_json::Value::as_f64).unwrap_or_else(|| panic!("{}: no {k}", path.display()));
+    let flag =
+        |k: &str| v.get(k).and_then(serde_json::Value::as_bool).unwrap_or_else(|| panic!("{}: no {k}", path.display()));
+    let mean: Vec<f64> = v["mean"].as_array().expect("mean").iter().map(|x| x.as_f64().expect("mean")).collect();
+    let cov: Vec<Vec<f64>> = v["cov"]
+        .as_array()
+        .expect("cov")
+        .iter()
+        .map(|r| r.as_array().expect("cov").iter().map(|x| x.as_f64().expect("cov")).collect())
+        .collect();
+    assert_eq!(v["format_version"].as_u64(), Some(1), "{}: format version", path.display());
+    let rule = match v["range_rule"].as_str() {
+        Some("reference") => "Reference",
+        Some("model") => "Model",
+        r => panic!("{}: range_rule {r:?}", path.display()),
+    };
+    let table = Tf16::parse(score_bytes).expect("the embedded score table");
+    let groups = GroupTable::build(|c| {
+        table.tf(&Arch::from_code(simnas_shared::ArchCode::new(c as u16).expect("code in range")))
+    });
+    use std::fmt::Write as _;
+    let mean = <[f64; 8]>::try_from(mean).expect("8 means");
+    let cov: Vec<[f64; 8]> = cov.iter().map(|r| <[f64; 8]>::try_from(r.clone()).expect("8x8 cov")).collect();
+    let mut code = String::new();
+    let w = &mut code;
+    writeln!(w, "/// Run the paper's RL walk instead of the calibrated controller.").unwrap();
+    writeln!(w, "pub const CONTROLLER_PAPER: bool = {paper};").unwrap();
+    writeln!(w, "/// The calibrated controller's prior ({path:?}).").unwrap();
+    writeln!(w, "pub const CALIB: edge_runtime::calib::Prior = edge_runtime::calib::Prior {{").unwrap();
+    writeln!(w, "    mean: {mean:?},\n    cov: {cov:?},").unwrap();
+    writeln!(w, "    noise: {:?},\n    range_factor: {:?},", num("noise"), num("range_factor")).unwrap();
+    writeln!(w, "    range_rule: edge_runtime::calib::RangeRule::{rule},").unwrap();
+    writeln!(w, "    dead_edge_probe: {},", flag("dead_edge_probe")).unwrap();
+    writeln!(w, "    constrained_dead_edge_probe: {},", flag("constrained_dead_edge_probe")).unwrap();
+    writeln!(w, "    explore: {:?},\n}};", num("explore")).unwrap();
+    writeln!(w, "/// Group starts of the calibrated scan.").unwrap();
+    writeln!(w, "pub static GROUP_STARTS: [u16; {}] = {:?};", groups.starts.len(), groups.starts).unwrap();
+    writeln!(w, "/// Group members of the calibrated scan.").unwrap();
+    writeln!(w, "pub static GROUP_MEMBERS: [u16; {}] = {:?};", groups.members.len(), groups.members).unwrap();
+    writeln!(w, "/// Each group's packed op counts.").unwrap();
+    writeln!(w, "pub static GROUP_PACKED: [u32; {}] = {:?};", groups.packed.len(), groups.packed).unwrap();
+    writeln!(w, "/// TF of each group's first member.").unwrap();
+    writeln!(w, "pub static GROUP_TF0: [f32; {}] = {:?};", groups.tf0.len(), groups.tf0).unwrap();
+    fs::write(out.join("calibrated.rs"), &code).expect("writing calibrated.rs");
 }

@@ -10,9 +10,11 @@
 //! search starts), never trusted because the build read them.
 
 use crate::server::SearchInputs;
+use edge_runtime::calib::search::Groups;
 
 mod generated {
     include!(concat!(env!("OUT_DIR"), "/search_inputs.rs"));
+    include!(concat!(env!("OUT_DIR"), "/calibrated.rs"));
 }
 
 pub use generated::{BUDGET, POLICY, REPEATS, SCORES, START, WARMUP, WEIGHT};
@@ -24,6 +26,13 @@ pub fn inputs() -> SearchInputs<'static> {
         scores: SCORES,
         start: START,
         obs_tf: generated::OBS_TF,
+        calib: if generated::CONTROLLER_PAPER { None } else { Some(&generated::CALIB) },
+        groups: Groups {
+            starts: &generated::GROUP_STARTS,
+            members: &generated::GROUP_MEMBERS,
+            packed: &generated::GROUP_PACKED,
+            tf0: &generated::GROUP_TF0,
+        },
         weight: WEIGHT,
         warmup: WARMUP,
         repeats: REPEATS,

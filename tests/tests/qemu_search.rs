@@ -113,7 +113,7 @@ fn autonomous_search_on_the_board() {
     let scores = workspace().join("artifacts/scores/cifar10_scores.tf16");
     let out = Command::new(simnas())
         .current_dir(workspace())
-        .args(["search", "--strategy", "controller-paper", "--budget", &BUDGET.to_string(), "--device"])
+        .args(["search", "--budget", &BUDGET.to_string(), "--device"])
         .arg(format!("table:{}#board_ms", table.display()))
         .arg("--scores")
         .arg(&scores)
@@ -206,7 +206,10 @@ fn simnas_monitor_prints_and_logs_the_search_records() {
     let kinds: Vec<&str> = records.iter().map(|r| r["kind"].as_str().unwrap()).collect();
     assert_eq!(kinds, ["hello", "search_probe", "search_probe", "search_probe", "final"], "{stdout}");
     for (i, r) in records[1..4].iter().enumerate() {
-        assert_eq!((r["id"].as_u64(), r["index"].as_u64(), r["step"].as_u64()), (Some(2), Some(i as u64 + 1), Some(0)));
+        assert_eq!(
+            (r["id"].as_u64(), r["index"].as_u64(), r["step"].as_u64()),
+            (Some(2), Some(i as u64 + 1), Some(i as u64))
+        );
         assert!(Arch::parse(r["arch"].as_str().unwrap()).is_ok());
         assert!(r["latency_ms"].as_f64().unwrap() > 0.0 && r["probe_ticks"].as_u64().unwrap() > 0);
         assert!(r["controller_share"].as_f64().unwrap() < 0.01);

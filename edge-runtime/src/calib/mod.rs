@@ -171,7 +171,12 @@ impl Prior {
     /// The posterior: its mean and the Cholesky factor of its precision, for predictive
     /// variances ([`Posterior::variance`]).
     pub fn posterior_full<I: IntoIterator<Item = (Arch, f64)>>(&self, probes: I) -> Result<Posterior, CalibError> {
-        // Prior precision P on the coefficients, and P mu.
+        self.posterior_with(&self.precision()?, probes)
+    }
+
+    /// The prior precision of the coefficients and precision times mean (computed once per
+    /// search: a board pays for the inversion once).
+    pub fn precision(&self) -> Result<Precision, CalibError> {
         let mut p = self.cov;
         let l = cholesky(&mut p).ok_or(CalibError::NotPositiveDefinite)?;
         let mut prec = [[0.0; COEFS]; COEFS];
@@ -183,14 +188,29 @@ impl Prior {
                 prec[i][j] = col[i];
             }
         }
+        let mut pmu = [0.0; COEFS];
+        for i in 0..COEFS {
+            for j in 0..COEFS {
+                pmu[i] += prec[i][j] * self.mean[j];
+            }
+        }
+        Ok(Precision { prec, pmu })
+    }
+
+    /// [`Prior::posterior_full`] with the precision of [`Prior::precision`].
+    pub fn posterior_with<I: IntoIterator<Item = (Arch, f64)>>(
+        &self,
+        p: &Precision,
+        probes: I,
+    ) -> Result<Posterior, CalibError> {
         let mut a = [[0.0; FEATURES]; FEATURES];
         let mut b = [0.0; FEATURES];
         a[0][0] = BASE_PRECISION;
         for i in 0..COEFS {
             for j in 0..COEFS {
-                a[i + 1][j + 1] = prec[i][j];
-                b[i + 1] += prec[i][j] * self.mean[j];
+                a[i + 1][j + 1] = p.prec[i][j];
             }
+            b[i + 1] = p.pmu[i];
         }
         let w = 1.0 / (self.noise * self.noise);
         for (arch, y) in probes {
@@ -210,6 +230,15 @@ impl Prior {
             Err(CalibError::NotFinite)
         }
     }
+}
+
+/// The prior's precision matrix and precision times mean.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Precision {
+    /// `Cov^-1`.
+    pub prec: [[f64; COEFS]; COEFS],
+    /// `Cov^-1 mean`.
+    pub pmu: [f64; COEFS],
 }
 
 /// A posterior over `[base, coefficients]` (normalised units).

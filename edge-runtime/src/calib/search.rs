@@ -3,10 +3,13 @@
 //!
 //! 1. Measure the reference cells all-`skip_connect` and all-`nor_conv_3x3` (when two probes
 //!    are left): they fix the units. Then, if the prior says so, the [`DEAD_EDGE_CELL`].
-//! 2. Each step: the posterior given every probe, a predicted latency for all 15,625 cells
-//!    from their packed op counts ([`PACKED`], built at compile time), the score
+//! 2. Each step: the posterior given every probe, a predicted latency for every cell from
+//!    its packed op counts ([`PACKED`], built at compile time), the score
 //!    `w TF + (1 - w) (1 - (pred - optimism) / range)`, and a probe of the best cell not
-//!    tried yet (ties: the lower code).
+//!    tried yet. Cells with the same op counts share a prediction, so the scan visits
+//!    [`Groups`] (a few hundred): in each, the untried cell with the highest TF (ties: the
+//!    lower code) is the group's candidate; the best-scoring candidate wins (ties: the
+//!    lower code). A step costs a few hundred predictions, not 15,625.
 //! 3. Stop when the budget is spent or the prober says so. [`Walk::range`] is the final
 //!    range estimate (reference units) the pick must use.
 //!
@@ -122,6 +125,64 @@ impl Walk {
     }
 }
 
+/// Cells grouped by [`PACKED`] op counts (groups in increasing packed value), each group's
+/// members sorted by TF, highest first (ties: lower code). Built once per score table:
+/// [`Groups::build`] on the host, at build time for a board.
+#[derive(Clone, Copy, Debug)]
+pub struct Groups<'a> {
+    /// Group `g` is `members[starts[g]..starts[g + 1]]`.
+    pub starts: &'a [u16],
+    /// Compact codes, every cell once.
+    pub members: &'a [u16],
+    /// Each group's [`PACKED`] op counts.
+    pub packed: &'a [u32],
+    /// TF (as `f32`) of each group's first member: the scan reads it instead of calling
+    /// `tf` while that member is untried.
+    pub tf0: &'a [f32],
+}
+
+/// Owned [`Groups`].
+#[cfg(feature = "std")]
+#[derive(Clone, Debug, PartialEq)]
+pub struct GroupTable {
+    /// See [`Groups::starts`].
+    pub starts: std::vec::Vec<u16>,
+    /// See [`Groups::members`].
+    pub members: std::vec::Vec<u16>,
+    /// See [`Groups::packed`].
+    pub packed: std::vec::Vec<u32>,
+    /// See [`Groups::tf0`].
+    pub tf0: std::vec::Vec<f32>,
+}
+
+#[cfg(feature = "std")]
+impl GroupTable {
+    /// Group every cell; `tf(code)` is the proxy score.
+    pub fn build(tf: impl Fn(usize) -> f64) -> GroupTable {
+        let mut codes: std::vec::Vec<u16> = (0..NUM_ARCHS as u16).collect();
+        codes.sort_by(|&a, &b| {
+            let (a, b) = (usize::from(a), usize::from(b));
+            PACKED[a].cmp(&PACKED[b]).then(tf(b).total_cmp(&tf(a))).then(a.cmp(&b))
+        });
+        let mut starts = std::vec![0u16];
+        for i in 1..codes.len() {
+            if PACKED[usize::from(codes[i])] != PACKED[usize::from(codes[i - 1])] {
+                starts.push(i as u16);
+            }
+        }
+        starts.push(codes.len() as u16);
+        let first = |w: &[u16]| usize::from(codes[usize::from(w[0])]);
+        let packed = starts.windows(2).map(|w| PACKED[first(w)]).collect();
+        let tf0 = starts.windows(2).map(|w| tf(first(w)) as f32).collect();
+        GroupTable { starts, members: codes, packed, tf0 }
+    }
+
+    /// Borrowed.
+    pub fn groups(&self) -> Groups<'_> {
+        Groups { starts: &self.starts, members: &self.members, packed: &self.packed, tf0: &self.tf0 }
+    }
+}
+
 /// Why the walk stopped early.
 #[derive(Debug, PartialEq)]
 pub enum WalkError<E> {
@@ -138,9 +199,16 @@ pub fn search<P: Prober>(
     weight: f64,
     budget: usize,
     tf: impl Fn(usize) -> f64,
+    groups: Groups,
     prober: &mut P,
     walk: &mut Walk,
 ) -> Result<(), WalkError<P::Error>> {
+    let group = |g: usize| -> &[u16] {
+        let (a, b) = (groups.starts[g], groups.starts.get(g + 1).copied().unwrap_or(groups.starts[g]));
+        groups.members.get(usize::from(a)..usize::from(b)).unwrap_or(&[])
+    };
+    let n_groups = groups.starts.len().saturating_sub(1).min(groups.packed.len()).min(groups.tf0.len());
+    let precision = prior.precision().map_err(WalkError::Calib)?;
     let m = |w: &mut Walk, p: &mut P, a: Arch| w.measure(p, a, budget).map_err(WalkError::Probe);
     if budget.saturating_sub(walk.len) >= 2
         && (!m(walk, prober, Arch::uniform(Op::SkipConnect))? || !m(walk, prober, Arch::uniform(Op::NorConv3x3))?)
@@ -152,8 +220,10 @@ pub fn search<P: Prober>(
     }
     loop {
         let post = match walk.units() {
-            Some((lo, hi)) => prior.posterior_full(walk.probes().iter().map(|p| (p.0, (p.1 - lo) / (hi - lo)))),
-            None => prior.posterior_full(core::iter::empty()),
+            Some((lo, hi)) => {
+                prior.posterior_with(&precision, walk.probes().iter().map(|p| (p.0, (p.1 - lo) / (hi - lo))))
+            }
+            None => prior.posterior_with(&precision, core::iter::empty()),
         }
         .map_err(WalkError::Calib)?;
         let theta: [f32; FEATURES] = core::array::from_fn(|i| post.theta[i] as f32);
@@ -161,7 +231,7 @@ pub fn search<P: Prober>(
             RangeRule::Reference => prior.range_factor,
             RangeRule::Model => {
                 let (mut lo, mut hi) = (f32::INFINITY, f32::NEG_INFINITY);
-                for &packed in PACKED.iter() {
+                for &packed in &groups.packed[..n_groups] {
                     let p = predict_packed(&theta, packed);
                     lo = lo.min(p);
                     hi = hi.max(p);
@@ -177,18 +247,19 @@ pub fn search<P: Prober>(
         }
         let (w, inv) = (weight as f32, (1.0 / range) as f32);
         let mut best: Option<(f32, usize)> = None;
-        for (code, &packed) in PACKED.iter().enumerate() {
-            if walk.tried(code) {
-                continue;
-            }
-            let mut pred = predict_packed(&theta, packed);
+        for g in 0..n_groups {
+            let members = group(g);
+            let Some(i) = members.iter().position(|&c| !walk.tried(usize::from(c))) else { continue };
+            let code = usize::from(members[i]);
+            let t = if i == 0 { groups.tf0[g] } else { tf(code) as f32 };
+            let mut pred = predict_packed(&theta, groups.packed[g]);
             if prior.explore > 0.0 {
                 if let Some(a) = ArchCode::new(code as u16).map(Arch::from_code) {
                     pred -= (prior.explore * crate::calib::sqrt(post.variance(&a))) as f32;
                 }
             }
-            let score = w * tf(code) as f32 + (1.0 - w) * (1.0 - pred * inv);
-            if best.is_none_or(|(b, _)| score > b) {
+            let score = w * t + (1.0 - w) * (1.0 - pred * inv);
+            if best.is_none_or(|(b, bc)| score > b || (score == b && code < bc)) {
                 best = Some((score, code));
             }
         }
@@ -319,7 +390,8 @@ mod tests {
         let mut dev = Exact { theta: [1.0, 0.01, 0.1, 0.3, 0.05, 0.0, 0.0, 0.0, 0.0], calls: 0 };
         let mut walk = Walk::new();
         let tf = |c: usize| (c % 97) as f64 / 97.0;
-        search(&prior(), 0.5, 10, tf, &mut dev, &mut walk).unwrap();
+        let groups = GroupTable::build(tf);
+        search(&prior(), 0.5, 10, tf, groups.groups(), &mut dev, &mut walk).unwrap();
         assert_eq!(dev.calls, 10);
         let p = walk.probes();
         assert_eq!(p.len(), 10);
@@ -340,7 +412,8 @@ mod tests {
         for budget in [0, 1, 2, 3] {
             let mut dev = Exact { theta: [1.0, 0.01, 0.1, 0.3, 0.05, 0.0, 0.0, 0.0, 0.0], calls: 0 };
             let mut walk = Walk::new();
-            search(&prior(), 0.5, budget, |_| 0.5, &mut dev, &mut walk).unwrap();
+            let groups = GroupTable::build(|_| 0.5);
+            search(&prior(), 0.5, budget, |_| 0.5, groups.groups(), &mut dev, &mut walk).unwrap();
             assert_eq!(walk.probes().len(), budget);
         }
         struct Broken;
@@ -351,6 +424,35 @@ mod tests {
             }
         }
         let mut walk = Walk::new();
-        assert_eq!(search(&prior(), 0.5, 10, |_| 0.5, &mut Broken, &mut walk), Err(WalkError::Probe("unplugged")));
+        let groups = GroupTable::build(|_| 0.5);
+        let r = search(&prior(), 0.5, 10, |_| 0.5, groups.groups(), &mut Broken, &mut walk);
+        assert_eq!(r, Err(WalkError::Probe("unplugged")));
+    }
+
+    #[test]
+    fn grouped_scan_finds_the_best_cell_of_a_full_scan() {
+        // With no probe tried, the group candidates' best is the best cell of the space.
+        let tf = |c: usize| ((c * 7919) % 1000) as f64 / 1000.0;
+        let table = GroupTable::build(tf);
+        let g = table.groups();
+        assert_eq!(g.members.len(), NUM_ARCHS);
+        assert!(g.starts.len() > 10 && g.starts.len() < 2000, "{} groups", g.starts.len() - 1);
+        let theta: [f32; FEATURES] = [0.2, 0.01, 0.1, 0.3, 0.05, 0.02, 0.05, 0.1, 0.04];
+        let score = |c: usize| 0.5 * tf(c) as f32 + 0.5 * (1.0 - predict_packed(&theta, PACKED[c]));
+        let mut full = (f32::NEG_INFINITY, 0);
+        for c in 0..NUM_ARCHS {
+            if score(c) > full.0 {
+                full = (score(c), c);
+            }
+        }
+        let mut grouped = (f32::NEG_INFINITY, 0);
+        for (k, w) in g.starts.windows(2).enumerate() {
+            let c = usize::from(g.members[usize::from(w[0])]);
+            assert_eq!((g.packed[k], g.tf0[k]), (PACKED[c], tf(c) as f32));
+            if score(c) > grouped.0 || (score(c) == grouped.0 && c < grouped.1) {
+                grouped = (score(c), c);
+            }
+        }
+        assert_eq!(grouped.0, full.0);
     }
 }

@@ -11,8 +11,9 @@
 
 use super::Server;
 use crate::board::Board;
+use edge_runtime::calib::search::{Groups, Probed, Prober, Walk, WalkError as CalibWalkError};
 use edge_runtime::policy::{Policy, PolicyError};
-use edge_runtime::search::{pick, Answer, Device, Measured, Objective, Probes, Stop, WalkError, Walker, LO};
+use edge_runtime::search::{pick, pick_with, Answer, Device, Measured, Objective, Probes, Stop, WalkError, Walker, LO};
 use edge_runtime::search::{MAX_WALK_PROBES, PRIOR_TOP};
 use edge_runtime::tf16::{Tf16, Tf16Error};
 use simnas_shared::protocol::{BoardMsg, ErrorCode, Final, SearchProbe, SearchStop};
@@ -30,6 +31,11 @@ pub struct SearchInputs<'a> {
     pub start: &'a [u16],
     /// The policy observes TF.
     pub obs_tf: bool,
+    /// The calibrated controller's prior: the controller the board runs (`None`: the
+    /// paper's RL walk with `policy`).
+    pub calib: Option<&'a edge_runtime::calib::Prior>,
+    /// The calibrated scan's cell groups, built from `scores` at build time.
+    pub groups: Groups<'a>,
     /// Weight of TF in the objective (the pick).
     pub weight: f64,
     /// Untimed runs per probe.
@@ -126,6 +132,18 @@ impl<B: Board> Device for OnBoard<'_, '_, B> {
     }
 }
 
+impl<B: Board> Prober for OnBoard<'_, '_, B> {
+    type Error = (ErrorCode, u32);
+
+    fn probe(&mut self, arch: Arch) -> Result<Probed, (ErrorCode, u32)> {
+        let step = usize::from(self.probes);
+        match self.measure(arch, step)? {
+            Answer::Latency(ms) => Ok(Probed::Latency(ms)),
+            _ => Ok(Probed::Missing),
+        }
+    }
+}
+
 impl<B: Board> Server<'_, B> {
     /// Run the search with `budget` probes and stream its records (answers `Search`, and
     /// runs at boot with the `autonomous` feature). Unusable inputs or a bad budget are
@@ -133,6 +151,9 @@ impl<B: Board> Server<'_, B> {
     /// `Final` of what was measured.
     pub fn search(&mut self, id: u32, budget: u16) {
         let inputs = self.work.search;
+        if let Some(prior) = inputs.calib {
+            return self.search_calibrated(id, budget, prior);
+        }
         let policy = match Policy::from_bytes(inputs.policy) {
             Ok(p) => p,
             Err(e) => return self.send_error(ErrorCode::Policy, Some(id), policy_detail(e)),
@@ -206,6 +227,82 @@ impl<B: Board> Server<'_, B> {
             budget,
             probes: dev.probes,
             steps: u16::try_from(steps).unwrap_or(u16::MAX),
+            stop,
+            arch: chosen.map(|p| p.arch.code()),
+            pick_index: u16::try_from(pick_index).unwrap_or(0),
+            pick_ticks: pick_index.checked_sub(1).and_then(|i| dev.medians.get(i)).copied().unwrap_or(0),
+            score: chosen.map_or(0.0, |p| p.score as f32),
+            ticks_per_second: dev.ticks_per_second,
+            controller_ticks,
+            probe_ticks: dev.probe_ticks,
+            max_step_ticks: dev.max_step_ticks,
+        };
+        dev.server.send(&BoardMsg::Final(record));
+    }
+}
+
+impl<B: Board> Server<'_, B> {
+    /// [`Server::search`] with the calibrated controller: edge-runtime's
+    /// [`edge_runtime::calib::search`] loop (the host's `controller`), the board as its
+    /// prober, and the pick with the loop's range estimate.
+    fn search_calibrated(&mut self, id: u32, budget: u16, prior: &edge_runtime::calib::Prior) {
+        let inputs = self.work.search;
+        let scores = match Tf16::parse(inputs.scores) {
+            Ok(s) => s,
+            Err(e) => return self.send_error(ErrorCode::Scores, Some(id), scores_detail(e)),
+        };
+        if prior.validate().is_err() {
+            return self.send_error(ErrorCode::Policy, Some(id), 0);
+        }
+        let n = usize::from(budget);
+        if n == 0 || n > MAX_WALK_PROBES.min(edge_runtime::calib::search::MAX_BUDGET) {
+            return self.send_error(ErrorCode::Budget, Some(id), MAX_WALK_PROBES as u32);
+        }
+        let tf_code = |c: usize| ArchCode::new(c as u16).map_or(0.0, |code| scores.tf(&Arch::from_code(code)));
+        let last_end = self.board.ticks();
+        let tps = self.board.ticks_per_second();
+        let mut dev = OnBoard {
+            server: self,
+            id,
+            warmup: inputs.warmup,
+            repeats: inputs.repeats,
+            last_end,
+            medians: [0; MAX_WALK_PROBES],
+            probes: 0,
+            controller_ticks: 0,
+            probe_ticks: 0,
+            max_step_ticks: 0,
+            ticks_per_second: tps,
+        };
+        let mut walk = Walk::new();
+        let result =
+            edge_runtime::calib::search::search(prior, inputs.weight, n, tf_code, inputs.groups, &mut dev, &mut walk);
+        let mut measured = [Measured { step: 0, arch: LO, latency_ms: 0.0 }; MAX_WALK_PROBES];
+        for (i, (slot, &(arch, latency_ms))) in measured.iter_mut().zip(walk.probes()).enumerate() {
+            *slot = Measured { step: i + 1, arch, latency_ms };
+        }
+        let count = walk.probes().len().min(MAX_WALK_PROBES);
+        let tf = |a: Arch| scores.tf(&a);
+        let chosen = pick_with(&Objective::Weighted { weight: inputs.weight }, tf, &measured[..count], walk.range());
+        let end = dev.server.board.ticks();
+        let controller_ticks = dev.controller_ticks + end.saturating_sub(dev.last_end);
+        let stop = match result {
+            Ok(()) => SearchStop::Budget,
+            Err(e) => {
+                let (code, detail) = match e {
+                    CalibWalkError::Probe(cd) => cd,
+                    CalibWalkError::Calib(_) => (ErrorCode::Policy, 0),
+                };
+                dev.server.send_error(code, Some(id), detail);
+                SearchStop::Failed
+            }
+        };
+        let pick_index = chosen.map_or(0, |p| p.step);
+        let record = Final {
+            id,
+            budget,
+            probes: dev.probes,
+            steps: dev.probes,
             stop,
             arch: chosen.map(|p| p.arch.code()),
             pick_index: u16::try_from(pick_index).unwrap_or(0),

@@ -179,7 +179,8 @@ fn bench_sends_every_item() {
 }
 
 /// The search's records: one `SearchProbe` per probe, numbered, then a `Final` whose pick
-/// is one of them; the embedded files, the reference cells first, then the prior's cell.
+/// is one of them; the embedded calibrated controller: the reference cells first, then the
+/// dead-edge cell.
 #[test]
 fn search_streams_one_record_per_probe_and_a_final() {
     use edge_runtime::search::{HI, LO};
@@ -207,14 +208,14 @@ fn search_streams_one_record_per_probe_and_a_final() {
         assert!(probes[..i].iter().all(|q| q.arch != p.arch));
     }
     assert_eq!((probes[0].arch, probes[1].arch), (LO.code(), HI.code()));
-    assert_eq!(probes[2].arch.get(), crate::embedded::START[0]);
-    assert_eq!(probes.iter().map(|p| p.step).collect::<Vec<_>>(), [0, 0, 0, 1, 2, 3]);
-    assert_eq!((f.id, f.budget, f.probes, f.steps, f.stop), (4, 6, 6, 3, SearchStop::Budget));
+    assert_eq!(probes[2].arch, edge_runtime::calib::DEAD_EDGE_CELL.code());
+    assert_eq!(probes.iter().map(|p| p.step).collect::<Vec<_>>(), [0, 1, 2, 3, 4, 5]);
+    assert_eq!((f.id, f.budget, f.probes, f.steps, f.stop), (4, 6, 6, 6, SearchStop::Budget));
     let chosen = probes.iter().find(|p| Some(p.arch) == f.arch).expect("the pick was measured");
     assert_eq!((f.pick_index, f.pick_ticks), (chosen.index, chosen.timing.median_ticks));
     assert_eq!(f.probe_ticks, probes.iter().map(|p| p.probe_ticks).sum::<u64>());
     assert!(f.controller_ticks > probes.iter().map(|p| p.controller_ticks).sum::<u64>());
-    assert_eq!(f.max_step_ticks, probes[3..].iter().map(|p| p.controller_ticks).max().unwrap());
+    assert_eq!(f.max_step_ticks, probes[1..].iter().map(|p| p.controller_ticks).max().unwrap());
     // The same search again: the same records.
     assert_eq!(run(), got);
 }
@@ -226,7 +227,7 @@ fn unusable_search_inputs_and_budgets_are_errors() {
     policy[9] = b'['; // the header's JSON no longer opens with an object
     let mut scores = good.scores.to_vec();
     scores[200] ^= 1;
-    with_search_inputs(SearchInputs { policy: &policy, scores: &scores, ..good }, |s| {
+    with_search_inputs(SearchInputs { policy: &policy, scores: &scores, calib: None, ..good }, |s| {
         s.check_search_inputs();
         let mut input = frame(0, &HostMsg::Search { id: 8, budget: 10 });
         input.extend(frame(1, &HostMsg::Ping { nonce: 5 }));

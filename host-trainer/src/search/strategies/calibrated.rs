@@ -29,7 +29,7 @@ use super::super::{
 };
 use crate::device::table::TableDevice;
 use crate::latency::LatencyTable;
-use edge_runtime::calib::search::{self, Probed, Prober, Walk, WalkError};
+use edge_runtime::calib::search::{self, GroupTable, Probed, Prober, Walk, WalkError};
 use edge_runtime::calib::{features, predict, Prior, RangeRule, COEFS, DEAD_EDGE_CELL, FEATURES};
 use simnas_shared::{Arch, ArchCode, NUM_ARCHS};
 
@@ -57,7 +57,9 @@ pub fn run(cfg: &SearchConfig, ctx: &Context, s: &mut Session) -> Result<(), Sea
             // The edge runtime's loop, the code a board runs, through the budgeted session.
             let mut walk = Walk::new();
             let budget = s.remaining();
-            let result = search::search(prior, weight, budget, |c| ctx.tf[c], &mut SessionProber(s), &mut walk);
+            let groups = GroupTable::build(|c| ctx.tf[c]);
+            let tf = |c: usize| ctx.tf[c];
+            let result = search::search(prior, weight, budget, tf, groups.groups(), &mut SessionProber(s), &mut walk);
             s.set_range_factor(walk.range());
             match result {
                 Ok(()) => Ok(()),
