@@ -312,7 +312,7 @@ pub fn run(data: &Option<PathBuf>, args: SearchArgs) -> Result<ExitCode> {
         Some(p) => {
             let idx = index(p.arch).map(|i| format!(" | index {i}")).unwrap_or_default();
             let l = Normaliser::of(&outcome.probes)
-                .map(|n| format!(" | l {:.3}", n.linear(p.latency_ms)))
+                .map(|n| format!(" | l {:.3}", n.widened(outcome.range_factor).linear(p.latency_ms)))
                 .unwrap_or_default();
             outln!(
                 "pick: {} | {:.4} ms (measured, probe {}) | TF {:.4}{l} | objective {:.4}{idx}",

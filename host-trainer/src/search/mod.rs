@@ -194,6 +194,9 @@ pub struct SearchOutcome {
     pub pick: Option<Pick>,
     /// Why the search stopped early, if it did.
     pub error: Option<SearchError>,
+    /// The latency range the pick was scored with, as a multiple of the probed reference
+    /// range (1 unless the strategy estimated it wider).
+    pub range_factor: f64,
 }
 
 /// What a search may use besides the device.
@@ -356,7 +359,7 @@ pub fn search(
     device: &mut dyn Device,
     observe: &mut dyn FnMut(Event),
 ) -> SearchOutcome {
-    let fail = |e| SearchOutcome { probes: vec![], skipped: vec![], pick: None, error: Some(e) };
+    let fail = |e| SearchOutcome { probes: vec![], skipped: vec![], pick: None, error: Some(e), range_factor: 1.0 };
     if cfg.budget == 0 {
         return fail(SearchError::ZeroBudget);
     }
@@ -370,7 +373,7 @@ pub fn search(
     let error = strategies::run(cfg, ctx, &mut session).err();
     debug_assert!(session.probes.len() <= cfg.budget);
     let pick = pick_with(&cfg.objective, ctx.tf, &session.probes, session.range_factor);
-    SearchOutcome { probes: session.probes, skipped: session.skipped, pick, error }
+    SearchOutcome { probes: session.probes, skipped: session.skipped, pick, error, range_factor: session.range_factor }
 }
 
 #[cfg(test)]
