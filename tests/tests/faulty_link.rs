@@ -2,9 +2,10 @@
 //! bytes from one real pty to another and injects faults on the way (bit flips, dropped,
 //! duplicated and inserted bytes, frames cut short, garbage before the first frame), with
 //! a seeded RNG so every run is the same. The board is a simulated one speaking the real
-//! protocol (the shared frame encoder and accumulator) on its own pty; the host end is the
-//! real `simnas monitor` process reading the other pty through the serialport crate, or
-//! the host library's `BoardLink` in host-driven probe mode.
+//! protocol (the shared frame encoder and accumulator) on its own pty, or the real
+//! firmware in QEMU; the host end is the real `simnas monitor` process reading the other
+//! pty through the serialport crate, or the host library's `BoardLink` in host-driven
+//! probe mode.
 //!
 //! What is checked, against an independent account of the bytes the host received (the
 //! relay's copy, split at the `0x00` delimiters):
@@ -17,6 +18,7 @@
 //! The records lost vs sent per corruption rate are printed (`--nocapture`) and quoted in
 //! the README's reliability section.
 
+use host_trainer::board::qemu::Qemu;
 use host_trainer::board::{BoardError, BoardLink};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -25,8 +27,8 @@ use simnas_shared::protocol::{
     encode_frame, BoardMsg, ErrorCode, ErrorReport, FrameAccumulator, Hello, HostMsg, Mode, NetShape, ProbeResult,
     Timing, MAX_FRAME, PROTOCOL_VERSION,
 };
-use simnas_shared::{Arch, ArchCode};
-use simnas_tests::simnas;
+use simnas_shared::{Arch, ArchCode, Op};
+use simnas_tests::{firmware, simnas};
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::process::{Command, Stdio};
@@ -81,7 +83,7 @@ struct Relay {
 }
 
 impl Relay {
-    fn start(mut from: TTYPort, mut to: TTYPort, faults: Faults) -> Relay {
+    fn start(mut from: Box<dyn SerialPort>, mut to: Box<dyn SerialPort>, faults: Faults) -> Relay {
         let stop = Arc::new(AtomicBool::new(false));
         let sent = Arc::new(Mutex::new(Vec::new()));
         let (stop2, sent2) = (stop.clone(), sent.clone());
@@ -261,7 +263,7 @@ fn monitor_through_relay(rate: f64, n: u32, seed: u64) -> Row {
     let log = dir.join("monitor.jsonl");
     let _ = std::fs::remove_file(&log);
 
-    let relay = Relay::start(relay_in, relay_out, Faults { rate, garbage_first: 40, seed });
+    let relay = Relay::start(Box::new(relay_in), Box::new(relay_out), Faults { rate, garbage_first: 40, seed });
     let mut child = Command::new(simnas())
         .args(["monitor", "--port", &host_path, "--idle", "1.0", "--log"])
         .arg(&log)
@@ -444,8 +446,8 @@ impl ProbeRig {
         let up = Faults { rate, garbage_first: 20, seed };
         let down = Faults { rate, garbage_first: 0, seed: seed + 1000 };
         let relays = [
-            Relay::start(a_master.try_clone_native().unwrap(), b_master.try_clone_native().unwrap(), up),
-            Relay::start(b_master, a_master, down),
+            Relay::start(a_master.try_clone().unwrap(), b_master.try_clone().unwrap(), up),
+            Relay::start(Box::new(b_master), Box::new(a_master), down),
         ];
         let stop = Arc::new(AtomicBool::new(false));
         let asked = Arc::new(AtomicUsize::new(0));
@@ -540,4 +542,74 @@ fn a_board_that_stops_answering_fails_after_bounded_retries() {
     assert!(err.to_string().contains("no answer to request 3 after 3 attempts"), "{err}");
     assert!(waited >= 3 * PROBE_TIMEOUT && waited < 3 * PROBE_TIMEOUT + Duration::from_secs(2), "{waited:?}");
     assert_eq!(rig.asked.load(Ordering::SeqCst), 5, "3 attempts for the last probe, no more");
+}
+
+#[test]
+fn the_firmware_in_qemu_behind_a_faulty_link_answers_every_probe_right() {
+    let t0 = Instant::now();
+    let rate = 0.005;
+    let (_qemu, board) = Qemu::launch(&firmware()).expect("booting the firmware in QEMU");
+    let (host_side, host_end) = TTYPort::pair().expect("pty");
+    let _relays = [
+        Relay::start(
+            board.try_clone().unwrap(),
+            host_side.try_clone().unwrap(),
+            Faults { rate, garbage_first: 20, seed: 41 },
+        ),
+        Relay::start(Box::new(host_side), board, Faults { rate, garbage_first: 0, seed: 42 }),
+    ];
+    let mut link = BoardLink::new(Box::new(host_end));
+    let hello = link.connect(Duration::from_secs(30)).expect("Hello through the faulty link");
+    assert_eq!(hello.board.as_str(), "mps2-an386");
+    // Cheap cells (no convolution), each measured several times: under -icount the same
+    // cell takes the same ticks, so an altered answer could not hide.
+    let cells = [
+        Arch::uniform(Op::SkipConnect),
+        Arch::uniform(Op::None),
+        Arch::uniform(Op::AvgPool3x3),
+        Arch::from_code(ArchCode::new(1).unwrap()),
+    ];
+    let mut ticks: HashMap<ArchCode, u64> = HashMap::new();
+    let (mut answered, mut failed) = (0, 0);
+    for round in 0..4 {
+        for arch in cells {
+            match link.probe(arch, 0, 1, Duration::from_millis(800), 6) {
+                Ok(r) => {
+                    answered += 1;
+                    assert_eq!(r.arch, arch.code());
+                    let first = *ticks.entry(r.arch).or_insert(r.timing.median_ticks);
+                    assert_eq!(r.timing.median_ticks, first, "round {round}: {arch} measured differently");
+                }
+                Err(BoardError::NoAnswer { .. }) => failed += 1,
+                Err(e) => panic!("{e}"),
+            }
+        }
+    }
+    let s = link.stats();
+    eprintln!(
+        "QEMU behind the relay (rate {rate}): {answered} of 16 probes answered, {failed} failed; {} frames, {} refused, {} missing, {} resets; {:.1} s",
+        s.frames,
+        s.corrupt,
+        s.missing,
+        s.resets,
+        t0.elapsed().as_secs_f64()
+    );
+    assert!(answered >= 15, "{answered} of 16");
+    assert!(s.corrupt > 0, "the relay did corrupt frames: {s:?}");
+    // The board kept serving through every corrupted command it was sent: a ping (asked
+    // again while the faulty line eats it) is answered.
+    let mut pong = false;
+    for nonce in 0..5 {
+        link.send(&HostMsg::Ping { nonce }).unwrap();
+        let deadline = Instant::now() + Duration::from_secs(1);
+        while let Some(ev) = link.next_event(deadline).unwrap() {
+            if matches!(ev, host_trainer::board::Event::Msg { msg: BoardMsg::Pong { nonce: n }, .. } if n == nonce) {
+                pong = true;
+            }
+        }
+        if pong {
+            break;
+        }
+    }
+    assert!(pong, "no Pong after 5 pings");
 }
