@@ -55,3 +55,28 @@ cargo clippy -q --release -p firmware-bench --target thumbv7em-none-eabihf --no-
 
 step "tests"
 cargo test --release --workspace
+
+step "fuzz smoke run (cargo-fuzz; \$SIMNAS_FUZZ_SECONDS per target, 0 skips)"
+FUZZ_SECONDS="${SIMNAS_FUZZ_SECONDS:-20}"
+if [ "$FUZZ_SECONDS" = "0" ]; then
+    echo "skipped (SIMNAS_FUZZ_SECONDS=0)"
+elif ! cargo fuzz --version >/dev/null 2>&1; then
+    echo "cargo-fuzz not installed: skipped (cargo install cargo-fuzz, then rerun)"
+else
+    # libFuzzer needs unstable compiler flags; RUSTC_BOOTSTRAP lets the stable toolchain
+    # accept them for this build only.
+    (
+        cd fuzz
+        export RUSTC_BOOTSTRAP=1
+        log="$(mktemp)"
+        for target in $(cargo fuzz list); do
+            if ! cargo fuzz run -O "$target" -- -max_total_time="$FUZZ_SECONDS" -rss_limit_mb=2048 >"$log" 2>&1; then
+                tail -n 40 "$log"
+                echo "fuzz target $target failed (crash input under fuzz/artifacts/$target)" >&2
+                exit 1
+            fi
+            printf '%-14s %s\n' "$target" "$(grep -E '^Done [0-9]+ runs' "$log" | tail -n 1)"
+        done
+        rm -f "$log"
+    )
+fi

@@ -58,6 +58,9 @@ impl<'a, B: Board> Server<'a, B> {
 
     /// Send `Hello`, run the search if asked to at boot, then serve forever.
     pub fn run(mut self) -> ! {
+        // A lone delimiter first: it ends whatever partial frame the host holds from before
+        // a reset (a frame cut off mid-way), so the Hello that follows is read, not lost.
+        self.board.write(&[0]);
         self.send_hello();
         self.check_search_inputs();
         if let Some(budget) = self.work.search_at_boot {

@@ -11,6 +11,32 @@ use std::path::{Path, PathBuf};
 /// Environment variable naming the data directory.
 pub const DATA_ENV: &str = "SIMNAS_DATA";
 
+/// Largest file the loaders read whole (policies, score tables, distributions, index
+/// maps): far above any file simnas writes, low enough that a wrong path (a disk image,
+/// `/dev/zero`, a FIFO) fails at once instead of exhausting memory.
+pub const MAX_READ_BYTES: u64 = 64 << 20;
+
+/// Read a whole file, refusing one longer than `max` bytes. The size is checked before
+/// reading and again while reading, so files whose size the metadata does not tell
+/// (devices, pipes) are bounded too.
+pub fn read_capped(path: &Path, max: u64) -> std::io::Result<Vec<u8>> {
+    use std::io::Read;
+    let too_large = |what: String| {
+        std::io::Error::new(std::io::ErrorKind::InvalidData, format!("{what}; files over {max} bytes are refused"))
+    };
+    let file = std::fs::File::open(path)?;
+    let len = file.metadata()?.len();
+    if len > max {
+        return Err(too_large(format!("the file is {len} bytes")));
+    }
+    let mut bytes = Vec::with_capacity(len as usize);
+    file.take(max.saturating_add(1)).read_to_end(&mut bytes)?;
+    if bytes.len() as u64 > max {
+        return Err(too_large("the file is longer than its size says (a device or a pipe?)".into()));
+    }
+    Ok(bytes)
+}
+
 /// Problems reading benchmark files.
 #[derive(Debug, thiserror::Error)]
 pub enum DataError {
@@ -63,8 +89,9 @@ impl NatsMap {
     /// Read `nb201_archs.csv` (`index,arch`, one row per index in order) from `dir`.
     pub fn load(dir: &Path) -> Result<NatsMap, DataError> {
         let path = dir.join("nb201_archs.csv");
-        let file = std::fs::File::open(&path).map_err(|source| DataError::Io { path: path.clone(), source })?;
-        Self::read(file, &path)
+        let bytes =
+            read_capped(&path, MAX_READ_BYTES).map_err(|source| DataError::Io { path: path.clone(), source })?;
+        Self::read(&bytes[..], &path)
     }
 
     /// Parse an `index,arch` table; `path` is only used in messages.

@@ -229,8 +229,19 @@ impl HostDevice {
 }
 
 impl Device for HostDevice {
+    /// `host` and what it times, e.g. `host (C=16 N=5 32x32 10 classes, thread-cpu clock, paired)`:
+    /// latencies of different networks or clocks are different devices.
     fn name(&self) -> String {
-        "host".into()
+        let c = self.probe.config();
+        let clock = match self.clock {
+            Clock::ThreadCpu => "thread-cpu",
+            Clock::Wall => "wall",
+        };
+        let timing = if self.reference.is_some() { "paired" } else { "direct" };
+        format!(
+            "host (C={} N={} {}x{} {} classes, {clock} clock, {timing})",
+            c.channels, c.cells_per_stage, c.resolution, c.resolution, c.classes
+        )
     }
     fn probe(&mut self, arch: Arch) -> Result<Probe, DeviceError> {
         let Some((reference, ref_ms)) = self.reference else { return Ok(self.direct(arch)?.into()) };
@@ -240,5 +251,45 @@ impl Device for HostDevice {
             Clock::Wall => self.probe.measure_paired_with(&mut StdTimer::default(), arch, reference, w, n)?,
         };
         Ok(Probe { latency_ms: r.median * ref_ms, min_ms: r.min * ref_ms, spread: r.spread(), repeats: r.repeats })
+    }
+}
+
+/// A device that first answers from probes recorded by an earlier run on the same device,
+/// then measures: `simnas search --resume` replays an interrupted search this way. A
+/// seeded strategy asks for the same cells again and gets their recorded latencies without
+/// re-measuring; any cell without a record (the first one the interrupted run never
+/// reached, or all of them if the run took another path) is measured by the real device.
+/// Each record answers once.
+pub struct Replay<'a> {
+    inner: &'a mut dyn Device,
+    recorded: std::collections::HashMap<Arch, f64>,
+    replayed: usize,
+}
+
+impl<'a> Replay<'a> {
+    /// `inner`, with `recorded` (cell, latency in ms) measured earlier on it.
+    pub fn new(inner: &'a mut dyn Device, recorded: impl IntoIterator<Item = (Arch, f64)>) -> Replay<'a> {
+        Replay { inner, recorded: recorded.into_iter().collect(), replayed: 0 }
+    }
+
+    /// Probes answered from the record so far.
+    pub fn replayed(&self) -> usize {
+        self.replayed
+    }
+}
+
+impl Device for Replay<'_> {
+    fn name(&self) -> String {
+        self.inner.name()
+    }
+
+    fn probe(&mut self, arch: Arch) -> Result<Probe, DeviceError> {
+        match self.recorded.remove(&arch) {
+            Some(ms) => {
+                self.replayed += 1;
+                Ok(Probe { latency_ms: ms, min_ms: ms, spread: 0.0, repeats: 0 })
+            }
+            None => self.inner.probe(arch),
+        }
     }
 }

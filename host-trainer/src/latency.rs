@@ -164,8 +164,8 @@ impl LatencyTable {
         if bytes > MAX_FILE_BYTES {
             return Err(LatencyError::TooLarge { path: path.to_path_buf(), bytes, max: MAX_FILE_BYTES });
         }
-        let file = std::fs::File::open(path).map_err(io)?;
-        Self::read(file, path, column, map, policy)
+        let bytes = crate::data::read_capped(path, MAX_FILE_BYTES).map_err(io)?;
+        Self::read(&bytes[..], path, column, map, policy)
     }
 
     /// Parse a table from `reader`; `path` is used in messages only.
@@ -302,7 +302,9 @@ impl LatencyTable {
 pub fn list_columns(path: &Path) -> Result<Vec<String>, LatencyError> {
     let io = |source| LatencyError::Io { path: path.to_path_buf(), source };
     let file = std::fs::File::open(path).map_err(io)?;
-    let mut rdr = csv::ReaderBuilder::new().has_headers(true).from_reader(file);
+    // A header is never this long; the bound keeps a file without newlines from growing
+    // the reader's buffer without end.
+    let mut rdr = csv::ReaderBuilder::new().has_headers(true).from_reader(std::io::Read::take(file, 1 << 20));
     let headers =
         rdr.headers().map_err(|e| LatencyError::Malformed { path: path.to_path_buf(), line: 1, msg: e.to_string() })?;
     Ok(headers.iter().map(|h| h.trim().to_string()).collect())

@@ -68,6 +68,12 @@ fn qemu_board_serves_probes_errors_and_is_deterministic() {
     let n = encode_frame(41, &(9u8, 1u8), &mut buf).unwrap();
     link.send_raw(&buf[..n]).unwrap();
     assert!(matches!(next_msg(&mut link), BoardMsg::Error(e) if e.code == ErrorCode::Decode));
+    // An overlong frame: refused once (naming the buffer size), the rest dropped up to the
+    // delimiter.
+    link.send_raw(&[[0x55u8; 400].as_slice(), &[0]].concat()).unwrap();
+    assert!(
+        matches!(next_msg(&mut link), BoardMsg::Error(e) if e.code == ErrorCode::FrameOverfull && e.detail as usize == MAX_FRAME)
+    );
     link.send(&HostMsg::Ping { nonce: 99 }).unwrap();
     assert_eq!(next_msg(&mut link), BoardMsg::Pong { nonce: 99 });
     // An argument the board refuses names the request.

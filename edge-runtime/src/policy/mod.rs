@@ -101,6 +101,11 @@ pub enum PolicyError {
     },
     /// Metadata `format_version` missing or not [`FORMAT_VERSION`].
     FormatVersion,
+    /// Metadata `format_version` is a later version than this reader knows.
+    NewerFormat {
+        /// The file's version.
+        version: u32,
+    },
     /// Metadata `activation` missing or not `relu`.
     Activation,
     /// Metadata `obs_dim` missing or not [`OBS_DIM`].
@@ -139,6 +144,10 @@ impl fmt::Display for PolicyError {
             }
             NonFinite { layer } => write!(f, "actor layer {layer} holds a NaN or infinite weight"),
             FormatVersion => write!(f, "policy metadata format_version is missing or not {FORMAT_VERSION}"),
+            NewerFormat { version } => write!(
+                f,
+                "policy format_version {version} is newer than this reader's {FORMAT_VERSION}: update simnas (or the firmware) to read it"
+            ),
             Activation => write!(f, "policy metadata activation is missing or not relu"),
             ObsLayout => write!(f, "policy metadata obs_dim is missing or not {OBS_DIM}"),
             BufferLength { expected, got } => write!(f, "buffer of {got} values where {expected} are needed"),
@@ -202,12 +211,17 @@ impl<'a> Policy<'a> {
         let data_len = bytes.len() - data_start;
         let mut found: [[Option<header::TensorEntry<'a>>; 2]; MAX_LAYERS] = [[None; 2]; MAX_LAYERS];
         let (mut version, mut relu, mut obs) = (false, false, false);
+        let mut newer = None;
         let mut obs_buf = [0u8; 8];
         let obs_str = fmt_usize(OBS_DIM, &mut obs_buf);
         scan(json, |item| {
             match item {
                 Item::Meta(k, v) => match k {
-                    b"format_version" => version = v == FORMAT_VERSION.as_bytes(),
+                    b"format_version" => {
+                        version = v == FORMAT_VERSION.as_bytes();
+                        let parse = |b: &[u8]| core::str::from_utf8(b).ok().and_then(|s| s.parse::<u32>().ok());
+                        newer = parse(v).filter(|&n| parse(FORMAT_VERSION.as_bytes()).is_some_and(|ours| n > ours));
+                    }
                     b"activation" => relu = v == b"relu",
                     b"obs_dim" => obs = v == obs_str,
                     _ => {}
@@ -223,6 +237,9 @@ impl<'a> Policy<'a> {
             }
             Ok(())
         })?;
+        if let Some(version) = newer {
+            return Err(PolicyError::NewerFormat { version });
+        }
         if !version {
             return Err(PolicyError::FormatVersion);
         }

@@ -117,6 +117,12 @@ fn lies_in_the_header_are_refused() {
         m[i].1 = "x";
         assert_eq!(Policy::from_bytes(&build(&tiny(4), &m)).unwrap_err(), want);
     }
+    // A file from a later format says so (and an older or unknown one does not).
+    let mut m = META.to_vec();
+    m[0].1 = "2";
+    assert_eq!(Policy::from_bytes(&build(&tiny(4), &m)).unwrap_err(), PolicyError::NewerFormat { version: 2 });
+    m[0].1 = "0";
+    assert_eq!(Policy::from_bytes(&build(&tiny(4), &m)).unwrap_err(), PolicyError::FormatVersion);
     // Offsets past the end of the data, and a header length past the end of the file.
     let bytes = build(&tiny(4), &META);
     let cut = &bytes[..bytes.len() - 4];

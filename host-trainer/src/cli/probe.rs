@@ -83,18 +83,7 @@ pub fn run(_data: &Option<PathBuf>, args: ProbeArgs) -> Result<ExitCode> {
         outln!("{:>10} {:>10} {:>8}  cell", "median ms", "min ms", "spread");
     } else if !args.json {
         let arena = edge_runtime::Plan::new(cfg, Arch::uniform(Op::NorConv3x3))?.arena_bytes();
-        outln!(
-            "device {} | C={} N={} {}x{} {} classes | arena {} bytes | warmup {} repeats {}",
-            dev.name(),
-            cfg.channels,
-            cfg.cells_per_stage,
-            cfg.resolution,
-            cfg.resolution,
-            cfg.classes,
-            arena,
-            args.warmup,
-            args.repeats
-        );
+        outln!("device {} | arena {} bytes | warmup {} repeats {}", dev.name(), arena, args.warmup, args.repeats);
         outln!("{:>10} {:>10} {:>8}  cell", "median ms", "min ms", "spread");
     }
     for arch in archs {

@@ -66,6 +66,10 @@ pub struct SearchArgs {
     /// Write the probes and the pick as JSON (rewritten after every probe).
     #[arg(long, value_name = "OUT")]
     json: Option<PathBuf>,
+    /// Continue an interrupted search: the probes already in --json OUT (made on the same
+    /// device) are replayed instead of measured again; cells without a record are measured.
+    #[arg(long, requires = "json")]
+    resume: bool,
     /// Write the trajectory (probes and pick in the latency-vs-proxy plane) as SVG.
     #[arg(long, value_name = "SVG")]
     plot: Option<PathBuf>,
@@ -253,6 +257,13 @@ pub fn run(data: &Option<PathBuf>, args: SearchArgs) -> Result<ExitCode> {
         (None, None) => return Err(anyhow!("no device")),
     };
     let name = device.name();
+    let recorded = match (&args.json, args.resume) {
+        (Some(out), true) => recorded_probes(out, &name)?,
+        _ => Vec::new(),
+    };
+    let had = recorded.len();
+    let mut replay = host_trainer::device::Replay::new(device, recorded);
+    let device: &mut dyn Device = &mut replay;
     let cfg = SearchConfig { strategy, budget: args.budget, objective, seed: args.seed };
     let ctx = Context {
         tf: &tf,
@@ -291,6 +302,9 @@ pub fn run(data: &Option<PathBuf>, args: SearchArgs) -> Result<ExitCode> {
         }
     };
     let outcome = search(&cfg, &ctx, device, &mut observe);
+    if had > 0 {
+        eprintln!("resumed: {} of {had} recorded probes replayed, the rest measured", replay.replayed());
+    }
     if let Some(out) = &args.json {
         write_atomic(out, &SearchJson::of(&name, &cfg, &outcome, &index).to_bytes())
             .with_context(|| format!("writing {}", out.display()))?;
@@ -339,6 +353,35 @@ pub fn run(data: &Option<PathBuf>, args: SearchArgs) -> Result<ExitCode> {
             Ok(ExitCode::from(2))
         }
     }
+}
+
+/// The probes of an earlier run's JSON, if it exists and was made on this device.
+fn recorded_probes(path: &Path, device: &str) -> Result<Vec<(Arch, f64)>> {
+    if !path.exists() {
+        return Ok(Vec::new());
+    }
+    let bytes = host_trainer::data::read_capped(path, host_trainer::data::MAX_READ_BYTES)
+        .with_context(|| format!("reading {} to resume", path.display()))?;
+    let rec: SearchJson = serde_json::from_slice(&bytes).with_context(|| {
+        format!("{} is not a search record to resume from (delete it, or drop --resume)", path.display())
+    })?;
+    if rec.device != device {
+        bail!(
+            "{} was measured on {:?}, not on {device:?}: its probes cannot be reused (delete it, or drop --resume)",
+            path.display(),
+            rec.device
+        );
+    }
+    rec.probes
+        .iter()
+        .map(|p| {
+            let arch = Arch::parse(&p.arch).with_context(|| format!("{}: probe {}", path.display(), p.step))?;
+            if !(p.latency_ms.is_finite() && p.latency_ms > 0.0) {
+                bail!("{}: probe {} has latency {} ms", path.display(), p.step, p.latency_ms);
+            }
+            Ok((arch, p.latency_ms))
+        })
+        .collect()
 }
 
 fn print_row(m: &Measured, tf: f64, idx: &str) -> Result<()> {

@@ -1,6 +1,10 @@
 //! `simnas train`: PPO meta-training of the controller on synthetic devices; writes the
 //! policy (safetensors), the training curves (CSV, SVG) and, when benchmark data is at hand,
 //! the learning evidence on the validation devices' real latency tables.
+//!
+//! Every `--checkpoint-every` updates the run's state goes to `<out>/checkpoint`
+//! ([`host_trainer::rl::checkpoint`]); a rerun with the same flags resumes from it, and a
+//! finished run removes it. Output files are written atomically (temporary file, rename).
 
 use super::devices::command_line;
 use anyhow::{Context, Result};
@@ -10,9 +14,10 @@ use host_trainer::latency::registry::{split, Split};
 use host_trainer::latency::{InvalidPolicy, LatencyTable};
 use host_trainer::rl::env::DeviceLatency;
 use host_trainer::rl::net::ActorCritic;
-use host_trainer::rl::train::{train, TrainConfig};
-use host_trainer::rl::{eval, export, plot, StandInProxy, TfTable};
+use host_trainer::rl::train::{train_resumable, TrainConfig};
+use host_trainer::rl::{checkpoint, eval, export, plot, StandInProxy, TfTable};
 use host_trainer::score::ScoreTable;
+use host_trainer::search::json::write_atomic;
 use host_trainer::synth::{DeviceDistribution, SynthPreset};
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -60,6 +65,13 @@ pub struct TrainArgs {
     /// No progress bar.
     #[arg(long)]
     quiet: bool,
+    /// Save the run's state to <out>/checkpoint every this many updates (0: never). A rerun
+    /// with the same flags resumes from the last one.
+    #[arg(long, default_value_t = 10, value_name = "UPDATES")]
+    checkpoint_every: usize,
+    /// Start from scratch even if <out>/checkpoint holds an interrupted run.
+    #[arg(long)]
+    fresh: bool,
 }
 
 pub fn run(data: &Option<PathBuf>, args: TrainArgs) -> Result<ExitCode> {
@@ -110,10 +122,27 @@ pub fn run(data: &Option<PathBuf>, args: TrainArgs) -> Result<ExitCode> {
         indicatif::ProgressStyle::with_template("{bar:40} {pos}/{len} steps {per_sec} eta {eta} {msg}")
             .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
     );
+    let ck_dir = args.out.join("checkpoint");
+    let config_json = serde_json::to_string(&cfg)?;
+    let resume = if args.fresh { None } else { checkpoint::load(&ck_dir, &config_json, &tf.source)? };
+    if let Some(r) = &resume {
+        eprintln!("resuming from step {} of {} ({})", r.steps, cfg.total_steps, ck_dir.display());
+    }
     let start = std::time::Instant::now();
-    let (net, curves) = train(&cfg, &dist, &tf, accuracy.as_deref(), |steps, r| {
+    let mut updates = 0usize;
+    let (net, curves) = train_resumable(&cfg, &dist, &tf, accuracy.as_deref(), resume, |steps, rows, net| {
         bar.set_position(steps as u64);
-        bar.set_message(format!("final reward {:.3} tf {:.3} lat {:.3}", r.final_reward, r.final_tf, r.final_latency));
+        if let Some(r) = rows.last() {
+            bar.set_message(format!(
+                "final reward {:.3} tf {:.3} lat {:.3}",
+                r.final_reward, r.final_tf, r.final_latency
+            ));
+        }
+        updates += 1;
+        if args.checkpoint_every > 0 && updates % args.checkpoint_every == 0 && steps < cfg.total_steps {
+            checkpoint::save(&ck_dir, &config_json, &tf.source, steps, rows, net).map_err(candle_core::Error::msg)?;
+        }
+        Ok(())
     })?;
     bar.finish();
     let secs = start.elapsed().as_secs_f64();
@@ -126,8 +155,10 @@ pub fn run(data: &Option<PathBuf>, args: TrainArgs) -> Result<ExitCode> {
         ("synthetic_devices", format!("{} ({:?})", dist.command, cfg.env.synth)),
     ];
     let bytes = export::policy_bytes(&net, &meta)?;
-    std::fs::write(args.out.join("policy.safetensors"), &bytes)?;
-    std::fs::write(args.out.join("curves.csv"), plot::csv(&curves)?)?;
+    let out = |name: &str| args.out.join(name);
+    write_atomic(&out("policy.safetensors"), &bytes)
+        .with_context(|| format!("writing {}", out("policy.safetensors").display()))?;
+    write_atomic(&out("curves.csv"), plot::csv(&curves)?.as_bytes()).context("writing curves.csv")?;
     plot::figure5(&curves, &args.out.join("curves.svg")).map_err(|e| anyhow::anyhow!("plot: {e}"))?;
     let summary = serde_json::json!({
         "command": command, "config": cfg, "seconds": secs,
@@ -135,7 +166,12 @@ pub fn run(data: &Option<PathBuf>, args: TrainArgs) -> Result<ExitCode> {
         "actor_parameters": net.actor_parameters(), "policy_bytes": bytes.len(),
         "tf_source": tf.source,
     });
-    std::fs::write(args.out.join("train.json"), serde_json::to_string_pretty(&summary)?)?;
+    write_atomic(&out("train.json"), serde_json::to_string_pretty(&summary)?.as_bytes())
+        .context("writing train.json")?;
+    // The outputs are complete: the checkpoint has done its job.
+    if ck_dir.exists() {
+        std::fs::remove_dir_all(&ck_dir).with_context(|| format!("removing {}", ck_dir.display()))?;
+    }
     outln!(
         "{} steps in {secs:.1} s ({:.0} steps/s); actor {} parameters, policy file {} bytes",
         cfg.total_steps,
@@ -160,7 +196,7 @@ pub fn run(data: &Option<PathBuf>, args: TrainArgs) -> Result<ExitCode> {
             tf.source,
             eval::markdown(&rows)
         );
-        std::fs::write(args.out.join("evidence.md"), &md)?;
+        write_atomic(&out("evidence.md"), md.as_bytes()).context("writing evidence.md")?;
         outln!("{md}");
     } else {
         outln!("no benchmark data (--data / SIMNAS_DATA): learning-evidence report skipped");

@@ -5,14 +5,16 @@
 //! * [`net`]: the actor-critic MLPs in candle (the actor is what the board runs).
 //! * [`buffer`], [`gae`], [`ppo`]: the rollout buffer, generalised advantage estimation and
 //!   the clipped PPO objective, each with its own config and hand-computed tests.
-//! * [`train`]: the training loop and its curves; [`export`]: the safetensors policy file;
-//!   [`eval`]: trained vs untrained vs random walk on real latency tables.
+//! * [`train`]: the training loop and its curves; [`checkpoint`]: an interrupted run's
+//!   saved state; [`export`]: the safetensors policy file; [`eval`]: trained vs untrained
+//!   vs random walk on real latency tables.
 //!
 //! The observation layout and the latency normalisation live in
 //! [`edge_runtime::policy::obs`], shared with the board, so both sides encode states the
 //! same way by construction.
 
 pub mod buffer;
+pub mod checkpoint;
 pub mod env;
 pub mod eval;
 pub mod export;

@@ -4,6 +4,11 @@
 //! Deterministic for a seed: every random draw comes from seeded ChaCha8 streams (devices
 //! and starts from `seed`, actions from `seed + 1`, minibatch order from `seed + 2`), the
 //! network from SplitMix64(`seed`), and the math is single-threaded f32 in a fixed order.
+//!
+//! A run can be resumed ([`Resume`]): the network's weights and the curves so far come
+//! from a checkpoint, the random streams are re-seeded from `seed` and the step count,
+//! and the optimiser's moments and the environments start afresh. A resumed run is
+//! therefore deterministic too, but not byte-identical to one that was never interrupted.
 
 use super::buffer::{BufferConfig, RolloutBuffer};
 use super::env::{DeviceSource, EnvConfig, EpisodeInfo, VecEnv};
@@ -63,7 +68,7 @@ impl TrainConfig {
 }
 
 /// One row of the training curves (means over the episodes that ended in one rollout).
-#[derive(Clone, Debug, Default, serde::Serialize)]
+#[derive(Clone, Debug, Default, serde::Serialize, serde::Deserialize)]
 pub struct CurveRow {
     /// Environment steps so far.
     pub steps: usize,
@@ -77,7 +82,9 @@ pub struct CurveRow {
     pub final_percentile: f64,
     /// Reward of the final cell.
     pub final_reward: f64,
-    /// Ground-truth accuracy of the final cell (plots only; NaN without data).
+    /// Ground-truth accuracy of the final cell (plots only; NaN without data; JSON writes
+    /// NaN as `null`, which reads back as NaN).
+    #[serde(default = "nan", deserialize_with = "nan_if_null")]
     pub final_accuracy: f64,
     /// The reference network's latency on the episode's device.
     pub reference_latency: f64,
@@ -95,6 +102,14 @@ pub struct CurveRow {
     pub approx_kl: f32,
     /// Environment steps per second so far.
     pub steps_per_second: f64,
+}
+
+fn nan() -> f64 {
+    f64::NAN
+}
+
+fn nan_if_null<'de, D: serde::Deserializer<'de>>(d: D) -> Result<f64, D::Error> {
+    Ok(<Option<f64> as serde::Deserialize>::deserialize(d)?.unwrap_or(f64::NAN))
 }
 
 fn row(steps: usize, eps: &[EpisodeInfo], accuracy: Option<&[f32]>) -> CurveRow {
@@ -131,6 +146,18 @@ pub fn sample_action(logits: &[f32], rng: &mut ChaCha8Rng) -> (usize, f32) {
     (pick, (logits[pick] as f64 - max - z.ln()) as f32)
 }
 
+/// Where an interrupted run picks up: the steps it had done, its curves, and the weights
+/// it had then (a safetensors file of [`ActorCritic::varmap`]).
+#[derive(Clone, Debug)]
+pub struct Resume {
+    /// Environment steps done.
+    pub steps: usize,
+    /// Curve rows so far.
+    pub curves: Vec<CurveRow>,
+    /// The weights file.
+    pub weights: std::path::PathBuf,
+}
+
 /// Train; `progress(steps, row)` is called after every update.
 pub fn train(
     cfg: &TrainConfig,
@@ -139,17 +166,42 @@ pub fn train(
     accuracy: Option<&[f32]>,
     mut progress: impl FnMut(usize, &CurveRow),
 ) -> candle_core::Result<(ActorCritic, Vec<CurveRow>)> {
-    let net = ActorCritic::new(cfg.net.clone(), cfg.seed)?;
+    train_resumable(cfg, dist, tf, accuracy, None, |steps, rows, _| {
+        if let Some(r) = rows.last() {
+            progress(steps, r);
+        }
+        Ok(())
+    })
+}
+
+/// [`train`] from a checkpoint (or from scratch with `None`); `after_update(steps, curves,
+/// net)` is called after every update and may save a checkpoint (an error stops the run).
+pub fn train_resumable(
+    cfg: &TrainConfig,
+    dist: &DeviceDistribution,
+    tf: &TfTable,
+    accuracy: Option<&[f32]>,
+    resume: Option<Resume>,
+    mut after_update: impl FnMut(usize, &[CurveRow], &ActorCritic) -> candle_core::Result<()>,
+) -> candle_core::Result<(ActorCritic, Vec<CurveRow>)> {
+    let mut net = ActorCritic::new(cfg.net.clone(), cfg.seed)?;
+    let (mut steps, mut curves) = (0, Vec::new());
+    if let Some(r) = resume {
+        net.varmap.load(&r.weights)?;
+        (steps, curves) = (r.steps, r.curves);
+    }
+    // From scratch the streams are the documented ones; a resumed run gets streams of its
+    // own, fixed by the seed and the step it resumed at.
+    let stream = cfg.seed.wrapping_add((steps as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15));
     let mut learner = Learner::new(&net, cfg.ppo)?;
     let envs = cfg.buffer.envs;
-    let mut env = VecEnv::new(cfg.env.clone(), envs, tf, DeviceSource::Synthetic(dist, cfg.env.synth), cfg.seed);
-    let mut act_rng = ChaCha8Rng::seed_from_u64(cfg.seed.wrapping_add(1));
-    let mut mb_rng = ChaCha8Rng::seed_from_u64(cfg.seed.wrapping_add(2));
+    let mut env = VecEnv::new(cfg.env.clone(), envs, tf, DeviceSource::Synthetic(dist, cfg.env.synth), stream);
+    let mut act_rng = ChaCha8Rng::seed_from_u64(stream.wrapping_add(1));
+    let mut mb_rng = ChaCha8Rng::seed_from_u64(stream.wrapping_add(2));
     let mut buf = RolloutBuffer::new(cfg.buffer);
     let (mut obs, mut rewards, mut dones) = (Vec::new(), vec![0f32; envs], vec![false; envs]);
     let mut actions = vec![0usize; envs];
-    let mut curves = Vec::new();
-    let mut steps = 0;
+    let first_step = steps;
     let start = std::time::Instant::now();
     while steps < cfg.total_steps {
         buf.clear();
@@ -180,9 +232,9 @@ pub fn train(
         let UpdateStats { policy_loss, value_loss, entropy, clip_frac, approx_kl } = stats;
         (r.policy_loss, r.value_loss, r.entropy, r.clip_frac, r.approx_kl) =
             (policy_loss, value_loss, entropy, clip_frac, approx_kl);
-        r.steps_per_second = steps as f64 / start.elapsed().as_secs_f64().max(1e-9);
-        progress(steps, &r);
+        r.steps_per_second = (steps - first_step) as f64 / start.elapsed().as_secs_f64().max(1e-9);
         curves.push(r);
+        after_update(steps, &curves, &net)?;
     }
     Ok((net, curves))
 }
@@ -210,6 +262,48 @@ mod tests {
         assert_ne!(a, init, "training changed nothing");
         cfg.seed = 10;
         assert_ne!(a, bytes(&cfg));
+    }
+
+    #[test]
+    fn a_resumed_run_keeps_the_checkpoint_and_finishes_the_steps() {
+        let dist = DeviceDistribution::embedded();
+        let tf = TfTable::from_proxy(&crate::rl::StandInProxy, "stand-in");
+        let mut cfg = TrainConfig::default_with(3);
+        cfg.total_steps = 4 * 8 * 16;
+        cfg.buffer = BufferConfig { envs: 8, steps: 16 };
+        cfg.ppo.minibatch = 64;
+        let dir = std::env::temp_dir().join(format!("simnas-resume-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let at = |k: usize| dir.join(format!("w{k}.safetensors"));
+        let bytes = |net: &ActorCritic| crate::rl::export::policy_bytes(net, &[]).unwrap();
+        let mut saved = Vec::new();
+        let (full, curves) = train_resumable(&cfg, &dist, &tf, None, None, |steps, rows, net| {
+            net.varmap.save(at(rows.len()))?;
+            saved.push((steps, rows.to_vec()));
+            Ok(())
+        })
+        .unwrap();
+        assert_eq!(curves.len(), 4);
+        // Resumed at the very end: nothing left to do, the saved weights are the result.
+        let (steps, rows) = saved[3].clone();
+        let end = Resume { steps, curves: rows, weights: at(4) };
+        let (net, c) = train_resumable(&cfg, &dist, &tf, None, Some(end), |_, _, _| Ok(())).unwrap();
+        assert_eq!((bytes(&net), c.len()), (bytes(&full), 4));
+        // Resumed half-way: the first two rows are kept, two more updates run from there.
+        let (steps, rows) = saved[1].clone();
+        let half = Resume { steps, curves: rows.clone(), weights: at(2) };
+        let mut updates = 0;
+        let (net, c) = train_resumable(&cfg, &dist, &tf, None, Some(half), |_, _, _| {
+            updates += 1;
+            Ok(())
+        })
+        .unwrap();
+        assert_eq!((updates, c.len(), c[1].steps, c[3].steps), (2, 4, rows[1].steps, cfg.total_steps));
+        assert_eq!(c[0].final_reward.to_bits(), rows[0].final_reward.to_bits());
+        let mut two = ActorCritic::new(cfg.net.clone(), cfg.seed).unwrap();
+        two.varmap.load(at(2)).unwrap();
+        assert_ne!(bytes(&net), bytes(&two), "the resumed run trained on");
+        let _ = std::fs::remove_dir_all(&dir);
     }
 
     #[test]

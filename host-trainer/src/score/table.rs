@@ -193,7 +193,7 @@ fn check_header(line: &str, path: &Path) -> Result<()> {
 /// Read the rows of a finished table (any subset of cells; see [`ScoreTable::load`] for
 /// the whole space). Every value must be finite, every index and cell distinct.
 pub fn read_rows(path: &Path) -> Result<Vec<ScoreRow>> {
-    let bytes = std::fs::read(path).map_err(io_err(path))?;
+    let bytes = crate::data::read_capped(path, crate::data::MAX_READ_BYTES).map_err(io_err(path))?;
     parse_rows(&bytes, path)
 }
 
@@ -248,7 +248,7 @@ impl ScoreTable {
 
     /// Load a full table (CSV, 15,625 rows, one per cell).
     pub fn load(path: &Path) -> Result<ScoreTable> {
-        let bytes = std::fs::read(path).map_err(io_err(path))?;
+        let bytes = crate::data::read_capped(path, crate::data::MAX_READ_BYTES).map_err(io_err(path))?;
         let rows = parse_rows(&bytes, path)?;
         if rows.len() != NUM_ARCHS {
             let hint = if !bytes.is_empty() && !bytes.ends_with(b"\n") {
@@ -275,7 +275,7 @@ impl ScoreTable {
 
     /// Read a quantised table file ([`super::quant`]).
     pub fn load_quantised(path: &Path) -> Result<ScoreTable> {
-        let bytes = std::fs::read(path).map_err(io_err(path))?;
+        let bytes = crate::data::read_capped(path, crate::data::MAX_READ_BYTES).map_err(io_err(path))?;
         ScoreTable::from_quantised(&bytes, path)
     }
 
@@ -613,7 +613,7 @@ fn summary(m: &RunMeta) -> String {
 /// Rows of a partial file; an unterminated last line (a kill mid-write) is dropped and cut
 /// from the file so appends continue on a clean line.
 fn read_partial(path: &Path) -> Result<Vec<PartialRow>> {
-    let bytes = std::fs::read(path).map_err(io_err(path))?;
+    let bytes = crate::data::read_capped(path, crate::data::MAX_READ_BYTES).map_err(io_err(path))?;
     let keep = match bytes.iter().rposition(|&b| b == b'\n') {
         Some(i) => i + 1,
         None => 0,

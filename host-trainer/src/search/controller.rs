@@ -44,7 +44,8 @@ pub struct Controller {
 impl Controller {
     /// Read and validate a policy file.
     pub fn load(path: &Path) -> Result<Controller, SearchError> {
-        let bytes = std::fs::read(path).map_err(|e| SearchError::Policy(format!("{}: {e}", path.display())))?;
+        let bytes = crate::data::read_capped(path, crate::data::MAX_READ_BYTES)
+            .map_err(|e| SearchError::Policy(format!("{}: {e}", path.display())))?;
         Controller::from_bytes(bytes, path.display().to_string())
     }
 

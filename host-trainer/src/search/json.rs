@@ -129,9 +129,15 @@ impl SearchJson {
 /// Write `bytes` to `path` through a temporary file in the same directory and a rename, so
 /// `path` is either the old or the new content, never half-written.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    use std::io::Write;
     let mut tmp = path.as_os_str().to_owned();
     tmp.push(".tmp");
     let tmp = std::path::PathBuf::from(tmp);
-    std::fs::write(&tmp, bytes)?;
+    let mut f = std::fs::File::create(&tmp)?;
+    f.write_all(bytes)?;
+    // On disk before the rename makes it visible: a crash leaves the old file or the new
+    // one, never a torn one.
+    f.sync_all()?;
+    drop(f);
     std::fs::rename(&tmp, path)
 }

@@ -250,8 +250,9 @@ impl DeviceDistribution {
     /// Read a distribution file.
     pub fn load(path: &Path) -> Result<DeviceDistribution, SynthError> {
         let p = path.display().to_string();
-        let text =
-            std::fs::read_to_string(path).map_err(|e| SynthError::File { path: p.clone(), msg: e.to_string() })?;
+        let bytes = crate::data::read_capped(path, crate::data::MAX_READ_BYTES)
+            .map_err(|e| SynthError::File { path: p.clone(), msg: e.to_string() })?;
+        let text = String::from_utf8(bytes).map_err(|e| SynthError::File { path: p.clone(), msg: e.to_string() })?;
         let v: serde_json::Value =
             serde_json::from_str(&text).map_err(|e| SynthError::File { path: p.clone(), msg: e.to_string() })?;
         let got = v.get("format_version").and_then(|x| x.as_u64()).unwrap_or(0) as u32;

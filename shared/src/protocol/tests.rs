@@ -478,6 +478,95 @@ proptest! {
     }
 }
 
+/// A fault on a serial line, at a byte position of the stream.
+#[derive(Clone, Debug)]
+enum Fault {
+    Flip(prop::sample::Index, u8),
+    Drop(prop::sample::Index),
+    Duplicate(prop::sample::Index),
+    Insert(prop::sample::Index, Vec<u8>),
+    /// Lose everything from here to the end of the frame (its delimiter included).
+    Cut(prop::sample::Index),
+}
+
+fn arb_fault() -> impl Strategy<Value = Fault> {
+    let at = any::<prop::sample::Index>();
+    prop_oneof![
+        (at.clone(), 0u8..8).prop_map(|(i, b)| Fault::Flip(i, b)),
+        at.clone().prop_map(Fault::Drop),
+        at.clone().prop_map(Fault::Duplicate),
+        (at.clone(), proptest::collection::vec(any::<u8>(), 1..12)).prop_map(|(i, g)| Fault::Insert(i, g)),
+        at.prop_map(Fault::Cut),
+    ]
+}
+
+fn apply(stream: &mut Vec<u8>, fault: &Fault) {
+    if stream.is_empty() {
+        return;
+    }
+    match fault {
+        Fault::Flip(i, b) => {
+            let at = i.index(stream.len());
+            stream[at] ^= 1 << b;
+        }
+        Fault::Drop(i) => {
+            stream.remove(i.index(stream.len()));
+        }
+        Fault::Duplicate(i) => {
+            let at = i.index(stream.len());
+            stream.insert(at, stream[at]);
+        }
+        Fault::Insert(i, g) => {
+            let at = i.index(stream.len());
+            stream.splice(at..at, g.iter().copied());
+        }
+        Fault::Cut(i) => {
+            let at = i.index(stream.len());
+            let end = stream[at..].iter().position(|&b| b == 0).map_or(stream.len(), |k| at + k + 1);
+            stream.drain(at..end);
+        }
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(1000))]
+
+    /// A stream of frames hit by random faults: the decoder returns exactly the frames whose
+    /// bytes arrived intact between two delimiters (an independent account of the stream),
+    /// in order, and refuses every other non-empty stretch with an error.
+    #[test]
+    fn a_corrupted_stream_yields_exactly_the_intact_frames(
+        msgs in proptest::collection::vec(arb_board(), 1..12),
+        faults in proptest::collection::vec(arb_fault(), 0..6),
+    ) {
+        let frames: Vec<Vec<u8>> = msgs.iter().enumerate().map(|(i, m)| encode(i as u16, m)).collect();
+        let mut stream: Vec<u8> = frames.concat();
+        for f in &faults {
+            apply(&mut stream, f);
+        }
+        let mut want = Vec::new();
+        let mut damaged = 0;
+        // Stretches closed by a delimiter; what follows the last one is still pending.
+        let mut stretches: Vec<&[u8]> = stream.split(|&b| b == 0).collect();
+        let open = usize::from(stretches.pop().is_some_and(|s| !s.is_empty()));
+        for segment in stretches.into_iter().filter(|s| !s.is_empty()) {
+            match frames.iter().position(|f| &f[..f.len() - 1] == segment) {
+                Some(i) => want.push(Frame { seq: i as u16, msg: msgs[i].clone() }),
+                None => damaged += 1,
+            }
+        }
+        let got = decode_all::<BoardMsg>(&stream);
+        let ok: Vec<Frame<BoardMsg>> = got.iter().filter_map(|r| r.as_ref().ok().cloned()).collect();
+        let errors = got.iter().filter(|r| r.is_err()).count();
+        prop_assert_eq!(ok, want);
+        // Every damaged stretch is refused once; the pending one only if it overflowed.
+        prop_assert!(errors >= damaged && errors <= damaged + open, "{} errors, {} damaged", errors, damaged);
+        if faults.is_empty() {
+            prop_assert_eq!(got.len(), msgs.len());
+        }
+    }
+}
+
 #[test]
 fn every_single_bit_flip_of_a_probe_result_is_detected() {
     let msg = BoardMsg::ProbeResult(ProbeResult { id: 7, arch: code(11718), timing: timing() });
