@@ -170,15 +170,22 @@ fn simnas_search_device_qemu_probes_come_from_the_board() {
     assert!((0.0..=1.0).contains(&tf));
     assert!(cells.iter().any(|&(a, ms)| a == pick && ms == result["latency_ms"].as_f64().unwrap()));
 
-    // Each latency is the board's: under -icount a cell's tick count is exact, so a fresh
-    // board measuring the same cells the same way gives the very same numbers (no host
-    // clock would).
+    // Each latency is the board's: under -icount a cell's tick count is repeatable to one
+    // tick (a timed run starts on a tick edge, its end may fall either side of the next),
+    // so a fresh board measuring the same cells the same way gives the same numbers to one
+    // tick, 40 ns (no host clock would: host probes of one cell differ by percents).
     let (_qemu, port) = Qemu::launch(&firmware()).expect("booting the firmware in QEMU");
     let mut link = BoardLink::new(port);
     link.connect(Duration::from_secs(20)).expect("Hello");
     for (k, &(arch, ms)) in cells.iter().enumerate() {
         let r = link.probe(arch, 0, 1, Duration::from_secs(60), 0).expect("probe");
-        assert_eq!(r.timing.median_ms(), ms, "probe {} ({arch})", k + 1);
+        let tick_ms = 1e3 / r.timing.ticks_per_second as f64;
+        assert!(
+            (r.timing.median_ms() - ms).abs() <= tick_ms * 1.0001,
+            "probe {} ({arch}): {} vs {ms}",
+            k + 1,
+            r.timing.median_ms()
+        );
     }
     eprintln!("simnas search --device qemu: 4 probes checked in {:.1} s", t0.elapsed().as_secs_f64());
 }

@@ -232,6 +232,73 @@ impl Prior {
     }
 }
 
+/// Running sums of the probes' normal equations, in raw units: `sum x x^T`, `sum x ms` and
+/// `sum x` over probes `(x = features(cell), ms)`. A search adds each probe once; the
+/// posterior in any units `y = (ms - lo) / (hi - lo)` follows without revisiting them.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Sums {
+    xx: [[f64; FEATURES]; FEATURES],
+    xr: [f64; FEATURES],
+    x: [f64; FEATURES],
+}
+
+impl Default for Sums {
+    fn default() -> Self {
+        Sums::new()
+    }
+}
+
+impl Sums {
+    /// No probes.
+    pub const fn new() -> Sums {
+        Sums { xx: [[0.0; FEATURES]; FEATURES], xr: [0.0; FEATURES], x: [0.0; FEATURES] }
+    }
+
+    /// Add a probe of `a` measured at `ms`.
+    pub fn add(&mut self, a: &Arch, ms: f64) {
+        let f = features(a);
+        for i in 0..FEATURES {
+            self.x[i] += f[i];
+            self.xr[i] += f[i] * ms;
+            for j in 0..FEATURES {
+                self.xx[i][j] += f[i] * f[j];
+            }
+        }
+    }
+}
+
+impl Prior {
+    /// The posterior from running [`Sums`], the probes' latencies read in the units
+    /// `y = (ms - lo) / (hi - lo)` (`lo = 0, hi = 1` keeps them raw). The same system as
+    /// [`Prior::posterior_with`], assembled in constant time.
+    pub fn posterior_from_sums(&self, p: &Precision, sums: &Sums, lo: f64, hi: f64) -> Result<Posterior, CalibError> {
+        let mut a = [[0.0; FEATURES]; FEATURES];
+        let mut b = [0.0; FEATURES];
+        a[0][0] = BASE_PRECISION;
+        for i in 0..COEFS {
+            for j in 0..COEFS {
+                a[i + 1][j + 1] = p.prec[i][j];
+            }
+            b[i + 1] = p.pmu[i];
+        }
+        let w = 1.0 / (self.noise * self.noise);
+        let scale = 1.0 / (hi - lo);
+        for i in 0..FEATURES {
+            b[i] += w * (sums.xr[i] - lo * sums.x[i]) * scale;
+            for j in 0..FEATURES {
+                a[i][j] += w * sums.xx[i][j];
+            }
+        }
+        let l = cholesky(&mut a).ok_or(CalibError::NotPositiveDefinite)?;
+        let theta = cholesky_solve(&l, &b);
+        if theta.iter().all(|v| v.is_finite()) {
+            Ok(Posterior { theta, l })
+        } else {
+            Err(CalibError::NotFinite)
+        }
+    }
+}
+
 /// The prior's precision matrix and precision times mean.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct Precision {
@@ -407,6 +474,28 @@ mod tests {
         let some = p.posterior_full([(a, 1.0), (Arch::uniform(Op::SkipConnect), 0.0)]).unwrap();
         assert!(some.variance(&a) < 0.1 * none.variance(&a), "{} vs {}", some.variance(&a), none.variance(&a));
         assert!(some.variance(&a) > 0.0);
+    }
+
+    #[test]
+    fn sums_give_the_posterior_of_the_probes() {
+        let p = prior();
+        let prec = p.precision().unwrap();
+        let probes: [(Arch, f64); 4] = [
+            (Arch::uniform(Op::SkipConnect), 3.0),
+            (Arch::uniform(Op::NorConv3x3), 9.0),
+            (arch("|nor_conv_1x1~0|+|none~0|none~1|+|skip_connect~0|none~1|avg_pool_3x3~2|"), 4.5),
+            (arch("|nor_conv_3x3~0|+|nor_conv_1x1~0|avg_pool_3x3~1|+|skip_connect~0|none~1|none~2|"), 6.0),
+        ];
+        let mut sums = Sums::new();
+        for (a, ms) in probes {
+            sums.add(&a, ms);
+        }
+        let (lo, hi) = (3.0, 9.0);
+        let direct = p.posterior_with(&prec, probes.iter().map(|&(a, ms)| (a, (ms - lo) / (hi - lo)))).unwrap();
+        let summed = p.posterior_from_sums(&prec, &sums, lo, hi).unwrap();
+        for i in 0..FEATURES {
+            assert!((direct.theta[i] - summed.theta[i]).abs() < 1e-9, "{i}");
+        }
     }
 
     #[test]

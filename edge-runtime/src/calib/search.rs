@@ -16,7 +16,7 @@
 //! The scan runs in `f32` (a Cortex-M4 has a single-precision FPU); the posterior, a 9x9
 //! system per step, in `f64`.
 
-use super::{Prior, RangeRule, COEFS, DEAD_EDGE_CELL, FEATURES};
+use super::{Prior, RangeRule, Sums, COEFS, DEAD_EDGE_CELL, FEATURES};
 use simnas_shared::{Arch, ArchCode, Op, NUM_ARCHS};
 
 /// Most probes a walk records.
@@ -47,6 +47,7 @@ pub struct Walk {
     len: usize,
     tried: [u32; NUM_ARCHS.div_ceil(32)],
     range: f64,
+    sums: Sums,
 }
 
 impl Default for Walk {
@@ -63,6 +64,7 @@ impl Walk {
             len: 0,
             tried: [0; NUM_ARCHS.div_ceil(32)],
             range: 1.0,
+            sums: Sums::new(),
         }
     }
 
@@ -99,6 +101,7 @@ impl Walk {
                 self.mark(code);
                 self.probes[self.len] = (a, ms);
                 self.len += 1;
+                self.sums.add(&a, ms);
                 Ok(true)
             }
             Probed::Missing => {
@@ -219,11 +222,11 @@ pub fn search<P: Prober>(
         return Ok(());
     }
     loop {
+        // Each step solves the same 9x9 system whatever the number of probes: the probes'
+        // normal equations are kept as running sums.
         let post = match walk.units() {
-            Some((lo, hi)) => {
-                prior.posterior_with(&precision, walk.probes().iter().map(|p| (p.0, (p.1 - lo) / (hi - lo))))
-            }
-            None => prior.posterior_with(&precision, core::iter::empty()),
+            Some((lo, hi)) => prior.posterior_from_sums(&precision, &walk.sums, lo, hi),
+            None => prior.posterior_from_sums(&precision, &Sums::new(), 0.0, 1.0),
         }
         .map_err(WalkError::Calib)?;
         let theta: [f32; FEATURES] = core::array::from_fn(|i| post.theta[i] as f32);
