@@ -581,7 +581,13 @@ fn the_firmware_in_qemu_behind_a_faulty_link_answers_every_probe_right() {
                     answered += 1;
                     assert_eq!(r.arch, arch.code());
                     let first = *ticks.entry(r.arch).or_insert(r.timing.median_ticks);
-                    assert_eq!(r.timing.median_ticks, first, "round {round}: {arch} measured differently");
+                    // Repeatable to one tick: a timed run starts on a tick edge, its end
+                    // may fall either side of the next one.
+                    assert!(
+                        r.timing.median_ticks.abs_diff(first) <= 1,
+                        "round {round}: {arch} measured differently ({} vs {first} ticks)",
+                        r.timing.median_ticks
+                    );
                 }
                 Err(BoardError::NoAnswer { .. }) => failed += 1,
                 Err(e) => panic!("{e}"),

@@ -88,8 +88,13 @@ fn qemu_board_serves_probes_errors_and_is_deterministic() {
     let other_boot = probe(&mut link2, Op::NorConv3x3);
     let ticks = |r: &ProbeResult| (r.timing.min_ticks, r.timing.median_ticks, r.timing.max_ticks);
     eprintln!("all-conv3x3 ticks: {:?} / {:?} / {:?}", ticks(&conv), ticks(&again), ticks(&other_boot));
-    assert_eq!(ticks(&conv), ticks(&again));
-    assert_eq!(ticks(&conv), ticks(&other_boot));
+    // Repeatable to one tick: a timed run starts on a tick edge, its end may fall either
+    // side of the next one (which side can depend on when the host's command arrived).
+    let close = |a: (u64, u64, u64), b: (u64, u64, u64)| {
+        a.0.abs_diff(b.0) <= 1 && a.1.abs_diff(b.1) <= 1 && a.2.abs_diff(b.2) <= 1
+    };
+    assert!(close(ticks(&conv), ticks(&again)), "{:?} vs {:?}", ticks(&conv), ticks(&again));
+    assert!(close(ticks(&conv), ticks(&other_boot)), "{:?} vs {:?}", ticks(&conv), ticks(&other_boot));
     eprintln!("board test wall time {:.1} s", t0.elapsed().as_secs_f64());
 }
 
