@@ -148,6 +148,25 @@ impl core::fmt::Display for CalibError {
 const BASE_PRECISION: f64 = 1e-9;
 
 impl Prior {
+    /// A prior with independent coefficients of equal `variance` around `mean`, noise 0.05,
+    /// the measured reference range (factor 1), no dead-edge probe and no optimism.
+    pub fn isotropic(mean: [f64; COEFS], variance: f64) -> Prior {
+        let mut cov = [[0.0; COEFS]; COEFS];
+        for (i, row) in cov.iter_mut().enumerate() {
+            row[i] = variance;
+        }
+        Prior {
+            mean,
+            cov,
+            noise: 0.05,
+            range_factor: 1.0,
+            range_rule: RangeRule::Reference,
+            dead_edge_probe: false,
+            constrained_dead_edge_probe: false,
+            explore: 0.0,
+        }
+    }
+
     /// Check every number, and that the covariance is positive definite.
     pub fn validate(&self) -> Result<(), CalibError> {
         let finite = self.mean.iter().chain(self.cov.iter().flatten()).all(|v| v.is_finite());
@@ -197,38 +216,18 @@ impl Prior {
         Ok(Precision { prec, pmu })
     }
 
-    /// [`Prior::posterior_full`] with the precision of [`Prior::precision`].
+    /// [`Prior::posterior_full`] with the precision of [`Prior::precision`]; `probes` are
+    /// `(cell, latency)` in the units wanted.
     pub fn posterior_with<I: IntoIterator<Item = (Arch, f64)>>(
         &self,
         p: &Precision,
         probes: I,
     ) -> Result<Posterior, CalibError> {
-        let mut a = [[0.0; FEATURES]; FEATURES];
-        let mut b = [0.0; FEATURES];
-        a[0][0] = BASE_PRECISION;
-        for i in 0..COEFS {
-            for j in 0..COEFS {
-                a[i + 1][j + 1] = p.prec[i][j];
-            }
-            b[i + 1] = p.pmu[i];
-        }
-        let w = 1.0 / (self.noise * self.noise);
+        let mut sums = Sums::new();
         for (arch, y) in probes {
-            let f = features(&arch);
-            for i in 0..FEATURES {
-                b[i] += w * f[i] * y;
-                for j in 0..FEATURES {
-                    a[i][j] += w * f[i] * f[j];
-                }
-            }
+            sums.add(&arch, y);
         }
-        let l = cholesky(&mut a).ok_or(CalibError::NotPositiveDefinite)?;
-        let theta = cholesky_solve(&l, &b);
-        if theta.iter().all(|v| v.is_finite()) {
-            Ok(Posterior { theta, l })
-        } else {
-            Err(CalibError::NotFinite)
-        }
+        self.posterior_from_sums(p, &sums, 0.0, 1.0)
     }
 }
 
@@ -412,20 +411,7 @@ mod tests {
     }
 
     fn prior() -> Prior {
-        let mut cov = [[0.0; COEFS]; COEFS];
-        for (i, row) in cov.iter_mut().enumerate() {
-            row[i] = 0.01;
-        }
-        Prior {
-            mean: [0.02, 0.05, 0.15, 0.03, 0.0, 0.0, 0.0, 0.0],
-            cov,
-            noise: 0.05,
-            range_factor: 1.3,
-            range_rule: RangeRule::Reference,
-            dead_edge_probe: false,
-            constrained_dead_edge_probe: false,
-            explore: 0.0,
-        }
+        Prior { range_factor: 1.3, ..Prior::isotropic([0.02, 0.05, 0.15, 0.03, 0.0, 0.0, 0.0, 0.0], 0.01) }
     }
 
     #[test]

@@ -372,20 +372,7 @@ mod tests {
     }
 
     fn prior() -> Prior {
-        let mut cov = [[0.0; COEFS]; COEFS];
-        for (i, row) in cov.iter_mut().enumerate() {
-            row[i] = 0.002;
-        }
-        Prior {
-            mean: [0.01, 0.05, 0.1, 0.03, 0.01, 0.03, 0.06, 0.04],
-            cov,
-            noise: 0.05,
-            range_factor: 1.0,
-            range_rule: RangeRule::Reference,
-            dead_edge_probe: true,
-            constrained_dead_edge_probe: false,
-            explore: 0.0,
-        }
+        Prior { dead_edge_probe: true, ..Prior::isotropic([0.01, 0.05, 0.1, 0.03, 0.01, 0.03, 0.06, 0.04], 0.002) }
     }
 
     #[test]

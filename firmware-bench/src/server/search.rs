@@ -13,7 +13,9 @@ use super::Server;
 use crate::board::Board;
 use edge_runtime::calib::search::{Groups, Probed, Prober, Walk, WalkError as CalibWalkError};
 use edge_runtime::policy::{Policy, PolicyError};
-use edge_runtime::search::{pick, pick_with, Answer, Device, Measured, Objective, Probes, Stop, WalkError, Walker, LO};
+use edge_runtime::search::{
+    pick, pick_with, Answer, Device, Measured, Objective, Pick, Probes, Stop, WalkError, Walker, LO,
+};
 use edge_runtime::search::{MAX_WALK_PROBES, PRIOR_TOP};
 use edge_runtime::tf16::{Tf16, Tf16Error};
 use simnas_shared::protocol::{BoardMsg, ErrorCode, Final, SearchProbe, SearchStop};
@@ -100,6 +102,51 @@ struct OnBoard<'s, 'a, B: Board> {
     ticks_per_second: u64,
 }
 
+impl<'s, 'a, B: Board> OnBoard<'s, 'a, B> {
+    /// The board as the device of search `id`, its clocks started now.
+    fn new(server: &'s mut Server<'a, B>, id: u32) -> Self {
+        let inputs = server.work.search;
+        let last_end = server.board.ticks();
+        let ticks_per_second = server.board.ticks_per_second();
+        OnBoard {
+            server,
+            id,
+            warmup: inputs.warmup,
+            repeats: inputs.repeats,
+            last_end,
+            medians: [0; MAX_WALK_PROBES],
+            probes: 0,
+            controller_ticks: 0,
+            probe_ticks: 0,
+            max_step_ticks: 0,
+            ticks_per_second,
+        }
+    }
+}
+
+impl<B: Board> OnBoard<'_, '_, B> {
+    /// Send the search's `Final` record.
+    fn finish(self, budget: u16, steps: u16, stop: SearchStop, chosen: Option<Pick>, controller_ticks: u64) {
+        let pick_index = chosen.map_or(0, |p| p.step);
+        let record = Final {
+            id: self.id,
+            budget,
+            probes: self.probes,
+            steps,
+            stop,
+            arch: chosen.map(|p| p.arch.code()),
+            pick_index: u16::try_from(pick_index).unwrap_or(0),
+            pick_ticks: pick_index.checked_sub(1).and_then(|i| self.medians.get(i)).copied().unwrap_or(0),
+            score: chosen.map_or(0.0, |p| p.score as f32),
+            ticks_per_second: self.ticks_per_second,
+            controller_ticks,
+            probe_ticks: self.probe_ticks,
+            max_step_ticks: self.max_step_ticks,
+        };
+        self.server.send(&BoardMsg::Final(record));
+    }
+}
+
 impl<B: Board> Device for OnBoard<'_, '_, B> {
     type Error = (ErrorCode, u32);
 
@@ -174,21 +221,7 @@ impl<B: Board> Server<'_, B> {
         }
         let tf = |a: Arch| scores.tf(&a);
         let mut buf = [Measured { step: 0, arch: LO, latency_ms: 0.0 }; MAX_WALK_PROBES];
-        let last_end = self.board.ticks();
-        let tps = self.board.ticks_per_second();
-        let mut dev = OnBoard {
-            server: self,
-            id,
-            warmup: inputs.warmup,
-            repeats: inputs.repeats,
-            last_end,
-            medians: [0; MAX_WALK_PROBES],
-            probes: 0,
-            controller_ticks: 0,
-            probe_ticks: 0,
-            max_step_ticks: 0,
-            ticks_per_second: tps,
-        };
+        let mut dev = OnBoard::new(self, id);
         let walker = Walker { policy: &policy, obs_tf: inputs.obs_tf };
         let (walk, chosen) = match Probes::new(&mut buf, n) {
             Ok(mut probes) => {
@@ -221,23 +254,7 @@ impl<B: Board> Server<'_, B> {
                 (SearchStop::Failed, 0)
             }
         };
-        let pick_index = chosen.map_or(0, |p| p.step);
-        let record = Final {
-            id,
-            budget,
-            probes: dev.probes,
-            steps: u16::try_from(steps).unwrap_or(u16::MAX),
-            stop,
-            arch: chosen.map(|p| p.arch.code()),
-            pick_index: u16::try_from(pick_index).unwrap_or(0),
-            pick_ticks: pick_index.checked_sub(1).and_then(|i| dev.medians.get(i)).copied().unwrap_or(0),
-            score: chosen.map_or(0.0, |p| p.score as f32),
-            ticks_per_second: dev.ticks_per_second,
-            controller_ticks,
-            probe_ticks: dev.probe_ticks,
-            max_step_ticks: dev.max_step_ticks,
-        };
-        dev.server.send(&BoardMsg::Final(record));
+        dev.finish(budget, u16::try_from(steps).unwrap_or(u16::MAX), stop, chosen, controller_ticks);
     }
 }
 
@@ -259,21 +276,7 @@ impl<B: Board> Server<'_, B> {
             return self.send_error(ErrorCode::Budget, Some(id), MAX_WALK_PROBES as u32);
         }
         let tf_code = |c: usize| ArchCode::new(c as u16).map_or(0.0, |code| scores.tf(&Arch::from_code(code)));
-        let last_end = self.board.ticks();
-        let tps = self.board.ticks_per_second();
-        let mut dev = OnBoard {
-            server: self,
-            id,
-            warmup: inputs.warmup,
-            repeats: inputs.repeats,
-            last_end,
-            medians: [0; MAX_WALK_PROBES],
-            probes: 0,
-            controller_ticks: 0,
-            probe_ticks: 0,
-            max_step_ticks: 0,
-            ticks_per_second: tps,
-        };
+        let mut dev = OnBoard::new(self, id);
         let mut walk = Walk::new();
         let result =
             edge_runtime::calib::search::search(prior, inputs.weight, n, tf_code, inputs.groups, &mut dev, &mut walk);
@@ -297,22 +300,7 @@ impl<B: Board> Server<'_, B> {
                 SearchStop::Failed
             }
         };
-        let pick_index = chosen.map_or(0, |p| p.step);
-        let record = Final {
-            id,
-            budget,
-            probes: dev.probes,
-            steps: dev.probes,
-            stop,
-            arch: chosen.map(|p| p.arch.code()),
-            pick_index: u16::try_from(pick_index).unwrap_or(0),
-            pick_ticks: pick_index.checked_sub(1).and_then(|i| dev.medians.get(i)).copied().unwrap_or(0),
-            score: chosen.map_or(0.0, |p| p.score as f32),
-            ticks_per_second: dev.ticks_per_second,
-            controller_ticks,
-            probe_ticks: dev.probe_ticks,
-            max_step_ticks: dev.max_step_ticks,
-        };
-        dev.server.send(&BoardMsg::Final(record));
+        let steps = dev.probes;
+        dev.finish(budget, steps, stop, chosen, controller_ticks);
     }
 }

@@ -366,19 +366,9 @@ fn dead_edges_and_their_cost_factor() {
 }
 
 fn calib_prior() -> edge_runtime::calib::Prior {
-    let mut cov = [[0.0; edge_runtime::calib::COEFS]; edge_runtime::calib::COEFS];
-    for (i, row) in cov.iter_mut().enumerate() {
-        row[i] = 0.002;
-    }
     edge_runtime::calib::Prior {
-        mean: [0.01, 0.05, 0.1, 0.03, 0.01, 0.03, 0.06, 0.04],
-        cov,
-        noise: 0.05,
         range_factor: 1.15,
-        range_rule: edge_runtime::calib::RangeRule::Reference,
-        dead_edge_probe: false,
-        constrained_dead_edge_probe: false,
-        explore: 0.0,
+        ..edge_runtime::calib::Prior::isotropic([0.01, 0.05, 0.1, 0.03, 0.01, 0.03, 0.06, 0.04], 0.002)
     }
 }
 
