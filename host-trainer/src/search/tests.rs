@@ -365,6 +365,15 @@ fn dead_edges_and_their_cost_factor() {
     assert!((fit.latency(a) - 6.5).abs() < 1e-9 && (fit.latency(b) - 6.5).abs() < 1e-9, "{fit:?}");
 }
 
+/// The calibrated controller with `calib_prior()` on `table`.
+fn run_calibrated(budget: usize, objective: Objective, table: &LatencyTable) -> SearchOutcome {
+    let tf = fake_tf();
+    let prior = calib_prior();
+    let ctx = Context { tf: &tf, prior: None, table: None, policy: None, calib: Some(&prior) };
+    let cfg = SearchConfig { strategy: Strategy::Controller, budget, objective, seed: 0 };
+    search(&cfg, &ctx, &mut TableDevice::new(table.clone()), &mut |_| {})
+}
+
 fn calib_prior() -> edge_runtime::calib::Prior {
     edge_runtime::calib::Prior {
         range_factor: 1.15,
@@ -375,17 +384,8 @@ fn calib_prior() -> edge_runtime::calib::Prior {
 #[test]
 fn calibrated_controller_references_first_measured_pick_within_budget() {
     let table = lut_table(3.0, [0.0, 0.1, 0.6, 2.0, 0.4], 0.05);
-    let tf = fake_tf();
-    let prior = calib_prior();
-    let ctx = Context { tf: &tf, prior: None, table: None, policy: None, calib: Some(&prior) };
     for budget in [1, 2, 3, 10] {
-        let cfg = SearchConfig {
-            strategy: Strategy::Controller,
-            budget,
-            objective: Objective::Weighted { weight: 0.5 },
-            seed: 0,
-        };
-        let out = search(&cfg, &ctx, &mut TableDevice::new(table.clone()), &mut |_| {});
+        let out = run_calibrated(budget, Objective::Weighted { weight: 0.5 }, &table);
         assert!(out.error.is_none(), "{:?}", out.error);
         assert_eq!(out.probes.len(), budget, "budget {budget}");
         let cells: Vec<Arch> = out.probes.iter().map(|p| p.arch).collect();
@@ -406,16 +406,8 @@ fn calibrated_controller_finds_the_optimum_of_an_additive_device() {
     // An exactly additive device: the calibrated model becomes exact after a few probes,
     // so 10 probes find the best cell under the search's own rule.
     let table = lut_table(3.0, [0.0, 0.1, 0.6, 2.0, 0.4], 0.0);
-    let tf = fake_tf();
-    let prior = calib_prior();
-    let ctx = Context { tf: &tf, prior: None, table: None, policy: None, calib: Some(&prior) };
-    let cfg = SearchConfig {
-        strategy: Strategy::Controller,
-        budget: 10,
-        objective: Objective::Weighted { weight: 0.5 },
-        seed: 0,
-    };
-    let out = search(&cfg, &ctx, &mut TableDevice::new(table.clone()), &mut |_| {});
+    let (tf, prior) = (fake_tf(), calib_prior());
+    let out = run_calibrated(10, Objective::Weighted { weight: 0.5 }, &table);
     let (lo, hi) = (table.get(LO).unwrap(), table.get(HI).unwrap());
     let n = Normaliser { lo, hi }.widened(prior.range_factor);
     let best = ArchCode::all()
@@ -428,17 +420,8 @@ fn calibrated_controller_finds_the_optimum_of_an_additive_device() {
 #[test]
 fn calibrated_controller_constrained_picks_are_feasible() {
     let table = lut_table(3.0, [0.0, 0.1, 0.6, 2.0, 0.4], 0.05);
-    let tf = fake_tf();
-    let prior = calib_prior();
-    let ctx = Context { tf: &tf, prior: None, table: None, policy: None, calib: Some(&prior) };
     for limit in [4.0, 6.0, 9.0] {
-        let cfg = SearchConfig {
-            strategy: Strategy::Controller,
-            budget: 10,
-            objective: Objective::Constraint { max_latency_ms: limit },
-            seed: 0,
-        };
-        let out = search(&cfg, &ctx, &mut TableDevice::new(table.clone()), &mut |_| {});
+        let out = run_calibrated(10, Objective::Constraint { max_latency_ms: limit }, &table);
         let pick = out.pick.expect("a feasible pick");
         assert!(pick.latency_ms <= limit, "{limit}: {pick:?}");
     }
