@@ -17,6 +17,7 @@
 //! system per step, in `f64`.
 
 use super::{Prior, RangeRule, Sums, COEFS, DEAD_EDGE_CELL, FEATURES};
+use crate::search::{Measured, Normaliser};
 use simnas_shared::{Arch, ArchCode, Op, NUM_ARCHS};
 
 /// Most probes a walk records.
@@ -43,7 +44,7 @@ pub trait Prober {
 
 /// The walk's state: its probes and the cells it tried.
 pub struct Walk {
-    probes: [(Arch, f64); MAX_BUDGET],
+    probes: [Measured; MAX_BUDGET],
     len: usize,
     tried: [u32; NUM_ARCHS.div_ceil(32)],
     range: f64,
@@ -60,7 +61,7 @@ impl Walk {
     /// An empty walk.
     pub const fn new() -> Walk {
         Walk {
-            probes: [(Arch::uniform(Op::None), 0.0); MAX_BUDGET],
+            probes: [Measured { step: 0, arch: Arch::uniform(Op::None), latency_ms: 0.0 }; MAX_BUDGET],
             len: 0,
             tried: [0; NUM_ARCHS.div_ceil(32)],
             range: 1.0,
@@ -68,8 +69,8 @@ impl Walk {
         }
     }
 
-    /// The probes, in order: `(cell, latency ms)`.
-    pub fn probes(&self) -> &[(Arch, f64)] {
+    /// The probes, in order (steps from 1).
+    pub fn probes(&self) -> &[Measured] {
         &self.probes[..self.len]
     }
 
@@ -99,7 +100,7 @@ impl Walk {
         match p.probe(a)? {
             Probed::Latency(ms) => {
                 self.mark(code);
-                self.probes[self.len] = (a, ms);
+                self.probes[self.len] = Measured { step: self.len + 1, arch: a, latency_ms: ms };
                 self.len += 1;
                 self.sums.add(&a, ms);
                 Ok(true)
@@ -110,21 +111,6 @@ impl Walk {
             }
             Probed::Exhausted => Ok(false),
         }
-    }
-
-    /// `(lo, hi)` of the units: the two reference cells when both were measured and
-    /// `hi > lo`, else the min and max of the probes; `None` with fewer than two distinct
-    /// latencies.
-    pub fn units(&self) -> Option<(f64, f64)> {
-        let find = |a: Arch| self.probes().iter().find(|p| p.0 == a).map(|p| p.1);
-        if let (Some(lo), Some(hi)) = (find(Arch::uniform(Op::SkipConnect)), find(Arch::uniform(Op::NorConv3x3))) {
-            if hi > lo {
-                return Some((lo, hi));
-            }
-        }
-        let lo = self.probes().iter().map(|p| p.1).fold(f64::INFINITY, f64::min);
-        let hi = self.probes().iter().map(|p| p.1).fold(f64::NEG_INFINITY, f64::max);
-        (hi > lo).then_some((lo, hi))
     }
 }
 
@@ -224,8 +210,8 @@ pub fn search<P: Prober>(
     loop {
         // Each step solves the same 9x9 system whatever the number of probes: the probes'
         // normal equations are kept as running sums.
-        let post = match walk.units() {
-            Some((lo, hi)) => prior.posterior_from_sums(&precision, &walk.sums, lo, hi),
+        let post = match Normaliser::of(walk.probes()) {
+            Some(n) => prior.posterior_from_sums(&precision, &walk.sums, n.lo, n.hi),
             None => prior.posterior_from_sums(&precision, &Sums::new(), 0.0, 1.0),
         }
         .map_err(WalkError::Calib)?;
@@ -386,12 +372,12 @@ mod tests {
         let p = walk.probes();
         assert_eq!(p.len(), 10);
         assert_eq!(
-            (p[0].0, p[1].0, p[2].0),
+            (p[0].arch, p[1].arch, p[2].arch),
             (Arch::uniform(Op::SkipConnect), Arch::uniform(Op::NorConv3x3), DEAD_EDGE_CELL)
         );
         for i in 0..p.len() {
             for j in 0..i {
-                assert_ne!(p[i].0, p[j].0);
+                assert_ne!(p[i].arch, p[j].arch);
             }
         }
         assert_eq!(walk.range(), 1.0);

@@ -280,13 +280,8 @@ impl<B: Board> Server<'_, B> {
         let mut walk = Walk::new();
         let result =
             edge_runtime::calib::search::search(prior, inputs.weight, n, tf_code, inputs.groups, &mut dev, &mut walk);
-        let mut measured = [Measured { step: 0, arch: LO, latency_ms: 0.0 }; MAX_WALK_PROBES];
-        for (i, (slot, &(arch, latency_ms))) in measured.iter_mut().zip(walk.probes()).enumerate() {
-            *slot = Measured { step: i + 1, arch, latency_ms };
-        }
-        let count = walk.probes().len().min(MAX_WALK_PROBES);
         let tf = |a: Arch| scores.tf(&a);
-        let chosen = pick_with(&Objective::Weighted { weight: inputs.weight }, tf, &measured[..count], walk.range());
+        let chosen = pick_with(&Objective::Weighted { weight: inputs.weight }, tf, walk.probes(), walk.range());
         let end = dev.server.board.ticks();
         let controller_ticks = dev.controller_ticks + end.saturating_sub(dev.last_end);
         let stop = match result {
