@@ -22,7 +22,7 @@
 
 pub mod search;
 
-use simnas_shared::{Arch, Edge, Op};
+use simnas_shared::{Arch, Op};
 
 /// Op coefficients: 4 ops counted on all edges, 4 on live edges.
 pub const COEFS: usize = 8;
@@ -31,21 +31,39 @@ pub const FEATURES: usize = COEFS + 1;
 
 /// Which edges are live: not `none`, reachable from the input and reaching the output.
 pub fn live_edges(a: &Arch) -> [bool; 6] {
-    let mut from_in = [true, false, false, false];
-    let mut to_out = [false, false, false, true];
-    for e in Edge::ALL {
-        if a.op(e) != Op::None && from_in[e.from() as usize] {
-            from_in[e.to() as usize] = true;
-        }
+    let mut ops = [0usize; 6];
+    for (o, op) in ops.iter_mut().zip(a.ops) {
+        *o = op as usize;
     }
-    for e in Edge::ALL.iter().rev() {
-        if a.op(*e) != Op::None && to_out[e.to() as usize] {
-            to_out[e.from() as usize] = true;
+    live_mask(ops)
+}
+
+/// Edges as `(from, to)`, in NATS-Bench order.
+const EDGES: [(usize, usize); 6] = [(0, 1), (0, 2), (1, 2), (0, 3), (1, 3), (2, 3)];
+
+/// [`live_edges`] over op indices (`0` is `none`), usable at compile time.
+pub(crate) const fn live_mask(ops: [usize; 6]) -> [bool; 6] {
+    let mut from_in = [true, false, false, false];
+    let mut i = 0;
+    while i < 6 {
+        if ops[i] != 0 && from_in[EDGES[i].0] {
+            from_in[EDGES[i].1] = true;
+        }
+        i += 1;
+    }
+    let mut to_out = [false, false, false, true];
+    let mut i = 6;
+    while i > 0 {
+        i -= 1;
+        if ops[i] != 0 && to_out[EDGES[i].1] {
+            to_out[EDGES[i].0] = true;
         }
     }
     let mut live = [false; 6];
-    for e in Edge::ALL {
-        live[e.index()] = a.op(e) != Op::None && from_in[e.from() as usize] && to_out[e.to() as usize];
+    let mut i = 0;
+    while i < 6 {
+        live[i] = ops[i] != 0 && from_in[EDGES[i].0] && to_out[EDGES[i].1];
+        i += 1;
     }
     live
 }

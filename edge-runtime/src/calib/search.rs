@@ -282,9 +282,6 @@ const fn pack_all() -> [u32; NUM_ARCHS] {
     out
 }
 
-/// Edges as `(from, to)`, in NATS-Bench order.
-const EDGES: [(usize, usize); 6] = [(0, 1), (0, 2), (1, 2), (0, 3), (1, 3), (2, 3)];
-
 const fn pack(code: usize) -> u32 {
     let mut ops = [0usize; 6];
     let mut rest = code;
@@ -294,29 +291,14 @@ const fn pack(code: usize) -> u32 {
         ops[e] = rest % 5;
         rest /= 5;
     }
-    let mut from_in = [true, false, false, false];
-    let mut i = 0;
-    while i < 6 {
-        if ops[i] != 0 && from_in[EDGES[i].0] {
-            from_in[EDGES[i].1] = true;
-        }
-        i += 1;
-    }
-    let mut to_out = [false, false, false, true];
-    let mut i = 6;
-    while i > 0 {
-        i -= 1;
-        if ops[i] != 0 && to_out[EDGES[i].1] {
-            to_out[EDGES[i].0] = true;
-        }
-    }
+    let live = super::live_mask(ops);
     let mut packed = 0u32;
     let mut i = 0;
     while i < 6 {
         let op = ops[i];
         if op != 0 {
             packed += 1 << (4 * (op - 1));
-            if from_in[EDGES[i].0] && to_out[EDGES[i].1] {
+            if live[i] {
                 packed += 1 << (4 * (op + 3));
             }
         }
