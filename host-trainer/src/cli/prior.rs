@@ -28,8 +28,7 @@ pub fn run(data: &Option<PathBuf>, args: PriorArgs) -> Result<ExitCode> {
     let (tf, _) = load_scores(&args.inputs.scores)?;
     let all = load_devices(&dir, &map)?;
     let train: Vec<_> = all.iter().filter(|(d, _)| d.split == Split::Train).collect();
-    let devices: Vec<TrainDevice> =
-        train.iter().map(|(d, t)| TrainDevice { name: d.name, family: d.family, table: t }).collect();
+    let devices: Vec<TrainDevice> = train.iter().map(|(d, t)| TrainDevice::new(d.name, d.family, t)).collect();
     outln!(
         "selecting noise and range factor on {} training devices (leave one family out, {SELECT_BUDGET} probes)",
         devices.len()

@@ -153,18 +153,29 @@ pub fn fit_prior(
     dead_edge_probe: bool,
 ) -> Option<Prior> {
     let fits: Vec<[f64; COEFS]> = tables.iter().filter_map(|t| normalised_fit(t)).collect();
+    prior_from_fits(&fits, noise, range_factor, range_rule, dead_edge_probe)
+}
+
+/// [`fit_prior`] from fits already computed.
+fn prior_from_fits(
+    fits: &[[f64; COEFS]],
+    noise: f64,
+    range_factor: f64,
+    range_rule: RangeRule,
+    dead_edge_probe: bool,
+) -> Option<Prior> {
     if fits.len() < 2 {
         return None;
     }
     let n = fits.len() as f64;
     let mut mean = [0.0; COEFS];
-    for f in &fits {
+    for f in fits {
         for i in 0..COEFS {
             mean[i] += f[i] / n;
         }
     }
     let mut cov = [[0.0; COEFS]; COEFS];
-    for f in &fits {
+    for f in fits {
         for i in 0..COEFS {
             for j in 0..COEFS {
                 cov[i][j] += (f[i] - mean[i]) * (f[j] - mean[j]) / (n - 1.0);
@@ -194,6 +205,34 @@ pub struct TrainDevice<'a> {
     pub family: &'a str,
     /// Its whole table.
     pub table: &'a LatencyTable,
+    /// Its [`normalised_fit`], computed once.
+    fit: Option<[f64; COEFS]>,
+}
+
+impl<'a> TrainDevice<'a> {
+    /// A training device (fits its table now).
+    pub fn new(name: &'a str, family: &'a str, table: &'a LatencyTable) -> TrainDevice<'a> {
+        TrainDevice { name, family, table, fit: normalised_fit(table) }
+    }
+}
+
+/// The prior `d` is searched with in [`select`]: fitted on the devices of other families.
+fn loo_prior(devices: &[TrainDevice], d: &TrainDevice, g: &GridPoint) -> Option<Prior> {
+    let fits: Vec<[f64; COEFS]> = devices.iter().filter(|o| o.family != d.family).filter_map(|o| o.fit).collect();
+    prior_from_fits(&fits, g.noise, g.range_factor, g.range_rule, g.dead_edge_probe)
+}
+
+/// Mean and worst `F(pick) / F(oracle)` over `devices`, each searched at [`SELECT_BUDGET`]
+/// probes (w = 0.5) with its [`loo_prior`] for `g`, changed by `adjust`.
+fn loo_weighted(devices: &[TrainDevice], tf: &[f64], g: &GridPoint, adjust: impl Fn(&mut Prior)) -> Option<(f64, f64)> {
+    let mut ratios = Vec::new();
+    for d in devices {
+        let mut prior = loo_prior(devices, d, g)?;
+        adjust(&mut prior);
+        ratios.push(run_on_table(&prior, d.table, tf, SELECT_BUDGET, 0.5)?);
+    }
+    let mean = ratios.iter().sum::<f64>() / ratios.len() as f64;
+    Some((mean, ratios.iter().copied().fold(f64::INFINITY, f64::min)))
 }
 
 /// One grid point of [`select`].
@@ -237,16 +276,9 @@ pub fn select(devices: &[TrainDevice], tf: &[f64]) -> Option<(Vec<GridPoint>, us
         for &range_rule in &RULE_GRID {
             for &noise in &NOISE_GRID {
                 for &range_factor in &RANGE_GRID {
-                    let mut ratios = Vec::new();
-                    for d in devices {
-                        let others: Vec<&LatencyTable> =
-                            devices.iter().filter(|o| o.family != d.family).map(|o| o.table).collect();
-                        let prior = fit_prior(&others, noise, range_factor, range_rule, dead_edge_probe)?;
-                        ratios.push(run_on_table(&prior, d.table, tf, SELECT_BUDGET, 0.5)?);
-                    }
-                    let mean = ratios.iter().sum::<f64>() / ratios.len() as f64;
-                    let worst = ratios.iter().copied().fold(f64::INFINITY, f64::min);
-                    grid.push(GridPoint { noise, range_factor, range_rule, dead_edge_probe, mean, worst });
+                    let mut g = GridPoint { noise, range_factor, range_rule, dead_edge_probe, mean: 0.0, worst: 0.0 };
+                    (g.mean, g.worst) = loo_weighted(devices, tf, &g, |_| {})?;
+                    grid.push(g);
                 }
             }
         }
@@ -279,16 +311,7 @@ pub struct ExplorePoint {
 pub fn select_explore(devices: &[TrainDevice], tf: &[f64], chosen: &GridPoint) -> Option<Vec<ExplorePoint>> {
     let mut out = Vec::new();
     for &explore in &EXPLORE_GRID {
-        let mut ratios = Vec::new();
-        for d in devices {
-            let others: Vec<&LatencyTable> = devices.iter().filter(|o| o.family != d.family).map(|o| o.table).collect();
-            let mut prior =
-                fit_prior(&others, chosen.noise, chosen.range_factor, chosen.range_rule, chosen.dead_edge_probe)?;
-            prior.explore = explore;
-            ratios.push(run_on_table(&prior, d.table, tf, SELECT_BUDGET, 0.5)?);
-        }
-        let mean = ratios.iter().sum::<f64>() / ratios.len() as f64;
-        let worst = ratios.iter().copied().fold(f64::INFINITY, f64::min);
+        let (mean, worst) = loo_weighted(devices, tf, chosen, |p| p.explore = explore)?;
         out.push(ExplorePoint { explore, mean, worst });
     }
     Some(out)
@@ -302,9 +325,7 @@ pub fn select_constrained(devices: &[TrainDevice], tf: &[f64], chosen: &GridPoin
     for dead in [false, true] {
         let (mut sum, mut feasible, mut n) = (0.0, 0usize, 0usize);
         for d in devices {
-            let others: Vec<&LatencyTable> = devices.iter().filter(|o| o.family != d.family).map(|o| o.table).collect();
-            let mut prior =
-                fit_prior(&others, chosen.noise, chosen.range_factor, chosen.range_rule, chosen.dead_edge_probe)?;
+            let mut prior = loo_prior(devices, d, chosen)?;
             prior.constrained_dead_edge_probe = dead;
             for p in super::super::eval::PERCENTILES {
                 let limit = super::super::eval::percentile(d.table, p);
