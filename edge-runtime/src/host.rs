@@ -133,14 +133,7 @@ impl HostProbe {
         let mut ex = Executor::new(&plan, &mut self.arena)?;
         let params = DenseParams::new(&self.layout, &self.params)?;
         let (input, logits) = (&self.input, &mut self.logits);
-        // Warm up, and calibrate how many runs make one sample of at least MIN_SAMPLE_NS.
-        let t0 = timer.ticks();
-        for _ in 0..warmup.max(1) {
-            ex.run(&params, input, logits)?;
-        }
-        let per_run = timer.ticks().wrapping_sub(t0) / warmup.max(1) as u64;
-        let min_ticks = (MIN_SAMPLE_NS as u128 * timer.ticks_per_second() as u128 / 1_000_000_000) as u64;
-        let runs = (min_ticks / per_run.max(1)).clamp(1, 1000);
+        let runs = warm_up(timer, &mut ex, &params, input, logits, warmup)?;
         let mut samples = vec![0u64; repeats];
         let m = measure_best_of(timer, 0, &mut samples, BEST_OF, || {
             for _ in 0..runs {
@@ -150,6 +143,25 @@ impl HostProbe {
         })?;
         Ok(m.per_run(runs))
     }
+}
+
+/// Run `warmup` (at least one) untimed forwards and return how many runs make one sample
+/// of at least [`MIN_SAMPLE_NS`] (1 to 1000).
+fn warm_up<T: Timer>(
+    timer: &mut T,
+    ex: &mut Executor,
+    params: &DenseParams,
+    input: &[f32],
+    logits: &mut [f32],
+    warmup: usize,
+) -> Result<u64, Error> {
+    let t0 = timer.ticks();
+    for _ in 0..warmup.max(1) {
+        ex.run(params, input, logits)?;
+    }
+    let per_run = timer.ticks().wrapping_sub(t0) / warmup.max(1) as u64;
+    let min_ticks = (MIN_SAMPLE_NS as u128 * timer.ticks_per_second() as u128 / 1_000_000_000) as u64;
+    Ok((min_ticks / per_run.max(1)).clamp(1, 1000))
 }
 
 impl HostProbe {
@@ -185,18 +197,8 @@ impl HostProbe {
         let mut rx = Executor::new(&ref_plan, &mut self.ref_arena)?;
         let params = DenseParams::new(&self.layout, &self.params)?;
         let (input, logits) = (&self.input, &mut self.logits);
-        let min_ticks = (MIN_SAMPLE_NS as u128 * tps as u128 / 1_000_000_000) as u64;
-        // Warm both up and calibrate their batch sizes.
-        let mut calibrate = |x: &mut Executor, timer: &mut T| -> Result<u64, Error> {
-            let t0 = timer.ticks();
-            for _ in 0..warmup.max(1) {
-                x.run(&params, input, logits)?;
-            }
-            let per_run = timer.ticks().wrapping_sub(t0) / warmup.max(1) as u64;
-            Ok((min_ticks / per_run.max(1)).clamp(1, 1000))
-        };
-        let runs = calibrate(&mut ex, timer)?;
-        let ref_runs = calibrate(&mut rx, timer)?;
+        let runs = warm_up(timer, &mut ex, &params, input, logits, warmup)?;
+        let ref_runs = warm_up(timer, &mut rx, &params, input, logits, warmup)?;
         let mut batch = |x: &mut Executor, n: u64, timer: &mut T| -> Result<f64, Error> {
             let mut best = u64::MAX;
             for _ in 0..BEST_OF {
