@@ -251,14 +251,9 @@ fn lsq(probes: &[Measured], alpha: f64) -> [f64; 5] {
     [x[0], x[1], x[2], x[3], x[4]]
 }
 
-/// Which edges are live (see [`edge_runtime::calib::live_edges`]).
-pub fn live_edges(a: Arch) -> [bool; 6] {
-    edge_runtime::calib::live_edges(&a)
-}
-
 /// `[1, n_skip, n_conv1x1, n_conv3x3, n_pool]`, a dead edge counting `alpha`.
 fn features(a: Arch, alpha: f64) -> [f64; 5] {
-    let live = live_edges(a);
+    let live = edge_runtime::calib::live_edges(&a);
     let mut f = [1.0, 0.0, 0.0, 0.0, 0.0];
     for (e, &op) in a.ops.iter().enumerate() {
         if op != Op::None {
