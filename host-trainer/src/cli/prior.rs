@@ -7,7 +7,8 @@ use host_trainer::data::{data_dir, NatsMap};
 use host_trainer::latency::registry::Split;
 use host_trainer::search::json::write_atomic;
 use host_trainer::search::strategies::calibrated::{
-    fit_prior, select, select_constrained, select_explore, PriorFile, TrainDevice, SELECT_BUDGET,
+    fit_prior, loo_per_device, own_fit_per_device, select, select_constrained, select_explore, PriorFile, TrainDevice,
+    SELECT_BUDGET,
 };
 use host_trainer::synth::load_devices;
 use std::path::PathBuf;
@@ -62,6 +63,17 @@ pub fn run(data: &Option<PathBuf>, args: PriorArgs) -> Result<ExitCode> {
         let mark = if i == ebest { "  <- chosen" } else { "" };
         outln!("{:>5} {:>8.4} {:>8.4}{mark}", e.explore, e.mean, e.worst);
     }
+    let explore = egrid[ebest].explore;
+    let per = loo_per_device(&devices, &tf, &g, |p| p.explore = explore)
+        .ok_or_else(|| anyhow!("too few usable training tables"))?;
+    let own = own_fit_per_device(&devices, &tf, &g, explore).ok_or_else(|| anyhow!("a training table has no fit"))?;
+    outln!("chosen setting, per training device: F(pick) / F(oracle) with the leave-one-family-out prior,");
+    outln!("and with the device's own whole-table fit as the prior (the best a prior could be):");
+    for ((d, r), o) in devices.iter().zip(&per).zip(&own) {
+        outln!("  {:<28} {r:.4} {o:.4}", d.name);
+    }
+    let mean = |v: &[f64]| v.iter().sum::<f64>() / v.len().max(1) as f64;
+    outln!("  {:<28} {:.4} {:.4}", "mean", mean(&per), mean(&own));
     let tables: Vec<_> = train.iter().map(|(_, t)| t).collect();
     let mut prior = fit_prior(&tables, g.noise, g.range_factor, g.range_rule, g.dead_edge_probe)
         .ok_or_else(|| anyhow!("too few usable training tables"))?;
