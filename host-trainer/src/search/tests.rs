@@ -286,7 +286,7 @@ fn paper_controller_walks_new_cells_within_budget() {
 
 #[test]
 fn evaluation_percentiles_fitness_and_report() {
-    use super::eval::{eval_device, percentile, report, true_fitness, EvalDevice, EvalPlan, EvalResults};
+    use super::eval::{eval_device, percentile, report, true_fitness, EvalDevice, EvalPlan, EvalResults, RangeStats};
     // Latency = code / 1000 + 1 ms: percentiles by nearest rank over 15,625 values.
     let vals: Vec<Option<f64>> = (0..NUM_ARCHS).map(|c| Some(1.0 + c as f64 / 1000.0)).collect();
     let table = LatencyTable::from_codes("ramp.csv#ms", vals).unwrap();
@@ -324,7 +324,13 @@ fn evaluation_percentiles_fitness_and_report() {
         assert!(run.feasible && run.arch == run.ceiling_arch, "{run:?}");
     }
     assert!(c.iter().all(|r| !r.feasible || r.latency_ms.unwrap() <= r.limit_ms));
-    let results = EvalResults { devices: vec![("ramp".into(), true)], caps: vec![1.0], weighted: w, constrained: c };
+    let results = EvalResults {
+        devices: vec![("ramp".into(), true)],
+        caps: vec![1.0],
+        ranges: vec![RangeStats { reference: 1.2, model: 1.1 }],
+        weighted: w,
+        constrained: c,
+    };
     let md = report::markdown(&results, "# test\n");
     // The rule's range (lat(hi) - lat(lo) = 7.812 ms) is half the true one (15.624 ms).
     let cap = super::eval::rule_cap(&dev.table, &tf, 0.5);
@@ -426,4 +432,22 @@ fn calibrated_controller_constrained_picks_are_feasible() {
         let pick = out.pick.expect("a feasible pick");
         assert!(pick.latency_ms <= limit, "{limit}: {pick:?}");
     }
+}
+
+#[test]
+fn range_stats_see_outliers_beyond_the_model() {
+    use super::eval::RangeStats;
+    // An additive device (all edges run, so the live-edge features are not needed): the
+    // model spans the whole range, and all-conv3x3 is the slowest cell.
+    let exact = lut_table(1.0, [0.0, 0.1, 0.5, 2.0, 0.3], 0.0);
+    let s = RangeStats::of(&exact);
+    // max - min = 6 * 2.0 - 6 * 0.0 (all-none) = 12; reference 6 * (2.0 - 0.1) = 11.4.
+    assert!((s.reference - 12.0 / 11.4).abs() < 1e-9, "{s:?}");
+    assert!((s.model - 1.0).abs() < 1e-6, "{s:?}");
+    // One cell measured at three times the slowest: the model cannot follow it.
+    let mut vals = exact.values().to_vec();
+    vals[1234] = Some(3.0 * 13.0);
+    let spiked = LatencyTable::from_codes("spiked.csv#ms", vals).unwrap();
+    let s = RangeStats::of(&spiked);
+    assert!(s.model > 3.0 && s.reference > 3.0, "{s:?}");
 }

@@ -127,6 +127,8 @@ pub struct EvalResults {
     pub devices: Vec<(String, bool)>,
     /// Per device (same order), the search rule's cap ([`rule_cap`]).
     pub caps: Vec<f64>,
+    /// Per device (same order), where its latency range comes from ([`RangeStats`]).
+    pub ranges: Vec<RangeStats>,
     /// Weighted runs.
     pub weighted: Vec<WeightedRun>,
     /// Constrained runs.
@@ -182,6 +184,37 @@ pub fn rule_cap(table: &LatencyTable, tf: &[f64], weight: f64) -> f64 {
         }
     }
     arg.and_then(|(_, c)| fit[c]).map_or(f64::NAN, |f| f / best)
+}
+
+/// Where a device's true latency range (which normalises the oracle's fitness) comes from,
+/// as multiples of other ranges. A search measures the reference cells and, in 10 probes,
+/// almost never the device's few most outlying cells: where `model` is well above 1, cells
+/// far outside anything the device's own per-op model predicts set the range, and no
+/// estimate built from a few probes can know it.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct RangeStats {
+    /// `(max - min) / (lat(all-conv3x3) - lat(all-skip))`.
+    pub reference: f64,
+    /// `(max - min)` over the range the calibrated controller's latency model spans when
+    /// fitted to the whole table (least squares): the best that model could know.
+    pub model: f64,
+}
+
+impl RangeStats {
+    /// The ratios of `table` (NaN where a reference cell is missing or a range is empty).
+    pub fn of(table: &LatencyTable) -> RangeStats {
+        let (lo, hi) = (percentile(table, 0.0), percentile(table, 1.0));
+        let Some(r) = table.get(super::HI).zip(table.get(super::LO)).map(|(b, a)| b - a).filter(|&r| r > 0.0) else {
+            return RangeStats { reference: f64::NAN, model: f64::NAN };
+        };
+        let model = super::strategies::calibrated::normalised_fit(table).map_or(f64::NAN, |coefs| {
+            let mut theta = [0.0; edge_runtime::calib::FEATURES];
+            theta[1..].copy_from_slice(&coefs);
+            let (a, b) = edge_runtime::calib::predicted_range(&theta);
+            (hi - lo) / (r * (b - a))
+        });
+        RangeStats { reference: (hi - lo) / r, model }
+    }
 }
 
 fn code(a: Arch) -> usize {
@@ -272,6 +305,7 @@ pub fn evaluate(devices: &[EvalDevice], plan: &EvalPlan, threads: usize, done: &
     let mut out = EvalResults {
         devices: devices.iter().map(|d| (d.name.clone(), d.primary)).collect(),
         caps: devices.iter().map(|d| rule_cap(&d.table, plan.tf, plan.weight)).collect(),
+        ranges: devices.iter().map(|d| RangeStats::of(&d.table)).collect(),
         ..Default::default()
     };
     for (w, c) in slots.into_iter().flatten() {

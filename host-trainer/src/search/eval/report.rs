@@ -112,6 +112,27 @@ pub fn markdown(r: &EvalResults, header: &str) -> String {
         });
         let _ = writeln!(s);
     }
+    if !r.ranges.is_empty() {
+        let _ = writeln!(s, "### Where each device's latency range comes from\n");
+        let _ = writeln!(
+            s,
+            "The oracle's fitness normalises latency by the table's true range (max - min). `/ reference`: that \
+             range over the reference cells' (all-conv3x3 - all-skip), what a search measures first. `/ model`: \
+             that range over the range of the controller's per-op latency model fitted to every cell of the \
+             table (the most it could learn); well above 1, a few cells far outside anything the model predicts \
+             set the range. A 10-probe search almost never measures them, so no estimate it makes can know the \
+             range, and the rule cap falls below 1 where the pick depends on it.\n"
+        );
+        let _ = writeln!(s, "| device | range / reference | range / model | rule cap |");
+        let _ = writeln!(s, "|---|---:|---:|---:|");
+        for (k, (d, primary)) in r.devices.iter().enumerate() {
+            let g = r.ranges.get(k).copied().unwrap_or_default();
+            let cap = r.caps.get(k).copied().unwrap_or(f64::NAN);
+            let star = if *primary { " *" } else { "" };
+            let _ = writeln!(s, "| {d}{star} | {:.2} | {:.2} | {cap:.4} |", g.reference, g.model);
+        }
+        let _ = writeln!(s);
+    }
     let _ = writeln!(s, "## Constrained objective: maximise TF subject to measured latency <= limit\n");
     let _ = writeln!(
         s,
