@@ -7,8 +7,7 @@ use host_trainer::data::{data_dir, NatsMap};
 use host_trainer::latency::registry::Split;
 use host_trainer::search::json::write_atomic;
 use host_trainer::search::strategies::calibrated::{
-    fit_prior, loo_per_device, own_fit_per_device, select, select_constrained, select_explore, PriorFile, TrainDevice,
-    SELECT_BUDGET,
+    fit_prior, per_device, select, select_constrained, select_explore, PriorFile, PriorOf, TrainDevice, SELECT_BUDGET,
 };
 use host_trainer::synth::load_devices;
 use std::path::PathBuf;
@@ -64,9 +63,10 @@ pub fn run(data: &Option<PathBuf>, args: PriorArgs) -> Result<ExitCode> {
         outln!("{:>5} {:>8.4} {:>8.4}{mark}", e.explore, e.mean, e.worst);
     }
     let explore = egrid[ebest].explore;
-    let per = loo_per_device(&devices, &tf, &g, |p| p.explore = explore)
-        .ok_or_else(|| anyhow!("too few usable training tables"))?;
-    let own = own_fit_per_device(&devices, &tf, &g, explore).ok_or_else(|| anyhow!("a training table has no fit"))?;
+    let per = |of: PriorOf| {
+        per_device(&devices, &tf, &g, of, |p| p.explore = explore).ok_or_else(|| anyhow!("a training table has no fit"))
+    };
+    let (per, own) = (per(PriorOf::OtherFamilies)?, per(PriorOf::OwnFit)?);
     outln!("chosen setting, per training device: F(pick) / F(oracle) with the leave-one-family-out prior,");
     outln!("and with the device's own whole-table fit as the prior (the best a prior could be):");
     for ((d, r), o) in devices.iter().zip(&per).zip(&own) {
@@ -78,7 +78,7 @@ pub fn run(data: &Option<PathBuf>, args: PriorArgs) -> Result<ExitCode> {
     let mut prior = fit_prior(&tables, g.noise, g.range_factor, g.range_rule, g.dead_edge_probe)
         .ok_or_else(|| anyhow!("too few usable training tables"))?;
     prior.constrained_dead_edge_probe = cgrid[cbest].dead_edge_probe;
-    prior.explore = egrid[ebest].explore;
+    prior.explore = explore;
     let command = format!("simnas prior --out {}", args.out.display());
     let file =
         PriorFile::new(&prior, command, train.iter().map(|(d, _)| d.name.to_string()).collect(), grid, cgrid, egrid);

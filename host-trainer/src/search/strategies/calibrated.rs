@@ -225,38 +225,39 @@ fn loo_prior(devices: &[TrainDevice], d: &TrainDevice, g: &GridPoint) -> Option<
 /// Mean and worst `F(pick) / F(oracle)` over `devices`, each searched at [`SELECT_BUDGET`]
 /// probes (w = 0.5) with its [`loo_prior`] for `g`, changed by `adjust`.
 fn loo_weighted(devices: &[TrainDevice], tf: &[f64], g: &GridPoint, adjust: impl Fn(&mut Prior)) -> Option<(f64, f64)> {
-    let ratios = loo_per_device(devices, tf, g, adjust)?;
+    let ratios = per_device(devices, tf, g, PriorOf::OtherFamilies, adjust)?;
     let mean = ratios.iter().sum::<f64>() / ratios.len() as f64;
     Some((mean, ratios.iter().copied().fold(f64::INFINITY, f64::min)))
 }
 
+/// The prior a training device is searched with in [`per_device`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PriorOf {
+    /// Fitted on the training devices of other families ([`loo_prior`]): an honest test.
+    OtherFamilies,
+    /// The device's own whole-table fit as the mean, with a negligible covariance: the best
+    /// a prior could be (a diagnostic; what remains below 1 is the range estimate, the
+    /// probe budget and cells the model cannot describe).
+    OwnFit,
+}
+
 /// Each device's `F(pick) / F(oracle)` at [`SELECT_BUDGET`] probes (w = 0.5), searched with
-/// its [`loo_prior`] for `g` changed by `adjust`, in the order of `devices`.
-pub fn loo_per_device(
+/// the prior `of` for `g` changed by `adjust`, in the order of `devices`.
+pub fn per_device(
     devices: &[TrainDevice],
     tf: &[f64],
     g: &GridPoint,
+    of: PriorOf,
     adjust: impl Fn(&mut Prior),
 ) -> Option<Vec<f64>> {
     let mut ratios = Vec::new();
     for d in devices {
         let mut prior = loo_prior(devices, d, g)?;
+        if of == PriorOf::OwnFit {
+            let own = Prior::isotropic(d.fit?, 1e-8);
+            (prior.mean, prior.cov) = (own.mean, own.cov);
+        }
         adjust(&mut prior);
-        ratios.push(run_on_table(&prior, d.table, tf, SELECT_BUDGET, 0.5)?);
-    }
-    Some(ratios)
-}
-
-/// [`loo_per_device`] with each device searched with its *own* whole-table fit as the prior
-/// mean and a negligible covariance: the best a prior could be (a diagnostic; what remains
-/// below 1 is the range estimate, the probe budget and cells the model cannot describe).
-pub fn own_fit_per_device(devices: &[TrainDevice], tf: &[f64], g: &GridPoint, explore: f64) -> Option<Vec<f64>> {
-    let mut ratios = Vec::new();
-    for d in devices {
-        let Some(fit) = d.fit else { continue };
-        let mut prior = Prior::isotropic(fit, 1e-8);
-        (prior.noise, prior.range_factor, prior.range_rule) = (g.noise, g.range_factor, g.range_rule);
-        (prior.dead_edge_probe, prior.explore) = (g.dead_edge_probe, explore);
         ratios.push(run_on_table(&prior, d.table, tf, SELECT_BUDGET, 0.5)?);
     }
     Some(ratios)
