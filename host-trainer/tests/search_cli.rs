@@ -4,7 +4,7 @@
 use serde_json::Value;
 use serialport::{SerialPort, TTYPort};
 use simnas_shared::protocol::{
-    encode_frame, BoardMsg, ErrorCode, ErrorReport, Frame, FrameAccumulator, Hello, HostMsg, Mode, NetShape,
+    encode_frame_vec, BoardMsg, ErrorCode, ErrorReport, Frame, FrameAccumulator, Hello, HostMsg, Mode, NetShape,
     ProbeResult, Timing, MAX_FRAME, PROTOCOL_VERSION,
 };
 use simnas_shared::{Arch, ArchCode, Op};
@@ -218,12 +218,6 @@ fn cells_missing_from_the_table_are_skipped_without_spending_budget() {
     assert!(stderr(&out).contains("not in the table, no probe spent"));
 }
 
-fn frame(seq: u16, msg: &BoardMsg) -> Vec<u8> {
-    let mut buf = [0u8; MAX_FRAME];
-    let n = encode_frame(seq, msg, &mut buf).unwrap();
-    buf[..n].to_vec()
-}
-
 /// A board on the master side of a pty: says Hello, measures `ok` probes (latency = 1 ms +
 /// 1 ms per conv3x3), then refuses every further probe.
 fn scripted_board(mut port: TTYPort, ok: usize) {
@@ -243,7 +237,7 @@ fn scripted_board(mut port: TTYPort, ok: usize) {
         let mut seq = 0u16;
         let mut send = |port: &mut TTYPort, m: &BoardMsg| {
             seq = seq.wrapping_add(1);
-            port.write_all(&frame(seq - 1, m)).is_ok()
+            port.write_all(&encode_frame_vec(seq - 1, m).unwrap()).is_ok()
         };
         let _ = port.set_timeout(Duration::from_millis(50));
         if !send(&mut port, &hello) {

@@ -24,7 +24,7 @@ use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use serialport::{SerialPort, TTYPort};
 use simnas_shared::protocol::{
-    encode_frame, BoardMsg, ErrorCode, ErrorReport, FrameAccumulator, Hello, HostMsg, Mode, NetShape, ProbeResult,
+    encode_frame_vec, BoardMsg, ErrorCode, ErrorReport, FrameAccumulator, Hello, HostMsg, Mode, NetShape, ProbeResult,
     Timing, MAX_FRAME, PROTOCOL_VERSION,
 };
 use simnas_shared::{Arch, ArchCode, Op};
@@ -140,12 +140,6 @@ impl Drop for Relay {
 // ---------------------------------------------------------------------------------------
 // The simulated board
 
-fn encode(seq: u16, msg: &BoardMsg) -> Vec<u8> {
-    let mut buf = [0u8; MAX_FRAME];
-    let n = encode_frame(seq, msg, &mut buf).expect("every board message fits a frame");
-    buf[..n].to_vec()
-}
-
 fn hello() -> BoardMsg {
     BoardMsg::Hello(Hello {
         protocol: PROTOCOL_VERSION,
@@ -182,16 +176,16 @@ fn record(id: u32) -> ProbeResult {
 /// frame cut off mid-way, then what the firmware sends at boot (a lone delimiter and a
 /// `Hello` with sequence number 0), then the rest. Returns the bytes, chunked per frame.
 fn search_stream(n: u32) -> Vec<Vec<u8>> {
-    let mut out = vec![[vec![0], encode(0, &hello())].concat()];
+    let mut out = vec![[vec![0], encode_frame_vec(0, &hello()).unwrap()].concat()];
     let mut seq = 1u16;
     for id in 0..n {
         if id == n / 2 {
-            let cut = encode(seq, &BoardMsg::ProbeResult(record(id)));
+            let cut = encode_frame_vec(seq, &BoardMsg::ProbeResult(record(id))).unwrap();
             out.push(cut[..cut.len() / 2].to_vec());
-            out.push([vec![0], encode(0, &hello())].concat());
+            out.push([vec![0], encode_frame_vec(0, &hello()).unwrap()].concat());
             seq = 1;
         }
-        out.push(encode(seq, &BoardMsg::ProbeResult(record(id))));
+        out.push(encode_frame_vec(seq, &BoardMsg::ProbeResult(record(id))).unwrap());
         seq = seq.wrapping_add(1);
     }
     out
@@ -383,7 +377,7 @@ fn serving_board(
         let mut acc = FrameAccumulator::<MAX_FRAME>::new();
         let mut seq = 0u16;
         let send = |port: &mut TTYPort, msg: &BoardMsg, seq: &mut u16| {
-            let bytes = encode(*seq, msg);
+            let bytes = encode_frame_vec(*seq, msg).unwrap();
             *seq = seq.wrapping_add(1);
             port.write_all(&bytes).is_ok()
         };

@@ -4,7 +4,7 @@
 
 use super::*;
 use serialport::TTYPort;
-use simnas_shared::protocol::{ErrorReport, Frame, Mode, NetShape, Timing};
+use simnas_shared::protocol::{encode_frame_vec, ErrorReport, Frame, Mode, NetShape, Timing};
 use simnas_shared::Op;
 use std::thread;
 
@@ -12,12 +12,6 @@ use std::thread;
 fn pty() -> (BoardLink, TTYPort) {
     let (master, slave) = TTYPort::pair().expect("a pty pair");
     (BoardLink::new(Box::new(master)), slave)
-}
-
-fn frame(seq: u16, msg: &BoardMsg) -> Vec<u8> {
-    let mut buf = [0u8; MAX_FRAME];
-    let n = encode_frame(seq, msg, &mut buf).unwrap();
-    buf[..n].to_vec()
 }
 
 fn hello() -> BoardMsg {
@@ -86,10 +80,10 @@ fn a_lost_reply_is_asked_again_and_garbage_is_counted_not_decoded() {
         // Then garbage, a frame with a flipped bit, and the reply.
         _ => {
             let mut out = vec![0x13, 0x37, 0x00];
-            let mut bad = frame(0, &result(req));
+            let mut bad = encode_frame_vec(0, &result(req)).unwrap();
             bad[4] ^= 0x20;
             out.extend(bad);
-            out.extend(frame(1, &result(req)));
+            out.extend(encode_frame_vec(1, &result(req)).unwrap());
             out
         }
     });
@@ -123,13 +117,13 @@ fn stale_replies_are_ignored_and_refusals_name_the_request() {
     board(port, |n, req| {
         let mut stale = *req;
         stale.id = req.id.wrapping_sub(1);
-        let mut out = frame(2 * n as u16, &result(&stale));
+        let mut out = encode_frame_vec(2 * n as u16, &result(&stale)).unwrap();
         let reply = if n == 0 {
             result(req)
         } else {
             BoardMsg::Error(ErrorReport { code: ErrorCode::Repeats, request: Some(req.id), detail: 64 })
         };
-        out.extend(frame(2 * n as u16 + 1, &reply));
+        out.extend(encode_frame_vec(2 * n as u16 + 1, &reply).unwrap());
         out
     });
     let r = link.probe(Arch::uniform(Op::AvgPool3x3), 0, 5, T, 0).unwrap();
@@ -141,11 +135,11 @@ fn stale_replies_are_ignored_and_refusals_name_the_request() {
 #[test]
 fn sequence_gaps_and_resets_are_counted() {
     let (mut link, mut port) = pty();
-    let mut bytes = frame(0, &hello());
-    bytes.extend(frame(1, &BoardMsg::Pong { nonce: 1 }));
-    bytes.extend(frame(4, &BoardMsg::Pong { nonce: 2 }));
-    bytes.extend(frame(0, &hello()));
-    bytes.extend(frame(1, &BoardMsg::Pong { nonce: 3 }));
+    let mut bytes = encode_frame_vec(0, &hello()).unwrap();
+    bytes.extend(encode_frame_vec(1, &BoardMsg::Pong { nonce: 1 }).unwrap());
+    bytes.extend(encode_frame_vec(4, &BoardMsg::Pong { nonce: 2 }).unwrap());
+    bytes.extend(encode_frame_vec(0, &hello()).unwrap());
+    bytes.extend(encode_frame_vec(1, &BoardMsg::Pong { nonce: 3 }).unwrap());
     port.write_all(&bytes).unwrap();
     let hello = link.connect(T).expect("the Hello");
     assert_eq!(hello.board.as_str(), "scripted");

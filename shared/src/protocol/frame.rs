@@ -89,6 +89,14 @@ pub struct Frame<M> {
     pub msg: M,
 }
 
+/// [`encode_frame`] into a new vector (hosts and their tests).
+#[cfg(feature = "std")]
+pub fn encode_frame_vec<M: Serialize>(seq: u16, msg: &M) -> Result<std::vec::Vec<u8>, FrameError> {
+    let mut buf = [0u8; super::MAX_FRAME];
+    let n = encode_frame(seq, msg, &mut buf)?;
+    Ok(buf[..n].to_vec())
+}
+
 /// Encode `msg` with sequence number `seq` into `out`, delimiter included; returns the
 /// number of bytes written. `out` needs at most [`super::MAX_FRAME`] bytes.
 pub fn encode_frame<M: Serialize>(seq: u16, msg: &M, out: &mut [u8]) -> Result<usize, FrameError> {

@@ -24,6 +24,8 @@
 
 mod frame;
 
+#[cfg(feature = "std")]
+pub use frame::encode_frame_vec;
 pub use frame::{decode_frame, encode_frame, Feed, Frame, FrameAccumulator, FrameError};
 
 use crate::space::ArchCode;
