@@ -18,7 +18,7 @@ mod config;
 use edge_runtime::calib::search::GroupTable;
 use edge_runtime::layout::ParamLayout;
 use edge_runtime::rng::{fill_uniform, SplitMix64};
-use edge_runtime::search::{prior_top, Lut, PRIOR_TOP};
+use edge_runtime::search::{prior_top, Lut, Space, PRIOR_TOP};
 use edge_runtime::tf16::Tf16;
 use edge_runtime::Plan;
 use simnas_shared::{Arch, Op};
@@ -118,7 +118,7 @@ fn search_inputs(out: &Path) {
     let policy_bytes = fs::read(&policy).unwrap_or_else(|e| panic!("{}: {e}", policy.display()));
     let score_bytes = fs::read(&scores).unwrap_or_else(|e| panic!("{}: {e}", scores.display()));
     let start: Vec<u16> = match (Tf16::parse(&score_bytes), prior_lut(&prior)) {
-        (Ok(table), Some(lut)) => prior_top::<PRIOR_TOP>(|a| lut.latency(a), |a| table.tf(&a))
+        (Ok(table), Some(lut)) => prior_top::<PRIOR_TOP>(Space::Executed, |a| lut.latency(a), |a| table.tf(&a))
             .iter()
             .flatten()
             .map(|a| a.code().get())
@@ -190,7 +190,7 @@ fn calibrated(out: &Path, score_bytes: &[u8]) {
         r => panic!("{}: range_rule {r:?}", path.display()),
     };
     let table = Tf16::parse(score_bytes).expect("the embedded score table");
-    let groups = GroupTable::build(|c| {
+    let groups = GroupTable::build(Space::Executed, |c| {
         table.tf(&Arch::from_code(simnas_shared::ArchCode::new(c as u16).expect("code in range")))
     });
     use std::fmt::Write as _;

@@ -196,6 +196,22 @@ mod tests {
     }
 
     #[test]
+    fn on_executed_networks_the_plan_runs_exactly_the_live_edges() {
+        // The search only plans executed networks: there the executor's pruning and the one
+        // graph analysis in `shared` agree edge by edge, and no conv is reduced to a bias.
+        let cfg = NetConfig { channels: 4, cells_per_stage: 1, resolution: 8, classes: 3 };
+        for code in simnas_shared::ArchCode::all() {
+            let a = Arch::from_code(code).executed();
+            let p = Plan::new(cfg, a).unwrap();
+            let live = a.live_edges();
+            for e in Edge::ALL {
+                assert_eq!(p.runs_edge(e), live[e.index()], "{a} edge {}", e.index());
+                assert!(!p.is_bias_only(e), "{a}");
+            }
+        }
+    }
+
+    #[test]
     fn full_cells_compute_everything() {
         let p = Plan::new(NetConfig::CIFAR10, Arch::uniform(Op::NorConv3x3)).unwrap();
         assert!(Edge::ALL.iter().all(|&e| p.runs_edge(e)));

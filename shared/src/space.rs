@@ -123,6 +123,11 @@ impl Edge {
     }
 }
 
+/// Distinct executed networks of the space ([`Arch::executed`]), the all-`none` cell included.
+pub const NUM_EXECUTED: usize = 9445;
+/// Connected executed networks: the search space of every strategy by default.
+pub const NUM_CONNECTED_EXECUTED: usize = NUM_EXECUTED - 1;
+
 /// A cell: one op per edge, edges in NATS-Bench string order.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct Arch {
@@ -256,14 +261,87 @@ impl Arch {
     /// True when some path of non-`none` edges joins the input (node 0) to the output (node 3).
     ///
     /// Cells for which this is false compute a constant (they ignore their input).
-    pub fn is_connected(&self) -> bool {
+    pub const fn is_connected(&self) -> bool {
         let mut reach = [true, false, false, false];
-        for e in Edge::ALL {
-            if self.op(e) != Op::None && reach[e.from() as usize] {
+        let mut i = 0;
+        while i < NUM_EDGES {
+            let e = Edge(i as u8);
+            if !matches!(self.ops[i], Op::None) && reach[e.from() as usize] {
                 reach[e.to() as usize] = true;
             }
+            i += 1;
         }
         reach[3]
+    }
+
+    /// Which edges are *live*: not `none`, their source reachable from the cell input and
+    /// their target reaching the cell output, both along non-`none` edges. An edge is live
+    /// exactly when it lies on a path from input to output.
+    ///
+    /// Every other edge is *dead*: its work cannot reach the output. That includes a
+    /// convolution out of a node the input never reaches: such a node is zero, and the conv
+    /// would only add a constant (its folded BN shift) to the output, which no runtime that
+    /// prunes computes and no accuracy depends on; it is counted as dead.
+    pub const fn live_edges(&self) -> [bool; NUM_EDGES] {
+        let mut from_in = [true, false, false, false];
+        let mut i = 0;
+        while i < NUM_EDGES {
+            let e = Edge(i as u8);
+            if !matches!(self.ops[i], Op::None) && from_in[e.from() as usize] {
+                from_in[e.to() as usize] = true;
+            }
+            i += 1;
+        }
+        let mut to_out = [false, false, false, true];
+        let mut i = NUM_EDGES;
+        while i > 0 {
+            i -= 1;
+            let e = Edge(i as u8);
+            if !matches!(self.ops[i], Op::None) && to_out[e.to() as usize] {
+                to_out[e.from() as usize] = true;
+            }
+        }
+        let mut live = [false; NUM_EDGES];
+        let mut i = 0;
+        while i < NUM_EDGES {
+            let e = Edge(i as u8);
+            live[i] = !matches!(self.ops[i], Op::None) && from_in[e.from() as usize] && to_out[e.to() as usize];
+            i += 1;
+        }
+        live
+    }
+
+    /// The *executed network* of this cell: the same cell with every dead edge (see
+    /// [`Arch::live_edges`]) set to `none`. It computes what this cell computes (up to the
+    /// constant of a dead conv's BN shift), and it is what a runtime that prunes runs.
+    ///
+    /// Idempotent; a disconnected cell maps to the all-`none` cell. The 15,625 cells have
+    /// [`NUM_EXECUTED`] distinct executed networks, [`NUM_CONNECTED_EXECUTED`] of them
+    /// connected (all but all-`none`).
+    pub const fn executed(&self) -> Arch {
+        let live = self.live_edges();
+        let mut ops = self.ops;
+        let mut i = 0;
+        while i < NUM_EDGES {
+            if !live[i] {
+                ops[i] = Op::None;
+            }
+            i += 1;
+        }
+        Arch { ops }
+    }
+
+    /// True when the cell has no dead edge (it is its own executed network).
+    pub const fn is_executed(&self) -> bool {
+        let live = self.live_edges();
+        let mut i = 0;
+        while i < NUM_EDGES {
+            if !live[i] && !matches!(self.ops[i], Op::None) {
+                return false;
+            }
+            i += 1;
+        }
+        true
     }
 
     /// Parse the exact NATS-Bench string `|op~0|+|op~0|op~1|+|op~0|op~1|op~2|`.
@@ -500,6 +578,57 @@ mod tests {
         let n = ArchCode::all().filter(|&c| !Arch::from_code(c).is_connected()).count();
         // The benchmark's BRP-NAS data misses exactly the 341 disconnected cells.
         assert_eq!(n, 341);
+    }
+
+    #[test]
+    fn executed_networks() {
+        let p = |s: &str| Arch::parse(s).unwrap();
+        // The README's example: nodes 1 and 2 never reach the output; what runs is a skip.
+        let a = p("|nor_conv_1x1~0|+|nor_conv_3x3~0|nor_conv_3x3~1|+|skip_connect~0|none~1|none~2|");
+        assert_eq!(a.live_edges(), [false, false, false, true, false, false]);
+        assert_eq!(a.executed(), p("|none~0|+|none~0|none~1|+|skip_connect~0|none~1|none~2|"));
+        assert!(!a.is_executed() && a.executed().is_executed());
+        // A conv out of a node the input never reaches (node 1) only adds a constant: dead.
+        let b = p("|none~0|+|skip_connect~0|nor_conv_3x3~1|+|none~0|none~1|skip_connect~2|");
+        assert_eq!(b.live_edges(), [false, true, false, false, false, true]);
+        assert_eq!(Arch::uniform(Op::NorConv3x3).live_edges(), [true; 6]);
+        assert_eq!(Arch::uniform(Op::None).executed(), Arch::uniform(Op::None));
+        let mut distinct = std::collections::HashSet::new();
+        for code in ArchCode::all() {
+            let a = Arch::from_code(code);
+            let e = a.executed();
+            assert_eq!(e.executed(), e, "{a}: idempotent");
+            assert_eq!(e.is_connected(), a.is_connected(), "{a}");
+            assert_eq!(a.is_executed(), a == e, "{a}");
+            // Live edges are exactly the edges on some input-to-output path.
+            for (i, live) in a.live_edges().into_iter().enumerate() {
+                assert_eq!(live, a.ops[i] != Op::None && path_through(&a, i), "{a} edge {i}");
+            }
+            distinct.insert(e);
+        }
+        assert_eq!(distinct.len(), NUM_EXECUTED);
+        assert_eq!(distinct.iter().filter(|e| e.is_connected()).count(), NUM_CONNECTED_EXECUTED);
+        let dead = ArchCode::all().map(Arch::from_code).filter(|a| !a.is_executed()).count();
+        assert_eq!(dead, 6180, "cells with a dead edge");
+    }
+
+    /// Is there a path input -> from(i) and to(i) -> output along non-`none` edges.
+    fn path_through(a: &Arch, i: usize) -> bool {
+        let e = Edge::ALL[i];
+        let reach = |from: u8, to: u8| -> bool {
+            if from == to {
+                return true;
+            }
+            let mut r = [false; 4];
+            r[from as usize] = true;
+            for x in Edge::ALL {
+                if a.op(x) != Op::None && r[x.from() as usize] {
+                    r[x.to() as usize] = true;
+                }
+            }
+            r[to as usize]
+        };
+        reach(0, e.from()) && reach(e.to(), 3)
     }
 
     #[test]

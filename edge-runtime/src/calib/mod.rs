@@ -29,43 +29,9 @@ pub const COEFS: usize = 8;
 /// Features per cell: a constant, then the [`COEFS`] op counts.
 pub const FEATURES: usize = COEFS + 1;
 
-/// Which edges are live: not `none`, reachable from the input and reaching the output.
+/// Which edges are live ([`Arch::live_edges`], the one graph analysis of a cell).
 pub fn live_edges(a: &Arch) -> [bool; 6] {
-    let mut ops = [0usize; 6];
-    for (o, op) in ops.iter_mut().zip(a.ops) {
-        *o = op as usize;
-    }
-    live_mask(ops)
-}
-
-/// Edges as `(from, to)`, in NATS-Bench order.
-const EDGES: [(usize, usize); 6] = [(0, 1), (0, 2), (1, 2), (0, 3), (1, 3), (2, 3)];
-
-/// [`live_edges`] over op indices (`0` is `none`), usable at compile time.
-pub(crate) const fn live_mask(ops: [usize; 6]) -> [bool; 6] {
-    let mut from_in = [true, false, false, false];
-    let mut i = 0;
-    while i < 6 {
-        if ops[i] != 0 && from_in[EDGES[i].0] {
-            from_in[EDGES[i].1] = true;
-        }
-        i += 1;
-    }
-    let mut to_out = [false, false, false, true];
-    let mut i = 6;
-    while i > 0 {
-        i -= 1;
-        if ops[i] != 0 && to_out[EDGES[i].1] {
-            to_out[EDGES[i].0] = true;
-        }
-    }
-    let mut live = [false; 6];
-    let mut i = 0;
-    while i < 6 {
-        live[i] = ops[i] != 0 && from_in[EDGES[i].0] && to_out[EDGES[i].1];
-        i += 1;
-    }
-    live
+    a.live_edges()
 }
 
 /// `[1, n_skip, n_conv1x1, n_conv3x3, n_pool, m_skip, m_conv1x1, m_conv3x3, m_pool]`.

@@ -17,7 +17,7 @@
 //! system per step, in `f64`.
 
 use super::{Prior, RangeRule, Sums, COEFS, DEAD_EDGE_CELL, FEATURES};
-use crate::search::{Measured, Normaliser};
+use crate::search::{Measured, Normaliser, Space};
 use simnas_shared::{Arch, ArchCode, Op, NUM_ARCHS};
 
 /// Most probes a walk records.
@@ -42,13 +42,16 @@ pub trait Prober {
     fn probe(&mut self, arch: Arch) -> Result<Probed, Self::Error>;
 }
 
-/// The walk's state: its probes and the cells it tried.
+/// The walk's state: its probes and the cells it tried. Requests are taken through its
+/// [`Space`] (default [`Space::Executed`]): a cell is measured and recorded as its
+/// executed network, a disconnected cell is skipped without a probe.
 pub struct Walk {
     probes: [Measured; MAX_BUDGET],
     len: usize,
     tried: [u32; NUM_ARCHS.div_ceil(32)],
     range: f64,
     sums: Sums,
+    space: Space,
 }
 
 impl Default for Walk {
@@ -66,7 +69,15 @@ impl Walk {
             tried: [0; NUM_ARCHS.div_ceil(32)],
             range: 1.0,
             sums: Sums::new(),
+            space: Space::Executed,
         }
+    }
+
+    /// An empty walk over `space`.
+    pub const fn in_space(space: Space) -> Walk {
+        let mut w = Walk::new();
+        w.space = space;
+        w
     }
 
     /// The probes, in order (steps from 1).
@@ -90,6 +101,7 @@ impl Walk {
 
     /// Measure `a` unless tried; `false` when the walk must stop.
     fn measure<P: Prober>(&mut self, p: &mut P, a: Arch, budget: usize) -> Result<bool, P::Error> {
+        let Some(a) = self.space.member(a) else { return Ok(true) };
         let code = a.code().get() as usize;
         if self.tried(code) {
             return Ok(true);
@@ -114,14 +126,14 @@ impl Walk {
     }
 }
 
-/// Cells grouped by [`PACKED`] op counts (groups in increasing packed value), each group's
+/// Candidates grouped by [`PACKED`] op counts (groups in increasing packed value), each group's
 /// members sorted by TF, highest first (ties: lower code). Built once per score table:
 /// [`Groups::build`] on the host, at build time for a board.
 #[derive(Clone, Copy, Debug)]
 pub struct Groups<'a> {
     /// Group `g` is `members[starts[g]..starts[g + 1]]`.
     pub starts: &'a [u16],
-    /// Compact codes, every cell once.
+    /// Compact codes, every candidate once.
     pub members: &'a [u16],
     /// Each group's [`PACKED`] op counts.
     pub packed: &'a [u32],
@@ -146,9 +158,11 @@ pub struct GroupTable {
 
 #[cfg(feature = "std")]
 impl GroupTable {
-    /// Group every cell; `tf(code)` is the proxy score.
-    pub fn build(tf: impl Fn(usize) -> f64) -> GroupTable {
-        let mut codes: std::vec::Vec<u16> = (0..NUM_ARCHS as u16).collect();
+    /// Group every candidate of `space`; `tf(code)` is the proxy score.
+    pub fn build(space: Space, tf: impl Fn(usize) -> f64) -> GroupTable {
+        let mut codes: std::vec::Vec<u16> = (0..NUM_ARCHS as u16)
+            .filter(|&c| ArchCode::new(c).is_some_and(|code| space.contains(Arch::from_code(code))))
+            .collect();
         codes.sort_by(|&a, &b| {
             let (a, b) = (usize::from(a), usize::from(b));
             PACKED[a].cmp(&PACKED[b]).then(tf(b).total_cmp(&tf(a))).then(a.cmp(&b))
@@ -283,19 +297,22 @@ const fn pack_all() -> [u32; NUM_ARCHS] {
 }
 
 const fn pack(code: usize) -> u32 {
-    let mut ops = [0usize; 6];
+    let mut arch = Arch::uniform(Op::None);
     let mut rest = code;
     let mut e = 6;
     while e > 0 {
         e -= 1;
-        ops[e] = rest % 5;
+        arch.ops[e] = match Op::from_index((rest % 5) as u8) {
+            Some(op) => op,
+            None => Op::None,
+        };
         rest /= 5;
     }
-    let live = super::live_mask(ops);
+    let live = arch.live_edges();
     let mut packed = 0u32;
     let mut i = 0;
     while i < 6 {
-        let op = ops[i];
+        let op = arch.ops[i] as usize;
         if op != 0 {
             packed += 1 << (4 * (op - 1));
             if live[i] {
@@ -346,9 +363,9 @@ mod tests {
     #[test]
     fn walk_spends_its_budget_on_distinct_cells_references_first() {
         let mut dev = Exact { theta: [1.0, 0.01, 0.1, 0.3, 0.05, 0.0, 0.0, 0.0, 0.0], calls: 0 };
-        let mut walk = Walk::new();
+        let mut walk = Walk::in_space(Space::Raw);
         let tf = |c: usize| (c % 97) as f64 / 97.0;
-        let groups = GroupTable::build(tf);
+        let groups = GroupTable::build(Space::Raw, tf);
         search(&prior(), 0.5, 10, tf, groups.groups(), &mut dev, &mut walk).unwrap();
         assert_eq!(dev.calls, 10);
         let p = walk.probes();
@@ -366,11 +383,31 @@ mod tests {
     }
 
     #[test]
+    fn executed_space_walk_probes_distinct_connected_executed_networks() {
+        let mut dev = Exact { theta: [1.0, 0.01, 0.1, 0.3, 0.05, 0.0, 0.0, 0.0, 0.0], calls: 0 };
+        let mut walk = Walk::new();
+        let tf = |c: usize| (c % 97) as f64 / 97.0;
+        let groups = GroupTable::build(Space::Executed, tf);
+        assert_eq!(groups.members.len(), simnas_shared::NUM_CONNECTED_EXECUTED);
+        search(&prior(), 0.5, 20, tf, groups.groups(), &mut dev, &mut walk).unwrap();
+        let p = walk.probes();
+        assert_eq!((p.len(), dev.calls), (20, 20));
+        // The dead-edge cell is measured as the network it runs: one skip, input to output.
+        assert_eq!(p[2].arch, DEAD_EDGE_CELL.executed());
+        for i in 0..p.len() {
+            assert!(p[i].arch.is_connected() && p[i].arch.is_executed(), "{}", p[i].arch);
+            for j in 0..i {
+                assert_ne!(p[i].arch, p[j].arch);
+            }
+        }
+    }
+
+    #[test]
     fn small_budgets_and_a_failing_prober() {
         for budget in [0, 1, 2, 3] {
             let mut dev = Exact { theta: [1.0, 0.01, 0.1, 0.3, 0.05, 0.0, 0.0, 0.0, 0.0], calls: 0 };
-            let mut walk = Walk::new();
-            let groups = GroupTable::build(|_| 0.5);
+            let mut walk = Walk::in_space(Space::Raw);
+            let groups = GroupTable::build(Space::Raw, |_| 0.5);
             search(&prior(), 0.5, budget, |_| 0.5, groups.groups(), &mut dev, &mut walk).unwrap();
             assert_eq!(walk.probes().len(), budget);
         }
@@ -381,8 +418,8 @@ mod tests {
                 Err("unplugged")
             }
         }
-        let mut walk = Walk::new();
-        let groups = GroupTable::build(|_| 0.5);
+        let mut walk = Walk::in_space(Space::Raw);
+        let groups = GroupTable::build(Space::Raw, |_| 0.5);
         let r = search(&prior(), 0.5, 10, |_| 0.5, groups.groups(), &mut Broken, &mut walk);
         assert_eq!(r, Err(WalkError::Probe("unplugged")));
     }
@@ -391,7 +428,7 @@ mod tests {
     fn grouped_scan_finds_the_best_cell_of_a_full_scan() {
         // With no probe tried, the group candidates' best is the best cell of the space.
         let tf = |c: usize| ((c * 7919) % 1000) as f64 / 1000.0;
-        let table = GroupTable::build(tf);
+        let table = GroupTable::build(Space::Raw, tf);
         let g = table.groups();
         assert_eq!(g.members.len(), NUM_ARCHS);
         assert!(g.starts.len() > 10 && g.starts.len() < 2000, "{} groups", g.starts.len() - 1);

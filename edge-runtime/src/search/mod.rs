@@ -38,6 +38,70 @@ pub const MAX_WALK_PROBES: usize = EPISODE_LEN + 3;
 /// the start is chosen, so the third cell is always available.
 pub const PRIOR_TOP: usize = 3;
 
+/// Which cells a search may measure.
+///
+/// A cell's dead edges (see [`Arch::live_edges`]) change nothing the network computes, so
+/// by default a search runs over *executed networks* ([`Arch::executed`]): a request for a
+/// cell measures its executed network, two cells with the same executed network are one
+/// candidate, and a disconnected cell (whose output ignores its input) is no candidate at
+/// all. The paper's raw space, every cell measured as written, stays available for
+/// reproducing its numbers.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub enum Space {
+    /// The executed networks whose output depends on the input
+    /// ([`simnas_shared::NUM_CONNECTED_EXECUTED`] = 9,444). The default.
+    #[default]
+    Executed,
+    /// All 15,625 cells as written (the paper's space).
+    Raw,
+}
+
+impl Space {
+    /// The cell a request for `arch` measures: its executed network, or `None` when it is
+    /// disconnected (not a candidate); in the raw space, `arch` itself.
+    pub const fn member(self, arch: Arch) -> Option<Arch> {
+        match self {
+            Space::Executed => {
+                if arch.is_connected() {
+                    Some(arch.executed())
+                } else {
+                    None
+                }
+            }
+            Space::Raw => Some(arch),
+        }
+    }
+
+    /// True when `arch` is itself a candidate of the space (what scans enumerate).
+    pub const fn contains(self, arch: Arch) -> bool {
+        match self {
+            Space::Executed => arch.is_connected() && arch.is_executed(),
+            Space::Raw => true,
+        }
+    }
+
+    /// Number of candidates.
+    pub const fn len(self) -> usize {
+        match self {
+            Space::Executed => simnas_shared::NUM_CONNECTED_EXECUTED,
+            Space::Raw => NUM_ARCHS,
+        }
+    }
+
+    /// Never empty.
+    pub const fn is_empty(self) -> bool {
+        false
+    }
+
+    /// Name as on the command line.
+    pub const fn name(self) -> &'static str {
+        match self {
+            Space::Executed => "executed",
+            Space::Raw => "raw",
+        }
+    }
+}
+
 /// What the search maximises.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub enum Objective {
@@ -181,12 +245,20 @@ impl Lut {
 /// The first `K` cells of the zero-shot prior's ranking, best first (ties: lower code):
 /// `0.5 TF + 0.5 (1 - l_pred)` with `l_pred = clamp((lut(h) - lut(LO)) / (lut(HI) -
 /// lut(LO)), 0, 1)` (0 when `lut(HI) <= lut(LO)`). `latency` is the prior LUT's prediction.
-pub fn prior_top<const K: usize>(latency: impl Fn(Arch) -> f64, tf: impl Fn(Arch) -> f64) -> [Option<Arch>; K] {
+/// Only candidates of `space` are ranked.
+pub fn prior_top<const K: usize>(
+    space: Space,
+    latency: impl Fn(Arch) -> f64,
+    tf: impl Fn(Arch) -> f64,
+) -> [Option<Arch>; K] {
     let (lo, hi) = (latency(LO), latency(HI));
     let norm = Normaliser { lo, hi };
     let mut top: [Option<(f64, Arch)>; K] = [None; K];
     for code in ArchCode::all() {
         let a = Arch::from_code(code);
+        if !space.contains(a) {
+            continue;
+        }
         let v = weighted(0.5, tf(a), if hi > lo { norm.l(latency(a)) } else { 0.0 });
         if let Some(i) = top.iter().position(|e| e.is_none_or(|(bv, _)| v > bv)) {
             top.copy_within(i..K - 1, i + 1);
@@ -285,10 +357,14 @@ impl<E: core::fmt::Display> core::fmt::Display for WalkError<E> {
 }
 
 /// The budgeted record of a search: every measurement in order, and the cells tried.
+/// Requests are taken through the record's [`Space`]: in the executed space a cell is
+/// measured (and recorded) as its executed network, and a disconnected cell is answered
+/// [`Answer::Missing`] without reaching the device.
 pub struct Probes<'b> {
     buf: &'b mut [Measured],
     len: usize,
     budget: usize,
+    space: Space,
     measured: CellSet,
     missing: CellSet,
 }
@@ -302,7 +378,18 @@ impl<'b> Probes<'b> {
         if buf.len() < budget {
             return Err(WalkError::Buffer { budget, got: buf.len() });
         }
-        Ok(Probes { buf, len: 0, budget, measured: CellSet::new(), missing: CellSet::new() })
+        Ok(Probes { buf, len: 0, budget, space: Space::Executed, measured: CellSet::new(), missing: CellSet::new() })
+    }
+
+    /// The same record over `space` (default [`Space::Executed`]).
+    pub fn in_space(mut self, space: Space) -> Probes<'b> {
+        self.space = space;
+        self
+    }
+
+    /// The space requests are taken in.
+    pub fn space(&self) -> Space {
+        self.space
     }
 
     /// Probes left.
@@ -315,22 +402,29 @@ impl<'b> Probes<'b> {
         self.buf.get(..self.len).unwrap_or_default()
     }
 
-    /// The measured latency of `arch`, if it was probed.
+    /// The measured latency of `arch` (of its executed network in the executed space), if
+    /// it was probed.
     pub fn known(&self, arch: Arch) -> Option<f64> {
+        let arch = self.space.member(arch)?;
         if !self.measured.contains(arch) {
             return None;
         }
         self.probes().iter().find(|p| p.arch == arch).map(|p| p.latency_ms)
     }
 
-    /// True if `arch` was measured or found missing.
+    /// True if asking for `arch` teaches nothing new: what it measures was measured or
+    /// found missing, or it is not a candidate of the space.
     pub fn tried(&self, arch: Arch) -> bool {
-        self.measured.contains(arch) || self.missing.contains(arch)
+        match self.space.member(arch) {
+            Some(a) => self.measured.contains(a) || self.missing.contains(a),
+            None => true,
+        }
     }
 
-    /// Measure `arch` on `dev` (at controller step `step`), one probe unless it was tried
-    /// already.
+    /// Measure `arch` (its executed network in the executed space) on `dev` (at controller
+    /// step `step`), one probe unless it was tried already.
     pub fn measure<D: Device>(&mut self, dev: &mut D, arch: Arch, step: usize) -> Result<Answer, D::Error> {
+        let Some(arch) = self.space.member(arch) else { return Ok(Answer::Missing) };
         if let Some(ms) = self.known(arch) {
             return Ok(Answer::Latency(ms));
         }
@@ -406,6 +500,8 @@ impl Walker<'_, '_> {
             probes.measure(dev, HI, 0).map_err(WalkError::Device)?;
         }
         let first = start.iter().copied().find(|&a| !probes.tried(a)).unwrap_or(LO);
+        // The walk's state is the network that runs (the cell itself in the raw space).
+        let first = probes.space().member(first).unwrap_or(LO);
         let mut report = WalkReport { start: first, steps: 0, stop: Stop::NoStart };
         probes.measure(dev, first, 0).map_err(WalkError::Device)?; // free if it was `LO`
         let Some(mut lat) = probes.known(first) else { return Ok(report) };
@@ -433,6 +529,7 @@ impl Walker<'_, '_> {
                 break;
             };
             let next = cur.apply(action);
+            let next = probes.space().member(next).unwrap_or(next);
             match probes.measure(dev, next, report.steps).map_err(WalkError::Device)? {
                 Answer::Latency(ms) => lat = ms,
                 Answer::Missing => continue,

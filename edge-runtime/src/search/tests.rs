@@ -61,14 +61,14 @@ fn walker<'p, 'w>(policy: &'p Policy<'w>) -> Walker<'p, 'w> {
 #[test]
 fn walk_spends_at_most_the_budget_on_distinct_cells_references_first() {
     let policy = Policy::from_bytes(POLICY).unwrap();
-    let prior = prior_top::<PRIOR_TOP>(|a| lut(99).latency(a), tf);
+    let prior = prior_top::<PRIOR_TOP>(Space::Raw, |a| lut(99).latency(a), tf);
     let start: Vec<Arch> = prior.iter().flatten().copied().collect();
     assert_eq!(start.len(), PRIOR_TOP);
     for seed in 0..6 {
         for budget in [1, 2, 3, 5, 10, 20] {
             let mut dev = device(seed);
             let mut buf = [Measured { step: 0, arch: LO, latency_ms: 0.0 }; 20];
-            let mut probes = Probes::new::<()>(&mut buf, budget).unwrap();
+            let mut probes = Probes::new::<()>(&mut buf, budget).unwrap().in_space(Space::Raw);
             let r = walker(&policy).walk(tf, &start, &mut probes, &mut dev).unwrap();
             let p = probes.probes();
             assert!(p.len() <= budget && !p.is_empty(), "seed {seed} budget {budget}: {} probes", p.len());
@@ -95,6 +95,31 @@ fn walk_spends_at_most_the_budget_on_distinct_cells_references_first() {
             }
             let best = pick(&Objective::Weighted { weight: 0.5 }, tf, p).unwrap();
             assert!(p.iter().any(|m| m.arch == best.arch && m.latency_ms == best.latency_ms));
+        }
+    }
+}
+
+#[test]
+fn executed_space_walk_measures_distinct_connected_executed_networks() {
+    let policy = Policy::from_bytes(POLICY).unwrap();
+    let prior = prior_top::<PRIOR_TOP>(Space::Executed, |a| lut(99).latency(a), tf);
+    let start: Vec<Arch> = prior.iter().flatten().copied().collect();
+    assert!(start.iter().all(|a| a.is_connected() && a.is_executed()));
+    // A start with dead branches is measured as the network it runs.
+    let dead = Arch::parse("|nor_conv_1x1~0|+|nor_conv_3x3~0|nor_conv_3x3~1|+|skip_connect~0|none~1|none~2|").unwrap();
+    for (seed, first) in [(0, start[0]), (1, dead), (2, Arch::uniform(Op::None))] {
+        let mut dev = device(seed);
+        let mut buf = [Measured { step: 0, arch: LO, latency_ms: 0.0 }; 20];
+        let mut probes = Probes::new::<()>(&mut buf, 20).unwrap();
+        walker(&policy).walk(tf, &[first], &mut probes, &mut dev).unwrap();
+        let p = probes.probes();
+        assert_eq!(p.len(), dev.asked.len(), "every request is a probe");
+        for (i, m) in p.iter().enumerate() {
+            assert!(m.arch.is_connected() && m.arch.is_executed(), "seed {seed}: {} runs dead branches", m.arch);
+            assert!(p[..i].iter().all(|q| q.arch != m.arch), "executed network measured twice");
+        }
+        if first == dead {
+            assert_eq!(p[2].arch, dead.executed());
         }
     }
 }
@@ -170,13 +195,13 @@ fn prior_top_matches_a_full_sort() {
             })
             .collect();
         all.sort_by(|x, y| y.0.total_cmp(&x.0).then(x.1.cmp(&y.1)));
-        let top = prior_top::<4>(|a| l.latency(a), tf);
+        let top = prior_top::<4>(Space::Raw, |a| l.latency(a), tf);
         let want: Vec<Option<Arch>> =
             all[..4].iter().map(|&(_, c)| Some(Arch::from_code(ArchCode::new(c).unwrap()))).collect();
         assert_eq!(top.to_vec(), want);
     }
     // Ties go to the lower code: a constant score ranks codes 0, 1, 2.
-    let top = prior_top::<3>(|_| 1.0, |_| 0.5);
+    let top = prior_top::<3>(Space::Raw, |_| 1.0, |_| 0.5);
     assert_eq!(top.map(|a| a.map(|a| a.code().get())), [Some(0), Some(1), Some(2)]);
 }
 

@@ -12,7 +12,7 @@ use host_trainer::latency::{InvalidPolicy, LatencyTable};
 use host_trainer::search::eval::{evaluate, load_accuracy, report, EvalDevice, EvalPlan};
 use host_trainer::search::plot::{trajectories, Trajectory};
 use host_trainer::search::strategies::Policy;
-use host_trainer::search::{search, Context, Objective, SearchConfig, Strategy};
+use host_trainer::search::{search, Context, Objective, SearchConfig, Space, Strategy};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -70,7 +70,8 @@ pub fn run(data: &Option<PathBuf>, args: EvalArgs) -> Result<ExitCode> {
     let calib = if with_calib { Some(load_calib(&args.inputs.controller_prior)?) } else { None };
     let dir = data_dir(data.as_deref())?;
     let nats = NatsMap::load(&dir)?;
-    let (tf, _) = load_scores(&args.inputs.scores)?;
+    let space = Space::from(args.inputs.space);
+    let (tf, _) = load_scores(&args.inputs.scores, space)?;
     let prior = load_prior(&args.inputs.prior)?;
     let accuracy = load_accuracy(&dir.join("nb201_accuracy.csv"), &nats).map_err(anyhow::Error::msg)?;
 
@@ -120,6 +121,7 @@ pub fn run(data: &Option<PathBuf>, args: EvalArgs) -> Result<ExitCode> {
         prior: Some(&prior),
         policy: controller.as_ref().map(|c| c as &(dyn Policy + Sync)),
         calib: calib.as_ref(),
+        space,
     };
     let jobs = args.jobs.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get())).max(1);
     let bar = indicatif::ProgressBar::new(devices.len() as u64);
@@ -162,8 +164,13 @@ pub fn run(data: &Option<PathBuf>, args: EvalArgs) -> Result<ExitCode> {
     for d in &shown {
         let policy = controller.as_ref().map(|c| c as &dyn Policy);
         let ctx = Context { tf: &tf, prior: Some(&prior), table: Some(&d.table), policy, calib: calib.as_ref() };
-        let cfg =
-            SearchConfig { strategy: traj, budget, objective: Objective::Weighted { weight: args.weight }, seed: 0 };
+        let cfg = SearchConfig {
+            strategy: traj,
+            budget,
+            objective: Objective::Weighted { weight: args.weight },
+            seed: 0,
+            space,
+        };
         let out = search(&cfg, &ctx, &mut TableDevice::new(d.table.clone()), &mut |_| {});
         runs.push((d.name.clone(), out));
     }

@@ -1,7 +1,7 @@
 //! `simnas prior`: meta-fit the calibrated controller on the training devices.
 
-use super::search::{load_scores, SearchInputs};
-use anyhow::{anyhow, Context as _, Result};
+use super::search::{load_scores, SearchInputs, SpaceArg};
+use anyhow::{anyhow, bail, Context as _, Result};
 use clap::Args;
 use host_trainer::data::{data_dir, NatsMap};
 use host_trainer::latency::registry::Split;
@@ -25,7 +25,10 @@ pub struct PriorArgs {
 pub fn run(data: &Option<PathBuf>, args: PriorArgs) -> Result<ExitCode> {
     let dir = data_dir(data.as_deref())?;
     let map = NatsMap::load(&dir)?;
-    let (tf, _) = load_scores(&args.inputs.scores)?;
+    if args.inputs.space != SpaceArg::Executed {
+        bail!("--space raw: the prior is selected by searches over the executed networks; it has no raw-space form");
+    }
+    let (tf, _) = load_scores(&args.inputs.scores, host_trainer::search::Space::Executed)?;
     let all = load_devices(&dir, &map)?;
     let train: Vec<_> = all.iter().filter(|(d, _)| d.split == Split::Train).collect();
     let devices: Vec<TrainDevice> = train.iter().map(|(d, t)| TrainDevice::new(d.name, d.family, t)).collect();

@@ -110,6 +110,18 @@ enum ScoreCmd {
     /// Time each metric per cell on a random sample (one thread) and estimate the
     /// whole-space wall time.
     Bench(BenchArgs),
+    /// Write the quantised tables of a finished CSV without rescoring: `<stem>.tf16` (every
+    /// cell carries its executed network's scores; what searches and the board use) and
+    /// `<stem>_raw.tf16` (every cell as scored, the paper's space). `score --all` writes both
+    /// too.
+    Quantise(QuantiseArgs),
+}
+
+#[derive(Args, Debug)]
+struct QuantiseArgs {
+    /// Score table (CSV from `simnas score --all`); the `.tf16` files go beside it.
+    #[arg(long, value_name = "CSV")]
+    table: PathBuf,
 }
 
 #[derive(Args, Debug)]
@@ -144,6 +156,7 @@ pub fn run(data: &Option<PathBuf>, args: ScoreArgs) -> Result<ExitCode> {
     match args.cmd {
         Some(ScoreCmd::Report(r)) => return report_cmd(data, r),
         Some(ScoreCmd::Bench(b)) => return bench_cmd(b),
+        Some(ScoreCmd::Quantise(q)) => return quantise_cmd(q),
         None => {}
     }
     if let Some(cell) = &args.arch {
@@ -356,6 +369,25 @@ fn progress_bar(len: u64, pos: u64) -> indicatif::ProgressBar {
         bar.set_style(style.progress_chars("=> "));
     }
     bar
+}
+
+/// `score quantise`: the two `.tf16` files of a finished table, from its sidecar's settings.
+fn quantise_cmd(args: QuantiseArgs) -> Result<ExitCode> {
+    let table = ScoreTable::load(&args.table).with_context(|| format!("score table {}", args.table.display()))?;
+    let side_path = table::sibling(&args.table, ".json");
+    let text = std::fs::read_to_string(&side_path)
+        .with_context(|| format!("reading the sidecar {} (written by `simnas score --all`)", side_path.display()))?;
+    let side: table::Sidecar =
+        serde_json::from_str(&text).with_context(|| format!("{}: not a score-table sidecar", side_path.display()))?;
+    let meta = host_trainer::score::quant::QuantMeta {
+        seed: side.run.seed,
+        batch: side.run.batch.min(usize::from(u16::MAX)) as u16,
+        inits: side.run.inits.min(usize::from(u16::MAX)) as u16,
+        executed: false,
+    };
+    let [exec, raw] = table::write_quantised(&table, &args.table, meta)?;
+    outln!("wrote {} (executed networks) and {} (raw cells)", exec.display(), raw.display());
+    Ok(ExitCode::SUCCESS)
 }
 
 /// `score report`: correlations of a table with the benchmark's accuracies.

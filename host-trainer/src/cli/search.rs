@@ -19,7 +19,7 @@ use host_trainer::search::json::{write_atomic, SearchJson};
 use host_trainer::search::plot::{trajectories, Trajectory};
 use host_trainer::search::strategies::calibrated::PriorFile;
 use host_trainer::search::strategies::Policy;
-use host_trainer::search::{search, Context, Event, Measured, Normaliser, Objective, SearchConfig, Strategy};
+use host_trainer::search::{search, Context, Event, Measured, Normaliser, Objective, SearchConfig, Space, Strategy};
 use host_trainer::synth::lut::Lut;
 use host_trainer::synth::DeviceDistribution;
 use simnas_shared::Arch;
@@ -111,6 +111,30 @@ pub struct SearchInputs {
     /// The calibrated controller's meta-learned prior (JSON from `simnas prior`).
     #[arg(long, value_name = "FILE", default_value = SHIPPED_CALIB)]
     pub controller_prior: PathBuf,
+    /// Search space. `executed` (default): the 9,444 distinct networks that can run, a cell
+    /// counting as its executed network (dead branches removed) for its score and latency,
+    /// disconnected cells excluded, each network probed at most once. `raw`: the paper's
+    /// 15,625 cells as written, scored unpruned (for reproducing the paper).
+    #[arg(long, value_enum, default_value_t = SpaceArg::Executed)]
+    pub space: SpaceArg,
+}
+
+/// `--space`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum SpaceArg {
+    /// Connected executed networks (dead branches removed).
+    Executed,
+    /// Every cell as written (the paper's space).
+    Raw,
+}
+
+impl From<SpaceArg> for Space {
+    fn from(s: SpaceArg) -> Space {
+        match s {
+            SpaceArg::Executed => Space::Executed,
+            SpaceArg::Raw => Space::Raw,
+        }
+    }
 }
 
 /// `rel` as given if it exists, else relative to the source tree this binary was built
@@ -127,14 +151,22 @@ pub(crate) fn locate(rel: &Path) -> PathBuf {
     }
 }
 
-/// TF per code, and the index map if the table carries indices.
-pub(crate) fn load_scores(path: &Path) -> Result<(Vec<f64>, Option<NatsMap>)> {
+/// TF per code in `space` (each cell its executed network's in the executed space), and
+/// the index map if the table carries indices.
+pub(crate) fn load_scores(path: &Path, space: Space) -> Result<(Vec<f64>, Option<NatsMap>)> {
     let path = locate(path);
     let quantised = path.extension().is_some_and(|e| e == "tf16");
     let table =
         if quantised { ScoreTable::load_quantised(&path) } else { ScoreTable::load(&path) }.with_context(|| {
             format!("score table {} (make one with `simnas score --all`, or pass --scores)", path.display())
         })?;
+    if space == Space::Raw && table.is_executed() {
+        bail!(
+            "score table {} holds executed-network scores; --space raw needs the raw table (the CSV, or <stem>_raw.tf16)",
+            path.display()
+        );
+    }
+    let table = if space == Space::Executed { table.executed() } else { table };
     let tf = host_trainer::search::eval::tf_vector(|a| table.tf(a));
     let map = if quantised { None } else { std::fs::File::open(&path).ok().and_then(|f| NatsMap::read(f, &path).ok()) };
     Ok((tf, map))
@@ -192,7 +224,8 @@ pub fn run(data: &Option<PathBuf>, args: SearchArgs) -> Result<ExitCode> {
         }
         (Some(s), _) => s,
     };
-    let (tf, score_map) = load_scores(&args.inputs.scores)?;
+    let space = Space::from(args.inputs.space);
+    let (tf, score_map) = load_scores(&args.inputs.scores, space)?;
     let map = index_map(data, score_map);
     let prior = match strategy {
         Strategy::LutPrior => Some(load_prior(&args.inputs.prior)?),
@@ -264,7 +297,7 @@ pub fn run(data: &Option<PathBuf>, args: SearchArgs) -> Result<ExitCode> {
     let had = recorded.len();
     let mut replay = host_trainer::device::Replay::new(device, recorded);
     let device: &mut dyn Device = &mut replay;
-    let cfg = SearchConfig { strategy, budget: args.budget, objective, seed: args.seed };
+    let cfg = SearchConfig { strategy, budget: args.budget, objective, seed: args.seed, space };
     let ctx = Context {
         tf: &tf,
         prior: prior.as_ref(),

@@ -11,7 +11,7 @@
 //! | 8 | `u64` | scoring seed |
 //! | 16 | `u16` | NASWOT batch size |
 //! | 18 | `u16` | initialisations |
-//! | 20 | `u32` | reserved, 0 |
+//! | 20 | `u32` | space: 0 = every cell scored as written (the paper's raw table), 1 = every cell carries its executed network's TF ([`ScoreTable::executed`]) |
 //! | 24 | `6 x f64` | min, max of NASWOT, LogSynflow, SkipScore over the space (the normalisation of TF) |
 //! | 72 | `u32` | CRC-32 (ISO-HDLC, as zlib) of bytes `0..72` followed by the payload |
 //! | 76 | `count x u16` | `round(TF * 65535)` for code 0, 1, ..., 15624 |
@@ -76,6 +76,8 @@ pub struct QuantMeta {
     pub batch: u16,
     /// Initialisations.
     pub inits: u16,
+    /// Every cell carries its executed network's TF.
+    pub executed: bool,
 }
 
 /// Encode `table` (which must hold every cell).
@@ -88,7 +90,7 @@ pub fn encode(table: &ScoreTable, meta: QuantMeta) -> Vec<u8> {
     out.extend_from_slice(&meta.seed.to_le_bytes());
     out.extend_from_slice(&meta.batch.to_le_bytes());
     out.extend_from_slice(&meta.inits.to_le_bytes());
-    out.extend_from_slice(&0u32.to_le_bytes());
+    out.extend_from_slice(&u32::from(meta.executed).to_le_bytes());
     for v in [r.naswot.0, r.naswot.1, r.logsynflow.0, r.logsynflow.1, r.skip.0, r.skip.1] {
         out.extend_from_slice(&v.to_le_bytes());
     }
@@ -169,7 +171,8 @@ impl QuantTable {
         let ranges =
             Ranges { naswot: pair(24, "naswot")?, logsynflow: pair(40, "logsynflow")?, skip: pair(56, "skip")? };
         let tf = (0..NUM_ARCHS).map(|i| u16_at(QUANT_HEADER + 2 * i)).collect();
-        Ok(QuantTable { meta: QuantMeta { seed: u64_at(8), batch: u16_at(16), inits: u16_at(18) }, ranges, tf })
+        let meta = QuantMeta { seed: u64_at(8), batch: u16_at(16), inits: u16_at(18), executed: u32_at(20) == 1 };
+        Ok(QuantTable { meta, ranges, tf })
     }
 
     /// `TF` of `arch` (within `0.5 / 65535` of the exact value).

@@ -233,6 +233,8 @@ pub struct ScoreTable {
     tf: Vec<f64>,
     /// Rows per [`ArchCode`], when loaded from the CSV.
     rows: Option<Vec<ScoreRow>>,
+    /// Every cell carries its executed network's scores ([`ScoreTable::executed`]).
+    executed: bool,
 }
 
 /// The shipped quantised CIFAR-10 table (`artifacts/scores/cifar10_scores.tf16`), compiled in.
@@ -270,7 +272,7 @@ impl ScoreTable {
             by_code[r.arch.code().get() as usize] = r;
         }
         let tf = by_code.iter().map(|r| tf_of(&ranges, r.naswot, r.logsynflow, r.skip)).collect();
-        ScoreTable { ranges, tf, rows: Some(by_code) }
+        ScoreTable { ranges, tf, rows: Some(by_code), executed: false }
     }
 
     /// Read a quantised table file ([`super::quant`]).
@@ -283,7 +285,54 @@ impl ScoreTable {
     pub fn from_quantised(bytes: &[u8], path: &Path) -> Result<ScoreTable> {
         let q = QuantTable::parse(bytes).map_err(|err| TableError::Quant { path: path.to_path_buf(), err })?;
         let tf = q.tf.iter().map(|&v| f64::from(v) / f64::from(u16::MAX)).collect();
-        Ok(ScoreTable { ranges: q.ranges, tf, rows: None })
+        Ok(ScoreTable { ranges: q.ranges, tf, rows: None, executed: q.meta.executed })
+    }
+
+    /// The table of executed networks: every cell carries the scores of its executed
+    /// network ([`Arch::executed`], the row of the cell with its dead edges set to `none`),
+    /// which is what the network that runs scores; no cell is rescored. From the CSV, the
+    /// per-metric values are the executed network's row and `TF` is renormalised over the
+    /// connected executed networks (the search space), each row keeping its own index and
+    /// cell string. From a quantised table, each cell takes its executed network's `TF`
+    /// (already renormalised if the file was written executed). Idempotent.
+    pub fn executed(&self) -> ScoreTable {
+        if self.executed {
+            return self.clone();
+        }
+        let canon =
+            |c: usize| ArchCode::new(c as u16).map_or(c, |code| Arch::from_code(code).executed().code().get() as usize);
+        match &self.rows {
+            Some(rows) => {
+                let by_code: Vec<ScoreRow> = rows
+                    .iter()
+                    .enumerate()
+                    .map(|(c, r)| {
+                        let e = &rows[canon(c)];
+                        ScoreRow {
+                            index: r.index,
+                            arch: r.arch,
+                            naswot: e.naswot,
+                            logsynflow: e.logsynflow,
+                            skip: e.skip,
+                        }
+                    })
+                    .collect();
+                let space: Vec<ScoreRow> =
+                    by_code.iter().filter(|r| r.arch.is_connected() && r.arch.is_executed()).cloned().collect();
+                let ranges = Ranges::of(&space).unwrap_or(self.ranges);
+                let tf = by_code.iter().map(|r| tf_of(&ranges, r.naswot, r.logsynflow, r.skip)).collect();
+                ScoreTable { ranges, tf, rows: Some(by_code), executed: true }
+            }
+            None => {
+                let tf = (0..self.tf.len()).map(|c| self.tf[canon(c)]).collect();
+                ScoreTable { ranges: self.ranges, tf, rows: None, executed: true }
+            }
+        }
+    }
+
+    /// True when every cell carries its executed network's scores.
+    pub fn is_executed(&self) -> bool {
+        self.executed
     }
 
     /// `TF(arch)` in `[0, 1]`.
@@ -579,19 +628,31 @@ impl PartialTable {
         let side = serde_json::to_string_pretty(&sidecar).unwrap_or_default();
         write_atomic(&sibling(&self.out, ".json"), side.as_bytes())?;
         if full.len() == NUM_ARCHS {
-            let table = ScoreTable::from_full_rows(full);
             let meta = QuantMeta {
                 seed: self.meta.seed,
                 batch: self.meta.batch.min(u16::MAX as usize) as u16,
                 inits: self.meta.inits.min(u16::MAX as usize) as u16,
+                executed: false,
             };
-            write_atomic(&sibling(&self.out, ".tf16"), &quant::encode(&table, meta))?;
+            write_quantised(&ScoreTable::from_full_rows(full), &self.out, meta)?;
         }
         drop(self.file);
         std::fs::remove_file(&self.partial).map_err(io_err(&self.partial))?;
         std::fs::remove_file(&self.meta_path).map_err(io_err(&self.meta_path))?;
         Ok(sidecar)
     }
+}
+
+/// The quantised forms of a whole-space `table` read from or written to `csv`: the table of
+/// executed networks as `<stem>.tf16` (what searches and the board use by default) and the
+/// raw one as `<stem>_raw.tf16` (the paper's space). Returns both paths.
+pub fn write_quantised(table: &ScoreTable, csv: &Path, meta: QuantMeta) -> Result<[PathBuf; 2]> {
+    let raw = ScoreTable { executed: false, ..table.clone() };
+    let exec = table.executed();
+    let paths = [sibling(csv, ".tf16"), sibling(csv, "_raw.tf16")];
+    write_atomic(&paths[0], &quant::encode(&exec, QuantMeta { executed: true, ..meta }))?;
+    write_atomic(&paths[1], &quant::encode(&raw, QuantMeta { executed: false, ..meta }))?;
+    Ok(paths)
 }
 
 fn summary(m: &RunMeta) -> String {

@@ -86,7 +86,7 @@ impl Policy for Controller {
             .map_err(|e| SearchError::Policy(format!("{}: {e}", self.source)))?;
         let tf = |a: Arch| ctx.tf[a.code().get() as usize];
         let start: Vec<Arch> = match ctx.prior {
-            Some(lut) => prior_top::<PRIOR_TOP>(|a| lut.latency(a), tf).into_iter().flatten().collect(),
+            Some(lut) => prior_top::<PRIOR_TOP>(cfg.space, |a| lut.latency(a), tf).into_iter().flatten().collect(),
             None => vec![LO],
         };
         // A walk measures at most the references, the start and one cell per step.
@@ -94,6 +94,7 @@ impl Policy for Controller {
         let mut buf = vec![Measured { step: 0, arch: LO, latency_ms: 0.0 }; budget];
         let walker = Walker { policy: &policy, obs_tf: self.obs_tf };
         let walk = Probes::new(&mut buf, budget)
+            .map(|p| p.in_space(cfg.space))
             .and_then(|mut probes| walker.walk(tf, &start, &mut probes, &mut SessionDevice(s)));
         match walk {
             Ok(_) => Ok(()),

@@ -53,7 +53,7 @@ use std::collections::{HashMap, HashSet};
 
 /// The reference cells, the measurement record, the latency normalisation and the pick
 /// are edge-runtime's: the board's on-device search runs the same code.
-pub use edge_runtime::search::{weighted, Measured, Normaliser, Pick, HI, LO};
+pub use edge_runtime::search::{weighted, Measured, Normaliser, Pick, Space, HI, LO};
 
 /// Requests (measured, cached or skipped) after which a session stops answering: a bound
 /// on any strategy that keeps asking for cells it already knows or a table does not have.
@@ -225,6 +225,8 @@ pub struct SearchConfig {
     pub objective: Objective,
     /// Seed of every random choice.
     pub seed: u64,
+    /// The cells the search may measure (default: the connected executed networks).
+    pub space: Space,
 }
 
 /// The best measured cell under `objective` (ties: lower latency, then the earlier probe).
@@ -254,6 +256,7 @@ pub enum Ask {
 pub struct Session<'a> {
     device: &'a mut dyn Device,
     budget: usize,
+    space: Space,
     probes: Vec<Measured>,
     cache: HashMap<Arch, f64>,
     missing: HashSet<Arch>,
@@ -264,11 +267,19 @@ pub struct Session<'a> {
 }
 
 impl<'a> Session<'a> {
-    /// A session of at most `budget` probes on `device`.
-    pub fn new(device: &'a mut dyn Device, budget: usize, observe: &'a mut dyn FnMut(Event)) -> Session<'a> {
+    /// A session of at most `budget` probes on `device`, over `space`: in the executed
+    /// space every request measures the cell's executed network (recorded as such) and a
+    /// disconnected cell is answered [`Ask::Missing`] without a probe.
+    pub fn new(
+        device: &'a mut dyn Device,
+        budget: usize,
+        space: Space,
+        observe: &'a mut dyn FnMut(Event),
+    ) -> Session<'a> {
         Session {
             device,
             budget,
+            space,
             probes: Vec::new(),
             cache: HashMap::new(),
             missing: HashSet::new(),
@@ -301,19 +312,36 @@ impl<'a> Session<'a> {
         &self.probes
     }
 
-    /// The measured latency of `arch`, if it was probed.
+    /// The space the session measures in.
+    pub fn space(&self) -> Space {
+        self.space
+    }
+
+    /// True when `arch` is a candidate of the space not tried yet: what a scan over the
+    /// space may still ask for.
+    pub fn candidate(&self, arch: Arch) -> bool {
+        self.space.contains(arch) && !self.tried(arch)
+    }
+
+    /// The measured latency of `arch` (its executed network's), if it was probed.
     pub fn known(&self, arch: Arch) -> Option<f64> {
-        self.cache.get(&arch).copied()
+        self.cache.get(&self.space.member(arch)?).copied()
     }
 
-    /// True if `arch` was probed or found missing (asking again teaches nothing).
+    /// True if asking for `arch` teaches nothing: what it measures was probed or found
+    /// missing, or it is no candidate of the space.
     pub fn tried(&self, arch: Arch) -> bool {
-        self.cache.contains_key(&arch) || self.missing.contains(&arch)
+        match self.space.member(arch) {
+            Some(a) => self.cache.contains_key(&a) || self.missing.contains(&a),
+            None => true,
+        }
     }
 
-    /// Measure `arch` (one probe unless already measured).
+    /// Measure `arch` (its executed network in the executed space; one probe unless
+    /// already measured).
     pub fn measure(&mut self, arch: Arch) -> Result<Ask, SearchError> {
         self.asks += 1;
+        let Some(arch) = self.space.member(arch) else { return Ok(Ask::Missing) };
         if let Some(&ms) = self.cache.get(&arch) {
             return Ok(Ask::Latency(ms));
         }
@@ -369,7 +397,7 @@ pub fn search(
     if ctx.tf.len() != NUM_ARCHS {
         return fail(SearchError::Scores(ctx.tf.len()));
     }
-    let mut session = Session::new(device, cfg.budget, observe);
+    let mut session = Session::new(device, cfg.budget, cfg.space, observe);
     let error = strategies::run(cfg, ctx, &mut session).err();
     debug_assert!(session.probes.len() <= cfg.budget);
     let pick = pick_with(&cfg.objective, ctx.tf, &session.probes, session.range_factor);

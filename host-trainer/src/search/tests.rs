@@ -37,7 +37,7 @@ fn run(strategy: Strategy, budget: usize, objective: Objective, table: &LatencyT
     let prior = crate::synth::lut::Lut { base: 0.3, t: [[0.0, 0.01, 0.05, 0.1, 0.03]; 6] };
     let ctx = Context { tf: &tf, prior: Some(&prior), table: Some(table), policy: None, calib: None };
     let mut dev = TableDevice::new(table.clone());
-    search(&SearchConfig { strategy, budget, objective, seed }, &ctx, &mut dev, &mut |_| {})
+    search(&SearchConfig { strategy, budget, objective, seed, space: Space::Executed }, &ctx, &mut dev, &mut |_| {})
 }
 
 #[test]
@@ -135,7 +135,7 @@ fn lut_probe_finds_the_optimum_of_an_additive_device() {
     let table = lut_table(2.0, [0.0, 0.0, 0.5, 1.5, 0.25], 0.0);
     let tf = fake_tf();
     let obj = Objective::Weighted { weight: 0.5 };
-    let best = oracle_pick(&obj, &tf, table.values()).unwrap();
+    let best = oracle_pick(&obj, &tf, table.values(), Space::Executed).unwrap();
     let out = run(Strategy::LutProbe, 6, obj, &table, 0);
     assert_eq!(out.probes.len(), 6);
     assert_eq!(out.probes[5].arch, best, "first verified cell is the optimum");
@@ -215,6 +215,7 @@ fn a_failing_probe_ends_the_search_and_keeps_the_measurements() {
         budget: 10,
         objective: Objective::Weighted { weight: 0.5 },
         seed: 0,
+        space: Space::Executed,
     };
     let mut seen = 0;
     let out = search(&cfg, &ctx, &mut Flaky { ok: 3 }, &mut |e| seen += usize::from(matches!(e, Event::Probe(_))));
@@ -230,7 +231,7 @@ fn refusals_before_any_probe() {
     let ctx = Context { tf: &tf, prior: None, table: None, policy: None, calib: None };
     let mut dev = Flaky { ok: 100 };
     let go = |strategy, budget, objective, dev: &mut Flaky| {
-        search(&SearchConfig { strategy, budget, objective, seed: 0 }, &ctx, dev, &mut |_| {})
+        search(&SearchConfig { strategy, budget, objective, seed: 0, space: Space::Executed }, &ctx, dev, &mut |_| {})
     };
     let w = Objective::Weighted { weight: 0.5 };
     assert!(matches!(go(Strategy::Random, 0, w, &mut dev).error, Some(SearchError::ZeroBudget)));
@@ -255,12 +256,13 @@ fn paper_controller_walks_new_cells_within_budget() {
     let table = lut_table(3.0, [0.0, 0.1, 0.6, 2.0, 0.4], 0.05);
     let tf = fake_tf();
     let ctx = Context { tf: &tf, prior: None, table: None, policy: Some(&ctrl), calib: None };
-    for budget in [1, 2, 3, 10] {
+    for (space, budget) in [Space::Raw, Space::Executed].into_iter().flat_map(|s| [1, 2, 3, 10].map(|b| (s, b))) {
         let cfg = SearchConfig {
             strategy: Strategy::ControllerPaper,
             budget,
             objective: Objective::Weighted { weight: 0.5 },
             seed: 0,
+            space,
         };
         let out = search(&cfg, &ctx, &mut TableDevice::new(table.clone()), &mut |_| {});
         assert!(out.error.is_none(), "{:?}", out.error);
@@ -269,10 +271,16 @@ fn paper_controller_walks_new_cells_within_budget() {
         let mut cells: Vec<Arch> = out.probes.iter().map(|p| p.arch).collect();
         if budget >= 2 {
             assert_eq!(&cells[..2], &[LO, HI]);
-            // Each walk step edits one edge of the previous walk cell (the walk starts at lo).
+            // Raw: each walk step edits one edge of the previous walk cell (the walk starts
+            // at lo). Executed: each step measures the executed network of such an edit.
             let mut prev = LO;
             for a in &cells[2..] {
-                assert_eq!(a.ops.iter().zip(prev.ops).filter(|(x, y)| **x != *y).count(), 1, "{prev} -> {a}");
+                match space {
+                    Space::Raw => {
+                        assert_eq!(a.ops.iter().zip(prev.ops).filter(|(x, y)| **x != *y).count(), 1, "{prev} -> {a}")
+                    }
+                    Space::Executed => assert!(a.is_connected() && a.is_executed(), "{a}"),
+                }
                 prev = *a;
             }
         }
@@ -296,7 +304,7 @@ fn evaluation_percentiles_fitness_and_report() {
     // F = 0.5 TF + 0.5 (1 - (lat - 1) / 15.624): code 0 with TF 0.3 -> 0.65.
     let mut tf = fake_tf();
     tf[0] = 0.3;
-    let f = true_fitness(&table, &tf, 0.5);
+    let f = true_fitness(&table, &tf, 0.5, Space::Raw);
     assert!((f[0].unwrap() - 0.65).abs() < 1e-12);
     assert!((f[NUM_ARCHS - 1].unwrap() - 0.5 * tf[NUM_ARCHS - 1]).abs() < 1e-12);
 
@@ -312,6 +320,7 @@ fn evaluation_percentiles_fitness_and_report() {
         prior: Some(&prior),
         policy: None,
         calib: None,
+        space: Space::Executed,
     };
     let dev = EvalDevice { name: "ramp".into(), primary: true, table };
     let (w, c) = eval_device(&dev, &plan);
@@ -333,7 +342,7 @@ fn evaluation_percentiles_fitness_and_report() {
     };
     let md = report::markdown(&results, "# test\n");
     // The rule's range (lat(hi) - lat(lo) = 7.812 ms) is half the true one (15.624 ms).
-    let cap = super::eval::rule_cap(&dev.table, &tf, 0.5);
+    let cap = super::eval::rule_cap(&dev.table, &tf, 0.5, Space::Executed);
     assert!(cap > 0.0 && cap <= 1.0, "{cap}");
     assert!(
         md.contains("| ramp * | 1.0000 |")
@@ -377,7 +386,7 @@ fn run_calibrated(budget: usize, objective: Objective, table: &LatencyTable) -> 
     let tf = fake_tf();
     let prior = calib_prior();
     let ctx = Context { tf: &tf, prior: None, table: None, policy: None, calib: Some(&prior) };
-    let cfg = SearchConfig { strategy: Strategy::Controller, budget, objective, seed: 0 };
+    let cfg = SearchConfig { strategy: Strategy::Controller, budget, objective, seed: 0, space: Space::Executed };
     search(&cfg, &ctx, &mut TableDevice::new(table.clone()), &mut |_| {})
 }
 
@@ -418,6 +427,7 @@ fn calibrated_controller_finds_the_optimum_of_an_additive_device() {
     let (lo, hi) = (table.get(LO).unwrap(), table.get(HI).unwrap());
     let n = Normaliser { lo, hi }.widened(prior.range_factor);
     let best = ArchCode::all()
+        .filter(|&c| Space::Executed.contains(Arch::from_code(c)))
         .map(|c| weighted(0.5, tf[c.get() as usize], n.linear(table.get_code(c).unwrap())))
         .fold(f64::NEG_INFINITY, f64::max);
     let got = out.pick.unwrap();
@@ -450,4 +460,89 @@ fn range_stats_see_outliers_beyond_the_model() {
     let spiked = LatencyTable::from_codes("spiked.csv#ms", vals).unwrap();
     let s = RangeStats::of(&spiked);
     assert!(s.model > 3.0 && s.reference > 3.0, "{s:?}");
+}
+
+/// Every strategy, weighted and constrained, on a runtime that computes dead branches (so
+/// dead-branch cells are strictly slower than their executed networks) and one that
+/// prunes them: every probe is a connected executed network, none measured twice, and the
+/// pick is one of them.
+#[test]
+fn every_strategy_searches_distinct_connected_executed_networks() {
+    use crate::rl::export::policy_bytes;
+    use crate::rl::net::{ActorCritic, NetConfig};
+    let bytes = policy_bytes(&ActorCritic::new(NetConfig::default(), 5).unwrap(), &[]).unwrap();
+    let ctrl = super::controller::Controller::from_bytes(bytes, "untrained".into()).unwrap();
+    let computes_all = lut_table(3.0, [0.0, 0.1, 0.6, 2.0, 0.4], 0.05);
+    let pruned: Vec<Option<f64>> =
+        ArchCode::all().map(|c| computes_all.get(Arch::from_code(c).executed()).map(|v| v + 0.01)).collect();
+    let pruned = LatencyTable::from_codes("pruned.csv#ms", pruned).unwrap();
+    let tf = fake_tf();
+    let prior = crate::synth::lut::Lut { base: 0.3, t: [[0.0, 0.01, 0.05, 0.1, 0.03]; 6] };
+    let calib = calib_prior();
+    let strategies = [
+        Strategy::Controller,
+        Strategy::ControllerPaper,
+        Strategy::Random,
+        Strategy::Evolution,
+        Strategy::LutPrior,
+        Strategy::LutProbe,
+        Strategy::Oracle,
+    ];
+    for table in [&computes_all, &pruned] {
+        let ctx =
+            Context { tf: &tf, prior: Some(&prior), table: Some(table), policy: Some(&ctrl), calib: Some(&calib) };
+        let limit = super::eval::percentile_in(table, 0.25, Space::Executed);
+        for objective in [Objective::Weighted { weight: 0.5 }, Objective::Constraint { max_latency_ms: limit }] {
+            for strategy in strategies {
+                for (budget, seed) in [(5, 0), (10, 1), (20, 2)] {
+                    let cfg = SearchConfig { strategy, budget, objective, seed, space: Space::Executed };
+                    let out = search(&cfg, &ctx, &mut TableDevice::new(table.clone()), &mut |_| {});
+                    let what = format!("{} {objective:?} budget {budget}", strategy.name());
+                    assert!(out.error.is_none(), "{what}: {:?}", out.error);
+                    for (i, p) in out.probes.iter().enumerate() {
+                        assert!(p.arch.is_connected() && p.arch.is_executed(), "{what}: probed {}", p.arch);
+                        assert!(out.probes[..i].iter().all(|q| q.arch != p.arch), "{what}: {} twice", p.arch);
+                    }
+                    assert_eq!(super::eval::repeats_executed(&out.probes), 0, "{what}");
+                    if let Some(p) = out.pick {
+                        assert!(p.arch.is_connected() && p.arch.is_executed(), "{what}: pick {}", p.arch);
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// The executed space's refusals: a table without any connected executed network has
+/// nothing to measure; a limit below every connected network's latency has no feasible
+/// pick, although disconnected and dead-branch cells fit it.
+#[test]
+fn executed_space_edge_cases() {
+    let tf = fake_tf();
+    let ctx = Context { tf: &tf, prior: None, table: None, policy: None, calib: None };
+    // Only dead-branch cells have values: every request is answered "missing".
+    let dead_only: Vec<Option<f64>> =
+        ArchCode::all().map(|c| (!Arch::from_code(c).is_executed()).then_some(1.0)).collect();
+    let dead_only = LatencyTable::from_codes("dead.csv#ms", dead_only).unwrap();
+    let cfg = SearchConfig {
+        strategy: Strategy::Random,
+        budget: 10,
+        objective: Objective::Weighted { weight: 0.5 },
+        seed: 0,
+        space: Space::Executed,
+    };
+    let out = search(&cfg, &ctx, &mut TableDevice::new(dead_only), &mut |_| {});
+    assert!(out.probes.is_empty() && out.pick.is_none(), "{:?}", out.probes);
+    // Connected executed networks take 5 ms or more; everything else 0.1 ms.
+    let slow: Vec<Option<f64>> = ArchCode::all()
+        .map(|c| Some(if Space::Executed.contains(Arch::from_code(c)) { 5.0 + c.get() as f64 * 1e-4 } else { 0.1 }))
+        .collect();
+    let slow = LatencyTable::from_codes("slow.csv#ms", slow).unwrap();
+    for strategy in [Strategy::Random, Strategy::Evolution, Strategy::LutProbe, Strategy::Oracle] {
+        let cfg = SearchConfig { strategy, objective: Objective::Constraint { max_latency_ms: 1.0 }, ..cfg };
+        let ctx = Context { table: Some(&slow), ..ctx };
+        let out = search(&cfg, &ctx, &mut TableDevice::new(slow.clone()), &mut |_| {});
+        assert!(out.pick.is_none(), "{}: {:?}", strategy.name(), out.pick);
+        assert!(out.probes.iter().all(|p| p.latency_ms >= 5.0));
+    }
 }

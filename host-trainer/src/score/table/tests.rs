@@ -91,7 +91,7 @@ fn full_table_loads_with_tf_in_unit_range() {
     let want = (1.0 + 96f64.sqrt() / 15624f64.sqrt() + r.skip / t.ranges().skip.1) / 3.0;
     assert!((t.tf(&a) - want).abs() < 1e-12);
     // Quantised round trip: within half a step.
-    let bytes = quant::encode(&t, QuantMeta { seed: 0, batch: 64, inits: 3 });
+    let bytes = quant::encode(&t, QuantMeta { seed: 0, batch: 64, inits: 3, executed: false });
     assert_eq!(bytes.len(), QUANT_LEN);
     let q = ScoreTable::from_quantised(&bytes, Path::new("q")).unwrap();
     assert_eq!(q.ranges(), t.ranges());
@@ -130,7 +130,7 @@ fn bad_tables_are_refused_with_clear_errors() {
     // Quantised: truncated, corrupted, not a table.
     std::fs::write(&p, full).unwrap();
     let t = ScoreTable::load(&p).unwrap();
-    let bytes = quant::encode(&t, QuantMeta { seed: 0, batch: 64, inits: 3 });
+    let bytes = quant::encode(&t, QuantMeta { seed: 0, batch: 64, inits: 3, executed: false });
     let e = |b: &[u8]| ScoreTable::from_quantised(b, Path::new("q.tf16")).unwrap_err();
     assert!(matches!(e(&bytes[..1000]), TableError::Quant { err: QuantError::Length { .. }, .. }));
     assert!(matches!(e(&bytes[..10]), TableError::Quant { err: QuantError::Length { .. }, .. }));

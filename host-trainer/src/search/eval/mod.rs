@@ -14,8 +14,8 @@
 
 pub mod report;
 
-use super::strategies::{oracle_pick, Policy};
-use super::{search, Context, Objective, SearchConfig, Strategy};
+use super::strategies::{oracle_pick, space_range, Policy};
+use super::{search, Context, Objective, SearchConfig, Space, Strategy};
 use crate::device::table::TableDevice;
 use crate::latency::LatencyTable;
 use crate::synth::lut::Lut;
@@ -54,6 +54,8 @@ pub struct EvalPlan<'a> {
     pub policy: Option<&'a (dyn Policy + Sync)>,
     /// The calibrated controller's prior.
     pub calib: Option<&'a edge_runtime::calib::Prior>,
+    /// The search space (the oracle and the fitness range are taken over it too).
+    pub space: Space,
 }
 
 /// One weighted run.
@@ -79,6 +81,12 @@ pub struct WeightedRun {
     pub latency_ms: f64,
     /// Its TF.
     pub tf: f64,
+    /// Its CIFAR-10 test accuracy (reporting only; `None` without benchmark data).
+    pub accuracy: Option<f64>,
+    /// The pick has an edge that cannot reach the output.
+    pub dead_branch: bool,
+    /// Probes that measured an executed network an earlier probe had measured.
+    pub repeated: usize,
     /// The search's error, if any.
     pub error: String,
 }
@@ -137,7 +145,12 @@ pub struct EvalResults {
 
 /// The latency at percentile `p` (nearest rank) of the measured cells.
 pub fn percentile(table: &LatencyTable, p: f64) -> f64 {
-    let mut v: Vec<f64> = table.values().iter().flatten().copied().collect();
+    percentile_in(table, p, Space::Raw)
+}
+
+/// The latency at percentile `p` (nearest rank) of the measured candidates of `space`.
+pub fn percentile_in(table: &LatencyTable, p: f64, space: Space) -> f64 {
+    let mut v: Vec<f64> = in_space(table, space).flatten().collect();
     v.sort_by(f64::total_cmp);
     if v.is_empty() {
         return f64::NAN;
@@ -146,10 +159,23 @@ pub fn percentile(table: &LatencyTable, p: f64) -> f64 {
     v[rank - 1]
 }
 
-/// `F(h)` per code with the table's true latency range (`None` where not measured).
-pub fn true_fitness(table: &LatencyTable, tf: &[f64], weight: f64) -> Vec<Option<f64>> {
-    let vals = table.values();
-    let (lo, hi) = vals.iter().flatten().fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), &v| (a.min(v), b.max(v)));
+/// The table's value per code, `None` for codes outside `space`.
+fn in_space(table: &LatencyTable, space: Space) -> impl Iterator<Item = Option<f64>> + '_ {
+    table.values().iter().enumerate().map(move |(c, v)| {
+        let member = ArchCode::new(c as u16).is_some_and(|code| space.contains(Arch::from_code(code)));
+        if member {
+            *v
+        } else {
+            None
+        }
+    })
+}
+
+/// `F(h)` per code with the true latency range of the table's candidates of `space`
+/// (`None` where not measured or not a candidate).
+pub fn true_fitness(table: &LatencyTable, tf: &[f64], weight: f64, space: Space) -> Vec<Option<f64>> {
+    let vals: Vec<Option<f64>> = in_space(table, space).collect();
+    let (lo, hi) = space_range(table.values(), space);
     vals.iter()
         .enumerate()
         .map(|(c, v)| {
@@ -166,8 +192,8 @@ pub fn true_fitness(table: &LatencyTable, tf: &[f64], weight: f64) -> Vec<Option
 /// lat(lo)))`, as a fraction of the oracle's. Below 1 where the reference cells misjudge
 /// the device's true latency range (e.g. a few extreme outliers stretch the max); no search
 /// that scores cells by that rule can do better on that device.
-pub fn rule_cap(table: &LatencyTable, tf: &[f64], weight: f64) -> f64 {
-    let fit = true_fitness(table, tf, weight);
+pub fn rule_cap(table: &LatencyTable, tf: &[f64], weight: f64, space: Space) -> f64 {
+    let fit = true_fitness(table, tf, weight, space);
     let best = fit.iter().flatten().copied().fold(f64::NEG_INFINITY, f64::max);
     let probes: Vec<super::Measured> = [super::LO, super::HI]
         .iter()
@@ -176,8 +202,8 @@ pub fn rule_cap(table: &LatencyTable, tf: &[f64], weight: f64) -> f64 {
         .collect();
     let Some(norm) = super::Normaliser::of(&probes) else { return f64::NAN };
     let mut arg: Option<(f64, usize)> = None;
-    for (c, v) in table.values().iter().enumerate() {
-        let Some(ms) = *v else { continue };
+    for (c, v) in in_space(table, space).enumerate() {
+        let Some(ms) = v else { continue };
         let s = super::weighted(weight, tf[c], norm.linear(ms));
         if arg.is_none_or(|(b, _)| s > b) {
             arg = Some((s, c));
@@ -221,14 +247,22 @@ fn code(a: Arch) -> usize {
     a.code().get() as usize
 }
 
+/// Probes whose executed network an earlier probe of the run already measured.
+pub fn repeats_executed(probes: &[super::Measured]) -> usize {
+    let mut seen = std::collections::HashSet::new();
+    probes.iter().filter(|p| !seen.insert(p.arch.executed())).count()
+}
+
 /// Evaluate one device (all strategies, budgets, seeds, both forms).
 pub fn eval_device(dev: &EvalDevice, plan: &EvalPlan) -> (Vec<WeightedRun>, Vec<ConstrainedRun>) {
-    let fit = true_fitness(&dev.table, plan.tf, plan.weight);
+    let fit = true_fitness(&dev.table, plan.tf, plan.weight, plan.space);
     let best = fit.iter().flatten().copied().fold(f64::NEG_INFINITY, f64::max);
-    let limits: Vec<(f64, f64)> = PERCENTILES.iter().map(|&p| (p, percentile(&dev.table, p))).collect();
+    let limits: Vec<(f64, f64)> = PERCENTILES.iter().map(|&p| (p, percentile_in(&dev.table, p, plan.space))).collect();
     let ceilings: Vec<Option<Arch>> = limits
         .iter()
-        .map(|&(_, x)| oracle_pick(&Objective::Constraint { max_latency_ms: x }, plan.tf, dev.table.values()))
+        .map(|&(_, x)| {
+            oracle_pick(&Objective::Constraint { max_latency_ms: x }, plan.tf, dev.table.values(), plan.space)
+        })
         .collect();
     let (mut weighted, mut constrained) = (Vec::new(), Vec::new());
     let policy = plan.policy.map(|p| p as &dyn Policy);
@@ -237,8 +271,13 @@ pub fn eval_device(dev: &EvalDevice, plan: &EvalPlan) -> (Vec<WeightedRun>, Vec<
         for &budget in &plan.budgets {
             for seed in 0..plan.seeds {
                 let mut device = TableDevice::new(dev.table.clone());
-                let cfg =
-                    SearchConfig { strategy, budget, objective: Objective::Weighted { weight: plan.weight }, seed };
+                let cfg = SearchConfig {
+                    strategy,
+                    budget,
+                    objective: Objective::Weighted { weight: plan.weight },
+                    seed,
+                    space: plan.space,
+                };
                 let out = search(&cfg, &ctx, &mut device, &mut |_| {});
                 let f = out.pick.map_or(0.0, |p| fit[code(p.arch)].unwrap_or(0.0));
                 weighted.push(WeightedRun {
@@ -252,6 +291,9 @@ pub fn eval_device(dev: &EvalDevice, plan: &EvalPlan) -> (Vec<WeightedRun>, Vec<
                     arch: out.pick.map(|p| p.arch.to_string()).unwrap_or_default(),
                     latency_ms: out.pick.map_or(f64::NAN, |p| p.latency_ms),
                     tf: out.pick.map_or(f64::NAN, |p| p.tf),
+                    accuracy: out.pick.and_then(|p| plan.accuracy[code(p.arch)]),
+                    dead_branch: out.pick.is_some_and(|p| !p.arch.is_executed()),
+                    repeated: repeats_executed(&out.probes),
                     error: out.error.map(|e| e.to_string()).unwrap_or_default(),
                 });
                 for (k, &(p, x)) in limits.iter().enumerate() {
@@ -304,7 +346,7 @@ pub fn evaluate(devices: &[EvalDevice], plan: &EvalPlan, threads: usize, done: &
     });
     let mut out = EvalResults {
         devices: devices.iter().map(|d| (d.name.clone(), d.primary)).collect(),
-        caps: devices.iter().map(|d| rule_cap(&d.table, plan.tf, plan.weight)).collect(),
+        caps: devices.iter().map(|d| rule_cap(&d.table, plan.tf, plan.weight, plan.space)).collect(),
         ranges: devices.iter().map(|d| RangeStats::of(&d.table)).collect(),
         ..Default::default()
     };

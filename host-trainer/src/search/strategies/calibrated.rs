@@ -25,7 +25,8 @@
 //! hardware family out of the prior it is searched with ([`select`]).
 
 use super::super::{
-    search as run_search, Ask, Context, Normaliser, Objective, SearchConfig, SearchError, Session, Strategy, HI, LO,
+    search as run_search, Ask, Context, Normaliser, Objective, SearchConfig, SearchError, Session, Space, Strategy, HI,
+    LO,
 };
 use crate::device::table::TableDevice;
 use crate::latency::LatencyTable;
@@ -55,9 +56,9 @@ pub fn run(cfg: &SearchConfig, ctx: &Context, s: &mut Session) -> Result<(), Sea
     match cfg.objective {
         Objective::Weighted { weight } => {
             // The edge runtime's loop, the code a board runs, through the budgeted session.
-            let mut walk = Walk::new();
+            let mut walk = Walk::in_space(cfg.space);
             let budget = s.remaining();
-            let groups = GroupTable::build(|c| ctx.tf[c]);
+            let groups = GroupTable::build(cfg.space, |c| ctx.tf[c]);
             let tf = |c: usize| ctx.tf[c];
             let result = search::search(prior, weight, budget, tf, groups.groups(), &mut SessionProber(s), &mut walk);
             s.set_range_factor(walk.range());
@@ -356,11 +357,17 @@ pub fn select_constrained(devices: &[TrainDevice], tf: &[f64], chosen: &GridPoin
             let mut prior = loo_prior(devices, d, chosen)?;
             prior.constrained_dead_edge_probe = dead;
             for p in super::super::eval::PERCENTILES {
-                let limit = super::super::eval::percentile(d.table, p);
+                let limit = super::super::eval::percentile_in(d.table, p, Space::Executed);
                 let objective = Objective::Constraint { max_latency_ms: limit };
-                let ceiling = super::oracle_pick(&objective, tf, d.table.values())?;
+                let ceiling = super::oracle_pick(&objective, tf, d.table.values(), Space::Executed)?;
                 let ctx = Context { tf, prior: None, table: None, policy: None, calib: Some(&prior) };
-                let cfg = SearchConfig { strategy: Strategy::Controller, budget: SELECT_BUDGET, objective, seed: 0 };
+                let cfg = SearchConfig {
+                    strategy: Strategy::Controller,
+                    budget: SELECT_BUDGET,
+                    objective,
+                    seed: 0,
+                    space: Space::Executed,
+                };
                 let outcome = run_search(&cfg, &ctx, &mut TableDevice::new(d.table.clone()), &mut |_| {});
                 n += 1;
                 if let Some(pick) = outcome.pick.filter(|p| p.latency_ms <= limit) {
@@ -380,11 +387,16 @@ pub fn select_constrained(devices: &[TrainDevice], tf: &[f64], chosen: &GridPoin
 
 /// `F(pick) / F(oracle)` of the calibrated controller on a table (the evaluation's fitness).
 pub fn run_on_table(prior: &Prior, table: &LatencyTable, tf: &[f64], budget: usize, weight: f64) -> Option<f64> {
-    let fit = super::super::eval::true_fitness(table, tf, weight);
+    let fit = super::super::eval::true_fitness(table, tf, weight, Space::Executed);
     let best = fit.iter().flatten().copied().fold(f64::NEG_INFINITY, f64::max);
     let ctx = Context { tf, prior: None, table: None, policy: None, calib: Some(prior) };
-    let cfg =
-        SearchConfig { strategy: Strategy::Controller, budget, objective: Objective::Weighted { weight }, seed: 0 };
+    let cfg = SearchConfig {
+        strategy: Strategy::Controller,
+        budget,
+        objective: Objective::Weighted { weight },
+        seed: 0,
+        space: Space::Executed,
+    };
     let mut dev = TableDevice::new(table.clone());
     let out = run_search(&cfg, &ctx, &mut dev, &mut |_| {});
     let f = out.pick.map_or(0.0, |p| fit[p.arch.code().get() as usize].unwrap_or(0.0));

@@ -109,7 +109,7 @@ pub(super) fn best_untried(s: &Session, score: &[f64]) -> Option<Arch> {
     let mut best: Option<(f64, usize)> = None;
     for (c, &v) in score.iter().enumerate() {
         let a = Arch::from_code(ArchCode::new(c as u16)?);
-        if s.tried(a) {
+        if !s.candidate(a) {
             continue;
         }
         if best.is_none_or(|(bv, _)| v > bv) {
@@ -129,7 +129,7 @@ fn verify_ranked(s: &mut Session, score: &[f64]) -> Result<(), SearchError> {
         }
         let Some(code) = ArchCode::new(c as u16) else { continue };
         let a = Arch::from_code(code);
-        if !s.tried(a) && s.measure(a)? == Ask::Exhausted {
+        if s.candidate(a) && s.measure(a)? == Ask::Exhausted {
             break;
         }
     }
@@ -157,7 +157,7 @@ pub(super) fn constrained(
         let (mut within, mut fastest): (Option<usize>, Option<usize>) = (None, None);
         for c in 0..NUM_ARCHS {
             let Some(code) = ArchCode::new(c as u16) else { continue };
-            if tf[c] <= best_tf || s.tried(Arch::from_code(code)) {
+            if tf[c] <= best_tf || !s.candidate(Arch::from_code(code)) {
                 continue;
             }
             if pred[c] <= cap && within.is_none_or(|w| tf[c] > tf[w]) {

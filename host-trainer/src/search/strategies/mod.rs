@@ -23,10 +23,11 @@
 pub mod calibrated;
 pub mod lut;
 
-use super::{Ask, Context, Measured, Normaliser, Objective, SearchConfig, SearchError, Session, Strategy};
+use super::{Ask, Context, Measured, Normaliser, Objective, SearchConfig, SearchError, Session, Space, Strategy};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
-use simnas_shared::{Action, Arch, ArchCode, Op, NUM_ARCHS};
+use simnas_shared::{Action, Arch, ArchCode, Op};
+use std::sync::OnceLock;
 
 /// Evolution: population size.
 pub const POPULATION: usize = 4;
@@ -61,15 +62,34 @@ pub fn run(cfg: &SearchConfig, ctx: &Context, s: &mut Session) -> Result<(), Sea
     }
 }
 
-/// A uniformly random cell not tried yet (`None` once the whole space was tried).
+/// The candidates of `space` in code order (computed once per space).
+pub fn members(space: Space) -> &'static [Arch] {
+    static EXECUTED: OnceLock<Vec<Arch>> = OnceLock::new();
+    static RAW: OnceLock<Vec<Arch>> = OnceLock::new();
+    let cell = match space {
+        Space::Executed => &EXECUTED,
+        Space::Raw => &RAW,
+    };
+    cell.get_or_init(|| ArchCode::all().map(Arch::from_code).filter(|&a| space.contains(a)).collect())
+}
+
+/// A candidate drawn uniformly from the space's candidates not tried yet (`None` once every
+/// candidate was tried).
 fn untried(s: &Session, rng: &mut impl Rng) -> Option<Arch> {
+    let all = members(s.space());
     for _ in 0..64 {
-        let a = Arch::from_code(ArchCode::new(rng.random_range(0..NUM_ARCHS as u16))?);
+        let a = all[rng.random_range(0..all.len())];
         if !s.tried(a) {
             return Some(a);
         }
     }
-    ArchCode::all().map(Arch::from_code).find(|&a| !s.tried(a))
+    all.iter().copied().find(|&a| !s.tried(a))
+}
+
+/// A uniformly random candidate of the space (tried or not).
+fn any_member(space: Space, rng: &mut dyn rand::RngCore) -> Option<Arch> {
+    let all = members(space);
+    (!all.is_empty()).then(|| all[rng.random_range(0..all.len())])
 }
 
 fn random(cfg: &SearchConfig, s: &mut Session, rng: &mut impl Rng) -> Result<(), SearchError> {
@@ -125,7 +145,8 @@ fn evolution(cfg: &SearchConfig, ctx: &Context, s: &mut Session, rng: &mut impl 
     let mut stalls = 0;
     while s.remaining() > 0 && stalls < 1000 {
         let child = if population.len() < POPULATION {
-            proxy_best(s, ctx.tf, rng, |r| ArchCode::new(r.random_range(0..NUM_ARCHS as u16)).map(Arch::from_code))
+            let space = s.space();
+            proxy_best(s, ctx.tf, rng, |r| any_member(space, r))
         } else {
             let mut parent: Option<(f64, Arch)> = None;
             for _ in 0..TOURNAMENT {
@@ -195,21 +216,25 @@ fn oracle(cfg: &SearchConfig, ctx: &Context, s: &mut Session) -> Result<(), Sear
         strategy: "oracle",
         what: "a table device (it reads the whole table; it is a reference, not a search)".into(),
     })?;
-    if let Some(best) = oracle_pick(&cfg.objective, ctx.tf, table.values()) {
+    if let Some(best) = oracle_pick(&cfg.objective, ctx.tf, table.values(), cfg.space) {
         s.measure(best)?;
     }
     Ok(())
 }
 
-/// The true optimum of `objective` over a whole table (`values` per code, `None` = not
-/// measured): weighted with the latency normalised over the table's min and max;
-/// constrained: the best-TF cell within the limit (ties: lower latency).
-pub fn oracle_pick(objective: &Objective, tf: &[f64], values: &[Option<f64>]) -> Option<Arch> {
-    let (lo, hi) = values.iter().flatten().fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), &v| (a.min(v), b.max(v)));
+/// The true optimum of `objective` over the candidates of `space` in a whole table
+/// (`values` per code, `None` = not measured): weighted with the latency normalised over
+/// the candidates' min and max; constrained: the best-TF candidate within the limit (ties:
+/// lower latency).
+pub fn oracle_pick(objective: &Objective, tf: &[f64], values: &[Option<f64>], space: Space) -> Option<Arch> {
+    let (lo, hi) = space_range(values, space);
     let norm = Normaliser { lo, hi };
     let mut best: Option<(f64, f64, usize)> = None;
     for (code, v) in values.iter().enumerate() {
         let Some(ms) = *v else { continue };
+        if !ArchCode::new(code as u16).is_some_and(|c| space.contains(Arch::from_code(c))) {
+            continue;
+        }
         let score = match *objective {
             Objective::Weighted { weight } => super::weighted(weight, tf[code], if hi > lo { norm.l(ms) } else { 0.0 }),
             Objective::Constraint { max_latency_ms } if ms <= max_latency_ms => tf[code],
@@ -220,4 +245,15 @@ pub fn oracle_pick(objective: &Objective, tf: &[f64], values: &[Option<f64>]) ->
         }
     }
     best.and_then(|(_, _, code)| ArchCode::new(code as u16)).map(Arch::from_code)
+}
+
+/// Min and max of a table's values (per code) over the candidates of `space` (infinite
+/// bounds when none has a value).
+pub fn space_range(values: &[Option<f64>], space: Space) -> (f64, f64) {
+    values
+        .iter()
+        .enumerate()
+        .filter(|&(c, _)| ArchCode::new(c as u16).is_some_and(|code| space.contains(Arch::from_code(code))))
+        .filter_map(|(_, v)| *v)
+        .fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), v| (a.min(v), b.max(v)))
 }
