@@ -44,14 +44,49 @@ fn shipped_table_is_complete_and_matches_its_sidecar() {
         assert!(r.naswot.is_finite() && r.logsynflow.is_finite());
     }
     assert_eq!(floored, side.degenerate_cells);
-    // The embedded quantised table is the same TF within half a quantisation step.
+    // The embedded quantised table is the table of executed networks, the same TF within
+    // half a quantisation step; the raw quantised table is the CSV's.
+    let exec = table.executed();
     let emb = ScoreTable::embedded().expect("embedded table decodes");
-    assert_eq!(emb.ranges(), table.ranges());
+    assert!(emb.is_executed() && exec.is_executed() && !table.is_executed());
+    assert_eq!(emb.ranges(), exec.ranges());
+    let raw = ScoreTable::load_quantised(&artifact("cifar10_scores_raw.tf16")).unwrap();
+    assert!(!raw.is_executed());
+    assert_eq!(raw.ranges(), table.ranges());
     for arch in host_trainer::score::table::all_archs() {
-        assert!((emb.tf(&arch) - table.tf(&arch)).abs() <= 0.5 / 65535.0 + 1e-12, "{arch}");
+        assert!((emb.tf(&arch) - exec.tf(&arch)).abs() <= 0.5 / 65535.0 + 1e-12, "{arch}");
+        assert!((raw.tf(&arch) - table.tf(&arch)).abs() <= 0.5 / 65535.0 + 1e-12, "{arch}");
+        assert_eq!(exec.tf(&arch), exec.tf(&arch.executed()), "{arch}");
     }
     let file = ScoreTable::load_quantised(&artifact("cifar10_scores.tf16")).unwrap();
     assert_eq!(file.tf(&Arch::parse(CELLS[0]).unwrap()), emb.tf(&Arch::parse(CELLS[0]).unwrap()));
+}
+
+/// Cells with dead branches, each scored with its dead edges pruned, give the scores the
+/// executed table carries for them (its canonical row), and differ from their own raw row.
+#[test]
+fn dead_branch_cells_carry_their_executed_networks_scores() {
+    let table = ScoreTable::load(&artifact("cifar10_scores.csv")).unwrap();
+    let exec = table.executed();
+    let scorer = Scorer::new(ScoreSettings::default()).unwrap();
+    let mut ws = scorer.workspace();
+    let dead = [
+        // Nodes 1 and 2 never reach the output: what runs is a skip.
+        "|nor_conv_1x1~0|+|nor_conv_3x3~0|nor_conv_3x3~1|+|skip_connect~0|none~1|none~2|",
+        // A conv out of node 1, which the input never reaches.
+        "|none~0|+|nor_conv_3x3~0|nor_conv_1x1~1|+|skip_connect~0|none~1|nor_conv_3x3~2|",
+    ];
+    for cell in dead {
+        let arch = Arch::parse(cell).unwrap();
+        assert!(!arch.is_executed());
+        let m = scorer.score(&arch.executed(), &mut ws).unwrap();
+        let row = exec.row(&arch).unwrap();
+        let n = m.naswot.expect("connected");
+        assert!(rel(n, row.naswot) < 1e-5, "{cell}: NASWOT {n} vs {}", row.naswot);
+        assert!(rel(m.logsynflow, row.logsynflow) < 1e-9, "{cell}");
+        assert_eq!(m.skip, row.skip, "{cell}");
+        assert_ne!(table.row(&arch).unwrap().naswot, row.naswot, "{cell}: the raw row scores the dead branch");
+    }
 }
 
 /// A strong cell, a mixed one, and one with a dead node and a pool.
