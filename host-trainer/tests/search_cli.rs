@@ -336,3 +336,58 @@ fn default_controller_runs_the_shipped_prior_within_the_budget() {
     );
     assert!(probes.iter().any(|p| p["arch"] == v["result"]["arch"] && p["latency_ms"] == v["result"]["latency_ms"]));
 }
+
+/// The main job as a new user runs it (`simnas search`: this CPU, the shipped controller,
+/// 10 probes): every probe is a distinct executed network that depends on its input, and
+/// so is the pick; `--space raw` still runs the paper's cells.
+#[test]
+fn main_job_searches_distinct_executed_networks() {
+    let dir = std::env::temp_dir().join(format!("simnas-main-job-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let j = dir.join("main.json");
+    let out = Command::new(env!("CARGO_BIN_EXE_simnas"))
+        .current_dir(Path::new(env!("CARGO_MANIFEST_DIR")).join(".."))
+        .args(["search", "--repeats", "3", "--json"])
+        .arg(&j)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    let v: Value = serde_json::from_slice(&std::fs::read(&j).unwrap()).unwrap();
+    let cells: Vec<Arch> =
+        v["probes"].as_array().unwrap().iter().map(|p| Arch::parse(p["arch"].as_str().unwrap()).unwrap()).collect();
+    assert_eq!(cells.len(), 10);
+    for (i, a) in cells.iter().enumerate() {
+        assert!(a.is_connected() && a.is_executed(), "probe {} runs dead branches: {a}", i + 1);
+        assert!(cells[..i].iter().all(|b| b != a), "{a} twice");
+    }
+    let pick = Arch::parse(v["result"]["arch"].as_str().unwrap()).unwrap();
+    assert!(pick.is_connected() && pick.is_executed(), "{pick}");
+    std::fs::remove_dir_all(&dir).ok();
+}
+
+#[test]
+fn raw_space_reaches_cells_with_dead_branches() {
+    // The paper's space: uniform draws over all 15,625 cells land on dead branches (6,180 of
+    // them have one); the default space never does.
+    let fx = Fixture::new("raw");
+    let j = fx.path("raw.json");
+    let out =
+        fx.search(&["--device", &fx.table(), "--strategy", "random", "--budget", "40", "--space", "raw", "--json", &j]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let v = read_json(&j);
+    let dead = v["probes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|p| !Arch::parse(p["arch"].as_str().unwrap()).unwrap().is_executed())
+        .count();
+    assert!(dead > 0, "40 uniform cells of the raw space and none with a dead branch");
+    let out = fx.search(&["--device", &fx.table(), "--strategy", "random", "--budget", "40", "--json", &j]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let v = read_json(&j);
+    assert!(v["probes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|p| Arch::parse(p["arch"].as_str().unwrap()).unwrap().is_executed()));
+}

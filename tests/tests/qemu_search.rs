@@ -71,6 +71,10 @@ fn autonomous_search_on_the_board() {
     for (i, p) in probes.iter().enumerate() {
         assert_eq!((p.id, usize::from(p.index)), (0, i + 1));
         assert!(probes[..i].iter().all(|q| q.arch != p.arch), "{:?} measured twice", p.arch);
+        // Every probe is an executed network that depends on its input, so distinct codes
+        // are distinct networks.
+        let a = Arch::from_code(p.arch);
+        assert!(a.is_connected() && a.is_executed(), "probe {} runs dead branches: {a}", p.index);
         assert!(p.timing.median_ticks > 0 && p.probe_ticks >= p.timing.median_ticks);
     }
     assert!(matches!(fin.stop, SearchStop::Budget | SearchStop::NoAction | SearchStop::EpisodeEnd), "{fin:?}");
@@ -78,7 +82,7 @@ fn autonomous_search_on_the_board() {
     let pick = fin.arch.expect("a pick");
     let measured = probes.iter().find(|p| p.arch == pick).expect("the pick is among the probes");
     assert_eq!((fin.pick_index, fin.pick_ticks), (measured.index, measured.timing.median_ticks));
-    assert!(Arch::from_code(pick).is_connected());
+    assert!(Arch::from_code(pick).is_connected() && Arch::from_code(pick).is_executed());
 
     // The controller's own time (policy inference and bookkeeping) per step is under 1% of
     // the probe it leads to, and so is its total against all probing.
@@ -162,10 +166,13 @@ fn simnas_search_device_qemu_probes_come_from_the_board() {
         assert_eq!(p["step"].as_u64(), Some(i as u64 + 1));
         let arch = Arch::parse(p["arch"].as_str().unwrap()).expect("a NATS-Bench cell string");
         assert!(p["latency_ms"].as_f64().unwrap() > 0.0);
+        assert!(arch.is_connected() && arch.is_executed(), "probe {} runs dead branches: {arch}", i + 1);
+        assert!(cells.iter().all(|&(a, _)| a != arch), "{arch} measured twice");
         cells.push((arch, p["latency_ms"].as_f64().unwrap()));
     }
     let result = &v["result"];
     let pick = Arch::parse(result["arch"].as_str().unwrap()).unwrap();
+    assert!(pick.live_edges().iter().zip(pick.ops).all(|(&live, op)| live || op == simnas_shared::Op::None));
     let tf = result["tf"].as_f64().unwrap();
     assert!((0.0..=1.0).contains(&tf));
     assert!(cells.iter().any(|&(a, ms)| a == pick && ms == result["latency_ms"].as_f64().unwrap()));

@@ -11,7 +11,9 @@
 
 use super::Server;
 use crate::board::Board;
-use edge_runtime::calib::search::{Groups, Probed, Prober, Walk, WalkError as CalibWalkError};
+use edge_runtime::calib::search::{
+    Groups, Probed, Prober, Walk, WalkError as CalibWalkError, MAX_BUDGET as CALIB_MAX_BUDGET,
+};
 use edge_runtime::policy::{Policy, PolicyError};
 use edge_runtime::search::{
     pick, pick_with, Answer, Device, Measured, Objective, Pick, Probes, Stop, WalkError, Walker, LO,
@@ -85,6 +87,9 @@ pub fn scores_detail(e: Tf16Error) -> u32 {
     }
 }
 
+/// The most probes either controller records: the paper walk's and the calibrated loop's.
+const MAX_PROBES: usize = if MAX_WALK_PROBES > CALIB_MAX_BUDGET { MAX_WALK_PROBES } else { CALIB_MAX_BUDGET };
+
 /// The board as the walk's device.
 struct OnBoard<'s, 'a, B: Board> {
     server: &'s mut Server<'a, B>,
@@ -94,7 +99,7 @@ struct OnBoard<'s, 'a, B: Board> {
     /// When the previous probe (and its record) ended.
     last_end: u64,
     /// Median ticks of every probe so far, by index.
-    medians: [u64; MAX_WALK_PROBES],
+    medians: [u64; MAX_PROBES],
     probes: u16,
     controller_ticks: u64,
     probe_ticks: u64,
@@ -114,7 +119,7 @@ impl<'s, 'a, B: Board> OnBoard<'s, 'a, B> {
             warmup: inputs.warmup,
             repeats: inputs.repeats,
             last_end,
-            medians: [0; MAX_WALK_PROBES],
+            medians: [0; MAX_PROBES],
             probes: 0,
             controller_ticks: 0,
             probe_ticks: 0,
@@ -272,8 +277,8 @@ impl<B: Board> Server<'_, B> {
             return self.send_error(ErrorCode::Policy, Some(id), 0);
         }
         let n = usize::from(budget);
-        if n == 0 || n > MAX_WALK_PROBES.min(edge_runtime::calib::search::MAX_BUDGET) {
-            return self.send_error(ErrorCode::Budget, Some(id), MAX_WALK_PROBES as u32);
+        if n == 0 || n > CALIB_MAX_BUDGET {
+            return self.send_error(ErrorCode::Budget, Some(id), CALIB_MAX_BUDGET as u32);
         }
         let tf_code = |c: usize| ArchCode::new(c as u16).map_or(0.0, |code| scores.tf(&Arch::from_code(code)));
         let mut dev = OnBoard::new(self, id);

@@ -111,6 +111,13 @@ pub fn run(data: &Option<PathBuf>, args: EvalArgs) -> Result<ExitCode> {
     } else {
         args.strategies.clone()
     };
+    // Every (strategy, budget) is checked before the first search.
+    for s in &strategies {
+        for &budget in &args.budgets {
+            let objective = Objective::Weighted { weight: args.weight };
+            SearchConfig { strategy: *s, budget, objective, seed: 0, space }.validate()?;
+        }
+    }
     let plan = EvalPlan {
         strategies: strategies.clone(),
         budgets: args.budgets.clone(),

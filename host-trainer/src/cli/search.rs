@@ -225,6 +225,8 @@ pub fn run(data: &Option<PathBuf>, args: SearchArgs) -> Result<ExitCode> {
         (Some(s), _) => s,
     };
     let space = Space::from(args.inputs.space);
+    // Everything the flags decide is checked before a device is opened or a probe spent.
+    SearchConfig { strategy, budget: args.budget, objective, seed: args.seed, space }.validate()?;
     let (tf, score_map) = load_scores(&args.inputs.scores, space)?;
     let map = index_map(data, score_map);
     let prior = match strategy {
@@ -369,6 +371,9 @@ pub fn run(data: &Option<PathBuf>, args: SearchArgs) -> Result<ExitCode> {
                 p.tf,
                 p.score
             );
+            if let Some(acc) = benchmark_accuracy(data, p.arch) {
+                outln!("      CIFAR-10 test accuracy {acc:.2}% (benchmark ground truth from --data, reported only: the search never reads it)");
+            }
             Ok(ExitCode::SUCCESS)
         }
         None => {
@@ -386,6 +391,15 @@ pub fn run(data: &Option<PathBuf>, args: SearchArgs) -> Result<ExitCode> {
             Ok(ExitCode::from(2))
         }
     }
+}
+
+/// The benchmark's CIFAR-10 test accuracy of `arch` when a data directory is given (`None`
+/// without one, or when its files cannot be read: the accuracy is only ever reported).
+fn benchmark_accuracy(data: &Option<PathBuf>, arch: Arch) -> Option<f64> {
+    let dir = data_dir(data.as_deref()).ok()?;
+    let nats = NatsMap::load(&dir).ok()?;
+    let acc = host_trainer::search::eval::load_accuracy(&dir.join("nb201_accuracy.csv"), &nats).ok()?;
+    acc.get(usize::from(arch.code().get())).copied().flatten()
 }
 
 /// The probes of an earlier run's JSON, if it exists and was made on this device.

@@ -94,13 +94,14 @@ pub fn run(data: &Option<PathBuf>, args: TrainArgs) -> Result<ExitCode> {
     };
     let tf = match &args.scores {
         Some(p) => {
-            let table = if p.extension().is_some_and(|e| e == "bin") {
+            let table = if p.extension().is_some_and(|e| e == "tf16" || e == "bin") {
                 ScoreTable::load_quantised(p)
             } else {
                 ScoreTable::load(p)
             }
             .with_context(|| format!("reading the score table {}", p.display()))?;
-            TfTable::from_proxy(&table, format!("score table {}", p.display()))
+            // Every cell scores as the network it runs (its executed network).
+            TfTable::from_proxy(&table.executed(), format!("score table {} (executed networks)", p.display()))
         }
         None => {
             eprintln!("warning: no --scores: TF comes from a stand-in proxy; do not ship this policy");

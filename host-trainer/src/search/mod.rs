@@ -125,6 +125,18 @@ impl Strategy {
     pub const BASELINES: [Strategy; 5] =
         [Strategy::Random, Strategy::Evolution, Strategy::LutPrior, Strategy::LutProbe, Strategy::Oracle];
 
+    /// The most probes the strategy can spend, when it is bounded by construction: the
+    /// calibrated controller records at most [`edge_runtime::calib::search::MAX_BUDGET`]
+    /// probes (the board's fixed buffer), the paper's walk the references, its start and
+    /// one cell per step of its training episode.
+    pub fn max_budget(self) -> Option<usize> {
+        match self {
+            Strategy::Controller => Some(edge_runtime::calib::search::MAX_BUDGET),
+            Strategy::ControllerPaper => Some(edge_runtime::search::MAX_WALK_PROBES),
+            _ => None,
+        }
+    }
+
     /// Name as on the command line.
     pub fn name(self) -> &'static str {
         match self {
@@ -145,6 +157,28 @@ pub enum SearchError {
     /// A budget of zero probes.
     #[error("the probe budget must be at least 1")]
     ZeroBudget,
+    /// More probes than the strategy can spend.
+    #[error("--budget {budget}: {strategy} spends at most {cap} probes ({why}); ask for {cap} or fewer, or choose another --strategy")]
+    BudgetAboveCap {
+        /// The strategy.
+        strategy: &'static str,
+        /// The budget asked for.
+        budget: usize,
+        /// Its most.
+        cap: usize,
+        /// Where the bound comes from.
+        why: &'static str,
+    },
+    /// More probes than the space has candidates.
+    #[error("--budget {budget}: the {space} space has only {size} networks to measure")]
+    BudgetAboveSpace {
+        /// The budget asked for.
+        budget: usize,
+        /// The space.
+        space: &'static str,
+        /// Its candidates.
+        size: usize,
+    },
     /// Bad objective parameters.
     #[error("invalid objective: {0}")]
     Objective(String),
@@ -227,6 +261,31 @@ pub struct SearchConfig {
     pub seed: u64,
     /// The cells the search may measure (default: the connected executed networks).
     pub space: Space,
+}
+
+impl SearchConfig {
+    /// Check what can be checked before any probe: a budget of at least one probe, within
+    /// what the strategy can spend and what the space holds, and the objective's parameters.
+    pub fn validate(&self) -> Result<(), SearchError> {
+        if self.budget == 0 {
+            return Err(SearchError::ZeroBudget);
+        }
+        if let Some(cap) = self.strategy.max_budget().filter(|&c| self.budget > c) {
+            let why = match self.strategy {
+                Strategy::Controller => "the probe record the board also keeps",
+                _ => "the references, its start and one cell per step of its 50-step episode",
+            };
+            return Err(SearchError::BudgetAboveCap { strategy: self.strategy.name(), budget: self.budget, cap, why });
+        }
+        if self.budget > self.space.len() {
+            return Err(SearchError::BudgetAboveSpace {
+                budget: self.budget,
+                space: self.space.name(),
+                size: self.space.len(),
+            });
+        }
+        self.objective.validate()
+    }
 }
 
 /// The best measured cell under `objective` (ties: lower latency, then the earlier probe).
@@ -388,10 +447,7 @@ pub fn search(
     observe: &mut dyn FnMut(Event),
 ) -> SearchOutcome {
     let fail = |e| SearchOutcome { probes: vec![], skipped: vec![], pick: None, error: Some(e), range_factor: 1.0 };
-    if cfg.budget == 0 {
-        return fail(SearchError::ZeroBudget);
-    }
-    if let Err(e) = cfg.objective.validate() {
+    if let Err(e) = cfg.validate() {
         return fail(e);
     }
     if ctx.tf.len() != NUM_ARCHS {

@@ -4,7 +4,8 @@
 //! * `report.md`: per budget, fitness / oracle per device and strategy (mean over seeds),
 //!   the mean over devices, over the primary devices, and the worst device; constrained
 //!   form per percentile: fraction of feasible picks, mean CIFAR-10 test accuracy of the
-//!   feasible picks, and the proxy's ceiling;
+//!   feasible picks, and the proxy's ceiling; per strategy, the mean accuracy of the
+//!   weighted picks, how many have dead branches, and probes that repeat an executed network;
 //! * `weighted.csv`, `constrained.csv`: one row per run;
 //! * `fitness_vs_budget.svg`: mean fitness / oracle against budget, one line per strategy.
 
@@ -112,6 +113,32 @@ pub fn markdown(r: &EvalResults, header: &str) -> String {
         });
         let _ = writeln!(s);
     }
+    let _ = writeln!(s, "### What the weighted picks are\n");
+    let _ = writeln!(
+        s,
+        "Per strategy, over every device and seed: `acc`, the mean CIFAR-10 test accuracy (%) of the picks \
+         (ground truth, reporting only; no search reads it); `dead`, the fraction of picks with an edge that \
+         cannot reach the output; `repeats`, probes that measured an executed network an earlier probe of the \
+         same run had measured.\n"
+    );
+    let _ = writeln!(
+        s,
+        "| budget | {} |",
+        strats.iter().map(|st| format!("{st} acc / dead / repeats")).collect::<Vec<_>>().join(" | ")
+    );
+    let _ = writeln!(s, "|---:|{}", "---:|".repeat(strats.len()));
+    for b in budgets(r) {
+        let _ = write!(s, "| {b} |");
+        for st in &strats {
+            let runs: Vec<&WeightedRun> = r.weighted.iter().filter(|w| w.strategy == *st && w.budget == b).collect();
+            let acc = mean(runs.iter().filter_map(|w| w.accuracy));
+            let dead = mean(runs.iter().map(|w| f64::from(u8::from(w.dead_branch))));
+            let repeats: usize = runs.iter().map(|w| w.repeated).sum();
+            let _ = write!(s, " {acc:.2} / {:.0}% / {repeats} |", 100.0 * dead);
+        }
+        let _ = writeln!(s);
+    }
+    let _ = writeln!(s);
     if !r.ranges.is_empty() {
         let _ = writeln!(s, "### Where each device's latency range comes from\n");
         let _ = writeln!(
