@@ -30,6 +30,28 @@ pub enum DeviceSpec {
         /// The latency column.
         column: String,
     },
+    /// A benchmark device by its registry name (`simnas devices list`), e.g.
+    /// `hw-c10-pixel3`: its table in the data directory ([`DeviceSpec::resolve`]).
+    Bench(&'static crate::latency::registry::BenchDevice),
+}
+
+impl DeviceSpec {
+    /// A benchmark name as its `table:` device in the data directory (`--data DIR` or
+    /// `$SIMNAS_DATA`); every other device as it is.
+    pub fn resolve(&self, data: Option<&std::path::Path>) -> Result<DeviceSpec, String> {
+        match self {
+            DeviceSpec::Bench(d) => {
+                let dir = crate::data::data_dir(data).map_err(|_| {
+                    format!(
+                        "device {} is a benchmark table: pass --data DIR (or set SIMNAS_DATA) to the folder holding {}",
+                        d.name, d.file
+                    )
+                })?;
+                Ok(DeviceSpec::Table { path: d.path(&dir), column: d.column.to_string() })
+            }
+            other => Ok(other.clone()),
+        }
+    }
 }
 
 impl FromStr for DeviceSpec {
@@ -49,10 +71,13 @@ impl FromStr for DeviceSpec {
                         )),
                     };
                 }
+                if let Some(d) = crate::latency::registry::by_name(other) {
+                    return Ok(DeviceSpec::Bench(d));
+                }
                 match other.strip_prefix("serial:") {
                     Some(port) if !port.is_empty() => Ok(DeviceSpec::Serial(port.into())),
                     _ => Err(format!(
-                        "unknown device {other:?}; supported: host (this CPU), qemu (the firmware in QEMU), serial:PORT (a board), table:PATH#COLUMN (a measured latency table)"
+                        "unknown device {other:?}; supported: host (this CPU), qemu (the firmware in QEMU), serial:PORT (a board), table:PATH#COLUMN (a measured latency table), or a benchmark device name (`simnas devices list`)"
                     )),
                 }
             }
@@ -67,6 +92,7 @@ impl fmt::Display for DeviceSpec {
             DeviceSpec::Qemu => f.write_str("qemu"),
             DeviceSpec::Serial(port) => write!(f, "serial:{port}"),
             DeviceSpec::Table { path, column } => write!(f, "table:{}#{column}", path.display()),
+            DeviceSpec::Bench(d) => f.write_str(d.name),
         }
     }
 }

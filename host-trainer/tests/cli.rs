@@ -100,3 +100,35 @@ fn closed_stdout_is_not_a_crash() {
     assert!(!err.contains("panicked"), "{err}");
     assert!(out.status.success(), "{err}");
 }
+
+/// One device syntax for every command: a benchmark name works for `search` and `probe`
+/// as for `eval --devices`, names are listed without writing anything, and without a data
+/// directory the name gets a message saying what to pass. A budget above what a strategy
+/// can spend is refused before any probe.
+#[test]
+fn benchmark_device_names_and_budget_caps() {
+    let list = simnas(&["devices", "list"]);
+    assert!(list.status.success());
+    let text = String::from_utf8_lossy(&list.stdout);
+    assert!(text.contains("hw-c10-edgegpu") && text.contains("table:PATH#COLUMN"), "{text}");
+    let data = data_dir();
+    let d = data.to_str().unwrap();
+    let out = simnas(&["--data", d, "search", "--device", "hw-c10-edgegpu", "--strategy", "random", "--budget", "3"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains("pick:") && stdout.contains("CIFAR-10 test accuracy"), "{stdout}");
+    let out = simnas(&["--data", d, "probe", "--device", "hw-c10-edgegpu", "--json", "--arch", CONV3]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = Command::new(env!("CARGO_BIN_EXE_simnas"))
+        .env_remove("SIMNAS_DATA")
+        .args(["search", "--device", "hw-c10-edgegpu"])
+        .output()
+        .unwrap();
+    assert_refused(&out, "pass --data DIR");
+    for (strategy, cap) in [("controller", "64"), ("controller-paper", "53")] {
+        let out = simnas(&["search", "--strategy", strategy, "--budget", "100", "--device", "qemu"]);
+        assert_refused(&out, &format!("spends at most {cap} probes"));
+    }
+    let out = simnas(&["search", "--strategy", "random", "--budget", "100000"]);
+    assert_refused(&out, "has only 9444 networks");
+}

@@ -16,6 +16,10 @@ pub struct DevicesArgs {
 
 #[derive(Subcommand, Debug)]
 enum Action {
+    /// List the device names every command accepts (`--device NAME`, `eval --devices`):
+    /// the device kinds, and the benchmark devices with their split, family, file and
+    /// column. Writes nothing and needs no data directory.
+    List,
     /// Fit per-device LUTs and the Gaussians over the training devices; write the
     /// distribution file (JSON).
     Fit {
@@ -41,12 +45,33 @@ enum Action {
     },
 }
 
+/// `devices list`.
+fn list() -> Result<ExitCode> {
+    outln!("device kinds (--device):");
+    outln!("  host                this CPU, timing the edge-runtime executor");
+    outln!("  qemu                the firmware booted in QEMU (mps2-an386)");
+    outln!("  serial:PORT         a board running the firmware on PORT");
+    outln!("  table:PATH#COLUMN   a measured latency table (CSV keyed by index or arch, COLUMN in ms)");
+    outln!("  NAME                a benchmark device below: its table in --data DIR / $SIMNAS_DATA");
+    outln!("");
+    outln!("{:<26} {:<10} {:<8} {:<20} {:<34} column", "benchmark device", "split", "primary", "family", "file");
+    for d in &host_trainer::latency::registry::DEVICES {
+        let split = format!("{:?}", d.split).to_lowercase();
+        let primary = if d.primary { "yes" } else { "" };
+        outln!("{:<26} {:<10} {:<8} {:<20} {:<34} {}", d.name, split, primary, d.family, d.file, d.column);
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
 /// The command line as run, for the record (`simnas` plus the arguments).
 pub(crate) fn command_line() -> String {
     std::iter::once("simnas".to_string()).chain(std::env::args().skip(1)).collect::<Vec<_>>().join(" ")
 }
 
 pub fn run(data: &Option<PathBuf>, args: DevicesArgs) -> Result<ExitCode> {
+    if matches!(args.action, Action::List) {
+        return list();
+    }
     let dir = data_dir(data.as_deref())?;
     let map = NatsMap::load(&dir)?;
     let tables = load_devices(&dir, &map)?;
@@ -84,6 +109,7 @@ pub fn run(data: &Option<PathBuf>, args: DevicesArgs) -> Result<ExitCode> {
             outln!("noise sigma (median log-residual std, train): {:.4}", dist.noise_sigma);
             outln!("wrote {}", out.display());
         }
+        Action::List => {}
         Action::Report { dist, out, samples, seed } => {
             let d = DeviceDistribution::load(&dist)?;
             let presets = [

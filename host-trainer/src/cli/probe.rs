@@ -1,7 +1,7 @@
 //! `simnas probe`: measure cells on a device.
 
 use super::NetArgs;
-use anyhow::{Context, Result};
+use anyhow::{bail, Context, Result};
 use clap::Args;
 use host_trainer::board::{qemu, BoardDevice, ProbePolicy, DEFAULT_BAUD};
 use host_trainer::data::NatsMap;
@@ -15,8 +15,10 @@ use std::time::Duration;
 #[derive(Args, Debug)]
 pub struct ProbeArgs {
     /// Device to measure on: `host` (this CPU, timing the edge-runtime executor), `qemu`
-    /// (the firmware booted in QEMU) or `serial:PORT` (a board running the firmware). Boards
-    /// measure their own network (see their Hello); the network flags apply to `host`.
+    /// (the firmware booted in QEMU), `serial:PORT` (a board running the firmware),
+    /// `table:PATH#COLUMN` (a measured latency table, CSV keyed by `index` or `arch`, column
+    /// in ms) or a benchmark device name (`simnas devices list`). Boards measure their own
+    /// network (see their Hello); the network flags apply to `host`.
     #[arg(long, default_value = "host")]
     device: DeviceSpec,
     /// Cell in NATS-Bench form, e.g. '|nor_conv_3x3~0|+|none~0|skip_connect~1|+|...~2|'.
@@ -64,7 +66,8 @@ pub fn run(_data: &Option<PathBuf>, args: ProbeArgs) -> Result<ExitCode> {
         per_run: Duration::from_secs(60),
         retries: 2,
     };
-    let mut dev: Box<dyn Device> = match &args.device {
+    let spec = args.device.resolve(_data.as_deref()).map_err(anyhow::Error::msg)?;
+    let mut dev: Box<dyn Device> = match &spec {
         DeviceSpec::Host => Box::new(
             HostDevice::new(cfg, args.seed, args.warmup, args.repeats as usize, args.clock)?
                 .with_timing(args.timing)?,
@@ -77,6 +80,7 @@ pub fn run(_data: &Option<PathBuf>, args: ProbeArgs) -> Result<ExitCode> {
             let map = host_trainer::data::data_dir(_data.as_deref()).ok().and_then(|d| NatsMap::load(&d).ok());
             Box::new(TableDevice::open(path, column, map.as_ref())?)
         }
+        DeviceSpec::Bench(d) => bail!("device {}: not resolved to its table", d.name),
     };
     if !args.json && args.device != DeviceSpec::Host {
         outln!("device {} | warmup {} repeats {}", dev.name(), args.warmup, args.repeats);

@@ -39,7 +39,8 @@ pub(crate) const SHIPPED_CALIB: &str = "artifacts/controller/prior.json";
 #[derive(Args, Debug)]
 pub struct SearchArgs {
     /// Device: `host` (this CPU), `table:PATH#COLUMN` (a measured latency table, CSV keyed
-    /// by `index` or `arch`, column in ms), `qemu` (the firmware in QEMU) or `serial:PORT`.
+    /// by `index` or `arch`, column in ms), a benchmark device name (`simnas devices list`;
+    /// its table in --data), `qemu` (the firmware in QEMU) or `serial:PORT`.
     #[arg(long, default_value = "host")]
     device: DeviceSpec,
     /// Maximum number of latency probes.
@@ -252,7 +253,8 @@ pub fn run(data: &Option<PathBuf>, args: SearchArgs) -> Result<ExitCode> {
     };
     let mut table_dev = None;
     let mut other: Option<Box<dyn Device>> = None;
-    match &args.device {
+    let spec = args.device.resolve(data.as_deref()).map_err(anyhow::Error::msg)?;
+    match &spec {
         DeviceSpec::Table { path, column } => {
             table_dev =
                 Some(TableDevice::open(path, column, map.as_ref()).with_context(|| format!("device {}", args.device))?);
@@ -278,7 +280,7 @@ pub fn run(data: &Option<PathBuf>, args: SearchArgs) -> Result<ExitCode> {
                     Box::new(BoardDevice::qemu(&args.firmware.clone().unwrap_or_else(qemu::default_firmware), policy)?)
                 }
                 DeviceSpec::Serial(port) => Box::new(BoardDevice::serial(port, DEFAULT_BAUD, policy)?),
-                _ => unreachable!("host and table handled above"),
+                _ => bail!("device {}: not a device this command can open", args.device),
             });
         }
     }
