@@ -109,7 +109,7 @@ pub fn run(args: BenchArgs) -> Result<ExitCode> {
     }
     if let Some(path) = &args.json {
         let v = serde_json::json!({"config": format!("{cfg:?}"), "rows": rows, "probes": probes});
-        std::fs::write(path, serde_json::to_vec_pretty(&v)?).with_context(|| format!("writing {}", path.display()))?;
+        host_trainer::output::write(path, &serde_json::to_vec_pretty(&v)?)?;
     }
     Ok(ExitCode::SUCCESS)
 }

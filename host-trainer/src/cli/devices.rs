@@ -126,5 +126,5 @@ fn write(path: &Path, text: &str) -> Result<()> {
     if let Some(p) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
         std::fs::create_dir_all(p).with_context(|| format!("creating {}", p.display()))?;
     }
-    std::fs::write(path, text).with_context(|| format!("writing {}", path.display()))
+    Ok(host_trainer::output::write(path, text.as_bytes())?)
 }

@@ -5,7 +5,7 @@ use anyhow::{anyhow, Context as _, Result};
 use clap::Args;
 use host_trainer::data::{data_dir, NatsMap};
 use host_trainer::latency::registry::Split;
-use host_trainer::search::json::write_atomic;
+use host_trainer::output;
 use host_trainer::search::strategies::calibrated::{
     fit_prior, per_device, select, select_constrained, select_explore, PriorFile, PriorOf, TrainDevice, SELECT_BUDGET,
 };
@@ -86,7 +86,7 @@ pub fn run(data: &Option<PathBuf>, args: PriorArgs) -> Result<ExitCode> {
     if let Some(parent) = args.out.parent().filter(|p| !p.as_os_str().is_empty()) {
         std::fs::create_dir_all(parent).with_context(|| format!("creating {}", parent.display()))?;
     }
-    write_atomic(&args.out, json.as_bytes()).with_context(|| format!("writing {}", args.out.display()))?;
+    output::write(&args.out, json.as_bytes())?;
     outln!("wrote {}", args.out.display());
     Ok(ExitCode::SUCCESS)
 }

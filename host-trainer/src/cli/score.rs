@@ -369,7 +369,7 @@ fn report_cmd(data: &Option<PathBuf>, args: ReportArgs) -> Result<ExitCode> {
     let stem = args.table.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_else(|| "scores".into());
     let md = report::markdown(&r, &command_line(), &args.table.display().to_string());
     let md_path = dir.join(format!("{stem}_report.md"));
-    std::fs::write(&md_path, &md).with_context(|| format!("writing {}", md_path.display()))?;
+    host_trainer::output::write(&md_path, md.as_bytes())?;
     let svg = dir.join(format!("{stem}_tf_vs_cifar10.svg"));
     let rho = r.correlations.iter().find(|c| c.metric.starts_with("TF")).and_then(|c| c.spearman[0]);
     report::scatter_svg(&rows, &acc, rho, &svg).map_err(|e| anyhow::anyhow!("plot {}: {e}", svg.display()))?;

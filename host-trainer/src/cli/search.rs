@@ -13,9 +13,10 @@ use host_trainer::board::{qemu, BoardDevice, ProbePolicy, DEFAULT_BAUD};
 use host_trainer::data::{data_dir, NatsMap};
 use host_trainer::device::table::TableDevice;
 use host_trainer::device::{Clock, Device, DeviceSpec, HostDevice, Timing};
+use host_trainer::output;
 use host_trainer::score::ScoreTable;
 use host_trainer::search::controller::Controller;
-use host_trainer::search::json::{write_atomic, SearchJson};
+use host_trainer::search::json::SearchJson;
 use host_trainer::search::plot::{trajectories, Trajectory};
 use host_trainer::search::strategies::calibrated::PriorFile;
 use host_trainer::search::strategies::Policy;
@@ -296,8 +297,8 @@ pub fn run(data: &Option<PathBuf>, args: SearchArgs) -> Result<ExitCode> {
         }
         if let Some(out) = &args.json {
             let rec = SearchJson::new(&name, &cfg, &probes, &skipped, None, None, &index);
-            if let Err(err) = write_atomic(out, &rec.to_bytes()) {
-                io_error.get_or_insert(anyhow!("writing {}: {err}", out.display()));
+            if let Err(err) = output::write(out, &rec.to_bytes()) {
+                io_error.get_or_insert(err.into());
             }
         }
     };
@@ -306,14 +307,12 @@ pub fn run(data: &Option<PathBuf>, args: SearchArgs) -> Result<ExitCode> {
         eprintln!("resumed: {} of {had} recorded probes replayed, the rest measured", replay.replayed());
     }
     if let Some(out) = &args.json {
-        write_atomic(out, &SearchJson::of(&name, &cfg, &outcome, &index).to_bytes())
-            .with_context(|| format!("writing {}", out.display()))?;
+        output::write(out, &SearchJson::of(&name, &cfg, &outcome, &index).to_bytes())?;
     }
     if let Some(svg) = &args.plot {
         let run = Trajectory { label: name.clone(), probes: &outcome.probes, pick: outcome.pick };
         let title = format!("{} on {name}: {} probes", cfg.strategy.name(), outcome.probes.len());
-        trajectories(&[run], &|a| tf[a.code().get() as usize], &title, svg)
-            .map_err(|e| anyhow!("writing {}: {e}", svg.display()))?;
+        trajectories(&[run], &|a| tf[a.code().get() as usize], &title, svg).map_err(anyhow::Error::msg)?;
     }
     if let Some(err) = io_error {
         return Err(err);

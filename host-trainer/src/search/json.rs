@@ -15,12 +15,12 @@
 //!   device had no measurement of; no budget was spent on them) and `"error"` (why the
 //!   search stopped early; `probes` then holds everything measured until then).
 //!
-//! The file is rewritten after every probe (temporary file, then rename), so an
-//! interrupted search still leaves a complete record of what it measured.
+//! The file is rewritten after every probe through [`crate::output::write`] (temporary
+//! file, sync, rename), so an interrupted search still leaves a complete record of what it
+//! measured.
 
 use super::{Measured, Objective, Pick, SearchConfig, SearchOutcome};
 use simnas_shared::Arch;
-use std::path::Path;
 
 /// One probe.
 #[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
@@ -124,20 +124,4 @@ impl SearchJson {
         v.push(b'\n');
         v
     }
-}
-
-/// Write `bytes` to `path` through a temporary file in the same directory and a rename, so
-/// `path` is either the old or the new content, never half-written.
-pub fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    use std::io::Write;
-    let mut tmp = path.as_os_str().to_owned();
-    tmp.push(".tmp");
-    let tmp = std::path::PathBuf::from(tmp);
-    let mut f = std::fs::File::create(&tmp)?;
-    f.write_all(bytes)?;
-    // On disk before the rename makes it visible: a crash leaves the old file or the new
-    // one, never a torn one.
-    f.sync_all()?;
-    drop(f);
-    std::fs::rename(&tmp, path)
 }
