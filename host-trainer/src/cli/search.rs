@@ -4,6 +4,11 @@
 //! constrained search measured no feasible cell (`result: null` in the JSON); 1 on an
 //! error (bad flags, unknown device, a table with NaN or non-positive latencies, a probe
 //! that failed or timed out), after writing everything measured so far to `--json`.
+//!
+//! A record already at `--json OUT` is never replaced: without `--resume` the search is
+//! refused before anything is measured; with it, the record's strategy, objective, seed and
+//! budget must be the flags', its probes are replayed, and the file is rewritten only once
+//! the new record holds every probe of the old one.
 
 use super::NetArgs;
 use anyhow::{anyhow, bail, Context as _, Result};
@@ -24,6 +29,7 @@ use host_trainer::search::{search, Context, Event, Measured, Normaliser, Objecti
 use host_trainer::synth::lut::Lut;
 use host_trainer::synth::DeviceDistribution;
 use simnas_shared::Arch;
+use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Duration;
@@ -64,11 +70,15 @@ pub struct SearchArgs {
     /// Seed of every random choice.
     #[arg(long, default_value_t = 0)]
     seed: u64,
-    /// Write the probes and the pick as JSON (rewritten after every probe).
+    /// Write the probes and the pick as JSON (rewritten after every probe). An existing
+    /// record at OUT is never replaced: continue it with --resume, or remove it first.
     #[arg(long, value_name = "OUT")]
     json: Option<PathBuf>,
-    /// Continue an interrupted search: the probes already in --json OUT (made on the same
-    /// device) are replayed instead of measured again; cells without a record are measured.
+    /// Continue the search recorded in --json OUT: its probes (made on the same device) are
+    /// replayed instead of measured again, cells without a record are measured. The flags
+    /// must repeat the record's strategy, objective, seed and budget (another budget is
+    /// refused too: strategies plan with their budget, so it would not ask for the same
+    /// cells); nothing recorded is dropped.
     #[arg(long, requires = "json")]
     resume: bool,
     /// Write the trajectory (probes and pick in the latency-vs-proxy plane) as SVG.
@@ -193,6 +203,12 @@ pub fn run(data: &Option<PathBuf>, args: SearchArgs) -> Result<ExitCode> {
         }
         (Some(s), _) => s,
     };
+    let cfg = SearchConfig { strategy, budget: args.budget, objective, seed: args.seed };
+    // What is at --json is continued or left alone, decided before anything is measured.
+    let previous = match &args.json {
+        Some(out) => existing_record(out, args.resume, &cfg)?,
+        None => None,
+    };
     let (tf, score_map) = load_scores(&args.inputs.scores)?;
     let map = index_map(data, score_map);
     let prior = match strategy {
@@ -258,14 +274,18 @@ pub fn run(data: &Option<PathBuf>, args: SearchArgs) -> Result<ExitCode> {
         (None, None) => return Err(anyhow!("no device")),
     };
     let name = device.name();
-    let recorded = match (&args.json, args.resume) {
-        (Some(out), true) => recorded_probes(out, &name)?,
+    let recorded = match (&args.json, &previous) {
+        (Some(out), Some(rec)) => recorded_probes(out, rec, &name)?,
         _ => Vec::new(),
     };
     let had = recorded.len();
+    // Recorded cells not asked for again yet: the file is rewritten only when the new record
+    // holds every one of them, so nothing recorded is ever dropped.
+    let mut pending: HashSet<Arch> = recorded.iter().map(|&(a, _)| a).collect();
+    // A device or a FIFO at --json gets the final record only (each write adds to a stream).
+    let rewrite = args.json.as_deref().is_some_and(output::replaces);
     let mut replay = host_trainer::device::Replay::new(device, recorded);
     let device: &mut dyn Device = &mut replay;
-    let cfg = SearchConfig { strategy, budget: args.budget, objective, seed: args.seed };
     let ctx = Context {
         tf: &tf,
         prior: prior.as_ref(),
@@ -284,6 +304,7 @@ pub fn run(data: &Option<PathBuf>, args: SearchArgs) -> Result<ExitCode> {
         match e {
             Event::Probe(m) => {
                 probes.push(*m);
+                pending.remove(&m.arch);
                 let idx = index(m.arch).map(|i| i.to_string()).unwrap_or_else(|| "-".into());
                 let tfv = tf[m.arch.code().get() as usize];
                 if let Err(err) = print_row(m, tfv, &idx) {
@@ -295,7 +316,7 @@ pub fn run(data: &Option<PathBuf>, args: SearchArgs) -> Result<ExitCode> {
                 eprintln!("     (not in the table, no probe spent: {a})");
             }
         }
-        if let Some(out) = &args.json {
+        if let Some(out) = args.json.as_ref().filter(|_| rewrite && pending.is_empty()) {
             let rec = SearchJson::new(&name, &cfg, &probes, &skipped, None, None, &index);
             if let Err(err) = output::write(out, &rec.to_bytes()) {
                 io_error.get_or_insert(err.into());
@@ -305,6 +326,13 @@ pub fn run(data: &Option<PathBuf>, args: SearchArgs) -> Result<ExitCode> {
     let outcome = search(&cfg, &ctx, device, &mut observe);
     if had > 0 {
         eprintln!("resumed: {} of {had} recorded probes replayed, the rest measured", replay.replayed());
+    }
+    if let (Some(out), Some(a)) = (&args.json, pending.iter().next()) {
+        bail!(
+            "the resumed search did not ask again for {} of the {had} cells recorded in {} (one is {a}): the record is left as it was; this run's probes are the ones printed above",
+            pending.len(),
+            out.display()
+        );
     }
     if let Some(out) = &args.json {
         output::write(out, &SearchJson::of(&name, &cfg, &outcome, &index).to_bytes())?;
@@ -354,19 +382,67 @@ pub fn run(data: &Option<PathBuf>, args: SearchArgs) -> Result<ExitCode> {
     }
 }
 
-/// The probes of an earlier run's JSON, if it exists and was made on this device.
-fn recorded_probes(path: &Path, device: &str) -> Result<Vec<(Arch, f64)>> {
-    if !path.exists() {
-        return Ok(Vec::new());
+/// The record at `path` to continue: `None` when there is nothing to keep (no file, an
+/// empty one, a device or a FIFO). A record without `resume`, or one made with other
+/// settings than `cfg`, is refused: replacing it would lose what it measured.
+fn existing_record(path: &Path, resume: bool, cfg: &SearchConfig) -> Result<Option<SearchJson>> {
+    match std::fs::metadata(path) {
+        Ok(m) if m.is_file() && m.len() > 0 => {}
+        _ => return Ok(None),
     }
     let bytes = host_trainer::data::read_capped(path, host_trainer::data::MAX_READ_BYTES)
-        .with_context(|| format!("reading {} to resume", path.display()))?;
-    let rec: SearchJson = serde_json::from_slice(&bytes).with_context(|| {
-        format!("{} is not a search record to resume from (delete it, or drop --resume)", path.display())
+        .with_context(|| format!("reading {}", path.display()))?;
+    let parsed = serde_json::from_slice::<SearchJson>(&bytes);
+    if !resume {
+        match parsed {
+            Ok(r) => bail!(
+                "{} holds a search record ({} probes, {} on {}): pass --resume to continue it, or remove it or choose another --json path to start a new search",
+                path.display(),
+                r.probes.len(),
+                r.strategy,
+                r.device
+            ),
+            Err(_) => bail!(
+                "{} already exists and is not a search record: remove it or choose another --json path",
+                path.display()
+            ),
+        }
+    }
+    let rec = parsed.with_context(|| {
+        format!("{} is not a search record to resume from (remove it, or choose another --json path)", path.display())
     })?;
+    let refuse = |recorded: String, asked: String, why: &str| {
+        anyhow!(
+            "{} was recorded with {recorded}, this run asks for {asked}: a search is resumed with the settings it was recorded with{why} (pass {recorded}, or choose another --json path for a new search)",
+            path.display()
+        )
+    };
+    let flag = |o: &Objective| match *o {
+        Objective::Weighted { weight } => format!("--weight {weight}"),
+        Objective::Constraint { max_latency_ms } => format!("--max-latency-ms {max_latency_ms}"),
+    };
+    if rec.strategy != cfg.strategy.name() {
+        let asked = format!("--strategy {}", cfg.strategy.name());
+        return Err(refuse(format!("--strategy {}", rec.strategy), asked, ""));
+    }
+    if rec.objective != cfg.objective {
+        return Err(refuse(flag(&rec.objective), flag(&cfg.objective), ""));
+    }
+    if let Some(seed) = rec.seed.filter(|&s| s != cfg.seed) {
+        return Err(refuse(format!("--seed {seed}"), format!("--seed {}", cfg.seed), ""));
+    }
+    if rec.budget != cfg.budget {
+        let why = " (a strategy plans with its budget: another one would not ask for the recorded cells)";
+        return Err(refuse(format!("--budget {}", rec.budget), format!("--budget {}", cfg.budget), why));
+    }
+    Ok(Some(rec))
+}
+
+/// The probes of the record at `path`, if it was made on this device.
+fn recorded_probes(path: &Path, rec: &SearchJson, device: &str) -> Result<Vec<(Arch, f64)>> {
     if rec.device != device {
         bail!(
-            "{} was measured on {:?}, not on {device:?}: its probes cannot be reused (delete it, or drop --resume)",
+            "{} was measured on {:?}, not on {device:?}: its probes cannot be reused (choose another --json path for a search on this device)",
             path.display(),
             rec.device
         );

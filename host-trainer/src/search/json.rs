@@ -1,12 +1,13 @@
 //! The JSON record of a search (`simnas search --json OUT`), written atomically.
 //!
 //! ```text
-//! {"device": str, "strategy": str, "budget": int,
+//! {"device": str, "strategy": str, "budget": int, "seed": int,
 //!  "objective": {"kind": "weighted", "weight": f} | {"kind": "constraint", "max_latency_ms": f},
 //!  "probes": [{"step": int, "arch": str, "index": int, "latency_ms": f}],
 //!  "result": {"arch": str, "index": int, "latency_ms": f, "tf": f}}
 //! ```
 //!
+//! * `seed` is absent only in records written before it was recorded.
 //! * `index` is the NATS-Bench index; it is `null` only when no index map was available
 //!   (no `--data` directory and a score table without indices).
 //! * `result` is `null` when there is no pick: constrained, no measured cell satisfied the
@@ -57,6 +58,9 @@ pub struct SearchJson {
     pub strategy: String,
     /// Probe budget.
     pub budget: usize,
+    /// Seed of the search (`None` in records written before it was recorded).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub seed: Option<u64>,
     /// The objective.
     pub objective: Objective,
     /// Probes in order.
@@ -86,6 +90,7 @@ impl SearchJson {
             device: device.into(),
             strategy: cfg.strategy.name().into(),
             budget: cfg.budget,
+            seed: Some(cfg.seed),
             objective: cfg.objective,
             probes: probes
                 .iter()
