@@ -55,36 +55,36 @@ pub enum OutputError {
         mode: u32,
     },
     /// A missing directory could not be created.
-    #[error("cannot create the directory {path}: {source}")]
+    #[error("cannot create the directory {path}: {err}")]
     CreateDir {
         /// The directory.
         path: PathBuf,
         /// Why.
-        source: std::io::Error,
+        err: std::io::Error,
     },
     /// No new file can be created in the directory.
-    #[error("cannot create files in {dir}: {source}")]
+    #[error("cannot create files in {dir}: {err}")]
     NotWritable {
         /// The directory.
         dir: PathBuf,
         /// Why.
-        source: std::io::Error,
+        err: std::io::Error,
     },
     /// The path could not be inspected (a symlink loop, a permission problem).
-    #[error("{path}: {source}")]
+    #[error("{path}: {err}")]
     Inspect {
         /// The path.
         path: PathBuf,
         /// Why.
-        source: std::io::Error,
+        err: std::io::Error,
     },
     /// Writing failed (disk full, I/O error); a regular file at the path is unchanged.
-    #[error("writing {path}: {source}")]
+    #[error("writing {path}: {err}")]
     Write {
         /// The file written (symlinks followed).
         path: PathBuf,
         /// Why.
-        source: std::io::Error,
+        err: std::io::Error,
     },
 }
 
@@ -105,7 +105,7 @@ pub fn write(path: &Path, bytes: &[u8]) -> Result<(), OutputError> {
                 f.write_all(bytes)?;
                 f.flush()
             });
-            written.map_err(|source| OutputError::Write { path: dest, source })
+            written.map_err(|err| OutputError::Write { path: dest, err })
         }
     }
 }
@@ -145,11 +145,7 @@ pub fn prepare(path: &Path) -> Result<(), OutputError> {
             if is_fifo(&dest) {
                 return Ok(());
             }
-            OpenOptions::new()
-                .write(true)
-                .open(&dest)
-                .map(drop)
-                .map_err(|source| OutputError::Write { path: dest, source })
+            OpenOptions::new().write(true).open(&dest).map(drop).map_err(|err| OutputError::Write { path: dest, err })
         }
     }
 }
@@ -180,9 +176,7 @@ fn create_dirs(dir: &Path) -> Result<(), OutputError> {
     match std::fs::metadata(dir) {
         Ok(m) if m.is_dir() => Ok(()),
         Ok(_) => Err(OutputError::NotADirectory { path: dir.to_path_buf() }),
-        Err(_) => {
-            std::fs::create_dir_all(dir).map_err(|source| OutputError::CreateDir { path: dir.to_path_buf(), source })
-        }
+        Err(_) => std::fs::create_dir_all(dir).map_err(|err| OutputError::CreateDir { path: dir.to_path_buf(), err }),
     }
 }
 
@@ -207,7 +201,7 @@ fn target(path: &Path) -> Result<Target, OutputError> {
             }
             Ok(Target::Replace(dest, None))
         }
-        Err(source) => Err(OutputError::Inspect { path: path.to_path_buf(), source }),
+        Err(err) => Err(OutputError::Inspect { path: path.to_path_buf(), err }),
     }
 }
 
@@ -218,7 +212,7 @@ fn follow(path: &Path) -> Result<PathBuf, OutputError> {
     for _ in 0..40 {
         match std::fs::symlink_metadata(&p) {
             Ok(m) if m.file_type().is_symlink() => {
-                let to = std::fs::read_link(&p).map_err(|source| OutputError::Inspect { path: p.clone(), source })?;
+                let to = std::fs::read_link(&p).map_err(|err| OutputError::Inspect { path: p.clone(), err })?;
                 p = if to.is_relative() { parent(&p).join(to) } else { to };
             }
             _ => return Ok(p),
@@ -226,7 +220,7 @@ fn follow(path: &Path) -> Result<PathBuf, OutputError> {
     }
     Err(OutputError::Inspect {
         path: path.to_path_buf(),
-        source: std::io::Error::other("too many levels of symbolic links"),
+        err: std::io::Error::other("too many levels of symbolic links"),
     })
 }
 
@@ -269,11 +263,11 @@ fn create_temp(dir: &Path, dest: &Path) -> Result<(PathBuf, File), OutputError> 
         match OpenOptions::new().write(true).create_new(true).open(&tmp) {
             Ok(f) => return Ok((tmp, f)),
             Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => last = Some(e),
-            Err(source) => return Err(OutputError::NotWritable { dir: dir.to_path_buf(), source }),
+            Err(err) => return Err(OutputError::NotWritable { dir: dir.to_path_buf(), err }),
         }
     }
-    let source = last.unwrap_or_else(|| std::io::Error::other("no unused temporary name"));
-    Err(OutputError::NotWritable { dir: dir.to_path_buf(), source })
+    let err = last.unwrap_or_else(|| std::io::Error::other("no unused temporary name"));
+    Err(OutputError::NotWritable { dir: dir.to_path_buf(), err })
 }
 
 /// Temporary file, sync, rename over `dest`; the temporary file is removed on failure.
@@ -291,9 +285,9 @@ fn replace(dest: &Path, bytes: &[u8], perms: Option<Permissions>) -> Result<(), 
         std::fs::rename(&tmp, dest)
     })();
     drop(f);
-    if let Err(source) = done {
+    if let Err(err) = done {
         let _ = std::fs::remove_file(&tmp);
-        return Err(OutputError::Write { path: dest.to_path_buf(), source });
+        return Err(OutputError::Write { path: dest.to_path_buf(), err });
     }
     // The rename itself on disk (best effort: not every platform can sync a directory).
     if let Ok(d) = File::open(dir) {

@@ -32,6 +32,9 @@ pub struct BenchArgs {
 
 pub fn run(args: BenchArgs) -> Result<ExitCode> {
     let cfg = args.net.config()?;
+    if let Some(path) = &args.json {
+        host_trainer::output::prepare(path)?;
+    }
     let archs: Vec<Arch> = SHOWCASE.iter().map(|s| Arch::parse(s)).collect::<Result<_, _>>()?;
     let repeats = args.repeats as usize;
     outln!(

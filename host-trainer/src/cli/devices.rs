@@ -1,7 +1,7 @@
 //! `simnas devices fit|report`: fit the synthetic-device distribution to the benchmark's
 //! real devices, and report how well it covers them.
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 use clap::{Args, Subcommand};
 use host_trainer::data::{data_dir, NatsMap};
 use host_trainer::synth::{coverage, load_devices, DeviceDistribution, SynthPreset};
@@ -47,6 +47,12 @@ pub(crate) fn command_line() -> String {
 }
 
 pub fn run(data: &Option<PathBuf>, args: DevicesArgs) -> Result<ExitCode> {
+    match &args.action {
+        Action::Fit { out } => host_trainer::output::prepare(out)?,
+        Action::Report { out, .. } => {
+            host_trainer::output::prepare_dir(out, &["coverage.md", "coverage.csv", "coverage.svg"])?
+        }
+    }
     let dir = data_dir(data.as_deref())?;
     let map = NatsMap::load(&dir)?;
     let tables = load_devices(&dir, &map)?;
@@ -94,7 +100,6 @@ pub fn run(data: &Option<PathBuf>, args: DevicesArgs) -> Result<ExitCode> {
                 SynthPreset::Around,
             ];
             let rows = coverage::coverage(&d, &tables, &presets, samples, seed);
-            std::fs::create_dir_all(&out).with_context(|| format!("creating {}", out.display()))?;
             let md = coverage::markdown(&rows, samples, &command_line());
             write(&out.join("coverage.md"), &md)?;
             let mut csv = String::from("device,family,split,cells,own_op_r2,own_op_rho,own_edge_r2,own_edge_rho");
@@ -123,8 +128,5 @@ pub fn run(data: &Option<PathBuf>, args: DevicesArgs) -> Result<ExitCode> {
 }
 
 fn write(path: &Path, text: &str) -> Result<()> {
-    if let Some(p) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
-        std::fs::create_dir_all(p).with_context(|| format!("creating {}", p.display()))?;
-    }
     Ok(host_trainer::output::write(path, text.as_bytes())?)
 }

@@ -1,7 +1,7 @@
 //! `simnas prior`: meta-fit the calibrated controller on the training devices.
 
 use super::search::{load_scores, SearchInputs};
-use anyhow::{anyhow, Context as _, Result};
+use anyhow::{anyhow, Result};
 use clap::Args;
 use host_trainer::data::{data_dir, NatsMap};
 use host_trainer::latency::registry::Split;
@@ -23,6 +23,7 @@ pub struct PriorArgs {
 }
 
 pub fn run(data: &Option<PathBuf>, args: PriorArgs) -> Result<ExitCode> {
+    output::prepare(&args.out)?;
     let dir = data_dir(data.as_deref())?;
     let map = NatsMap::load(&dir)?;
     let (tf, _) = load_scores(&args.inputs.scores)?;
@@ -83,9 +84,6 @@ pub fn run(data: &Option<PathBuf>, args: PriorArgs) -> Result<ExitCode> {
     let file =
         PriorFile::new(&prior, command, train.iter().map(|(d, _)| d.name.to_string()).collect(), grid, cgrid, egrid);
     let json = serde_json::to_string_pretty(&file)? + "\n";
-    if let Some(parent) = args.out.parent().filter(|p| !p.as_os_str().is_empty()) {
-        std::fs::create_dir_all(parent).with_context(|| format!("creating {}", parent.display()))?;
-    }
     output::write(&args.out, json.as_bytes())?;
     outln!("wrote {}", args.out.display());
     Ok(ExitCode::SUCCESS)

@@ -4,6 +4,9 @@
 //! constrained search measured no feasible cell (`result: null` in the JSON); 1 on an
 //! error (bad flags, unknown device, a table with NaN or non-positive latencies, a probe
 //! that failed or timed out), after writing everything measured so far to `--json`.
+//! `--json` and `--plot` are checked before the first probe (missing directories created;
+//! a directory, a read-only file or an unwritable place refused); a save that still fails
+//! at the end is reported after the pick is printed, with exit status 1.
 //!
 //! A record already at `--json OUT` is never replaced: without `--resume` the search is
 //! refused before anything is measured; with it, the record's strategy, objective, seed and
@@ -204,7 +207,11 @@ pub fn run(data: &Option<PathBuf>, args: SearchArgs) -> Result<ExitCode> {
         (Some(s), _) => s,
     };
     let cfg = SearchConfig { strategy, budget: args.budget, objective, seed: args.seed };
-    // What is at --json is continued or left alone, decided before anything is measured.
+    // Output paths are checked (parents created) before anything is measured, and what is
+    // at --json is continued or left alone.
+    for out in args.json.iter().chain(&args.plot) {
+        output::prepare(out)?;
+    }
     let previous = match &args.json {
         Some(out) => existing_record(out, args.resume, &cfg)?,
         None => None,
@@ -300,6 +307,9 @@ pub fn run(data: &Option<PathBuf>, args: SearchArgs) -> Result<ExitCode> {
     let mut probes: Vec<Measured> = Vec::new();
     let mut skipped: Vec<Arch> = Vec::new();
     let mut io_error: Option<anyhow::Error> = None;
+    // A failed rewrite after a probe is retried after the next one and at the end; it is an
+    // error only if the final write fails too.
+    let mut warned = false;
     let mut observe = |e: Event| {
         match e {
             Event::Probe(m) => {
@@ -319,7 +329,9 @@ pub fn run(data: &Option<PathBuf>, args: SearchArgs) -> Result<ExitCode> {
         if let Some(out) = args.json.as_ref().filter(|_| rewrite && pending.is_empty()) {
             let rec = SearchJson::new(&name, &cfg, &probes, &skipped, None, None, &index);
             if let Err(err) = output::write(out, &rec.to_bytes()) {
-                io_error.get_or_insert(err.into());
+                if !std::mem::replace(&mut warned, true) {
+                    eprintln!("warning: {err} (tried again after every probe)");
+                }
             }
         }
     };
@@ -327,29 +339,41 @@ pub fn run(data: &Option<PathBuf>, args: SearchArgs) -> Result<ExitCode> {
     if had > 0 {
         eprintln!("resumed: {} of {had} recorded probes replayed, the rest measured", replay.replayed());
     }
-    if let (Some(out), Some(a)) = (&args.json, pending.iter().next()) {
-        bail!(
-            "the resumed search did not ask again for {} of the {had} cells recorded in {} (one is {a}): the record is left as it was; this run's probes are the ones printed above",
-            pending.len(),
-            out.display()
-        );
-    }
+    // Saved before the verdict; a failure to save is reported after it, so the pick is on
+    // stdout even when the file could not be written.
+    let mut save_error: Option<anyhow::Error> = None;
     if let Some(out) = &args.json {
-        output::write(out, &SearchJson::of(&name, &cfg, &outcome, &index).to_bytes())?;
+        if let Some(a) = pending.iter().next() {
+            save_error = Some(anyhow!(
+                "the resumed search did not ask again for {} of the {had} cells recorded in {} (one is {a}): the record is left as it was; this run's probes are the ones printed above",
+                pending.len(),
+                out.display()
+            ));
+        } else if let Err(err) = output::write(out, &SearchJson::of(&name, &cfg, &outcome, &index).to_bytes()) {
+            save_error = Some(err.into());
+        }
     }
     if let Some(svg) = &args.plot {
         let run = Trajectory { label: name.clone(), probes: &outcome.probes, pick: outcome.pick };
         let title = format!("{} on {name}: {} probes", cfg.strategy.name(), outcome.probes.len());
-        trajectories(&[run], &|a| tf[a.code().get() as usize], &title, svg).map_err(anyhow::Error::msg)?;
+        if let Err(err) = trajectories(&[run], &|a| tf[a.code().get() as usize], &title, svg) {
+            save_error.get_or_insert(anyhow!(err));
+        }
     }
     if let Some(err) = io_error {
         return Err(err);
     }
     if let Some(err) = outcome.error {
-        let saved = args.json.as_ref().map(|p| format!(" ({} probes saved to {})", outcome.probes.len(), p.display()));
-        return Err(anyhow!(err)).context(format!("search stopped{}", saved.unwrap_or_default()));
+        return Err(match save_error {
+            Some(save) => save.context(format!("search stopped ({err}), and what it measured could not be saved")),
+            None => {
+                let saved =
+                    args.json.as_ref().map(|p| format!(" ({} probes saved to {})", outcome.probes.len(), p.display()));
+                anyhow!(err).context(format!("search stopped{}", saved.unwrap_or_default()))
+            }
+        });
     }
-    match outcome.pick {
+    let code = match outcome.pick {
         Some(p) => {
             let idx = index(p.arch).map(|i| format!(" | index {i}")).unwrap_or_default();
             let l = Normaliser::of(&outcome.probes)
@@ -363,7 +387,7 @@ pub fn run(data: &Option<PathBuf>, args: SearchArgs) -> Result<ExitCode> {
                 p.tf,
                 p.score
             );
-            Ok(ExitCode::SUCCESS)
+            ExitCode::SUCCESS
         }
         None => {
             let why = match objective {
@@ -377,8 +401,12 @@ pub fn run(data: &Option<PathBuf>, args: SearchArgs) -> Result<ExitCode> {
             };
             outln!("{why}");
             eprintln!("{why}");
-            Ok(ExitCode::from(2))
+            ExitCode::from(2)
         }
+    };
+    match save_error {
+        Some(err) => Err(err),
+        None => Ok(code),
     }
 }
 

@@ -88,6 +88,7 @@ pub fn run(data: &Option<PathBuf>, args: TrainArgs) -> Result<ExitCode> {
         cfg.env.weight = w;
     }
     anyhow::ensure!(cfg.total_steps > 0, "--steps must be positive");
+    output::prepare_dir(&args.out, &["policy.safetensors", "curves.csv", "curves.svg", "train.json", "evidence.md"])?;
     let dist = match &args.dist {
         Some(p) => DeviceDistribution::load(p)?,
         None => DeviceDistribution::embedded(),
@@ -115,7 +116,6 @@ pub fn run(data: &Option<PathBuf>, args: TrainArgs) -> Result<ExitCode> {
             .ok()
             .map(|t| t.values().iter().map(|v| v.unwrap_or(f64::NAN) as f32).collect())
     });
-    std::fs::create_dir_all(&args.out).with_context(|| format!("creating {}", args.out.display()))?;
     let bar =
         if args.quiet { indicatif::ProgressBar::hidden() } else { indicatif::ProgressBar::new(cfg.total_steps as u64) };
     bar.set_style(

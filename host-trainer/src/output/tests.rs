@@ -68,7 +68,7 @@ fn dev_null_is_written_in_place_and_stays_a_device() {
 fn dev_full_reports_no_space_and_stays_a_device() {
     let err = write(Path::new("/dev/full"), b"anything").unwrap_err();
     match &err {
-        OutputError::Write { source, .. } => assert_eq!(source.raw_os_error(), Some(libc::ENOSPC), "{err}"),
+        OutputError::Write { err: e, .. } => assert_eq!(e.raw_os_error(), Some(libc::ENOSPC), "{err}"),
         other => panic!("{other}"),
     }
     assert!(err.to_string().contains("/dev/full"), "{err}");
