@@ -11,6 +11,8 @@
 //! * [`latency`]: measured latency tables (CSV) and the benchmark device registry.
 //! * [`score`]: training-free scores (FreeREA), the whole-space score table and its report.
 //! * [`search`]: test-time search under a probe budget, its baselines and the evaluation.
+//! * [`output`]: the one writer of every file simnas produces, and the check of output
+//!   paths before a command starts.
 
 pub mod bench;
 pub mod board;
@@ -18,6 +20,7 @@ pub mod data;
 pub mod device;
 pub mod latency;
 pub mod nb201;
+pub mod output;
 pub mod rl;
 pub mod score;
 pub mod search;

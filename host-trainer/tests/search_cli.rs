@@ -102,15 +102,20 @@ fn read_json(p: &str) -> Value {
 #[test]
 fn json_schema_budget_and_a_measured_pick() {
     let fx = Fixture::new("schema");
-    let (dev, out_json) = (fx.table(), fx.path("out.json"));
+    let dev = fx.table();
     for strategy in ["random", "evolution", "lut-probe", "lut-prior", "oracle"] {
+        let out_json = fx.path(&format!("{strategy}.json"));
         let out = fx.search(&["--device", &dev, "--strategy", strategy, "--budget", "10", "--json", &out_json]);
         assert!(out.status.success(), "{strategy}: {}", stderr(&out));
         let v = read_json(&out_json);
         let keys: Vec<&str> = v.as_object().unwrap().keys().map(|k| k.as_str()).collect();
-        assert_eq!(keys, ["budget", "device", "objective", "probes", "result", "strategy"], "{strategy}");
+        assert_eq!(
+            keys,
+            ["budget", "device", "objective", "probes", "result", "seed", "space", "strategy"],
+            "{strategy}"
+        );
         assert_eq!(v["strategy"], strategy);
-        assert_eq!(v["budget"], 10);
+        assert_eq!((&v["budget"], &v["seed"]), (&serde_json::json!(10), &serde_json::json!(0)));
         assert_eq!(v["objective"], serde_json::json!({"kind": "weighted", "weight": 0.5}));
         let probes = v["probes"].as_array().unwrap();
         assert!(!probes.is_empty() && probes.len() <= 10, "{strategy}: {} probes", probes.len());
@@ -136,6 +141,7 @@ fn same_seed_same_bytes() {
     for strategy in ["random", "evolution"] {
         let run = |seed: &str, f: &str| {
             let p = fx.path(f);
+            let _ = std::fs::remove_file(&p);
             let out = fx.search(&["--device", &dev, "--strategy", strategy, "--seed", seed, "--json", &p]);
             assert!(out.status.success(), "{}", stderr(&out));
             std::fs::read(p).unwrap()
@@ -148,8 +154,9 @@ fn same_seed_same_bytes() {
 #[test]
 fn constrained_picks_are_feasible_by_measurement_or_absent() {
     let fx = Fixture::new("constraint");
-    let (dev, out_json) = (fx.table(), fx.path("c.json"));
+    let dev = fx.table();
     for strategy in ["lut-probe", "evolution", "random"] {
+        let out_json = fx.path(&format!("{strategy}.json"));
         let out = fx.search(&["--device", &dev, "--strategy", strategy, "--max-latency-ms", "8", "--json", &out_json]);
         let v = read_json(&out_json);
         assert_eq!(v["objective"], serde_json::json!({"kind": "constraint", "max_latency_ms": 8.0}));
@@ -161,6 +168,7 @@ fn constrained_picks_are_feasible_by_measurement_or_absent() {
         }
     }
     // Nothing in the space runs within 1 ms: explicit status, null result, exit code 2.
+    let out_json = fx.path("none.json");
     let out = fx.search(&["--device", &dev, "--strategy", "lut-probe", "--max-latency-ms", "1", "--json", &out_json]);
     assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
     assert!(stderr(&out).contains("no feasible architecture found"));
@@ -382,6 +390,7 @@ fn raw_space_reaches_cells_with_dead_branches() {
         .filter(|p| !Arch::parse(p["arch"].as_str().unwrap()).unwrap().is_executed())
         .count();
     assert!(dead > 0, "40 uniform cells of the raw space and none with a dead branch");
+    let j = fx.path("executed.json");
     let out = fx.search(&["--device", &fx.table(), "--strategy", "random", "--budget", "40", "--json", &j]);
     assert!(out.status.success(), "{}", stderr(&out));
     let v = read_json(&j);
@@ -390,4 +399,70 @@ fn raw_space_reaches_cells_with_dead_branches() {
         .unwrap()
         .iter()
         .all(|p| Arch::parse(p["arch"].as_str().unwrap()).unwrap().is_executed()));
+}
+
+#[test]
+fn an_existing_record_is_refused_without_resume_and_kept() {
+    let fx = Fixture::new("keep");
+    let (dev, j) = (fx.table(), fx.path("rec.json"));
+    let out = fx.search(&["--device", &dev, "--strategy", "random", "--budget", "10", "--json", &j]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let before = std::fs::read(&j).unwrap();
+    assert_eq!(read_json(&j)["probes"].as_array().unwrap().len(), 10);
+    // A new run whose first probe fails (a board refusing every probe), and a new run with
+    // another seed: both stop before measuring, the 10-probe record is untouched.
+    let (master, slave) = TTYPort::pair().expect("a pty pair");
+    let port = slave.name().expect("pty name");
+    scripted_board(master, 0);
+    let board = format!("serial:{port}");
+    let out = fx.search(&["--device", &board, "--strategy", "random", "--budget", "10", "--json", &j]);
+    drop(slave);
+    assert_refused(&out, "holds a search record (10 probes, random on");
+    assert!(stderr(&out).contains("pass --resume to continue it"), "{}", stderr(&out));
+    assert!(out.stdout.is_empty(), "nothing measured: {}", String::from_utf8_lossy(&out.stdout));
+    let out = fx.search(&["--device", &dev, "--strategy", "random", "--seed", "9", "--json", &j]);
+    assert_refused(&out, "choose another --json path");
+    assert_eq!(std::fs::read(&j).unwrap(), before);
+    // Something that is not a record is not replaced either.
+    std::fs::write(fx.path("notes.txt"), "my notes\n").unwrap();
+    let out = fx.search(&["--device", &dev, "--strategy", "random", "--json", &fx.path("notes.txt")]);
+    assert_refused(&out, "is not a search record");
+    assert_eq!(std::fs::read_to_string(fx.path("notes.txt")).unwrap(), "my notes\n");
+}
+
+#[test]
+fn resume_refuses_other_settings_and_keeps_every_recorded_probe() {
+    let fx = Fixture::new("resume");
+    let (dev, j) = (fx.table(), fx.path("rec.json"));
+    let base = ["--device", &dev, "--strategy", "random", "--seed", "1", "--budget", "10", "--json", &j];
+    let out = fx.search(&base);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let before = std::fs::read(&j).unwrap();
+    let with = |flag: &str, value: &str| {
+        let mut args: Vec<&str> = base.to_vec();
+        match args.iter().position(|a| *a == flag) {
+            Some(i) => args[i + 1] = value,
+            None => args.extend([flag, value]),
+        }
+        args.push("--resume");
+        fx.search(&args)
+    };
+    for (flag, value, recorded, asked) in [
+        ("--budget", "5", "--budget 10", "--budget 5"),
+        ("--budget", "20", "--budget 10", "--budget 20"),
+        ("--strategy", "evolution", "--strategy random", "--strategy evolution"),
+        ("--weight", "0.3", "--weight 0.5", "--weight 0.3"),
+        ("--max-latency-ms", "8", "--weight 0.5", "--max-latency-ms 8"),
+        ("--seed", "2", "--seed 1", "--seed 2"),
+    ] {
+        let out = with(flag, value);
+        assert_refused(&out, &format!("was recorded with {recorded}, this run asks for {asked}"));
+        assert!(out.stdout.is_empty(), "{flag} {value}: nothing measured");
+        assert_eq!(std::fs::read(&j).unwrap(), before, "{flag} {value}: the record is untouched");
+    }
+    // The same settings: every probe replayed, the record rewritten as it was.
+    let out = with("--seed", "1");
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(stderr(&out).contains("resumed: 10 of 10 recorded probes replayed"), "{}", stderr(&out));
+    assert_eq!(std::fs::read(&j).unwrap(), before);
 }

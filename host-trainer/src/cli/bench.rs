@@ -32,6 +32,9 @@ pub struct BenchArgs {
 
 pub fn run(args: BenchArgs) -> Result<ExitCode> {
     let cfg = args.net.config()?;
+    if let Some(path) = &args.json {
+        host_trainer::output::prepare(path)?;
+    }
     let archs: Vec<Arch> = SHOWCASE.iter().map(|s| Arch::parse(s)).collect::<Result<_, _>>()?;
     let repeats = args.repeats as usize;
     outln!(
@@ -109,7 +112,7 @@ pub fn run(args: BenchArgs) -> Result<ExitCode> {
     }
     if let Some(path) = &args.json {
         let v = serde_json::json!({"config": format!("{cfg:?}"), "rows": rows, "probes": probes});
-        std::fs::write(path, serde_json::to_vec_pretty(&v)?).with_context(|| format!("writing {}", path.display()))?;
+        host_trainer::output::write(path, &serde_json::to_vec_pretty(&v)?)?;
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -1,7 +1,7 @@
 //! `simnas devices fit|report`: fit the synthetic-device distribution to the benchmark's
 //! real devices, and report how well it covers them.
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 use clap::{Args, Subcommand};
 use host_trainer::data::{data_dir, NatsMap};
 use host_trainer::synth::{coverage, load_devices, DeviceDistribution, SynthPreset};
@@ -69,8 +69,12 @@ pub(crate) fn command_line() -> String {
 }
 
 pub fn run(data: &Option<PathBuf>, args: DevicesArgs) -> Result<ExitCode> {
-    if matches!(args.action, Action::List) {
-        return list();
+    match &args.action {
+        Action::List => return list(),
+        Action::Fit { out } => host_trainer::output::prepare(out)?,
+        Action::Report { out, .. } => {
+            host_trainer::output::prepare_dir(out, &["coverage.md", "coverage.csv", "coverage.svg"])?
+        }
     }
     let dir = data_dir(data.as_deref())?;
     let map = NatsMap::load(&dir)?;
@@ -120,7 +124,6 @@ pub fn run(data: &Option<PathBuf>, args: DevicesArgs) -> Result<ExitCode> {
                 SynthPreset::Around,
             ];
             let rows = coverage::coverage(&d, &tables, &presets, samples, seed);
-            std::fs::create_dir_all(&out).with_context(|| format!("creating {}", out.display()))?;
             let md = coverage::markdown(&rows, samples, &command_line());
             write(&out.join("coverage.md"), &md)?;
             let mut csv = String::from("device,family,split,cells,own_op_r2,own_op_rho,own_edge_r2,own_edge_rho");
@@ -149,8 +152,5 @@ pub fn run(data: &Option<PathBuf>, args: DevicesArgs) -> Result<ExitCode> {
 }
 
 fn write(path: &Path, text: &str) -> Result<()> {
-    if let Some(p) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
-        std::fs::create_dir_all(p).with_context(|| format!("creating {}", p.display()))?;
-    }
-    std::fs::write(path, text).with_context(|| format!("writing {}", path.display()))
+    Ok(host_trainer::output::write(path, text.as_bytes())?)
 }

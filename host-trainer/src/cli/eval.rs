@@ -16,6 +16,10 @@ use host_trainer::search::{search, Context, Objective, SearchConfig, Space, Stra
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+/// The files `eval` writes into --out.
+const OUTPUTS: [&str; 5] =
+    ["report.md", "weighted.csv", "constrained.csv", "fitness_vs_budget.svg", "trajectories.svg"];
+
 #[derive(Args, Debug)]
 pub struct EvalArgs {
     /// Devices, comma-separated: registry names (`simnas devices fit` lists them, e.g.
@@ -59,6 +63,7 @@ pub fn run(data: &Option<PathBuf>, args: EvalArgs) -> Result<ExitCode> {
     if args.seeds == 0 {
         bail!("--seeds must be at least 1");
     }
+    host_trainer::output::prepare_dir(&args.out, &OUTPUTS)?;
     // controller-paper joins when asked for, given a policy, or when the shipped one exists;
     // the controller when asked for or when its prior exists.
     let shipped = locate(std::path::Path::new(SHIPPED_POLICY)).exists();

@@ -27,7 +27,8 @@ pub struct MonitorArgs {
     /// Baud rate of the port.
     #[arg(long, default_value_t = DEFAULT_BAUD)]
     baud: u32,
-    /// Append every record to this JSONL file, one object per line, flushed per record.
+    /// Append every record to this JSONL file, one object per line, flushed per record
+    /// (missing directories are created; checked before the board is opened).
     #[arg(long, value_name = "FILE")]
     log: Option<PathBuf>,
     /// Ask the board to run its benchmark (every op and a few cells), and stop after it.
@@ -56,6 +57,20 @@ pub struct MonitorArgs {
 }
 
 pub fn run(args: MonitorArgs) -> Result<ExitCode> {
+    // The log is opened before the board, so a path that cannot be written costs no record.
+    let mut log = match &args.log {
+        Some(p) => {
+            host_trainer::output::prepare(p)?;
+            Some(
+                OpenOptions::new()
+                    .create(true)
+                    .append(true)
+                    .open(p)
+                    .with_context(|| format!("opening {}", p.display()))?,
+            )
+        }
+        None => None,
+    };
     let (mut link, _qemu, source) = match &args.port {
         Some(port) => (BoardLink::open(port, args.baud)?, None, port.clone()),
         None => {
@@ -63,12 +78,6 @@ pub fn run(args: MonitorArgs) -> Result<ExitCode> {
             let (q, port) = qemu::Qemu::launch(&fw)?;
             (BoardLink::new(port), Some(q), format!("qemu {}", fw.display()))
         }
-    };
-    let mut log = match &args.log {
-        Some(p) => Some(
-            OpenOptions::new().create(true).append(true).open(p).with_context(|| format!("opening {}", p.display()))?,
-        ),
-        None => None,
     };
     eprintln!(
         "monitoring {source}{}",

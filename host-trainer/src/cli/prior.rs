@@ -1,11 +1,11 @@
 //! `simnas prior`: meta-fit the calibrated controller on the training devices.
 
 use super::search::{load_scores, SearchInputs, SpaceArg};
-use anyhow::{anyhow, bail, Context as _, Result};
+use anyhow::{anyhow, bail, Result};
 use clap::Args;
 use host_trainer::data::{data_dir, NatsMap};
 use host_trainer::latency::registry::Split;
-use host_trainer::search::json::write_atomic;
+use host_trainer::output;
 use host_trainer::search::strategies::calibrated::{
     fit_prior, per_device, select, select_constrained, select_explore, PriorFile, PriorOf, TrainDevice, SELECT_BUDGET,
 };
@@ -23,6 +23,7 @@ pub struct PriorArgs {
 }
 
 pub fn run(data: &Option<PathBuf>, args: PriorArgs) -> Result<ExitCode> {
+    output::prepare(&args.out)?;
     let dir = data_dir(data.as_deref())?;
     let map = NatsMap::load(&dir)?;
     if args.inputs.space != SpaceArg::Executed {
@@ -86,10 +87,7 @@ pub fn run(data: &Option<PathBuf>, args: PriorArgs) -> Result<ExitCode> {
     let file =
         PriorFile::new(&prior, command, train.iter().map(|(d, _)| d.name.to_string()).collect(), grid, cgrid, egrid);
     let json = serde_json::to_string_pretty(&file)? + "\n";
-    if let Some(parent) = args.out.parent().filter(|p| !p.as_os_str().is_empty()) {
-        std::fs::create_dir_all(parent).with_context(|| format!("creating {}", parent.display()))?;
-    }
-    write_atomic(&args.out, json.as_bytes()).with_context(|| format!("writing {}", args.out.display()))?;
+    output::write(&args.out, json.as_bytes())?;
     outln!("wrote {}", args.out.display());
     Ok(ExitCode::SUCCESS)
 }

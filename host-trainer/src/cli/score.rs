@@ -233,6 +233,9 @@ enum Msg {
 fn all(data: &Option<PathBuf>, out: &Path, args: &ScoreArgs) -> Result<ExitCode> {
     let started = Instant::now();
     let settings = args.method.settings()?;
+    for path in [out.to_path_buf(), table::sibling(out, ".json"), table::sibling(out, ".tf16")] {
+        host_trainer::output::prepare(&path)?;
+    }
     let map = NatsMap::load(&data_dir(data.as_deref())?)?;
     let sample = args.sample.map(|n| n as usize);
     let mut table = PartialTable::open(out, RunMeta::new(&settings, sample, args.sample_seed))?;
@@ -392,17 +395,18 @@ fn quantise_cmd(args: QuantiseArgs) -> Result<ExitCode> {
 
 /// `score report`: correlations of a table with the benchmark's accuracies.
 fn report_cmd(data: &Option<PathBuf>, args: ReportArgs) -> Result<ExitCode> {
+    let dir = args.out.clone().unwrap_or_else(|| args.table.parent().map(Path::to_path_buf).unwrap_or_default());
+    let dir = if dir.as_os_str().is_empty() { PathBuf::from(".") } else { dir };
+    let stem = args.table.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_else(|| "scores".into());
+    let (md_name, svg_name) = (format!("{stem}_report.md"), format!("{stem}_tf_vs_cifar10.svg"));
+    host_trainer::output::prepare_dir(&dir, &[&md_name, &svg_name])?;
     let rows = table::read_rows(&args.table)?;
     let acc = Accuracies::load(&data_dir(data.as_deref())?)?;
     let r = report::build(&rows, &acc).with_context(|| format!("{} has no rows", args.table.display()))?;
-    let dir = args.out.clone().unwrap_or_else(|| args.table.parent().map(Path::to_path_buf).unwrap_or_default());
-    std::fs::create_dir_all(if dir.as_os_str().is_empty() { Path::new(".") } else { &dir })
-        .with_context(|| format!("creating {}", dir.display()))?;
-    let stem = args.table.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_else(|| "scores".into());
     let md = report::markdown(&r, &command_line(), &args.table.display().to_string());
-    let md_path = dir.join(format!("{stem}_report.md"));
-    std::fs::write(&md_path, &md).with_context(|| format!("writing {}", md_path.display()))?;
-    let svg = dir.join(format!("{stem}_tf_vs_cifar10.svg"));
+    let md_path = dir.join(md_name);
+    host_trainer::output::write(&md_path, md.as_bytes())?;
+    let svg = dir.join(svg_name);
     let rho = r.correlations.iter().find(|c| c.metric.starts_with("TF")).and_then(|c| c.spearman[0]);
     report::scatter_svg(&rows, &acc, rho, &svg).map_err(|e| anyhow::anyhow!("plot {}: {e}", svg.display()))?;
     outln!("{md}");

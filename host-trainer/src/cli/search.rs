@@ -4,6 +4,14 @@
 //! constrained search measured no feasible cell (`result: null` in the JSON); 1 on an
 //! error (bad flags, unknown device, a table with NaN or non-positive latencies, a probe
 //! that failed or timed out), after writing everything measured so far to `--json`.
+//! `--json` and `--plot` are checked before the first probe (missing directories created;
+//! a directory, a read-only file or an unwritable place refused); a save that still fails
+//! at the end is reported after the pick is printed, with exit status 1.
+//!
+//! A record already at `--json OUT` is never replaced: without `--resume` the search is
+//! refused before anything is measured; with it, the record's strategy, objective, seed and
+//! budget must be the flags', its probes are replayed, and the file is rewritten only once
+//! the new record holds every probe of the old one.
 
 use super::NetArgs;
 use anyhow::{anyhow, bail, Context as _, Result};
@@ -13,9 +21,10 @@ use host_trainer::board::{qemu, BoardDevice, ProbePolicy, DEFAULT_BAUD};
 use host_trainer::data::{data_dir, NatsMap};
 use host_trainer::device::table::TableDevice;
 use host_trainer::device::{Clock, Device, DeviceSpec, HostDevice, Timing};
+use host_trainer::output;
 use host_trainer::score::ScoreTable;
 use host_trainer::search::controller::Controller;
-use host_trainer::search::json::{write_atomic, SearchJson};
+use host_trainer::search::json::SearchJson;
 use host_trainer::search::plot::{trajectories, Trajectory};
 use host_trainer::search::strategies::calibrated::PriorFile;
 use host_trainer::search::strategies::Policy;
@@ -23,6 +32,7 @@ use host_trainer::search::{search, Context, Event, Measured, Normaliser, Objecti
 use host_trainer::synth::lut::Lut;
 use host_trainer::synth::DeviceDistribution;
 use simnas_shared::Arch;
+use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Duration;
@@ -64,11 +74,15 @@ pub struct SearchArgs {
     /// Seed of every random choice.
     #[arg(long, default_value_t = 0)]
     seed: u64,
-    /// Write the probes and the pick as JSON (rewritten after every probe).
+    /// Write the probes and the pick as JSON (rewritten after every probe). An existing
+    /// record at OUT is never replaced: continue it with --resume, or remove it first.
     #[arg(long, value_name = "OUT")]
     json: Option<PathBuf>,
-    /// Continue an interrupted search: the probes already in --json OUT (made on the same
-    /// device) are replayed instead of measured again; cells without a record are measured.
+    /// Continue the search recorded in --json OUT: its probes (made on the same device) are
+    /// replayed instead of measured again, cells without a record are measured. The flags
+    /// must repeat the record's strategy, objective, seed and budget (another budget is
+    /// refused too: strategies plan with their budget, so it would not ask for the same
+    /// cells); nothing recorded is dropped.
     #[arg(long, requires = "json")]
     resume: bool,
     /// Write the trajectory (probes and pick in the latency-vs-proxy plane) as SVG.
@@ -226,8 +240,18 @@ pub fn run(data: &Option<PathBuf>, args: SearchArgs) -> Result<ExitCode> {
         (Some(s), _) => s,
     };
     let space = Space::from(args.inputs.space);
+    let cfg = SearchConfig { strategy, budget: args.budget, objective, seed: args.seed, space };
     // Everything the flags decide is checked before a device is opened or a probe spent.
-    SearchConfig { strategy, budget: args.budget, objective, seed: args.seed, space }.validate()?;
+    cfg.validate()?;
+    // Output paths are checked (parents created) before anything is measured, and what is
+    // at --json is continued or left alone.
+    for out in args.json.iter().chain(&args.plot) {
+        output::prepare(out)?;
+    }
+    let previous = match &args.json {
+        Some(out) => existing_record(out, args.resume, &cfg)?,
+        None => None,
+    };
     let (tf, score_map) = load_scores(&args.inputs.scores, space)?;
     let map = index_map(data, score_map);
     let prior = match strategy {
@@ -294,14 +318,18 @@ pub fn run(data: &Option<PathBuf>, args: SearchArgs) -> Result<ExitCode> {
         (None, None) => return Err(anyhow!("no device")),
     };
     let name = device.name();
-    let recorded = match (&args.json, args.resume) {
-        (Some(out), true) => recorded_probes(out, &name)?,
+    let recorded = match (&args.json, &previous) {
+        (Some(out), Some(rec)) => recorded_probes(out, rec, &name)?,
         _ => Vec::new(),
     };
     let had = recorded.len();
+    // Recorded cells not asked for again yet: the file is rewritten only when the new record
+    // holds every one of them, so nothing recorded is ever dropped.
+    let mut pending: HashSet<Arch> = recorded.iter().map(|&(a, _)| a).collect();
+    // A device or a FIFO at --json gets the final record only (each write adds to a stream).
+    let rewrite = args.json.as_deref().is_some_and(output::replaces);
     let mut replay = host_trainer::device::Replay::new(device, recorded);
     let device: &mut dyn Device = &mut replay;
-    let cfg = SearchConfig { strategy, budget: args.budget, objective, seed: args.seed, space };
     let ctx = Context {
         tf: &tf,
         prior: prior.as_ref(),
@@ -316,10 +344,14 @@ pub fn run(data: &Option<PathBuf>, args: SearchArgs) -> Result<ExitCode> {
     let mut probes: Vec<Measured> = Vec::new();
     let mut skipped: Vec<Arch> = Vec::new();
     let mut io_error: Option<anyhow::Error> = None;
+    // A failed rewrite after a probe is retried after the next one and at the end; it is an
+    // error only if the final write fails too.
+    let mut warned = false;
     let mut observe = |e: Event| {
         match e {
             Event::Probe(m) => {
                 probes.push(*m);
+                pending.remove(&m.arch);
                 let idx = index(m.arch).map(|i| i.to_string()).unwrap_or_else(|| "-".into());
                 let tfv = tf[m.arch.code().get() as usize];
                 if let Err(err) = print_row(m, tfv, &idx) {
@@ -331,10 +363,12 @@ pub fn run(data: &Option<PathBuf>, args: SearchArgs) -> Result<ExitCode> {
                 eprintln!("     (not in the table, no probe spent: {a})");
             }
         }
-        if let Some(out) = &args.json {
+        if let Some(out) = args.json.as_ref().filter(|_| rewrite && pending.is_empty()) {
             let rec = SearchJson::new(&name, &cfg, &probes, &skipped, None, None, &index);
-            if let Err(err) = write_atomic(out, &rec.to_bytes()) {
-                io_error.get_or_insert(anyhow!("writing {}: {err}", out.display()));
+            if let Err(err) = output::write(out, &rec.to_bytes()) {
+                if !std::mem::replace(&mut warned, true) {
+                    eprintln!("warning: {err} (tried again after every probe)");
+                }
             }
         }
     };
@@ -342,24 +376,41 @@ pub fn run(data: &Option<PathBuf>, args: SearchArgs) -> Result<ExitCode> {
     if had > 0 {
         eprintln!("resumed: {} of {had} recorded probes replayed, the rest measured", replay.replayed());
     }
+    // Saved before the verdict; a failure to save is reported after it, so the pick is on
+    // stdout even when the file could not be written.
+    let mut save_error: Option<anyhow::Error> = None;
     if let Some(out) = &args.json {
-        write_atomic(out, &SearchJson::of(&name, &cfg, &outcome, &index).to_bytes())
-            .with_context(|| format!("writing {}", out.display()))?;
+        if let Some(a) = pending.iter().next() {
+            save_error = Some(anyhow!(
+                "the resumed search did not ask again for {} of the {had} cells recorded in {} (one is {a}): the record is left as it was; this run's probes are the ones printed above",
+                pending.len(),
+                out.display()
+            ));
+        } else if let Err(err) = output::write(out, &SearchJson::of(&name, &cfg, &outcome, &index).to_bytes()) {
+            save_error = Some(err.into());
+        }
     }
     if let Some(svg) = &args.plot {
         let run = Trajectory { label: name.clone(), probes: &outcome.probes, pick: outcome.pick };
         let title = format!("{} on {name}: {} probes", cfg.strategy.name(), outcome.probes.len());
-        trajectories(&[run], &|a| tf[a.code().get() as usize], &title, svg)
-            .map_err(|e| anyhow!("writing {}: {e}", svg.display()))?;
+        if let Err(err) = trajectories(&[run], &|a| tf[a.code().get() as usize], &title, svg) {
+            save_error.get_or_insert(anyhow!(err));
+        }
     }
     if let Some(err) = io_error {
         return Err(err);
     }
     if let Some(err) = outcome.error {
-        let saved = args.json.as_ref().map(|p| format!(" ({} probes saved to {})", outcome.probes.len(), p.display()));
-        return Err(anyhow!(err)).context(format!("search stopped{}", saved.unwrap_or_default()));
+        return Err(match save_error {
+            Some(save) => save.context(format!("search stopped ({err}), and what it measured could not be saved")),
+            None => {
+                let saved =
+                    args.json.as_ref().map(|p| format!(" ({} probes saved to {})", outcome.probes.len(), p.display()));
+                anyhow!(err).context(format!("search stopped{}", saved.unwrap_or_default()))
+            }
+        });
     }
-    match outcome.pick {
+    let code = match outcome.pick {
         Some(p) => {
             let idx = index(p.arch).map(|i| format!(" | index {i}")).unwrap_or_default();
             let l = Normaliser::of(&outcome.probes)
@@ -376,7 +427,7 @@ pub fn run(data: &Option<PathBuf>, args: SearchArgs) -> Result<ExitCode> {
             if let Some(acc) = benchmark_accuracy(data, p.arch) {
                 outln!("      CIFAR-10 test accuracy {acc:.2}% (benchmark ground truth from --data, reported only: the search never reads it)");
             }
-            Ok(ExitCode::SUCCESS)
+            ExitCode::SUCCESS
         }
         None => {
             let why = match objective {
@@ -390,8 +441,12 @@ pub fn run(data: &Option<PathBuf>, args: SearchArgs) -> Result<ExitCode> {
             };
             outln!("{why}");
             eprintln!("{why}");
-            Ok(ExitCode::from(2))
+            ExitCode::from(2)
         }
+    };
+    match save_error {
+        Some(err) => Err(err),
+        None => Ok(code),
     }
 }
 
@@ -404,19 +459,71 @@ fn benchmark_accuracy(data: &Option<PathBuf>, arch: Arch) -> Option<f64> {
     acc.get(usize::from(arch.code().get())).copied().flatten()
 }
 
-/// The probes of an earlier run's JSON, if it exists and was made on this device.
-fn recorded_probes(path: &Path, device: &str) -> Result<Vec<(Arch, f64)>> {
-    if !path.exists() {
-        return Ok(Vec::new());
+/// The record at `path` to continue: `None` when there is nothing to keep (no file, an
+/// empty one, a device or a FIFO). A record without `resume`, or one made with other
+/// settings than `cfg`, is refused: replacing it would lose what it measured.
+fn existing_record(path: &Path, resume: bool, cfg: &SearchConfig) -> Result<Option<SearchJson>> {
+    match std::fs::metadata(path) {
+        Ok(m) if m.is_file() && m.len() > 0 => {}
+        _ => return Ok(None),
     }
     let bytes = host_trainer::data::read_capped(path, host_trainer::data::MAX_READ_BYTES)
-        .with_context(|| format!("reading {} to resume", path.display()))?;
-    let rec: SearchJson = serde_json::from_slice(&bytes).with_context(|| {
-        format!("{} is not a search record to resume from (delete it, or drop --resume)", path.display())
+        .with_context(|| format!("reading {}", path.display()))?;
+    let parsed = serde_json::from_slice::<SearchJson>(&bytes);
+    if !resume {
+        match parsed {
+            Ok(r) => bail!(
+                "{} holds a search record ({} probes, {} on {}): pass --resume to continue it, or remove it or choose another --json path to start a new search",
+                path.display(),
+                r.probes.len(),
+                r.strategy,
+                r.device
+            ),
+            Err(_) => bail!(
+                "{} already exists and is not a search record: remove it or choose another --json path",
+                path.display()
+            ),
+        }
+    }
+    let rec = parsed.with_context(|| {
+        format!("{} is not a search record to resume from (remove it, or choose another --json path)", path.display())
     })?;
+    let refuse = |recorded: String, asked: String, why: &str| {
+        anyhow!(
+            "{} was recorded with {recorded}, this run asks for {asked}: a search is resumed with the settings it was recorded with{why} (pass {recorded}, or choose another --json path for a new search)",
+            path.display()
+        )
+    };
+    let flag = |o: &Objective| match *o {
+        Objective::Weighted { weight } => format!("--weight {weight}"),
+        Objective::Constraint { max_latency_ms } => format!("--max-latency-ms {max_latency_ms}"),
+    };
+    if rec.strategy != cfg.strategy.name() {
+        let asked = format!("--strategy {}", cfg.strategy.name());
+        return Err(refuse(format!("--strategy {}", rec.strategy), asked, ""));
+    }
+    if rec.objective != cfg.objective {
+        return Err(refuse(flag(&rec.objective), flag(&cfg.objective), ""));
+    }
+    let recorded_space = rec.space.as_deref().unwrap_or("raw");
+    if recorded_space != cfg.space.name() {
+        return Err(refuse(format!("--space {recorded_space}"), format!("--space {}", cfg.space.name()), ""));
+    }
+    if let Some(seed) = rec.seed.filter(|&s| s != cfg.seed) {
+        return Err(refuse(format!("--seed {seed}"), format!("--seed {}", cfg.seed), ""));
+    }
+    if rec.budget != cfg.budget {
+        let why = " (a strategy plans with its budget: another one would not ask for the recorded cells)";
+        return Err(refuse(format!("--budget {}", rec.budget), format!("--budget {}", cfg.budget), why));
+    }
+    Ok(Some(rec))
+}
+
+/// The probes of the record at `path`, if it was made on this device.
+fn recorded_probes(path: &Path, rec: &SearchJson, device: &str) -> Result<Vec<(Arch, f64)>> {
     if rec.device != device {
         bail!(
-            "{} was measured on {:?}, not on {device:?}: its probes cannot be reused (delete it, or drop --resume)",
+            "{} was measured on {:?}, not on {device:?}: its probes cannot be reused (choose another --json path for a search on this device)",
             path.display(),
             rec.device
         );

@@ -4,7 +4,7 @@
 //!
 //! Every `--checkpoint-every` updates the run's state goes to `<out>/checkpoint`
 //! ([`host_trainer::rl::checkpoint`]); a rerun with the same flags resumes from it, and a
-//! finished run removes it. Output files are written atomically (temporary file, rename).
+//! finished run removes it. Output files are written by [`host_trainer::output::write`].
 
 use super::devices::command_line;
 use anyhow::{Context, Result};
@@ -12,12 +12,12 @@ use clap::{Args, ValueEnum};
 use host_trainer::data::{data_dir, NatsMap};
 use host_trainer::latency::registry::{split, Split};
 use host_trainer::latency::{InvalidPolicy, LatencyTable};
+use host_trainer::output;
 use host_trainer::rl::env::DeviceLatency;
 use host_trainer::rl::net::ActorCritic;
 use host_trainer::rl::train::{train_resumable, TrainConfig};
 use host_trainer::rl::{checkpoint, eval, export, plot, StandInProxy, TfTable};
 use host_trainer::score::ScoreTable;
-use host_trainer::search::json::write_atomic;
 use host_trainer::synth::{DeviceDistribution, SynthPreset};
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -88,6 +88,7 @@ pub fn run(data: &Option<PathBuf>, args: TrainArgs) -> Result<ExitCode> {
         cfg.env.weight = w;
     }
     anyhow::ensure!(cfg.total_steps > 0, "--steps must be positive");
+    output::prepare_dir(&args.out, &["policy.safetensors", "curves.csv", "curves.svg", "train.json", "evidence.md"])?;
     let dist = match &args.dist {
         Some(p) => DeviceDistribution::load(p)?,
         None => DeviceDistribution::embedded(),
@@ -116,7 +117,6 @@ pub fn run(data: &Option<PathBuf>, args: TrainArgs) -> Result<ExitCode> {
             .ok()
             .map(|t| t.values().iter().map(|v| v.unwrap_or(f64::NAN) as f32).collect())
     });
-    std::fs::create_dir_all(&args.out).with_context(|| format!("creating {}", args.out.display()))?;
     let bar =
         if args.quiet { indicatif::ProgressBar::hidden() } else { indicatif::ProgressBar::new(cfg.total_steps as u64) };
     bar.set_style(
@@ -157,9 +157,8 @@ pub fn run(data: &Option<PathBuf>, args: TrainArgs) -> Result<ExitCode> {
     ];
     let bytes = export::policy_bytes(&net, &meta)?;
     let out = |name: &str| args.out.join(name);
-    write_atomic(&out("policy.safetensors"), &bytes)
-        .with_context(|| format!("writing {}", out("policy.safetensors").display()))?;
-    write_atomic(&out("curves.csv"), plot::csv(&curves)?.as_bytes()).context("writing curves.csv")?;
+    output::write(&out("policy.safetensors"), &bytes)?;
+    output::write(&out("curves.csv"), plot::csv(&curves)?.as_bytes())?;
     plot::figure5(&curves, &args.out.join("curves.svg")).map_err(|e| anyhow::anyhow!("plot: {e}"))?;
     let summary = serde_json::json!({
         "command": command, "config": cfg, "seconds": secs,
@@ -167,8 +166,7 @@ pub fn run(data: &Option<PathBuf>, args: TrainArgs) -> Result<ExitCode> {
         "actor_parameters": net.actor_parameters(), "policy_bytes": bytes.len(),
         "tf_source": tf.source,
     });
-    write_atomic(&out("train.json"), serde_json::to_string_pretty(&summary)?.as_bytes())
-        .context("writing train.json")?;
+    output::write(&out("train.json"), serde_json::to_string_pretty(&summary)?.as_bytes())?;
     // The outputs are complete: the checkpoint has done its job.
     if ck_dir.exists() {
         std::fs::remove_dir_all(&ck_dir).with_context(|| format!("removing {}", ck_dir.display()))?;
@@ -197,7 +195,7 @@ pub fn run(data: &Option<PathBuf>, args: TrainArgs) -> Result<ExitCode> {
             tf.source,
             eval::markdown(&rows)
         );
-        write_atomic(&out("evidence.md"), md.as_bytes()).context("writing evidence.md")?;
+        output::write(&out("evidence.md"), md.as_bytes())?;
         outln!("{md}");
     } else {
         outln!("no benchmark data (--data / SIMNAS_DATA): learning-evidence report skipped");

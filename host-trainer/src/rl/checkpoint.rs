@@ -14,7 +14,7 @@
 
 use super::net::ActorCritic;
 use super::train::{CurveRow, Resume};
-use crate::search::json::write_atomic;
+use crate::output::{self, OutputError};
 use std::path::{Path, PathBuf};
 
 /// Version of `state.json`.
@@ -59,7 +59,7 @@ pub enum CheckpointError {
         /// What differs.
         what: &'static str,
     },
-    /// The weights could not be written.
+    /// The weights could not be read off the network.
     #[error("saving the weights to {path}: {source}")]
     Weights {
         /// The file.
@@ -67,6 +67,9 @@ pub enum CheckpointError {
         /// Why.
         source: candle_core::Error,
     },
+    /// A checkpoint file could not be written.
+    #[error(transparent)]
+    Output(#[from] OutputError),
 }
 
 /// Save the run's state after `steps` steps into `dir` (created if needed).
@@ -78,17 +81,17 @@ pub fn save(
     curves: &[CurveRow],
     net: &ActorCritic,
 ) -> Result<(), CheckpointError> {
-    let io = |path: &Path| {
-        let path = path.to_path_buf();
-        move |source| CheckpointError::Io { path, source }
-    };
-    std::fs::create_dir_all(dir).map_err(io(dir))?;
+    output::prepare_dir(dir, &[])?;
     let weights = format!("weights-{steps}.safetensors");
     let final_path = dir.join(&weights);
-    let tmp = dir.join(format!("{weights}.tmp"));
-    net.varmap.save(&tmp).map_err(|source| CheckpointError::Weights { path: tmp.clone(), source })?;
-    std::fs::File::open(&tmp).and_then(|f| f.sync_all()).map_err(io(&tmp))?;
-    std::fs::rename(&tmp, &final_path).map_err(io(&final_path))?;
+    // Every parameter (actor and critic), in the safetensors layout `VarMap::load` reads.
+    let tensors = net
+        .named_vars()
+        .into_iter()
+        .map(|(n, v)| Ok((n, v.dims().to_vec(), v.flatten_all()?.to_vec1::<f32>()?)))
+        .collect::<candle_core::Result<Vec<_>>>()
+        .map_err(|source| CheckpointError::Weights { path: final_path.clone(), source })?;
+    output::write(&final_path, &super::export::to_bytes(&tensors, &Default::default()))?;
     let state = State {
         format_version: CHECKPOINT_VERSION,
         config: config.to_string(),
@@ -100,7 +103,7 @@ pub fn save(
     let path = dir.join(STATE);
     let bytes = serde_json::to_vec(&state)
         .map_err(|e| CheckpointError::Malformed { path: path.clone(), msg: e.to_string() })?;
-    write_atomic(&path, &bytes).map_err(io(&path))?;
+    output::write(&path, &bytes)?;
     // Older weights are no longer named by the state: remove them.
     if let Ok(entries) = std::fs::read_dir(dir) {
         for e in entries.flatten() {
@@ -142,4 +145,30 @@ pub fn load(dir: &Path, config: &str, tf_source: &str) -> Result<Option<Resume>,
         return Err(bad(format!("its weights file {} is missing", weights.display())));
     }
     Ok(Some(Resume { steps: state.steps, curves: state.curves, weights }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::rl::net::NetConfig;
+
+    #[test]
+    fn saved_weights_load_back_bit_for_bit() {
+        let dir = std::env::temp_dir().join(format!("simnas-checkpoint-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let net = ActorCritic::new(NetConfig::default(), 7).unwrap();
+        save(&dir, "{}", "stand-in", 64, &[], &net).unwrap();
+        let r = load(&dir, "{}", "stand-in").unwrap().expect("a checkpoint");
+        assert_eq!(r.steps, 64);
+        let mut back = ActorCritic::new(NetConfig::default(), 8).unwrap();
+        back.varmap.load(&r.weights).unwrap();
+        let all = |n: &ActorCritic| {
+            n.named_vars()
+                .into_iter()
+                .map(|(k, v)| (k, v.flatten_all().unwrap().to_vec1::<f32>().unwrap()))
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(all(&back), all(&net), "actor and critic restored");
+        let _ = std::fs::remove_dir_all(&dir);
+    }
 }

@@ -17,37 +17,38 @@ pub fn csv(rows: &[CurveRow]) -> Result<String, csv::Error> {
 /// ground-truth accuracy of the final cell, the reference network's latency, the return.
 pub fn figure5(rows: &[CurveRow], path: &Path) -> Result<(), String> {
     use plotters::prelude::*;
-    let root = SVGBackend::new(path, (1200, 700)).into_drawing_area();
-    root.fill(&WHITE).map_err(|e| e.to_string())?;
-    let panels = root.split_evenly((2, 3));
-    type Get = fn(&CurveRow) -> f64;
-    let specs: [(&str, Get); 6] = [
-        ("TF of the final cell", |r| r.final_tf),
-        ("normalised latency of the final cell", |r| r.final_latency),
-        ("latency percentile on the device", |r| r.final_percentile),
-        ("CIFAR-10 test accuracy (plot only)", |r| r.final_accuracy),
-        ("latency of the reference network", |r| r.reference_latency),
-        ("episode return", |r| r.episode_return),
-    ];
-    let x_max = rows.last().map_or(1.0, |r| r.steps as f64).max(1.0);
-    for (area, (title, get)) in panels.iter().zip(specs) {
-        let pts: Vec<(f64, f64)> = rows
-            .iter()
-            .filter(|r| r.episodes > 0)
-            .map(|r| (r.steps as f64, get(r)))
-            .filter(|p| p.1.is_finite())
-            .collect();
-        let (lo, hi) = pts.iter().fold((f64::INFINITY, f64::NEG_INFINITY), |(l, h), p| (l.min(p.1), h.max(p.1)));
-        let (lo, hi) = if lo.is_finite() && hi > lo { (lo, hi + (hi - lo) * 0.05) } else { (0.0, 1.0) };
-        let mut chart = ChartBuilder::on(area)
-            .caption(title, ("sans-serif", 16))
-            .margin(8)
-            .x_label_area_size(28)
-            .y_label_area_size(48)
-            .build_cartesian_2d(0.0..x_max, lo..hi)
-            .map_err(|e| e.to_string())?;
-        chart.configure_mesh().x_labels(5).y_labels(5).x_desc("steps").draw().map_err(|e| e.to_string())?;
-        chart.draw_series(LineSeries::new(pts, BLUE.stroke_width(1))).map_err(|e| e.to_string())?;
-    }
-    root.present().map_err(|e| e.to_string())
+    crate::output::write_svg(path, (1200, 700), |root| {
+        root.fill(&WHITE).map_err(|e| e.to_string())?;
+        let panels = root.split_evenly((2, 3));
+        type Get = fn(&CurveRow) -> f64;
+        let specs: [(&str, Get); 6] = [
+            ("TF of the final cell", |r| r.final_tf),
+            ("normalised latency of the final cell", |r| r.final_latency),
+            ("latency percentile on the device", |r| r.final_percentile),
+            ("CIFAR-10 test accuracy (plot only)", |r| r.final_accuracy),
+            ("latency of the reference network", |r| r.reference_latency),
+            ("episode return", |r| r.episode_return),
+        ];
+        let x_max = rows.last().map_or(1.0, |r| r.steps as f64).max(1.0);
+        for (area, (title, get)) in panels.iter().zip(specs) {
+            let pts: Vec<(f64, f64)> = rows
+                .iter()
+                .filter(|r| r.episodes > 0)
+                .map(|r| (r.steps as f64, get(r)))
+                .filter(|p| p.1.is_finite())
+                .collect();
+            let (lo, hi) = pts.iter().fold((f64::INFINITY, f64::NEG_INFINITY), |(l, h), p| (l.min(p.1), h.max(p.1)));
+            let (lo, hi) = if lo.is_finite() && hi > lo { (lo, hi + (hi - lo) * 0.05) } else { (0.0, 1.0) };
+            let mut chart = ChartBuilder::on(area)
+                .caption(title, ("sans-serif", 16))
+                .margin(8)
+                .x_label_area_size(28)
+                .y_label_area_size(48)
+                .build_cartesian_2d(0.0..x_max, lo..hi)
+                .map_err(|e| e.to_string())?;
+            chart.configure_mesh().x_labels(5).y_labels(5).x_desc("steps").draw().map_err(|e| e.to_string())?;
+            chart.draw_series(LineSeries::new(pts, BLUE.stroke_width(1))).map_err(|e| e.to_string())?;
+        }
+        root.present().map_err(|e| e.to_string())
+    })
 }

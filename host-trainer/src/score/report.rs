@@ -195,31 +195,32 @@ pub fn markdown(r: &Report, command: &str, table: &str) -> String {
 pub fn scatter_svg(rows: &[ScoreRow], acc: &Accuracies, rho: Option<f64>, path: &Path) -> Result<(), String> {
     use plotters::prelude::*;
     let ranges = Ranges::of(rows).ok_or("empty table")?;
-    let root = SVGBackend::new(path, (900, 640)).into_drawing_area();
-    root.fill(&WHITE).map_err(|e| e.to_string())?;
-    let caption = format!("TF vs CIFAR-10 test accuracy ({} cells, Spearman {})", rows.len(), fmt(rho));
-    let mut chart = ChartBuilder::on(&root)
-        .caption(caption, ("sans-serif", 20))
-        .margin(14)
-        .x_label_area_size(40)
-        .y_label_area_size(50)
-        .build_cartesian_2d(0f64..1f64, 0f64..100f64)
-        .map_err(|e| e.to_string())?;
-    chart
-        .configure_mesh()
-        .x_desc("TF (mean of min-max normalised NASWOT, LogSynflow, SkipScore)")
-        .y_desc("CIFAR-10 test accuracy (%)")
-        .draw()
-        .map_err(|e| e.to_string())?;
-    let points = rows.iter().map(|r| {
-        let tf = (normalise(r.naswot, ranges.naswot)
-            + normalise(r.logsynflow, ranges.logsynflow)
-            + normalise(r.skip, ranges.skip))
-            / 3.0;
-        Circle::new((tf, acc.acc[0][r.index.get() as usize]), 1, BLUE.mix(0.35).filled())
-    });
-    chart.draw_series(points).map_err(|e| e.to_string())?;
-    root.present().map_err(|e| e.to_string())
+    crate::output::write_svg(path, (900, 640), |root| {
+        root.fill(&WHITE).map_err(|e| e.to_string())?;
+        let caption = format!("TF vs CIFAR-10 test accuracy ({} cells, Spearman {})", rows.len(), fmt(rho));
+        let mut chart = ChartBuilder::on(&root)
+            .caption(caption, ("sans-serif", 20))
+            .margin(14)
+            .x_label_area_size(40)
+            .y_label_area_size(50)
+            .build_cartesian_2d(0f64..1f64, 0f64..100f64)
+            .map_err(|e| e.to_string())?;
+        chart
+            .configure_mesh()
+            .x_desc("TF (mean of min-max normalised NASWOT, LogSynflow, SkipScore)")
+            .y_desc("CIFAR-10 test accuracy (%)")
+            .draw()
+            .map_err(|e| e.to_string())?;
+        let points = rows.iter().map(|r| {
+            let tf = (normalise(r.naswot, ranges.naswot)
+                + normalise(r.logsynflow, ranges.logsynflow)
+                + normalise(r.skip, ranges.skip))
+                / 3.0;
+            Circle::new((tf, acc.acc[0][r.index.get() as usize]), 1, BLUE.mix(0.35).filled())
+        });
+        chart.draw_series(points).map_err(|e| e.to_string())?;
+        root.present().map_err(|e| e.to_string())
+    })
 }
 
 #[cfg(test)]

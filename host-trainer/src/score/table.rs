@@ -6,8 +6,8 @@
 //! A run appends finished rows to `<out>.partial` (flushed row by row, any order), with
 //! its settings in `<out>.partial.json`. A rerun with the same settings keeps those rows and
 //! scores the rest; a last line cut short by a kill is detected (no final newline) and
-//! dropped. When every cell is scored, [`PartialTable::finish`] writes the sorted table to a
-//! temporary file and renames it to `<out>` (so `<out>` is never half-written), writes the
+//! dropped. When every cell is scored, [`PartialTable::finish`] writes the sorted table with
+//! [`crate::output::write`] (temporary file, rename: `<out>` is never half-written), writes the
 //! sidecar `<out stem>.json` the same way, and, for the whole space, the quantised table
 //! `<out stem>.tf16` ([`super::quant`]).
 //!
@@ -82,6 +82,9 @@ pub enum TableError {
     /// The table has no row for a cell.
     #[error("no score for cell {0}")]
     MissingCell(String),
+    /// An output file could not be written.
+    #[error(transparent)]
+    Output(#[from] crate::output::OutputError),
 }
 
 /// Result of this module.
@@ -491,15 +494,6 @@ fn with_suffix(path: &Path, suffix: &str) -> PathBuf {
     PathBuf::from(s)
 }
 
-/// Write `bytes` to `path` through a temporary file and a rename.
-pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
-    let tmp = with_suffix(path, ".tmp");
-    let mut f = std::fs::File::create(&tmp).map_err(io_err(&tmp))?;
-    f.write_all(bytes).and_then(|()| f.sync_all()).map_err(io_err(&tmp))?;
-    drop(f);
-    std::fs::rename(&tmp, path).map_err(io_err(path))
-}
-
 impl PartialTable {
     /// Open (or start) the partial file of `out` for a run described by `meta`. Rows already
     /// there are kept (a truncated last line is dropped from the file); a partial file of
@@ -534,7 +528,7 @@ impl PartialTable {
             if let Some(dir) = out.parent().filter(|d| !d.as_os_str().is_empty()) {
                 std::fs::create_dir_all(dir).map_err(io_err(dir))?;
             }
-            std::fs::write(&partial, format!("{}\n", HEADER.join(","))).map_err(io_err(&partial))?;
+            crate::output::write(&partial, format!("{}\n", HEADER.join(",")).as_bytes())?;
         }
         let file = std::fs::OpenOptions::new().append(true).open(&partial).map_err(io_err(&partial))?;
         let t = PartialTable { out: out.to_path_buf(), partial, meta_path, file, rows, meta };
@@ -574,7 +568,7 @@ impl PartialTable {
 
     fn save_meta(&self) -> Result<()> {
         let text = serde_json::to_string_pretty(&self.meta).unwrap_or_default();
-        write_atomic(&self.meta_path, text.as_bytes())
+        Ok(crate::output::write(&self.meta_path, text.as_bytes())?)
     }
 
     /// Write the finished table (sorted by index, degenerate NASWOT floored) to `out`
@@ -600,7 +594,7 @@ impl PartialTable {
         for r in &full {
             csv += &format!("{},{},{},{},{}\n", r.index, r.arch, r.naswot, r.logsynflow, r.skip);
         }
-        write_atomic(&self.out, csv.as_bytes())?;
+        crate::output::write(&self.out, csv.as_bytes())?;
         let ranges =
             Ranges::of(&full).unwrap_or(Ranges { naswot: (0.0, 0.0), logsynflow: (0.0, 0.0), skip: (0.0, 0.0) });
         let sidecar = Sidecar {
@@ -626,7 +620,7 @@ impl PartialTable {
             threads,
         };
         let side = serde_json::to_string_pretty(&sidecar).unwrap_or_default();
-        write_atomic(&sibling(&self.out, ".json"), side.as_bytes())?;
+        crate::output::write(&sibling(&self.out, ".json"), side.as_bytes())?;
         if full.len() == NUM_ARCHS {
             let meta = QuantMeta {
                 seed: self.meta.seed,
@@ -650,8 +644,8 @@ pub fn write_quantised(table: &ScoreTable, csv: &Path, meta: QuantMeta) -> Resul
     let raw = ScoreTable { executed: false, ..table.clone() };
     let exec = table.executed();
     let paths = [sibling(csv, ".tf16"), sibling(csv, "_raw.tf16")];
-    write_atomic(&paths[0], &quant::encode(&exec, QuantMeta { executed: true, ..meta }))?;
-    write_atomic(&paths[1], &quant::encode(&raw, QuantMeta { executed: false, ..meta }))?;
+    crate::output::write(&paths[0], &quant::encode(&exec, QuantMeta { executed: true, ..meta }))?;
+    crate::output::write(&paths[1], &quant::encode(&raw, QuantMeta { executed: false, ..meta }))?;
     Ok(paths)
 }
 
@@ -706,7 +700,7 @@ fn read_partial(path: &Path) -> Result<Vec<PartialRow>> {
     }
     if keep == 0 {
         // Even the header was cut: start over.
-        std::fs::write(path, format!("{}\n", HEADER.join(","))).map_err(io_err(path))?;
+        crate::output::write(path, format!("{}\n", HEADER.join(",")).as_bytes())?;
     }
     Ok(rows)
 }

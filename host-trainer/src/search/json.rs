@@ -1,12 +1,14 @@
 //! The JSON record of a search (`simnas search --json OUT`), written atomically.
 //!
 //! ```text
-//! {"device": str, "strategy": str, "budget": int,
+//! {"device": str, "strategy": str, "budget": int, "seed": int,
 //!  "objective": {"kind": "weighted", "weight": f} | {"kind": "constraint", "max_latency_ms": f},
+//!  "space": "executed" | "raw",
 //!  "probes": [{"step": int, "arch": str, "index": int, "latency_ms": f}],
 //!  "result": {"arch": str, "index": int, "latency_ms": f, "tf": f}}
 //! ```
 //!
+//! * `seed` is absent only in records written before it was recorded.
 //! * `index` is the NATS-Bench index; it is `null` only when no index map was available
 //!   (no `--data` directory and a score table without indices).
 //! * `result` is `null` when there is no pick: constrained, no measured cell satisfied the
@@ -15,12 +17,12 @@
 //!   device had no measurement of; no budget was spent on them) and `"error"` (why the
 //!   search stopped early; `probes` then holds everything measured until then).
 //!
-//! The file is rewritten after every probe (temporary file, then rename), so an
-//! interrupted search still leaves a complete record of what it measured.
+//! The file is rewritten after every probe through [`crate::output::write`] (temporary
+//! file, sync, rename), so an interrupted search still leaves a complete record of what it
+//! measured.
 
 use super::{Measured, Objective, Pick, SearchConfig, SearchOutcome};
 use simnas_shared::Arch;
-use std::path::Path;
 
 /// One probe.
 #[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
@@ -57,8 +59,15 @@ pub struct SearchJson {
     pub strategy: String,
     /// Probe budget.
     pub budget: usize,
+    /// Seed of the search (`None` in records written before it was recorded).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub seed: Option<u64>,
     /// The objective.
     pub objective: Objective,
+    /// The search space (`executed` or `raw`; `None` in records written before spaces
+    /// existed, which searched the raw cells).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub space: Option<String>,
     /// Probes in order.
     pub probes: Vec<ProbeJson>,
     /// The pick, or `null`.
@@ -86,7 +95,9 @@ impl SearchJson {
             device: device.into(),
             strategy: cfg.strategy.name().into(),
             budget: cfg.budget,
+            seed: Some(cfg.seed),
             objective: cfg.objective,
+            space: Some(cfg.space.name().into()),
             probes: probes
                 .iter()
                 .map(|p| ProbeJson {
@@ -124,20 +135,4 @@ impl SearchJson {
         v.push(b'\n');
         v
     }
-}
-
-/// Write `bytes` to `path` through a temporary file in the same directory and a rename, so
-/// `path` is either the old or the new content, never half-written.
-pub fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    use std::io::Write;
-    let mut tmp = path.as_os_str().to_owned();
-    tmp.push(".tmp");
-    let tmp = std::path::PathBuf::from(tmp);
-    let mut f = std::fs::File::create(&tmp)?;
-    f.write_all(bytes)?;
-    // On disk before the rename makes it visible: a crash leaves the old file or the new
-    // one, never a torn one.
-    f.sync_all()?;
-    drop(f);
-    std::fs::rename(&tmp, path)
 }

@@ -44,79 +44,81 @@ pub fn trajectories(
     title: &str,
     path: &Path,
 ) -> Result<(), String> {
-    let root = SVGBackend::new(path, (900, 640)).into_drawing_area();
-    root.fill(&WHITE).map_err(e)?;
-    let mut chart = ChartBuilder::on(&root)
-        .caption(title, ("sans-serif", 18))
-        .margin(14)
-        .x_label_area_size(40)
-        .y_label_area_size(52)
-        .build_cartesian_2d(-0.05f64..1.05f64, 0.0f64..1.0f64)
-        .map_err(e)?;
-    chart
-        .configure_mesh()
-        .x_desc("latency, normalised between the all-skip and all-conv3x3 probes of each device")
-        .y_desc("proxy score TF")
-        .draw()
-        .map_err(e)?;
-    for (k, run) in runs.iter().enumerate() {
-        let c = COLORS[k % COLORS.len()];
-        let norm = Normaliser::of(run.probes);
-        let xy = |ms: f64, a| (norm.map_or(0.5, |n| (ms - n.lo) / (n.hi - n.lo)).clamp(-0.05, 1.05), tf_of(a));
-        let pts: Vec<(f64, f64)> = run.probes.iter().map(|p| xy(p.latency_ms, p.arch)).collect();
-        chart.draw_series(LineSeries::new(pts.clone(), c.mix(0.35).stroke_width(1))).map_err(e)?;
+    crate::output::write_svg(path, (900, 640), |root| {
+        root.fill(&WHITE).map_err(e)?;
+        let mut chart = ChartBuilder::on(&root)
+            .caption(title, ("sans-serif", 18))
+            .margin(14)
+            .x_label_area_size(40)
+            .y_label_area_size(52)
+            .build_cartesian_2d(-0.05f64..1.05f64, 0.0f64..1.0f64)
+            .map_err(e)?;
         chart
-            .draw_series(pts.iter().map(|&p| Circle::new(p, 3, c.filled())))
-            .map_err(e)?
-            .label(run.label.clone())
-            .legend(move |(x, y)| Circle::new((x, y), 4, c.filled()));
-        if let Some(p) = run.pick {
-            chart.draw_series([Circle::new(xy(p.latency_ms, p.arch), 9, c.stroke_width(3))]).map_err(e)?;
+            .configure_mesh()
+            .x_desc("latency, normalised between the all-skip and all-conv3x3 probes of each device")
+            .y_desc("proxy score TF")
+            .draw()
+            .map_err(e)?;
+        for (k, run) in runs.iter().enumerate() {
+            let c = COLORS[k % COLORS.len()];
+            let norm = Normaliser::of(run.probes);
+            let xy = |ms: f64, a| (norm.map_or(0.5, |n| (ms - n.lo) / (n.hi - n.lo)).clamp(-0.05, 1.05), tf_of(a));
+            let pts: Vec<(f64, f64)> = run.probes.iter().map(|p| xy(p.latency_ms, p.arch)).collect();
+            chart.draw_series(LineSeries::new(pts.clone(), c.mix(0.35).stroke_width(1))).map_err(e)?;
+            chart
+                .draw_series(pts.iter().map(|&p| Circle::new(p, 3, c.filled())))
+                .map_err(e)?
+                .label(run.label.clone())
+                .legend(move |(x, y)| Circle::new((x, y), 4, c.filled()));
+            if let Some(p) = run.pick {
+                chart.draw_series([Circle::new(xy(p.latency_ms, p.arch), 9, c.stroke_width(3))]).map_err(e)?;
+            }
         }
-    }
-    chart
-        .configure_series_labels()
-        .background_style(WHITE.mix(0.85))
-        .border_style(BLACK)
-        .position(SeriesLabelPosition::LowerRight)
-        .draw()
-        .map_err(e)?;
-    root.present().map_err(e)
+        chart
+            .configure_series_labels()
+            .background_style(WHITE.mix(0.85))
+            .border_style(BLACK)
+            .position(SeriesLabelPosition::LowerRight)
+            .draw()
+            .map_err(e)?;
+        root.present().map_err(e)
+    })
 }
 
 /// Mean fitness against budget: `series` = (strategy, [(budget, mean fitness)]).
 pub fn fitness_vs_budget(series: &[(String, Vec<(usize, f64)>)], title: &str, path: &Path) -> Result<(), String> {
-    let root = SVGBackend::new(path, (820, 560)).into_drawing_area();
-    root.fill(&WHITE).map_err(e)?;
-    let xs = series.iter().flat_map(|s| s.1.iter().map(|p| p.0 as f64));
-    let (x0, x1) = xs.fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), v| (a.min(v), b.max(v)));
-    let (x0, x1) = if x0.is_finite() { (x0 - 0.5, x1 + 0.5) } else { (0.0, 1.0) };
-    let y0 = series.iter().flat_map(|s| s.1.iter().map(|p| p.1)).filter(|v| v.is_finite()).fold(1.0f64, f64::min);
-    let y0 = (y0 - 0.02).clamp(0.0, 0.98);
-    let mut chart = ChartBuilder::on(&root)
-        .caption(title, ("sans-serif", 18))
-        .margin(14)
-        .x_label_area_size(40)
-        .y_label_area_size(56)
-        .build_cartesian_2d(x0..x1, y0..1.005f64)
-        .map_err(e)?;
-    chart.configure_mesh().x_desc("probe budget").y_desc("fitness / oracle fitness").draw().map_err(e)?;
-    for (k, (name, pts)) in series.iter().enumerate() {
-        let c = COLORS[k % COLORS.len()];
-        let pts: Vec<(f64, f64)> = pts.iter().map(|&(b, f)| (b as f64, f)).collect();
-        chart.draw_series(LineSeries::new(pts.clone(), c.stroke_width(2))).map_err(e)?;
+    crate::output::write_svg(path, (820, 560), |root| {
+        root.fill(&WHITE).map_err(e)?;
+        let xs = series.iter().flat_map(|s| s.1.iter().map(|p| p.0 as f64));
+        let (x0, x1) = xs.fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), v| (a.min(v), b.max(v)));
+        let (x0, x1) = if x0.is_finite() { (x0 - 0.5, x1 + 0.5) } else { (0.0, 1.0) };
+        let y0 = series.iter().flat_map(|s| s.1.iter().map(|p| p.1)).filter(|v| v.is_finite()).fold(1.0f64, f64::min);
+        let y0 = (y0 - 0.02).clamp(0.0, 0.98);
+        let mut chart = ChartBuilder::on(&root)
+            .caption(title, ("sans-serif", 18))
+            .margin(14)
+            .x_label_area_size(40)
+            .y_label_area_size(56)
+            .build_cartesian_2d(x0..x1, y0..1.005f64)
+            .map_err(e)?;
+        chart.configure_mesh().x_desc("probe budget").y_desc("fitness / oracle fitness").draw().map_err(e)?;
+        for (k, (name, pts)) in series.iter().enumerate() {
+            let c = COLORS[k % COLORS.len()];
+            let pts: Vec<(f64, f64)> = pts.iter().map(|&(b, f)| (b as f64, f)).collect();
+            chart.draw_series(LineSeries::new(pts.clone(), c.stroke_width(2))).map_err(e)?;
+            chart
+                .draw_series(pts.iter().map(|&p| Circle::new(p, 4, c.filled())))
+                .map_err(e)?
+                .label(name.clone())
+                .legend(move |(x, y)| Circle::new((x, y), 4, c.filled()));
+        }
         chart
-            .draw_series(pts.iter().map(|&p| Circle::new(p, 4, c.filled())))
-            .map_err(e)?
-            .label(name.clone())
-            .legend(move |(x, y)| Circle::new((x, y), 4, c.filled()));
-    }
-    chart
-        .configure_series_labels()
-        .background_style(WHITE.mix(0.85))
-        .border_style(BLACK)
-        .position(SeriesLabelPosition::LowerRight)
-        .draw()
-        .map_err(e)?;
-    root.present().map_err(e)
+            .configure_series_labels()
+            .background_style(WHITE.mix(0.85))
+            .border_style(BLACK)
+            .position(SeriesLabelPosition::LowerRight)
+            .draw()
+            .map_err(e)?;
+        root.present().map_err(e)
+    })
 }

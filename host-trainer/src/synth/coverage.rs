@@ -163,54 +163,61 @@ pub fn markdown(rows: &[CoverageRow], samples: usize, command: &str) -> String {
 /// An SVG plot: per device, own-LUT rho and closest-synthetic rho of each preset.
 pub fn plot(rows: &[CoverageRow], path: &std::path::Path) -> Result<(), String> {
     use plotters::prelude::*;
-    let root = SVGBackend::new(path, (1100, 520)).into_drawing_area();
-    root.fill(&WHITE).map_err(|e| e.to_string())?;
-    let lo = rows
-        .iter()
-        .flat_map(|r| r.presets.iter().map(|p| p.1).chain([r.own_edge.1, r.own_op.1]))
-        .filter(|v| v.is_finite())
-        .fold(1.0f64, f64::min)
-        .min(0.5);
-    let mut chart = ChartBuilder::on(&root)
-        .caption("Rank correlation with real latency (left: train, right of the line: validation)", ("sans-serif", 18))
-        .margin(12)
-        .x_label_area_size(36)
-        .y_label_area_size(50)
-        .build_cartesian_2d(-0.5f64..rows.len() as f64 - 0.5, lo..1.0f64)
-        .map_err(|e| e.to_string())?;
-    chart
-        .configure_mesh()
-        .x_desc("device (registry order, train first)")
-        .y_desc("Spearman rho")
-        .disable_x_mesh()
-        .draw()
-        .map_err(|e| e.to_string())?;
-    let n_train = rows.iter().filter(|r| r.split == Split::Train).count();
-    chart
-        .draw_series(LineSeries::new([(n_train as f64 - 0.5, lo), (n_train as f64 - 0.5, 1.0)], BLACK.stroke_width(1)))
-        .map_err(|e| e.to_string())?;
-    let colors = [RED, BLUE, GREEN, MAGENTA, CYAN, BLACK];
-    let mut series: Vec<(String, Vec<f64>)> =
-        vec![("own per-edge LUT".into(), rows.iter().map(|r| r.own_edge.1).collect())];
-    if let Some(first) = rows.first() {
-        for (k, p) in first.presets.iter().enumerate() {
-            series.push((format!("closest {:?}", p.0), rows.iter().map(|r| r.presets[k].1).collect()));
-        }
-    }
-    for (k, (label, ys)) in series.iter().enumerate() {
-        let c = colors[k % colors.len()];
+    crate::output::write_svg(path, (1100, 520), |root| {
+        root.fill(&WHITE).map_err(|e| e.to_string())?;
+        let lo = rows
+            .iter()
+            .flat_map(|r| r.presets.iter().map(|p| p.1).chain([r.own_edge.1, r.own_op.1]))
+            .filter(|v| v.is_finite())
+            .fold(1.0f64, f64::min)
+            .min(0.5);
+        let mut chart = ChartBuilder::on(&root)
+            .caption(
+                "Rank correlation with real latency (left: train, right of the line: validation)",
+                ("sans-serif", 18),
+            )
+            .margin(12)
+            .x_label_area_size(36)
+            .y_label_area_size(50)
+            .build_cartesian_2d(-0.5f64..rows.len() as f64 - 0.5, lo..1.0f64)
+            .map_err(|e| e.to_string())?;
         chart
-            .draw_series(ys.iter().enumerate().map(|(i, &y)| Circle::new((i as f64, y), 3, c.filled())))
-            .map_err(|e| e.to_string())?
-            .label(label.clone())
-            .legend(move |(x, y)| Circle::new((x, y), 3, c.filled()));
-    }
-    chart
-        .configure_series_labels()
-        .background_style(WHITE.mix(0.8))
-        .border_style(BLACK)
-        .position(SeriesLabelPosition::LowerLeft)
-        .draw()
-        .map_err(|e| e.to_string())?;
-    root.present().map_err(|e| e.to_string())
+            .configure_mesh()
+            .x_desc("device (registry order, train first)")
+            .y_desc("Spearman rho")
+            .disable_x_mesh()
+            .draw()
+            .map_err(|e| e.to_string())?;
+        let n_train = rows.iter().filter(|r| r.split == Split::Train).count();
+        chart
+            .draw_series(LineSeries::new(
+                [(n_train as f64 - 0.5, lo), (n_train as f64 - 0.5, 1.0)],
+                BLACK.stroke_width(1),
+            ))
+            .map_err(|e| e.to_string())?;
+        let colors = [RED, BLUE, GREEN, MAGENTA, CYAN, BLACK];
+        let mut series: Vec<(String, Vec<f64>)> =
+            vec![("own per-edge LUT".into(), rows.iter().map(|r| r.own_edge.1).collect())];
+        if let Some(first) = rows.first() {
+            for (k, p) in first.presets.iter().enumerate() {
+                series.push((format!("closest {:?}", p.0), rows.iter().map(|r| r.presets[k].1).collect()));
+            }
+        }
+        for (k, (label, ys)) in series.iter().enumerate() {
+            let c = colors[k % colors.len()];
+            chart
+                .draw_series(ys.iter().enumerate().map(|(i, &y)| Circle::new((i as f64, y), 3, c.filled())))
+                .map_err(|e| e.to_string())?
+                .label(label.clone())
+                .legend(move |(x, y)| Circle::new((x, y), 3, c.filled()));
+        }
+        chart
+            .configure_series_labels()
+            .background_style(WHITE.mix(0.8))
+            .border_style(BLACK)
+            .position(SeriesLabelPosition::LowerLeft)
+            .draw()
+            .map_err(|e| e.to_string())?;
+        root.present().map_err(|e| e.to_string())
+    })
 }

@@ -204,16 +204,17 @@ pub fn markdown(r: &EvalResults, header: &str) -> String {
 }
 
 fn csv_write<T: serde::Serialize>(path: &Path, rows: &[T]) -> Result<(), String> {
-    let mut w = csv::Writer::from_path(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    let mut w = csv::Writer::from_writer(Vec::new());
     for r in rows {
         w.serialize(r).map_err(|e| format!("{}: {e}", path.display()))?;
     }
-    w.flush().map_err(|e| format!("{}: {e}", path.display()))
+    let bytes = w.into_inner().map_err(|e| format!("{}: {}", path.display(), e.error()))?;
+    crate::output::write(path, &bytes).map_err(|e| e.to_string())
 }
 
 /// Write `report.md`, the CSVs and the budget plot into `dir`.
 pub fn write_all(r: &EvalResults, header: &str, dir: &Path) -> Result<(), String> {
-    std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+    crate::output::prepare_dir(dir, &[]).map_err(|e| e.to_string())?;
     csv_write::<WeightedRun>(&dir.join("weighted.csv"), &r.weighted)?;
     csv_write::<ConstrainedRun>(&dir.join("constrained.csv"), &r.constrained)?;
     let series: Vec<(String, Vec<(usize, f64)>)> = strategies(r)
@@ -225,6 +226,5 @@ pub fn write_all(r: &EvalResults, header: &str, dir: &Path) -> Result<(), String
         "Mean fitness / oracle over the evaluated devices (w = 0.5)",
         &dir.join("fitness_vs_budget.svg"),
     )?;
-    super::super::json::write_atomic(&dir.join("report.md"), markdown(r, header).as_bytes())
-        .map_err(|e| format!("{}: {e}", dir.display()))
+    crate::output::write(&dir.join("report.md"), markdown(r, header).as_bytes()).map_err(|e| e.to_string())
 }
