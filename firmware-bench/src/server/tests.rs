@@ -208,7 +208,12 @@ fn search_streams_one_record_per_probe_and_a_final() {
         assert!(probes[..i].iter().all(|q| q.arch != p.arch));
     }
     assert_eq!((probes[0].arch, probes[1].arch), (LO.code(), HI.code()));
-    assert_eq!(probes[2].arch, edge_runtime::calib::DEAD_EDGE_CELL.code());
+    // The dead-edge cell is measured as the network it runs (a skip, input to output).
+    assert_eq!(probes[2].arch, edge_runtime::calib::DEAD_EDGE_CELL.executed().code());
+    for p in &probes {
+        let a = simnas_shared::Arch::from_code(p.arch);
+        assert!(a.is_connected() && a.is_executed(), "{a}");
+    }
     assert_eq!(probes.iter().map(|p| p.step).collect::<Vec<_>>(), [0, 1, 2, 3, 4, 5]);
     assert_eq!((f.id, f.budget, f.probes, f.steps, f.stop), (4, 6, 6, 6, SearchStop::Budget));
     let chosen = probes.iter().find(|p| Some(p.arch) == f.arch).expect("the pick was measured");
@@ -251,10 +256,12 @@ fn unusable_search_inputs_and_budgets_are_errors() {
         assert_eq!(got, [BoardMsg::Error(ErrorReport { code: ErrorCode::Scores, request: Some(3), detail: 5 })]);
     });
     with_server(arena_len(), |s| {
+        // The calibrated controller (embedded by default) records at most 64 probes, and
+        // says so in the error's detail.
         let mut input = frame(0, &HostMsg::Search { id: 1, budget: 0 });
-        input.extend(frame(1, &HostMsg::Search { id: 2, budget: 54 }));
+        input.extend(frame(1, &HostMsg::Search { id: 2, budget: 65 }));
         let got: Vec<_> = exchange(s, &input).into_iter().map(|f| f.msg).collect();
-        let e = |request| BoardMsg::Error(ErrorReport { code: ErrorCode::Budget, request: Some(request), detail: 53 });
+        let e = |request| BoardMsg::Error(ErrorReport { code: ErrorCode::Budget, request: Some(request), detail: 64 });
         assert_eq!(got, [e(1), e(2)]);
     });
 }
