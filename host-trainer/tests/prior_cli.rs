@@ -63,3 +63,33 @@ fn a_prior_from_a_newer_format_is_refused() {
     assert!(!err.contains("panicked"), "{err}");
     std::fs::remove_file(&tmp).ok();
 }
+
+/// Exploring the CLI never rewrites what the repository ships: with default flags, `prior`
+/// and `score report` write under `./simnas-out/` (ignored by git), and the shipped prior
+/// and score report stay byte for byte as they were.
+#[test]
+fn default_outputs_leave_the_shipped_artifacts_alone() {
+    let root = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
+    let data =
+        std::env::var_os("SIMNAS_DATA").map(std::path::PathBuf::from).unwrap_or_else(|| root.join("../shared/data"));
+    let shipped = ["artifacts/controller/prior.json", "artifacts/scores/cifar10_scores_report.md"];
+    let before: Vec<Vec<u8>> = shipped.iter().map(|p| std::fs::read(root.join(p)).unwrap()).collect();
+    let cwd = std::env::temp_dir().join(format!("simnas-default-outputs-{}", std::process::id()));
+    std::fs::create_dir_all(&cwd).unwrap();
+    for args in [&["prior"][..], &["score", "report"][..]] {
+        let out = Command::new(env!("CARGO_BIN_EXE_simnas"))
+            .current_dir(&cwd)
+            .arg("--data")
+            .arg(&data)
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    }
+    assert!(cwd.join("simnas-out/controller/prior.json").is_file());
+    assert!(cwd.join("simnas-out/scores/cifar10_scores_report.md").is_file());
+    for (p, b) in shipped.iter().zip(&before) {
+        assert_eq!(&std::fs::read(root.join(p)).unwrap(), b, "{p} was rewritten");
+    }
+    std::fs::remove_dir_all(&cwd).ok();
+}

@@ -23,8 +23,9 @@ enum Action {
     /// Fit per-device LUTs and the Gaussians over the training devices; write the
     /// distribution file (JSON).
     Fit {
-        /// Output file.
-        #[arg(long, default_value = "artifacts/devices/distribution.json")]
+        /// Output file (the shipped one is artifacts/devices/distribution.json: pass it to
+        /// regenerate it deliberately).
+        #[arg(long, default_value = "simnas-out/devices/distribution.json")]
         out: PathBuf,
     },
     /// Coverage report: rank correlation of every real device with its own LUT and with the
@@ -34,7 +35,7 @@ enum Action {
         #[arg(long, default_value = "artifacts/devices/distribution.json")]
         dist: PathBuf,
         /// Output directory.
-        #[arg(long, default_value = "artifacts/devices")]
+        #[arg(long, default_value = "simnas-out/devices")]
         out: PathBuf,
         /// Synthetic devices drawn per preset.
         #[arg(long, default_value_t = 300)]

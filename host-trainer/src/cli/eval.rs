@@ -43,7 +43,8 @@ pub struct EvalArgs {
     #[arg(long, default_value_t = 0.5)]
     weight: f64,
     /// Output directory (report.md, weighted.csv, constrained.csv, SVG plots).
-    #[arg(long, default_value = "artifacts/eval")]
+    /// The shipped report is regenerated only by passing `--out artifacts/eval`.
+    #[arg(long, default_value = "simnas-out/eval")]
     out: PathBuf,
     /// Strategy whose trajectories are drawn (Figure 6) [default: controller with a
     /// policy, else lut-probe].

@@ -16,7 +16,8 @@ use std::process::ExitCode;
 #[derive(Args, Debug)]
 pub struct PriorArgs {
     /// Where to write the prior (JSON).
-    #[arg(long, value_name = "FILE", default_value = "artifacts/controller/prior.json")]
+    /// The shipped prior is regenerated only by passing `--out artifacts/controller/prior.json`.
+    #[arg(long, value_name = "FILE", default_value = "simnas-out/controller/prior.json")]
     out: PathBuf,
     #[command(flatten)]
     inputs: SearchInputs,

@@ -129,9 +129,10 @@ struct ReportArgs {
     /// Score table (CSV).
     #[arg(long, value_name = "CSV", default_value = SHIPPED_TABLE)]
     table: PathBuf,
-    /// Directory for <stem>_report.md and <stem>_tf_vs_cifar10.svg (default: the table's).
-    #[arg(long, value_name = "DIR")]
-    out: Option<PathBuf>,
+    /// Directory for <stem>_report.md and <stem>_tf_vs_cifar10.svg (the shipped report is
+    /// regenerated only by passing `--out artifacts/scores`).
+    #[arg(long, value_name = "DIR", default_value = "simnas-out/scores")]
+    out: PathBuf,
 }
 
 #[derive(Args, Debug)]
@@ -394,9 +395,9 @@ fn quantise_cmd(args: QuantiseArgs) -> Result<ExitCode> {
 }
 
 /// `score report`: correlations of a table with the benchmark's accuracies.
-fn report_cmd(data: &Option<PathBuf>, args: ReportArgs) -> Result<ExitCode> {
-    let dir = args.out.clone().unwrap_or_else(|| args.table.parent().map(Path::to_path_buf).unwrap_or_default());
-    let dir = if dir.as_os_str().is_empty() { PathBuf::from(".") } else { dir };
+fn report_cmd(data: &Option<PathBuf>, mut args: ReportArgs) -> Result<ExitCode> {
+    args.table = super::search::locate(&args.table);
+    let dir = args.out.clone();
     let stem = args.table.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_else(|| "scores".into());
     let (md_name, svg_name) = (format!("{stem}_report.md"), format!("{stem}_tf_vs_cifar10.svg"));
     host_trainer::output::prepare_dir(&dir, &[&md_name, &svg_name])?;
