@@ -6,6 +6,7 @@
 //! * [`device`]: things that measure latency (this CPU first).
 //! * [`board`]: boards over a serial line (and the firmware in QEMU) as devices.
 //! * [`bench`]: side-by-side benchmarks.
+//! * [`export`]: a cell's executed network as ONNX (for the user's own runtime) or PyTorch.
 //! * [`rl`]: the PPO meta-training of the controller, its export and evaluation.
 //! * [`synth`]: synthetic devices: LUTs fitted to real devices, their distribution, coverage.
 //! * [`latency`]: measured latency tables (CSV) and the benchmark device registry.
@@ -18,6 +19,7 @@ pub mod bench;
 pub mod board;
 pub mod data;
 pub mod device;
+pub mod export;
 pub mod latency;
 pub mod nb201;
 pub mod output;

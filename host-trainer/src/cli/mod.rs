@@ -13,6 +13,7 @@ macro_rules! outln {
 mod bench;
 mod devices;
 mod eval;
+mod export;
 mod monitor;
 mod prior;
 mod probe;
@@ -70,6 +71,9 @@ pub enum Command {
     Search(search::SearchArgs),
     /// Run every search strategy on table devices; write a report with CSVs and plots.
     Eval(eval::EvalArgs),
+    /// Write a cell's executed network as ONNX (to measure it with your own runtime) or as
+    /// PyTorch source (to train it).
+    Export(export::ExportArgs),
 }
 
 /// Network presets: the NB201 macro network as trained on each dataset.
@@ -134,5 +138,6 @@ pub fn run() -> Result<ExitCode> {
         Command::Score(args) => score::run(&cli.data, args),
         Command::Search(args) => search::run(&cli.data, args),
         Command::Eval(args) => eval::run(&cli.data, args),
+        Command::Export(args) => export::run(args),
     }
 }
