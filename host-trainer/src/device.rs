@@ -2,7 +2,9 @@
 //!
 //! Every probe is a real measurement. The host CPU is the first device: it times the
 //! edge-runtime executor natively (warm-up, repeats, median), exactly as a board does.
-//! A measured latency table replays a published device ([`table::TableDevice`]).
+//! A measured latency table replays a published device ([`table::TableDevice`]). The
+//! user's own runtime is a device through a command it runs on each exported candidate
+//! ([`command::CommandDevice`]).
 
 use edge_runtime::host::{HostProbe, StdTimer};
 use edge_runtime::{Measurement, NetConfig, Timer};
@@ -11,6 +13,7 @@ use std::fmt;
 use std::path::PathBuf;
 use std::str::FromStr;
 
+pub mod command;
 pub mod table;
 
 /// How a device is named on the command line.
@@ -33,6 +36,10 @@ pub enum DeviceSpec {
     /// A benchmark device by its registry name (`simnas devices list`), e.g.
     /// `hw-c10-pixel3`: its table in the data directory ([`DeviceSpec::resolve`]).
     Bench(&'static crate::latency::registry::BenchDevice),
+    /// The user's own runtime: `cmd:COMMAND`, run on each candidate exported as ONNX
+    /// ([`command`]; `{onnx}` is the model's path, `{arch}` the cell), printing its latency
+    /// in ms on its last line.
+    Command(String),
 }
 
 impl DeviceSpec {
@@ -71,13 +78,17 @@ impl FromStr for DeviceSpec {
                         )),
                     };
                 }
+                if let Some(command) = other.strip_prefix("cmd:") {
+                    command::check(command).map_err(|why| format!("device {other:?}: {why}"))?;
+                    return Ok(DeviceSpec::Command(command.into()));
+                }
                 if let Some(d) = crate::latency::registry::by_name(other) {
                     return Ok(DeviceSpec::Bench(d));
                 }
                 match other.strip_prefix("serial:") {
                     Some(port) if !port.is_empty() => Ok(DeviceSpec::Serial(port.into())),
                     _ => Err(format!(
-                        "unknown device {other:?}; supported: host (this CPU), qemu (the firmware in QEMU), serial:PORT (a board), table:PATH#COLUMN (a measured latency table), or a benchmark device name (`simnas devices list`)"
+                        "unknown device {other:?}; supported: host (this CPU), qemu (the firmware in QEMU), serial:PORT (a board), table:PATH#COLUMN (a measured latency table), cmd:COMMAND (your runtime, run on each candidate exported as ONNX: {{onnx}} is its path), or a benchmark device name (`simnas devices list`)"
                     )),
                 }
             }
@@ -93,6 +104,7 @@ impl fmt::Display for DeviceSpec {
             DeviceSpec::Serial(port) => write!(f, "serial:{port}"),
             DeviceSpec::Table { path, column } => write!(f, "table:{}#{column}", path.display()),
             DeviceSpec::Bench(d) => f.write_str(d.name),
+            DeviceSpec::Command(c) => write!(f, "cmd:{c}"),
         }
     }
 }
@@ -128,6 +140,9 @@ pub enum DeviceError {
     /// A latency table could not serve as a device.
     #[error(transparent)]
     Table(#[from] crate::latency::LatencyError),
+    /// The user's command failed to measure (boxed: it carries the command and its output).
+    #[error(transparent)]
+    Command(Box<command::CommandError>),
     /// A table device has no measurement of this cell (e.g. BRP-NAS never measured the
     /// 341 disconnected cells). Nothing was measured: a search skips the cell and does not
     /// count it against its budget.
@@ -138,6 +153,12 @@ pub enum DeviceError {
         /// The cell.
         arch: String,
     },
+}
+
+impl From<command::CommandError> for DeviceError {
+    fn from(e: command::CommandError) -> DeviceError {
+        DeviceError::Command(Box::new(e))
+    }
 }
 
 /// Something that measures cells.

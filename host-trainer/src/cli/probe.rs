@@ -5,6 +5,7 @@ use anyhow::{bail, Context, Result};
 use clap::Args;
 use host_trainer::board::{qemu, BoardDevice, ProbePolicy, DEFAULT_BAUD};
 use host_trainer::data::NatsMap;
+use host_trainer::device::command::{self, CommandDevice};
 use host_trainer::device::table::TableDevice;
 use host_trainer::device::{Clock, Device, DeviceSpec, HostDevice, Timing};
 use simnas_shared::{Arch, Op};
@@ -17,8 +18,11 @@ pub struct ProbeArgs {
     /// Device to measure on: `host` (this CPU, timing the edge-runtime executor), `qemu`
     /// (the firmware booted in QEMU), `serial:PORT` (a board running the firmware),
     /// `table:PATH#COLUMN` (a measured latency table, CSV keyed by `index` or `arch`, column
-    /// in ms) or a benchmark device name (`simnas devices list`). Boards measure their own
-    /// network (see their Hello); the network flags apply to `host`.
+    /// in ms), `cmd:COMMAND` (your own runtime: COMMAND runs, without a shell, on each cell
+    /// exported as ONNX, `{onnx}` replaced by the model's path and `{arch}` by the cell, and
+    /// prints the latency in ms, or `{"latency_ms": X}`, as its last line) or a benchmark
+    /// device name (`simnas devices list`). Boards measure their own network (see their
+    /// Hello); the network flags apply to `host` and `cmd:`.
     #[arg(long, default_value = "host")]
     device: DeviceSpec,
     /// Cell in NATS-Bench form, e.g. '|nor_conv_3x3~0|+|none~0|skip_connect~1|+|...~2|'.
@@ -47,6 +51,10 @@ pub struct ProbeArgs {
     /// Print one JSON object per cell instead of a table.
     #[arg(long)]
     json: bool,
+    /// Probe timeout in seconds: `cmd:` devices, per attempt of the command [default: 120];
+    /// boards, per run [default: 60].
+    #[arg(long, value_name = "SECONDS")]
+    probe_timeout_s: Option<f64>,
     /// Firmware ELF for `--device qemu` [default: target/thumbv7em-none-eabihf/release/firmware-bench,
     /// built by `cargo fw-build`].
     #[arg(long, value_name = "PATH")]
@@ -63,7 +71,7 @@ pub fn run(_data: &Option<PathBuf>, args: ProbeArgs) -> Result<ExitCode> {
     let policy = ProbePolicy {
         warmup: args.warmup.try_into().unwrap_or(u16::MAX),
         repeats: args.repeats.try_into().unwrap_or(u16::MAX),
-        per_run: Duration::from_secs(60),
+        per_run: super::search::timeout_flag(args.probe_timeout_s, Duration::from_secs(60))?,
         retries: 2,
     };
     let spec = args.device.resolve(_data.as_deref()).map_err(anyhow::Error::msg)?;
@@ -79,6 +87,10 @@ pub fn run(_data: &Option<PathBuf>, args: ProbeArgs) -> Result<ExitCode> {
         DeviceSpec::Table { path, column } => {
             let map = host_trainer::data::data_dir(_data.as_deref()).ok().and_then(|d| NatsMap::load(&d).ok());
             Box::new(TableDevice::open(path, column, map.as_ref())?)
+        }
+        DeviceSpec::Command(command) => {
+            let timeout = super::search::timeout_flag(args.probe_timeout_s, command::DEFAULT_TIMEOUT)?;
+            Box::new(CommandDevice::new(command, cfg, timeout, command::DEFAULT_RETRIES)?)
         }
         DeviceSpec::Bench(d) => bail!("device {}: not resolved to its table", d.name),
     };

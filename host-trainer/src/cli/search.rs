@@ -19,8 +19,10 @@ use clap::Args;
 use edge_runtime::calib::Prior;
 use host_trainer::board::{qemu, BoardDevice, ProbePolicy, DEFAULT_BAUD};
 use host_trainer::data::{data_dir, NatsMap};
+use host_trainer::device::command::{self, CommandDevice};
 use host_trainer::device::table::TableDevice;
 use host_trainer::device::{Clock, Device, DeviceSpec, HostDevice, Timing};
+use host_trainer::export::{ExportSpec, Format};
 use host_trainer::output;
 use host_trainer::score::ScoreTable;
 use host_trainer::search::controller::Controller;
@@ -50,7 +52,10 @@ pub(crate) const SHIPPED_CALIB: &str = "artifacts/controller/prior.json";
 pub struct SearchArgs {
     /// Device: `host` (this CPU), `table:PATH#COLUMN` (a measured latency table, CSV keyed
     /// by `index` or `arch`, column in ms), a benchmark device name (`simnas devices list`;
-    /// its table in --data), `qemu` (the firmware in QEMU) or `serial:PORT`.
+    /// its table in --data), `qemu` (the firmware in QEMU), `serial:PORT`, or `cmd:COMMAND`
+    /// (your own runtime: COMMAND runs, without a shell, on each candidate exported as ONNX,
+    /// `{onnx}` replaced by the model's path and `{arch}` by the cell, and prints the
+    /// latency in ms, or `{"latency_ms": X}`, as its last line; use `sh -c '...'` for pipes).
     #[arg(long, default_value = "host")]
     device: DeviceSpec,
     /// Maximum number of latency probes.
@@ -106,9 +111,14 @@ pub struct SearchArgs {
     /// calibrated when the device opens) or `direct` (the cell's own median).
     #[arg(long, value_enum, default_value_t = Timing::Paired)]
     timing: Timing,
-    /// Board probes: allowance per run before a probe times out (plus 5 s per attempt).
-    #[arg(long, default_value_t = 10.0, value_name = "SECONDS")]
-    probe_timeout_s: f64,
+    /// Probe timeout. Boards: allowance per run (plus 5 s per attempt) [default: 10];
+    /// `cmd:` devices: time the command has per attempt before it is killed [default: 120].
+    #[arg(long, value_name = "SECONDS")]
+    probe_timeout_s: Option<f64>,
+    /// Write the pick's executed network here after the search: ONNX with the seeded
+    /// weights of `simnas export --seed 0`, or PyTorch source for a `.py` file.
+    #[arg(long, value_name = "FILE")]
+    export_pick: Option<PathBuf>,
     /// Firmware ELF for `--device qemu` [default: the `cargo fw-build` output].
     #[arg(long, value_name = "PATH")]
     firmware: Option<PathBuf>,
@@ -245,9 +255,10 @@ pub fn run(data: &Option<PathBuf>, args: SearchArgs) -> Result<ExitCode> {
     cfg.validate()?;
     // Output paths are checked (parents created) before anything is measured, and what is
     // at --json is continued or left alone.
-    for out in args.json.iter().chain(&args.plot) {
+    for out in args.json.iter().chain(&args.plot).chain(&args.export_pick) {
         output::prepare(out)?;
     }
+    let export_cfg = args.net.config()?;
     let previous = match &args.json {
         Some(out) => existing_record(out, args.resume, &cfg)?,
         None => None,
@@ -289,14 +300,17 @@ pub fn run(data: &Option<PathBuf>, args: SearchArgs) -> Result<ExitCode> {
                 HostDevice::new(cfg, 0, args.warmup, args.repeats as usize, args.clock)?.with_timing(args.timing)?,
             ));
         }
+        DeviceSpec::Command(command) => {
+            let timeout = timeout_flag(args.probe_timeout_s, command::DEFAULT_TIMEOUT)?;
+            let cfg = args.net.config()?;
+            other = Some(Box::new(CommandDevice::new(command, cfg, timeout, command::DEFAULT_RETRIES)?));
+        }
         spec => {
-            if !(args.probe_timeout_s.is_finite() && args.probe_timeout_s > 0.0) {
-                bail!("--probe-timeout-s must be a positive number of seconds");
-            }
+            let per_run = timeout_flag(args.probe_timeout_s, Duration::from_secs(10))?;
             let policy = ProbePolicy {
                 warmup: args.warmup.try_into().unwrap_or(u16::MAX),
                 repeats: args.repeats.try_into().unwrap_or(u16::MAX),
-                per_run: Duration::from_secs_f64(args.probe_timeout_s),
+                per_run,
                 retries: 1,
             };
             other = Some(match spec {
@@ -427,6 +441,15 @@ pub fn run(data: &Option<PathBuf>, args: SearchArgs) -> Result<ExitCode> {
             if let Some(acc) = benchmark_accuracy(data, p.arch) {
                 outln!("      CIFAR-10 test accuracy {acc:.2}% (benchmark ground truth from --data, reported only: the search never reads it)");
             }
+            if let Some(out) = &args.export_pick {
+                let spec = ExportSpec { arch: p.arch, cfg: export_cfg, batch: 1, seed: 0 };
+                match spec.write(out, Format::of_path(out)) {
+                    Ok(()) => outln!("      pick's network written to {}", out.display()),
+                    Err(err) => {
+                        save_error.get_or_insert(anyhow!(err).context(format!("--export-pick {}", out.display())));
+                    }
+                }
+            }
             ExitCode::SUCCESS
         }
         None => {
@@ -447,6 +470,15 @@ pub fn run(data: &Option<PathBuf>, args: SearchArgs) -> Result<ExitCode> {
     match save_error {
         Some(err) => Err(err),
         None => Ok(code),
+    }
+}
+
+/// `--probe-timeout-s`, or `default` without it; refused unless a positive number.
+pub(crate) fn timeout_flag(flag: Option<f64>, default: Duration) -> Result<Duration> {
+    match flag {
+        None => Ok(default),
+        Some(s) if s.is_finite() && s > 0.0 && s < 1e9 => Ok(Duration::from_secs_f64(s)),
+        Some(s) => bail!("--probe-timeout-s {s}: must be a positive number of seconds"),
     }
 }
 
