@@ -511,6 +511,61 @@ mod tests {
         assert_eq!(parse_latency("0"), Err(LatencyLineError::NotPositive { value: 0.0 }));
     }
 
+    /// The `--device 'cmd:...'` values of the README's recipe table, as the user's shell
+    /// passes them (outer single quotes removed, the table's `\|` back to `|`).
+    fn readme_recipes() -> Vec<String> {
+        let readme = include_str!("../../../README.md");
+        let rows = readme.lines().filter(|l| l.starts_with('|') && l.contains("`'cmd:"));
+        rows.filter_map(|l| {
+            let start = l.find("`'cmd:")? + 6;
+            let len = l[start..].find("'`")?;
+            Some(l[start..start + len].replace("\\|", "|"))
+        })
+        .collect()
+    }
+
+    /// Run `argv` with `dir` first on PATH.
+    fn run_with(dir: &Path, argv: &[String]) -> String {
+        let path = format!("{}:{}", dir.display(), std::env::var("PATH").unwrap_or_default());
+        let out = Command::new(&argv[0]).args(&argv[1..]).env("PATH", path).output().unwrap();
+        assert!(out.status.success(), "{argv:?}: {}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn readme_recipes_split_and_their_pipelines_parse_the_tools_output() {
+        use std::os::unix::fs::PermissionsExt as _;
+        let recipes = readme_recipes();
+        assert_eq!(recipes.len(), 4, "{recipes:?}");
+        for r in &recipes {
+            check(r).unwrap_or_else(|e| panic!("{r}: {e}"));
+        }
+        // Stand-ins printing the documented output lines of trtexec and TFLite's
+        // benchmark_model (through adb), and an onnx2tf writing its float32 model.
+        let dir = std::env::temp_dir().join(format!("simnas-recipes-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let tools = [
+            ("trtexec", "echo '[I] Latency: min = 0.9 ms, max = 1.5 ms, mean = 1.0 ms, median = 0.98 ms'\necho '[I] GPU Compute Time: min = 0.41 ms, max = 0.63 ms, mean = 0.45 ms, median = 0.44 ms, percentile(90%) = 0.5 ms'"),
+            ("onnx2tf", "mkdir -p \"$4\" && : > \"$4/model_float32.tflite\""),
+            ("adb", "[ \"$1\" = shell ] && echo 'INFO: Timings (microseconds): count=50 first=1830 curr=1790 min=1702 max=2040 avg=1812.5 std=61'; exit 0"),
+        ];
+        for (name, body) in tools {
+            let p = dir.join(name);
+            std::fs::write(&p, format!("#!/bin/sh\n{body}\n")).unwrap();
+            std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o755)).unwrap();
+        }
+        let onnx = dir.join("m.onnx");
+        let a = Arch::uniform(simnas_shared::Op::SkipConnect);
+        let trt = recipes.iter().find(|r| r.contains("trtexec")).unwrap();
+        assert_eq!(parse_latency(&run_with(&dir, &fill(&split(trt).unwrap(), &onnx, a))), Ok(0.44));
+        let tfl = recipes.iter().find(|r| r.contains("benchmark_model")).unwrap();
+        assert_eq!(parse_latency(&run_with(&dir, &fill(&split(tfl).unwrap(), &onnx, a))), Ok(1.8125));
+        let _ = std::fs::remove_dir_all(&dir);
+        // The TFLite recipe's own scratch directory.
+        let _ = std::fs::remove_dir_all("/tmp/simnas-tfl");
+    }
+
     #[test]
     fn placeholders_are_filled_in_every_argument() {
         let argv = split("t --model={onnx} {arch} {onnx}").unwrap();
