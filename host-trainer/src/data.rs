@@ -24,6 +24,18 @@ pub fn read_capped(path: &Path, max: u64) -> std::io::Result<Vec<u8>> {
     let too_large = |what: String| {
         std::io::Error::new(std::io::ErrorKind::InvalidData, format!("{what}; files over {max} bytes are refused"))
     };
+    // A FIFO or a socket would block `open` until a writer appears: refuse it first.
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::FileTypeExt;
+        let kind = std::fs::metadata(path)?.file_type();
+        if kind.is_fifo() || kind.is_socket() {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::InvalidInput,
+                "a named pipe or socket, not a file: pass a regular file",
+            ));
+        }
+    }
     let file = std::fs::File::open(path)?;
     let len = file.metadata()?.len();
     if len > max {

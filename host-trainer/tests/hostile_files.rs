@@ -263,3 +263,43 @@ fn hostile_score_tables() {
     assert_refused(&search(Path::new("/dev/zero")), "refused");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// Named pipes as inputs (a latency table, a score table, a policy, a controller prior) are
+/// refused at once; before, `open` waited forever for a writer. The controller prior is
+/// also read with the size bound (a sparse 1 GiB file is refused by size).
+#[test]
+fn fifos_and_oversized_priors_are_refused_at_once() {
+    let d = tmp("fifo");
+    let fifo = d.join("pipe");
+    assert!(Command::new("mkfifo").arg(&fifo).status().unwrap().success());
+    let f = p(&fifo);
+    let cases: Vec<Vec<String>> = vec![
+        vec!["search".into(), "--device".into(), format!("table:{f}#ms")],
+        vec!["search".into(), "--scores".into(), f.into(), "--device".into(), "qemu".into()],
+        vec!["search".into(), "--strategy".into(), "controller-paper".into(), "--policy".into(), f.into()],
+        vec!["search".into(), "--controller-prior".into(), f.into(), "--device".into(), "qemu".into()],
+    ];
+    for args in cases {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_simnas"))
+            .args(&args)
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let t0 = std::time::Instant::now();
+        while child.try_wait().unwrap().is_none() {
+            if t0.elapsed() > std::time::Duration::from_secs(20) {
+                child.kill().ok();
+                panic!("{args:?}: still waiting on the pipe after 20 s");
+            }
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        let out = child.wait_with_output().unwrap();
+        assert_refused(&out, "named pipe");
+    }
+    let sparse = d.join("prior.json");
+    std::fs::File::create(&sparse).unwrap().set_len(1 << 30).unwrap();
+    let out = simnas(&["search", "--controller-prior", p(&sparse), "--device", "qemu"]);
+    assert_refused(&out, "refused");
+    std::fs::remove_dir_all(&d).ok();
+}

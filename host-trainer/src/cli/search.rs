@@ -202,10 +202,10 @@ pub(crate) fn load_policy(flag: Option<&Path>) -> Result<Controller> {
 /// The calibrated controller's prior.
 pub(crate) fn load_calib(path: &Path) -> Result<Prior> {
     let path = locate(path);
-    let text = std::fs::read_to_string(&path).with_context(|| {
+    let bytes = host_trainer::data::read_capped(&path, host_trainer::data::MAX_READ_BYTES).with_context(|| {
         format!("controller prior {} (fit one with `simnas prior`, or pass --controller-prior FILE)", path.display())
     })?;
-    let file: PriorFile = serde_json::from_str(&text)
+    let file: PriorFile = serde_json::from_slice(&bytes)
         .with_context(|| format!("controller prior {}: not a prior file", path.display()))?;
     file.prior().map_err(|e| anyhow!("controller prior {}: {e}", path.display()))
 }
