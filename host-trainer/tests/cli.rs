@@ -132,3 +132,32 @@ fn benchmark_device_names_and_budget_caps() {
     let out = simnas(&["search", "--strategy", "random", "--budget", "100000"]);
     assert_refused(&out, "has only 9444 networks");
 }
+
+/// Out-of-range numbers are refused before any work: `eval --weight` outside [0, 1] (NaN,
+/// 2, -1: negative numbers reach the range check) and `train --eval-episodes 0`.
+#[test]
+fn eval_weights_and_evidence_episodes_are_checked_up_front() {
+    let data = data_dir();
+    let d = data.to_str().unwrap();
+    let out_dir = std::env::temp_dir().join(format!("simnas-eval-weight-{}", std::process::id()));
+    let o = out_dir.to_str().unwrap();
+    for w in ["NaN", "2", "-1"] {
+        let out = simnas(&[
+            "--data",
+            d,
+            "eval",
+            "--devices",
+            "hw-c10-pixel3",
+            "--seeds",
+            "1",
+            "--out",
+            o,
+            &format!("--weight={w}"),
+        ]);
+        assert_refused(&out, "weight");
+        assert!(!out_dir.join("report.md").exists(), "--weight {w}: a report was written");
+    }
+    let out = simnas(&["train", "--steps", "10", "--eval-episodes", "0", "--out", o]);
+    assert_refused(&out, "eval-episodes");
+    std::fs::remove_dir_all(&out_dir).ok();
+}
