@@ -35,7 +35,10 @@ use simnas_shared::Arch;
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
-use std::time::Duration;
+use std::time::{Duration, Instant};
+
+/// The longest a measured probe waits before the `--json` record holds it.
+const REWRITE_EVERY: Duration = Duration::from_millis(500);
 
 /// The shipped score table (written by `simnas score --all`).
 pub(crate) const SHIPPED_SCORES: &str = "artifacts/scores/cifar10_scores.csv";
@@ -74,7 +77,7 @@ pub struct SearchArgs {
     /// Seed of every random choice.
     #[arg(long, default_value_t = 0)]
     seed: u64,
-    /// Write the probes and the pick as JSON (rewritten after every probe). An existing
+    /// Write the probes and the pick as JSON (rewritten as probes arrive: after the 1st, 2nd, 4th, 8th ... probe, and after any probe that comes half a second or more after the last write, so a slow device's every probe is saved at once). An existing
     /// record at OUT is never replaced: continue it with --resume, or remove it first.
     #[arg(long, value_name = "OUT")]
     json: Option<PathBuf>,
@@ -347,6 +350,7 @@ pub fn run(data: &Option<PathBuf>, args: SearchArgs) -> Result<ExitCode> {
     // A failed rewrite after a probe is retried after the next one and at the end; it is an
     // error only if the final write fails too.
     let mut warned = false;
+    let mut last_write: Option<Instant> = None;
     let mut observe = |e: Event| {
         match e {
             Event::Probe(m) => {
@@ -363,11 +367,18 @@ pub fn run(data: &Option<PathBuf>, args: SearchArgs) -> Result<ExitCode> {
                 eprintln!("     (not in the table, no probe spent: {a})");
             }
         }
-        if let Some(out) = args.json.as_ref().filter(|_| rewrite && pending.is_empty()) {
+        // Rewritten in amortised steps: after the 1st, 2nd, 4th, 8th ... event, and whenever
+        // half a second has passed since the last write (so a slow device's every probe is
+        // on disk at once, and a fast one's record costs a bounded multiple of its final
+        // size instead of growing quadratically).
+        let events = probes.len() + skipped.len();
+        let due = events.is_power_of_two() || last_write.is_none_or(|t: Instant| t.elapsed() >= REWRITE_EVERY);
+        if let Some(out) = args.json.as_ref().filter(|_| rewrite && pending.is_empty() && due) {
+            last_write = Some(Instant::now());
             let rec = SearchJson::new(&name, &cfg, &probes, &skipped, None, None, &index);
             if let Err(err) = output::write(out, &rec.to_bytes()) {
                 if !std::mem::replace(&mut warned, true) {
-                    eprintln!("warning: {err} (tried again after every probe)");
+                    eprintln!("warning: {err} (tried again as the search goes on)");
                 }
             }
         }

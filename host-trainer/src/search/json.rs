@@ -17,7 +17,7 @@
 //!   device had no measurement of; no budget was spent on them) and `"error"` (why the
 //!   search stopped early; `probes` then holds everything measured until then).
 //!
-//! The file is rewritten after every probe through [`crate::output::write`] (temporary
+//! The file is rewritten as probes arrive (after the 1st, 2nd, 4th, ... probe and whenever half a second has passed since the last write) through [`crate::output::write`] (temporary
 //! file, sync, rename), so an interrupted search still leaves a complete record of what it
 //! measured.
 
