@@ -214,7 +214,9 @@ fn refusals() {
 fn cells_missing_from_the_table_are_skipped_without_spending_budget() {
     let fx = Fixture::new("gaps");
     let text = std::fs::read_to_string(fx.path("lat.csv")).unwrap();
-    let kept: Vec<&str> = text.lines().filter(|l| !l.starts_with("|none~0|") && !l.contains("|none~2|")).collect();
+    // Every cell with a pool out of the input goes missing: about a third of the executed
+    // networks (the reference cells stay).
+    let kept: Vec<&str> = text.lines().filter(|l| !l.contains("|avg_pool_3x3~0|")).collect();
     std::fs::write(fx.path("gappy.csv"), kept.join("\n") + "\n").unwrap();
     let (dev, j) = (format!("table:{}#ms", fx.path("gappy.csv")), fx.path("g.json"));
     let out = fx.search(&["--device", &dev, "--strategy", "random", "--seed", "3", "--json", &j]);
