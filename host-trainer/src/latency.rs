@@ -67,6 +67,30 @@ pub enum LatencyError {
         available: String,
     },
     /// Neither an `index` nor an `arch` column.
+    #[error("{path}#{column} has a latency for {covered} of the {total} networks a search can measure ({percent:.1}%); a device table must cover at least {min_percent}% of them (and both reference cells, all-skip and all-conv3x3)")]
+    Sparse {
+        /// The file.
+        path: PathBuf,
+        /// The column.
+        column: String,
+        /// Connected executed networks with a value.
+        covered: usize,
+        /// Connected executed networks.
+        total: usize,
+        /// `100 covered / total`.
+        percent: f64,
+        /// The least accepted.
+        min_percent: f64,
+    },
+    #[error("{path} has {count} columns named {column:?}: rename all but one (which is meant is ambiguous)")]
+    DuplicateColumn {
+        /// The file.
+        path: PathBuf,
+        /// The repeated name.
+        column: String,
+        /// How many columns carry it.
+        count: usize,
+    },
     #[error("{path} has neither an 'index' (NATS-Bench index) nor an 'arch' (cell string) column")]
     MissingKey {
         /// The file.
@@ -181,10 +205,21 @@ impl LatencyTable {
         let mut rdr = csv::ReaderBuilder::new().has_headers(true).from_reader(reader);
         let headers = rdr.headers().map_err(|e| bad(1, e.to_string()))?.clone();
         let pos = |name: &str| headers.iter().position(|h| h.trim() == name);
-        let col = pos(column).ok_or_else(|| LatencyError::MissingColumn {
-            path: p(),
-            column: column.to_string(),
-            available: headers.iter().collect::<Vec<_>>().join(","),
+        for name in [column, "index", "arch"] {
+            let count = headers.iter().filter(|h| h.trim() == name).count();
+            if count > 1 {
+                return Err(LatencyError::DuplicateColumn { path: p(), column: name.to_string(), count });
+            }
+        }
+        let col = pos(column).ok_or_else(|| {
+            // A header can be huge (a binary file read as CSV): quote at most its start.
+            let mut available = headers.iter().collect::<Vec<_>>().join(",");
+            if available.len() > 300 {
+                let cut = (0..=300).rev().find(|&i| available.is_char_boundary(i)).unwrap_or(0);
+                available.truncate(cut);
+                available.push_str(" ...");
+            }
+            LatencyError::MissingColumn { path: p(), column: column.to_string(), available }
         })?;
         enum Key {
             Index(usize),
@@ -195,6 +230,8 @@ impl LatencyTable {
             (Some(i), None) => Key::Index(i),
             (None, None) => return Err(LatencyError::MissingKey { path: p() }),
         };
+        // With both keys and the index map, every row's index must name its cell.
+        let cross_check = pos("index").zip(pos("arch")).and(map);
         if matches!(key, Key::Index(_)) && map.is_none() {
             return Err(LatencyError::NeedsIndexMap { path: p() });
         }
@@ -230,6 +267,19 @@ impl LatencyTable {
                     map.ok_or(LatencyError::NeedsIndexMap { path: p() })?.arch(i)
                 }
             };
+            if let (Some(m), Some(i)) = (cross_check, pos("index")) {
+                let s = record.get(i).unwrap_or("").trim();
+                let index = s.parse::<u16>().ok().and_then(NatsIndex::new);
+                if index.map(|i| m.arch(i)) != Some(arch) {
+                    return Err(bad(
+                        line,
+                        format!(
+                            "index {s:?} and arch {arch} name different cells (the benchmark's index of {arch} is {})",
+                            m.index(arch)
+                        ),
+                    ));
+                }
+            }
             let code = arch.code().get() as usize;
             if line_of[code] != 0 {
                 return Err(LatencyError::Duplicate {

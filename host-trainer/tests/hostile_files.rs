@@ -303,3 +303,51 @@ fn fifos_and_oversized_priors_are_refused_at_once() {
     assert_refused(&out, "refused");
     std::fs::remove_dir_all(&d).ok();
 }
+
+/// Tables that cannot be a device, or name their columns ambiguously: a one-row table and
+/// one holding only dead-branch cells are refused with their coverage; a duplicated column
+/// name and `index` / `arch` columns that disagree are errors; an accuracy or energy column
+/// gets a warning that it is read as milliseconds.
+#[test]
+fn tables_too_sparse_ambiguous_or_not_latency() {
+    let d = tmp("sparse");
+    let lo = Arch::uniform(Op::SkipConnect).to_string();
+    let one = d.join("one.csv");
+    std::fs::write(&one, format!("arch,ms\n{lo},1.5\n")).unwrap();
+    let out = simnas(&["search", "--device", &format!("table:{}#ms", p(&one))]);
+    assert_refused(&out, "has a latency for 1 of the 9444 networks");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.lines().count() < 5, "one message, not one line per missing cell: {err}");
+    let mut dead = String::from("arch,ms\n");
+    for c in ArchCode::all() {
+        let a = Arch::from_code(c);
+        if !a.is_executed() {
+            dead += &format!("{a},2.0\n");
+        }
+    }
+    let dead_path = d.join("dead.csv");
+    std::fs::write(&dead_path, dead).unwrap();
+    assert_refused(&simnas(&["search", "--device", &format!("table:{}#ms", p(&dead_path))]), "of the 9444 networks");
+    let dup = d.join("dup.csv");
+    std::fs::write(&dup, format!("arch,ms,ms\n{lo},1.5,2.5\n")).unwrap();
+    assert_refused(&simnas(&["search", "--device", &format!("table:{}#ms", p(&dup))]), "2 columns named \"ms\"");
+    let data = std::env::var_os("SIMNAS_DATA").map(PathBuf::from).unwrap_or_else(|| shipped("../shared/data"));
+    let both = d.join("both.csv");
+    let hi = Arch::uniform(Op::NorConv3x3).to_string();
+    std::fs::write(&both, format!("index,arch,ms\n0,{lo},1.5\n1,{hi},2.5\n")).unwrap();
+    let out = simnas(&["--data", p(&data), "search", "--device", &format!("table:{}#ms", p(&both))]);
+    assert_refused(&out, "name different cells");
+    let out = simnas(&[
+        "--data",
+        p(&data),
+        "search",
+        "--strategy",
+        "random",
+        "--budget",
+        "2",
+        "--device",
+        &format!("table:{}#cifar10_test", p(&data.join("nb201_accuracy.csv"))),
+    ]);
+    assert!(String::from_utf8_lossy(&out.stderr).contains("not a latency"), "{}", String::from_utf8_lossy(&out.stderr));
+    std::fs::remove_dir_all(&d).ok();
+}

@@ -225,7 +225,7 @@ fn cells_missing_from_the_table_are_skipped_without_spending_budget() {
     assert_eq!(v["probes"].as_array().unwrap().len(), 10);
     let skipped = v["skipped"].as_array().expect("skipped cells are listed");
     assert!(!skipped.is_empty());
-    assert!(stderr(&out).contains("not in the table, no probe spent"));
+    assert!(stderr(&out).contains("cells were not in the table (no probe spent"));
 }
 
 /// A board on the master side of a pty: says Hello, measures `ok` probes (latency = 1 ms +

@@ -117,7 +117,7 @@ fn autonomous_search_on_the_board() {
     let scores = workspace().join("artifacts/scores/cifar10_scores.tf16");
     let out = Command::new(simnas())
         .current_dir(workspace())
-        .args(["search", "--budget", &BUDGET.to_string(), "--device"])
+        .args(["search", "--budget", &BUDGET.to_string(), "--min-table-coverage", "0", "--device"])
         .arg(format!("table:{}#board_ms", table.display()))
         .arg("--scores")
         .arg(&scores)

@@ -37,6 +37,16 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
+/// A percentage in [0, 100].
+fn percent(s: &str) -> Result<f64, String> {
+    let v: f64 = s.parse().map_err(|_| format!("{s:?} is not a number"))?;
+    if (0.0..=100.0).contains(&v) {
+        Ok(v)
+    } else {
+        Err(format!("{v} is not a percentage in [0, 100]"))
+    }
+}
+
 /// The longest a measured probe waits before the `--json` record holds it.
 const REWRITE_EVERY: Duration = Duration::from_millis(500);
 
@@ -112,6 +122,11 @@ pub struct SearchArgs {
     /// Board probes: allowance per run before a probe times out (plus 5 s per attempt).
     #[arg(long, default_value_t = 10.0, value_name = "SECONDS")]
     probe_timeout_s: f64,
+    /// Table devices: the least share (percent) of the 9,444 searchable networks the table
+    /// must have a latency for (cells it lacks are skipped without spending budget).
+    #[arg(long, value_name = "PERCENT", default_value_t = host_trainer::device::table::MIN_COVERAGE_PERCENT,
+          value_parser = percent)]
+    min_table_coverage: f64,
     /// Firmware ELF for `--device qemu` [default: the `cargo fw-build` output].
     #[arg(long, value_name = "PATH")]
     firmware: Option<PathBuf>,
@@ -283,8 +298,14 @@ pub fn run(data: &Option<PathBuf>, args: SearchArgs) -> Result<ExitCode> {
     let spec = args.device.resolve(data.as_deref()).map_err(anyhow::Error::msg)?;
     match &spec {
         DeviceSpec::Table { path, column } => {
-            table_dev =
-                Some(TableDevice::open(path, column, map.as_ref()).with_context(|| format!("device {}", args.device))?);
+            if let Some(w) = TableDevice::column_warning(column) {
+                eprintln!("warning: {w}");
+            }
+            table_dev = Some(
+                TableDevice::open(path, column, map.as_ref())
+                    .and_then(|t| t.searchable(path, column, args.min_table_coverage))
+                    .with_context(|| format!("device {}", args.device))?,
+            );
         }
         DeviceSpec::Host => {
             let cfg = args.net.config()?;
@@ -362,10 +383,7 @@ pub fn run(data: &Option<PathBuf>, args: SearchArgs) -> Result<ExitCode> {
                     io_error.get_or_insert(err);
                 }
             }
-            Event::Skipped(a) => {
-                skipped.push(a);
-                eprintln!("     (not in the table, no probe spent: {a})");
-            }
+            Event::Skipped(a) => skipped.push(a),
         }
         // Rewritten in amortised steps: after the 1st, 2nd, 4th, 8th ... event, and whenever
         // half a second has passed since the last write (so a slow device's every probe is
@@ -384,6 +402,12 @@ pub fn run(data: &Option<PathBuf>, args: SearchArgs) -> Result<ExitCode> {
         }
     };
     let outcome = search(&cfg, &ctx, device, &mut observe);
+    if !outcome.skipped.is_empty() {
+        eprintln!(
+            "{} cells were not in the table (no probe spent on them; listed under \"skipped\" in --json)",
+            outcome.skipped.len()
+        );
+    }
     if had > 0 {
         eprintln!("resumed: {} of {had} recorded probes replayed, the rest measured", replay.replayed());
     }
