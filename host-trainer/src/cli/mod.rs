@@ -1,13 +1,27 @@
 //! Command-line interface: flags are parsed here and resolved into typed settings; each
 //! subcommand lives in its own module.
 
-/// `println!` that reports a failed write (closed pipe, full disk) as an error instead of
-/// panicking; `main` treats a closed pipe as a normal end.
+/// `println!` that reports a failed write (closed pipe, full disk) as a [`StdoutError`]
+/// instead of panicking; `main` treats a closed stdout as a normal end.
 macro_rules! outln {
     ($($arg:tt)*) => {{
         use std::io::Write as _;
-        writeln!(std::io::stdout().lock(), $($arg)*)?
+        writeln!(std::io::stdout().lock(), $($arg)*).map_err($crate::cli::StdoutError)?
     }};
+}
+
+/// A write to stdout failed. Its own type, so that only a closed stdout (`simnas ... |
+/// head`) ends a command quietly: a serial line that hangs up reports the same
+/// `BrokenPipe` and is an error.
+#[derive(Debug, thiserror::Error)]
+#[error("writing to stdout")]
+pub struct StdoutError(#[source] pub std::io::Error);
+
+impl StdoutError {
+    /// The reader of stdout has gone (a closed pipe).
+    pub fn reader_left(&self) -> bool {
+        self.0.kind() == std::io::ErrorKind::BrokenPipe
+    }
 }
 
 mod bench;

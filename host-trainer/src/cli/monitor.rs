@@ -55,6 +55,10 @@ pub struct MonitorArgs {
     count: Option<u64>,
 }
 
+/// Request ids of the benchmark and the search monitor asks for.
+const BENCH_ID: u32 = 1;
+const SEARCH_ID: u32 = 2;
+
 pub fn run(args: MonitorArgs) -> Result<ExitCode> {
     let (mut link, _qemu, source) = match &args.port {
         Some(port) => (BoardLink::open(port, args.baud)?, None, port.clone()),
@@ -74,14 +78,23 @@ pub fn run(args: MonitorArgs) -> Result<ExitCode> {
         "monitoring {source}{}",
         args.log.as_ref().map(|p| format!(", logging to {}", p.display())).unwrap_or_default()
     );
-    let bench_id = 1;
     if args.bench {
-        link.send(&HostMsg::Bench { id: bench_id, warmup: args.bench_warmup, repeats: args.bench_repeats })?;
+        link.send(&HostMsg::Bench { id: BENCH_ID, warmup: args.bench_warmup, repeats: args.bench_repeats })?;
     }
-    let search_id = 2;
     if args.search {
-        link.send(&HostMsg::Search { id: search_id, budget: args.search_budget })?;
+        link.send(&HostMsg::Search { id: SEARCH_ID, budget: args.search_budget })?;
     }
+    // The summary is printed however the monitor ends (a line that hangs up included).
+    let followed = follow(&mut link, &args, log.as_mut());
+    let s = link.stats();
+    eprintln!("{} frames, {} corrupt, {} missing, {} board resets", s.frames, s.corrupt, s.missing, s.resets);
+    followed?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Print and log records until the board is done, `--idle` or `--count` says stop, or the
+/// line fails.
+fn follow(link: &mut BoardLink, args: &MonitorArgs, mut log: Option<&mut File>) -> Result<()> {
     let start = Instant::now();
     let mut last_frame = start;
     let mut asked = false;
@@ -97,7 +110,7 @@ pub fn run(args: MonitorArgs) -> Result<ExitCode> {
             }
             if args.idle.is_some_and(|s| (now - last_frame).as_secs_f64() > s) {
                 eprintln!("no frame for {:.1} s: stopping", (now - last_frame).as_secs_f64());
-                break;
+                return Ok(());
             }
             continue;
         };
@@ -108,27 +121,24 @@ pub fn run(args: MonitorArgs) -> Result<ExitCode> {
             Event::Corrupt(_) => eprintln!("{line}"),
             Event::Msg { .. } => outln!("{line}"),
         }
-        if let Some(f) = log.as_mut() {
+        if let Some(f) = log.as_deref_mut() {
             append(f, &record).context("writing the log")?;
         }
         records += 1;
         let done = match &event {
             Event::Msg { msg: BoardMsg::Final(_), .. } => true,
             Event::Msg { msg: BoardMsg::BenchRecord(r), .. } => {
-                args.bench && r.id == bench_id && r.index + 1 >= r.total
+                args.bench && r.id == BENCH_ID && r.index + 1 >= r.total
             }
             Event::Msg { msg: BoardMsg::Error(e), .. } => {
-                (args.bench && e.request == Some(bench_id)) || (args.search && e.request == Some(search_id))
+                (args.bench && e.request == Some(BENCH_ID)) || (args.search && e.request == Some(SEARCH_ID))
             }
             _ => false,
         };
         if done || args.count.is_some_and(|n| records >= n) {
-            break;
+            return Ok(());
         }
     }
-    let s = link.stats();
-    eprintln!("{} frames, {} corrupt, {} missing, {} board resets", s.frames, s.corrupt, s.missing, s.resets);
-    Ok(ExitCode::SUCCESS)
 }
 
 fn append(f: &mut File, record: &Value) -> std::io::Result<()> {

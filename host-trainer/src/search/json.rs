@@ -18,7 +18,7 @@
 //! The file is rewritten after every probe (temporary file, then rename), so an
 //! interrupted search still leaves a complete record of what it measured.
 
-use super::{Measured, Objective, Pick, SearchConfig, SearchOutcome};
+use super::{Measured, Objective, Pick, SearchConfig, SearchError, SearchOutcome};
 use simnas_shared::Arch;
 use std::path::Path;
 
@@ -114,7 +114,7 @@ impl SearchJson {
         outcome: &SearchOutcome,
         index: &dyn Fn(Arch) -> Option<u16>,
     ) -> SearchJson {
-        let error = outcome.error.as_ref().map(|e| e.to_string());
+        let error = outcome.error.as_ref().map(SearchError::message);
         SearchJson::new(device, cfg, &outcome.probes, &outcome.skipped, outcome.pick.as_ref(), error, index)
     }
 

@@ -151,8 +151,9 @@ pub enum SearchError {
     /// The score table does not cover the space.
     #[error("the score table has {0} cells; the space has {NUM_ARCHS}")]
     Scores(usize),
-    /// A probe failed (board error, timeout, ...).
-    #[error("probe {step} ({arch}) failed: {source}")]
+    /// A probe failed (board error, timeout, ...). The device's error is the `source`
+    /// ([`SearchError::message`] says both).
+    #[error("probe {step} ({arch}) failed")]
     Probe {
         /// 1-based step of the failed probe.
         step: usize,
@@ -172,6 +173,19 @@ pub enum SearchError {
         /// What is missing.
         what: String,
     },
+}
+
+impl SearchError {
+    /// The error and every cause under it, `: `-separated (as `{:#}` prints an anyhow chain).
+    pub fn message(&self) -> String {
+        let mut text = self.to_string();
+        let mut cause = std::error::Error::source(self);
+        while let Some(c) = cause {
+            text += &format!(": {c}");
+            cause = c.source();
+        }
+        text
+    }
 }
 
 /// Live events.

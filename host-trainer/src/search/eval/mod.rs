@@ -252,7 +252,7 @@ pub fn eval_device(dev: &EvalDevice, plan: &EvalPlan) -> (Vec<WeightedRun>, Vec<
                     arch: out.pick.map(|p| p.arch.to_string()).unwrap_or_default(),
                     latency_ms: out.pick.map_or(f64::NAN, |p| p.latency_ms),
                     tf: out.pick.map_or(f64::NAN, |p| p.tf),
-                    error: out.error.map(|e| e.to_string()).unwrap_or_default(),
+                    error: out.error.map(|e| e.message()).unwrap_or_default(),
                 });
                 for (k, &(p, x)) in limits.iter().enumerate() {
                     let mut device = TableDevice::new(dev.table.clone());
@@ -275,7 +275,7 @@ pub fn eval_device(dev: &EvalDevice, plan: &EvalPlan) -> (Vec<WeightedRun>, Vec<
                         ceiling_arch: ceiling.map(|a| a.to_string()).unwrap_or_default(),
                         ceiling_tf: ceiling.map_or(f64::NAN, |a| plan.tf[code(a)]),
                         ceiling_accuracy: ceiling.and_then(|a| plan.accuracy[code(a)]),
-                        error: out.error.map(|e| e.to_string()).unwrap_or_default(),
+                        error: out.error.map(|e| e.message()).unwrap_or_default(),
                     });
                 }
             }
