@@ -1,10 +1,11 @@
 //! The real `simnas` process against a scripted board ([`host_trainer::board::scripted`])
 //! on a real pty, read through the serialport crate as `--device serial:PTY`: a board that
-//! hangs up mid-search is an error with a message, a closed stdout is not.
+//! hangs up mid-search is an error with a message, a closed stdout is not; a board whose
+//! answer cannot be a measurement gets no pick made of it.
 
-use host_trainer::board::scripted::{good_answer, hello, pty, serve, Reply};
+use host_trainer::board::scripted::{answer, good_answer, hello, pty, serve, timing, Reply};
 use serialport::{SerialPort, TTYPort};
-use simnas_shared::protocol::{encode_frame_vec, BoardMsg, ProbeRequest};
+use simnas_shared::protocol::{encode_frame_vec, BoardMsg, ProbeRequest, Timing};
 use std::io::{BufRead, BufReader, Read, Write};
 use std::process::{Command, Output, Stdio};
 use std::time::Duration;
@@ -117,4 +118,64 @@ fn a_closed_stdout_still_ends_a_board_search_quietly() {
     let (_, stderr) = text(&out);
     assert!(out.status.success(), "{stderr}");
     assert!(!stderr.contains("error"), "{stderr}");
+}
+
+#[test]
+fn a_board_answering_a_zero_latency_or_timer_rate_gets_no_pick() {
+    for (field, zero) in [
+        ("median_ticks", (|t| (t.min_ticks, t.q1_ticks, t.median_ticks) = (0, 0, 0)) as fn(&mut Timing)),
+        ("ticks_per_second", |t| t.ticks_per_second = 0),
+    ] {
+        // A good answer, then the impossible one.
+        let (port, _keep) = board(move |n, req| {
+            let mut t = timing(req);
+            if n > 0 {
+                zero(&mut t);
+            }
+            Reply::Msgs(vec![answer(req, t)])
+        });
+        let out = search(&port, 6).output().expect("running simnas search");
+        let (stdout, stderr) = text(&out);
+        assert_eq!(out.status.code(), Some(1), "{field}: {stdout}\n{stderr}");
+        assert!(
+            stderr.contains(&format!("board answered request 2 with an impossible timing: {field} is 0")),
+            "{stderr}"
+        );
+        assert!(!stdout.contains("pick:") && !stdout.contains(" 0.0000 "), "{stdout}");
+    }
+}
+
+#[test]
+fn the_monitor_logs_an_impossible_record_marked_invalid() {
+    let (mut board_end, host_end) = pty().expect("a pty pair");
+    let port = host_end.name().expect("the pty's path");
+    let log = std::env::temp_dir().join(format!("simnas-board-faults-{}.jsonl", std::process::id()));
+    let _ = std::fs::remove_file(&log);
+    let req = ProbeRequest {
+        id: 4,
+        arch: simnas_shared::Arch::uniform(simnas_shared::Op::AvgPool3x3).code(),
+        warmup: 0,
+        repeats: 3,
+    };
+    let mut t = timing(&req);
+    t.q1_ticks = t.q3_ticks + 1;
+    let mut bytes = encode_frame_vec(0, &hello()).unwrap();
+    bytes.extend(encode_frame_vec(1, &answer(&req, t)).unwrap());
+    board_end.write_all(&bytes).unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_simnas"))
+        .args(["monitor", "--count", "2", "--idle", "5", "--port", &port, "--log"])
+        .arg(&log)
+        .output()
+        .expect("running simnas monitor");
+    let (_, stderr) = text(&out);
+    assert!(out.status.success(), "{stderr}");
+    assert!(stderr.contains("warning: the board's last record is no measurement (q1_ticks"), "{stderr}");
+    let records: Vec<serde_json::Value> =
+        std::fs::read_to_string(&log).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    let _ = std::fs::remove_file(&log);
+    assert_eq!(records.len(), 2);
+    assert!(records[0].get("invalid").is_none(), "{}", records[0]);
+    assert_eq!(records[1]["kind"], "probe");
+    let why = records[1]["invalid"].as_str().expect("marked invalid");
+    assert!(why.starts_with("q1_ticks (") && why.contains("is larger than median_ticks"), "{why}");
 }

@@ -18,7 +18,7 @@ use crate::device::{Device, DeviceError, Probe};
 use serialport::SerialPort;
 use simnas_shared::protocol::{
     encode_frame, BoardMsg, ErrorCode, FrameAccumulator, FrameError, Hello, HostMsg, ProbeRequest, ProbeResult,
-    MAX_FRAME, PROTOCOL_VERSION,
+    TimingFault, MAX_FRAME, PROTOCOL_VERSION,
 };
 use simnas_shared::Arch;
 use std::io::{Read, Write};
@@ -80,6 +80,17 @@ pub enum BoardError {
         code: ErrorCode,
         /// Qualifier (e.g. the largest accepted repeat count).
         detail: u32,
+    },
+    /// The board's answer is no measurement (a latency of 0, no timer rate, quartiles out
+    /// of order, other repeats than asked): its timer or firmware is broken.
+    #[error(
+        "board answered request {request} with an impossible timing: {fault} (a broken timer or firmware: rebuild and flash it, e.g. cargo fw-build)"
+    )]
+    BadTiming {
+        /// The request id.
+        request: u32,
+        /// What is wrong.
+        fault: TimingFault,
     },
     /// No answer after every retry.
     #[error("no answer to request {request} after {attempts} attempts of {timeout:?} each")]
@@ -341,7 +352,9 @@ impl BoardLink {
 
     /// Measure `arch` on the board. Each attempt waits `timeout`; a lost command or reply
     /// (timeout, a corrupted-frame error from the board, a board reset) is retried up to
-    /// `retries` times with the same request id.
+    /// `retries` times with the same request id. The answer's timing is checked
+    /// ([`simnas_shared::protocol::Timing::check_answer`]): one that cannot be a
+    /// measurement of the runs asked for is refused.
     pub fn probe(
         &mut self,
         arch: Arch,
@@ -367,7 +380,10 @@ impl BoardLink {
             while let Some(event) = self.next_event(deadline)? {
                 match event {
                     Event::Msg { msg: BoardMsg::ProbeResult(r), .. } if r.id == id && r.arch == req.arch => {
-                        return Ok(r)
+                        return match r.timing.check_answer(req.repeats.into()) {
+                            Ok(()) => Ok(r),
+                            Err(fault) => Err(BoardError::BadTiming { request: id, fault }),
+                        };
                     }
                     Event::Msg { msg: BoardMsg::Error(e), .. } if e.request == Some(id) => {
                         return Err(BoardError::Refused { request: id, code: e.code, detail: e.detail })

@@ -2,10 +2,10 @@
 //! lost replies are retried a bounded number of times, corrupted frames are counted and
 //! never decoded, sequence gaps and resets are seen, a line that closes is a hang-up.
 
-use super::scripted::{good_answer, hello, serve, timing, Reply};
+use super::scripted::{answer, good_answer, hello, serve, timing, Reply};
 use super::*;
 use serialport::TTYPort;
-use simnas_shared::protocol::{encode_frame_vec, ErrorReport};
+use simnas_shared::protocol::{encode_frame_vec, ErrorReport, Timing};
 use simnas_shared::Op;
 
 /// A link and the board's end of its pty.
@@ -118,4 +118,36 @@ fn a_line_that_closes_mid_probe_is_a_hang_up_not_a_timeout() {
     let text = err.to_string();
     assert!(text.starts_with("the board hung up: the serial line closed during probe request 2"), "{text}");
     assert!(text.contains("bytes into a frame"), "{text}");
+}
+
+/// Spoils a good timing.
+type Spoil = fn(&mut Timing);
+
+/// Answers no board may give, and what the refusal says (asked: 1 repeat).
+const IMPOSSIBLE: [(Spoil, &str); 7] = [
+    (|t| (t.min_ticks, t.q1_ticks, t.median_ticks) = (0, 0, 0), "median_ticks is 0"),
+    (|t| t.ticks_per_second = 0, "ticks_per_second is 0"),
+    (|t| t.repeats = 0, "repeats is 0"),
+    (|t| t.min_ticks = t.median_ticks + 1, "min_ticks"),
+    (|t| t.max_ticks = t.median_ticks - 1, "is larger than max_ticks"),
+    (|t| t.q1_ticks = t.q3_ticks + 1, "q1_ticks"),
+    (|t| t.repeats = 2, "repeats is 2, but 1 were asked for"),
+];
+
+#[test]
+fn impossible_timings_are_refused_naming_the_field() {
+    let (mut link, port) = pty();
+    serve(port, |n, req| {
+        let mut t = timing(req);
+        IMPOSSIBLE[n].0(&mut t);
+        Reply::Msgs(vec![answer(req, t)])
+    });
+    for (i, (_, what)) in IMPOSSIBLE.iter().enumerate() {
+        let err = link.probe(Arch::uniform(Op::AvgPool3x3), 0, 1, T, 0).unwrap_err();
+        let request = i as u32 + 1;
+        assert!(matches!(err, BoardError::BadTiming { request: r, .. } if r == request), "{err:?}");
+        let text = err.to_string();
+        assert!(text.contains(&format!("board answered request {request} with an impossible timing")), "{text}");
+        assert!(text.contains(what), "case {i}: {text}");
+    }
 }

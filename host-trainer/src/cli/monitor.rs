@@ -121,6 +121,11 @@ fn follow(link: &mut BoardLink, args: &MonitorArgs, mut log: Option<&mut File>) 
             Event::Corrupt(_) => eprintln!("{line}"),
             Event::Msg { .. } => outln!("{line}"),
         }
+        if let Some(why) = record.get("invalid").and_then(Value::as_str) {
+            eprintln!(
+                "warning: the board's last record is no measurement ({why}); it is logged with an \"invalid\" field"
+            );
+        }
         if let Some(f) = log.as_deref_mut() {
             append(f, &record).context("writing the log")?;
         }
@@ -253,6 +258,11 @@ fn render(event: &Event, t_s: f64) -> (String, Value) {
             rec.insert("max_step_ticks".into(), json!(f.max_step_ticks));
             let share = ratio(f.controller_ticks, f.probe_ticks);
             rec.insert("controller_share".into(), json!(share));
+            if f.ticks_per_second == 0 {
+                rec.insert("invalid".into(), json!("ticks_per_second is 0"));
+            } else if arch.is_some() && f.pick_ticks == 0 {
+                rec.insert("invalid".into(), json!("pick_ticks is 0"));
+            }
             let pick = match arch {
                 Some(a) => {
                     format!("pick {a} (probe {}, {:.3} ms, score {:.4})", f.pick_index, ms(f.pick_ticks), f.score)
@@ -282,6 +292,9 @@ fn render(event: &Event, t_s: f64) -> (String, Value) {
 }
 
 fn add_timing(rec: &mut Map<String, Value>, t: &Timing) {
+    if let Err(fault) = t.check() {
+        rec.insert("invalid".into(), json!(fault.to_string()));
+    }
     rec.insert("latency_ms".into(), json!(t.median_ms()));
     rec.insert("min_ms".into(), json!(t.ms(t.min_ticks)));
     rec.insert("max_ms".into(), json!(t.ms(t.max_ticks)));

@@ -362,9 +362,24 @@ fn recorded_probes(path: &Path, device: &str) -> Result<Vec<(Arch, f64)>> {
     }
     let bytes = host_trainer::data::read_capped(path, host_trainer::data::MAX_READ_BYTES)
         .with_context(|| format!("reading {} to resume", path.display()))?;
-    let rec: SearchJson = serde_json::from_slice(&bytes).with_context(|| {
-        format!("{} is not a search record to resume from (delete it, or drop --resume)", path.display())
-    })?;
+    let not_a_record =
+        || format!("{} is not a search record to resume from (delete it, or drop --resume)", path.display());
+    let value: serde_json::Value = serde_json::from_slice(&bytes).with_context(not_a_record)?;
+    // Before the typed read, which would only say "invalid type: null" of a NaN (JSON has
+    // none and writes null) or miss a zero: every recorded latency is a positive finite
+    // number, or nothing is replayed.
+    let probes = value["probes"].as_array().map(Vec::as_slice).unwrap_or_default();
+    let latencies = probes.iter().enumerate().map(|(i, p)| (format!("probe {}", i + 1), &p["latency_ms"]));
+    let result = value.get("result").filter(|r| !r.is_null()).map(|r| ("the pick".to_string(), &r["latency_ms"]));
+    for (what, ms) in latencies.chain(result) {
+        if !ms.as_f64().is_some_and(|ms| ms.is_finite() && ms > 0.0) {
+            bail!(
+                "{}: {what} has latency_ms {ms}, not a positive finite number: this record cannot be resumed from (delete it, or drop --resume)",
+                path.display()
+            );
+        }
+    }
+    let rec: SearchJson = serde_json::from_value(value).with_context(not_a_record)?;
     if rec.device != device {
         bail!(
             "{} was measured on {:?}, not on {device:?}: its probes cannot be reused (delete it, or drop --resume)",
@@ -376,9 +391,6 @@ fn recorded_probes(path: &Path, device: &str) -> Result<Vec<(Arch, f64)>> {
         .iter()
         .map(|p| {
             let arch = Arch::parse(&p.arch).with_context(|| format!("{}: probe {}", path.display(), p.step))?;
-            if !(p.latency_ms.is_finite() && p.latency_ms > 0.0) {
-                bail!("{}: probe {} has latency {} ms", path.display(), p.step, p.latency_ms);
-            }
             Ok((arch, p.latency_ms))
         })
         .collect()

@@ -339,6 +339,12 @@ impl<'a> Session<'a> {
         }
         let step = self.probes.len() + 1;
         match self.device.probe(arch) {
+            // Whatever the device, a pick is never made of a latency that is none.
+            Ok(p) if !(p.latency_ms.is_finite() && p.latency_ms > 0.0) => Err(SearchError::Probe {
+                step,
+                arch: arch.to_string(),
+                source: DeviceError::BadLatency { latency_ms: p.latency_ms },
+            }),
             Ok(p) => {
                 let m = Measured { step, arch, latency_ms: p.latency_ms };
                 self.cache.insert(arch, p.latency_ms);
