@@ -14,7 +14,6 @@ use simnas_shared::protocol::{
     Timing, MAX_FRAME, PROTOCOL_VERSION,
 };
 use std::io::{Read, Write};
-use std::os::fd::AsRawFd;
 use std::thread::{self, JoinHandle};
 use std::time::Duration;
 
@@ -77,12 +76,8 @@ pub fn good_answer(req: &ProbeRequest) -> BoardMsg {
 /// board's end does.
 pub fn pty() -> std::io::Result<(TTYPort, TTYPort)> {
     let (board, host) = TTYPort::pair()?;
-    for fd in [board.as_raw_fd(), host.as_raw_fd()] {
-        // SAFETY: fcntl on a descriptor we own, setting only its close-on-exec flag.
-        if unsafe { libc::fcntl(fd, libc::F_SETFD, libc::FD_CLOEXEC) } != 0 {
-            return Err(std::io::Error::last_os_error());
-        }
-    }
+    crate::child::keep_from_children(&board)?;
+    crate::child::keep_from_children(&host)?;
     Ok((board, host))
 }
 
