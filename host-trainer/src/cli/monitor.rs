@@ -47,8 +47,9 @@ pub struct MonitorArgs {
     /// Probe budget of the search --search asks for.
     #[arg(long, default_value_t = 10)]
     search_budget: u16,
-    /// Stop after this many seconds without a frame (default: never; Ctrl-C ends).
-    #[arg(long, value_name = "SECONDS")]
+    /// Stop after this many seconds without a frame, more than 0 and at most 86400
+    /// (default: never; Ctrl-C ends).
+    #[arg(long, value_name = "SECONDS", allow_negative_numbers = true, value_parser = super::seconds)]
     idle: Option<f64>,
     /// Stop after this many records.
     #[arg(long)]

@@ -47,10 +47,10 @@ pub struct SearchArgs {
     budget: usize,
     /// Weight of the proxy in `w * TF + (1 - w) * (1 - normalised latency)` (the default
     /// objective, w = 0.5).
-    #[arg(long, conflicts_with = "max_latency_ms")]
+    #[arg(long, conflicts_with = "max_latency_ms", allow_negative_numbers = true, value_parser = super::unit_weight)]
     weight: Option<f64>,
     /// Constrained objective instead: maximise TF subject to measured latency <= X ms.
-    #[arg(long, value_name = "X")]
+    #[arg(long, value_name = "X", allow_negative_numbers = true, value_parser = super::positive_ms)]
     max_latency_ms: Option<f64>,
     /// How candidates are chosen [default: controller, or controller-paper when --policy is
     /// given].
@@ -91,8 +91,9 @@ pub struct SearchArgs {
     /// calibrated when the device opens) or `direct` (the cell's own median).
     #[arg(long, value_enum, default_value_t = Timing::Paired)]
     timing: Timing,
-    /// Board probes: allowance per run before a probe times out (plus 5 s per attempt).
-    #[arg(long, default_value_t = 10.0, value_name = "SECONDS")]
+    /// Board probes: allowance per run before a probe times out (plus 5 s per attempt);
+    /// more than 0, at most 86400 (one day).
+    #[arg(long, default_value_t = 10.0, value_name = "SECONDS", allow_negative_numbers = true, value_parser = super::seconds)]
     probe_timeout_s: f64,
     /// Firmware ELF for `--device qemu` [default: the `cargo fw-build` output].
     #[arg(long, value_name = "PATH")]
@@ -229,9 +230,6 @@ pub fn run(data: &Option<PathBuf>, args: SearchArgs) -> Result<ExitCode> {
             ));
         }
         spec => {
-            if !(args.probe_timeout_s.is_finite() && args.probe_timeout_s > 0.0) {
-                bail!("--probe-timeout-s must be a positive number of seconds");
-            }
             let policy = ProbePolicy {
                 warmup: args.warmup.try_into().unwrap_or(u16::MAX),
                 repeats: args.repeats.try_into().unwrap_or(u16::MAX),
