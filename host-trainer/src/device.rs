@@ -122,6 +122,12 @@ pub enum DeviceError {
     /// The executor refused the network or the measurement.
     #[error("executor: {0}")]
     Runtime(#[from] edge_runtime::Error),
+    /// A device answered with a latency that cannot be one.
+    #[error("the device reported a latency of {latency_ms} ms, not a positive finite number")]
+    BadLatency {
+        /// What it reported.
+        latency_ms: f64,
+    },
     /// A board (serial or QEMU) failed to measure.
     #[error(transparent)]
     Board(#[from] crate::board::BoardError),

@@ -161,3 +161,35 @@ fn eval_weights_and_evidence_episodes_are_checked_up_front() {
     assert_refused(&out, "eval-episodes");
     std::fs::remove_dir_all(&out_dir).ok();
 }
+
+#[test]
+fn numeric_flags_are_checked_when_parsed() {
+    // Each value is refused by clap before anything runs (no port is opened, no board
+    // booted), with the flag and the reason; none panics.
+    let board = ["search", "--device", "serial:/nonexistent/tty"];
+    for t in ["1e300", "1e18", "0", "-1", "NaN", "inf", "soon"] {
+        let out = simnas(&[&board[..], &["--probe-timeout-s", t]].concat());
+        assert_refused(&out, "--probe-timeout-s");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(!err.contains("cannot open serial port"), "{t}: refused only after opening the port: {err}");
+        assert_eq!(out.status.code(), Some(2), "{t}: clap's usage status");
+    }
+    assert_refused(&simnas(&[&board[..], &["--probe-timeout-s", "1e300"]].concat()), "at most one day");
+    for idle in [&["--idle", "NaN"][..], &["--idle=-1"], &["--idle", "-1"], &["--idle", "0"], &["--idle", "1e18"]] {
+        let out = simnas(&[&["monitor", "--port", "/nonexistent/tty"][..], idle].concat());
+        assert_refused(&out, "--idle");
+        assert!(String::from_utf8_lossy(&out.stderr).contains("outside (0, 86400]"), "{idle:?}");
+    }
+    // Negative numbers reach the range check instead of clap's "unexpected argument".
+    for (cmd, flag, value, what) in [
+        ("search", "--weight", "-0.1", "-0.1 is outside [0, 1]"),
+        ("search", "--weight", "1.5", "1.5 is outside [0, 1]"),
+        ("search", "--max-latency-ms", "-5", "-5 ms is not a positive number"),
+        ("eval", "--weight", "-0.1", "-0.1 is outside [0, 1]"),
+        ("train", "--weight", "-0.1", "-0.1 is outside [0, 1]"),
+    ] {
+        let out = simnas(&[cmd, flag, value]);
+        assert_refused(&out, what);
+        assert!(!String::from_utf8_lossy(&out.stderr).contains("unexpected argument"), "{cmd} {flag} {value}");
+    }
+}

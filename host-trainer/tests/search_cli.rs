@@ -228,6 +228,31 @@ fn cells_missing_from_the_table_are_skipped_without_spending_budget() {
     assert!(stderr(&out).contains("cells were not in the table (no probe spent"));
 }
 
+#[test]
+fn resume_refuses_a_record_whose_latencies_are_not_positive_finite() {
+    let fx = Fixture::new("resume");
+    let (dev, j) = (fx.table(), fx.path("r.json"));
+    let run = || fx.search(&["--device", &dev, "--strategy", "random", "--budget", "4", "--json", &j, "--resume"]);
+    let out = run();
+    assert!(out.status.success(), "{}", stderr(&out));
+    let good = read_json(&j);
+    // NaN is written as null (JSON has no NaN).
+    for (edit, what) in [
+        ((|v| v["probes"][1]["latency_ms"] = 0.into()) as fn(&mut Value), "probe 2 has latency_ms 0"),
+        (|v| v["probes"][0]["latency_ms"] = Value::Null, "probe 1 has latency_ms null"),
+        (|v| v["probes"][2]["latency_ms"] = (-1.5).into(), "probe 3 has latency_ms -1.5"),
+        (|v| v["result"]["latency_ms"] = 0.into(), "the pick has latency_ms 0"),
+    ] {
+        let mut bad = good.clone();
+        edit(&mut bad);
+        std::fs::write(&j, serde_json::to_vec(&bad).unwrap()).unwrap();
+        let out = run();
+        assert_refused(&out, what);
+        assert!(stderr(&out).contains("not a positive finite number"), "{}", stderr(&out));
+        assert_eq!(read_json(&j), bad, "a refused record is left as it was");
+    }
+}
+
 /// A board on the master side of a pty: says Hello, measures `ok` probes (latency = 1 ms +
 /// 1 ms per conv3x3), then refuses every further probe.
 fn scripted_board(mut port: TTYPort, ok: usize) {

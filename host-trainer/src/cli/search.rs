@@ -71,10 +71,10 @@ pub struct SearchArgs {
     budget: usize,
     /// Weight of the proxy in `w * TF + (1 - w) * (1 - normalised latency)` (the default
     /// objective, w = 0.5).
-    #[arg(long, conflicts_with = "max_latency_ms")]
+    #[arg(long, conflicts_with = "max_latency_ms", allow_negative_numbers = true, value_parser = super::unit_weight)]
     weight: Option<f64>,
     /// Constrained objective instead: maximise TF subject to measured latency <= X ms.
-    #[arg(long, value_name = "X")]
+    #[arg(long, value_name = "X", allow_negative_numbers = true, value_parser = super::positive_ms)]
     max_latency_ms: Option<f64>,
     /// How candidates are chosen [default: controller, or controller-paper when --policy is
     /// given].
@@ -119,8 +119,9 @@ pub struct SearchArgs {
     /// calibrated when the device opens) or `direct` (the cell's own median).
     #[arg(long, value_enum, default_value_t = Timing::Paired)]
     timing: Timing,
-    /// Board probes: allowance per run before a probe times out (plus 5 s per attempt).
-    #[arg(long, default_value_t = 10.0, value_name = "SECONDS")]
+    /// Board probes: allowance per run before a probe times out (plus 5 s per attempt);
+    /// more than 0, at most 86400 (one day).
+    #[arg(long, default_value_t = 10.0, value_name = "SECONDS", allow_negative_numbers = true, value_parser = super::seconds)]
     probe_timeout_s: f64,
     /// Table devices: the least share (percent) of the 9,444 searchable networks the table
     /// must have a latency for (cells it lacks are skipped without spending budget).
@@ -314,9 +315,6 @@ pub fn run(data: &Option<PathBuf>, args: SearchArgs) -> Result<ExitCode> {
             ));
         }
         spec => {
-            if !(args.probe_timeout_s.is_finite() && args.probe_timeout_s > 0.0) {
-                bail!("--probe-timeout-s must be a positive number of seconds");
-            }
             let policy = ProbePolicy {
                 warmup: args.warmup.try_into().unwrap_or(u16::MAX),
                 repeats: args.repeats.try_into().unwrap_or(u16::MAX),
@@ -520,6 +518,24 @@ fn existing_record(path: &Path, resume: bool, cfg: &SearchConfig) -> Result<Opti
             ),
         }
     }
+    let value: serde_json::Value = serde_json::from_slice(&bytes).with_context(|| {
+        format!("{} is not a search record to resume from (remove it, or choose another --json path)", path.display())
+    })?;
+    // Before the typed read, which would only say "invalid type: null" of a NaN (JSON has
+    // none and writes null) or miss a zero: every recorded latency is a positive finite
+    // number, or nothing is replayed.
+    let probes = value["probes"].as_array().map(Vec::as_slice).unwrap_or_default();
+    let latencies = probes.iter().enumerate().map(|(i, p)| (format!("probe {}", i + 1), &p["latency_ms"]));
+    let result = value.get("result").filter(|r| !r.is_null()).map(|r| ("the pick".to_string(), &r["latency_ms"]));
+    for (what, ms) in latencies.chain(result) {
+        if !ms.as_f64().is_some_and(|ms| ms.is_finite() && ms > 0.0) {
+            bail!(
+                "{}: {what} has latency_ms {ms}, not a positive finite number: this record cannot be resumed from (delete it, or drop --resume)",
+                path.display()
+            );
+        }
+    }
+
     let rec = parsed.with_context(|| {
         format!("{} is not a search record to resume from (remove it, or choose another --json path)", path.display())
     })?;
@@ -567,9 +583,6 @@ fn recorded_probes(path: &Path, rec: &SearchJson, device: &str) -> Result<Vec<(A
         .iter()
         .map(|p| {
             let arch = Arch::parse(&p.arch).with_context(|| format!("{}: probe {}", path.display(), p.step))?;
-            if !(p.latency_ms.is_finite() && p.latency_ms > 0.0) {
-                bail!("{}: probe {} has latency {} ms", path.display(), p.step, p.latency_ms);
-            }
             Ok((arch, p.latency_ms))
         })
         .collect()

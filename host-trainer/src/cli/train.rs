@@ -48,8 +48,8 @@ pub struct TrainArgs {
     /// How synthetic devices are drawn (default: the preset's).
     #[arg(long, value_enum)]
     synth: Option<SynthPreset>,
-    /// Weight w of TF in the reward.
-    #[arg(long)]
+    /// Weight w of TF in the reward, in [0, 1].
+    #[arg(long, allow_negative_numbers = true, value_parser = super::unit_weight)]
     weight: Option<f64>,
     /// Synthetic-device distribution (default: the committed one, built in).
     #[arg(long, value_name = "FILE")]

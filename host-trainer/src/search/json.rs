@@ -21,7 +21,7 @@
 //! file, sync, rename), so an interrupted search still leaves a complete record of what it
 //! measured.
 
-use super::{Measured, Objective, Pick, SearchConfig, SearchOutcome};
+use super::{Measured, Objective, Pick, SearchConfig, SearchError, SearchOutcome};
 use simnas_shared::Arch;
 
 /// One probe.
@@ -125,7 +125,7 @@ impl SearchJson {
         outcome: &SearchOutcome,
         index: &dyn Fn(Arch) -> Option<u16>,
     ) -> SearchJson {
-        let error = outcome.error.as_ref().map(|e| e.to_string());
+        let error = outcome.error.as_ref().map(SearchError::message);
         SearchJson::new(device, cfg, &outcome.probes, &outcome.skipped, outcome.pick.as_ref(), error, index)
     }
 
