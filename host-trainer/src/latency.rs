@@ -314,7 +314,9 @@ impl LatencyTable {
         if values.iter().all(Option::is_none) {
             return Err(LatencyError::Empty { path: p(), column: column.into() });
         }
-        Ok(LatencyTable { source: format!("{}#{column}", path.display()), values, skipped })
+        // Named by its resolved path, so the same table named another way is the same device.
+        let resolved = std::fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf());
+        Ok(LatencyTable { source: format!("{}#{column}", resolved.display()), values, skipped })
     }
 
     /// A table from values indexed by [`ArchCode`] (tests, synthetic devices).

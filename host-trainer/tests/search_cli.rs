@@ -493,3 +493,51 @@ fn resume_refuses_other_settings_and_keeps_every_recorded_probe() {
     assert!(stderr(&out).contains("resumed: 10 of 10 recorded probes replayed"), "{}", stderr(&out));
     assert_eq!(std::fs::read(&j).unwrap(), before);
 }
+
+/// `--resume` checks what it replays: an edited pick latency, a table re-measured at the
+/// same path and a network recorded twice are refused; the same table named by another
+/// path is the same device.
+#[test]
+fn resume_checks_the_record_against_itself_and_the_table() {
+    let fx = Fixture::new("resume-checks");
+    let (dev, j) = (fx.table(), fx.path("r.json"));
+    let run = |extra: &[&str]| {
+        let mut a = vec!["--device", &dev, "--strategy", "random", "--seed", "2", "--json", &j];
+        a.extend_from_slice(extra);
+        fx.search(&a)
+    };
+    assert!(run(&[]).status.success());
+    let good = std::fs::read_to_string(&j).unwrap();
+    let mut v: Value = serde_json::from_str(&good).unwrap();
+    // The pick's latency edited.
+    v["result"]["latency_ms"] = serde_json::json!(0.001);
+    std::fs::write(&j, v.to_string()).unwrap();
+    assert_refused(&run(&["--resume"]), "is not one of the recorded probes");
+    // A network recorded twice.
+    let mut v: Value = serde_json::from_str(&good).unwrap();
+    let first = v["probes"][0]["arch"].clone();
+    v["probes"][3]["arch"] = first;
+    std::fs::write(&j, v.to_string()).unwrap();
+    assert_refused(&run(&["--resume"]), "both record");
+    // The table re-measured at the same path.
+    std::fs::write(&j, &good).unwrap();
+    let lat = std::fs::read_to_string(fx.path("lat.csv")).unwrap();
+    let slower: String = lat
+        .lines()
+        .enumerate()
+        .map(|(i, l)| match l.rsplit_once(',') {
+            Some((a, ms)) if i > 0 => format!("{a},{}\n", ms.parse::<f64>().unwrap() * 1.5),
+            _ => format!("{l}\n"),
+        })
+        .collect();
+    std::fs::write(fx.path("lat.csv"), slower).unwrap();
+    assert_refused(&run(&["--resume"]), "the table changed since the record was made");
+    assert_eq!(std::fs::read_to_string(&j).unwrap(), good, "the record is kept");
+    std::fs::write(fx.path("lat.csv"), lat).unwrap();
+    // The same table by a path with a detour is the same device.
+    let dir = std::path::Path::new(&fx.path("lat.csv")).parent().unwrap().to_path_buf();
+    let detour = format!("table:{}/../{}/lat.csv#ms", dir.display(), dir.file_name().unwrap().to_str().unwrap());
+    let out = fx.search(&["--device", &detour, "--strategy", "random", "--seed", "2", "--json", &j, "--resume"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(stderr(&out).contains("resumed: 10 of 10 recorded probes replayed"), "{}", stderr(&out));
+}

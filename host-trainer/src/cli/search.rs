@@ -341,7 +341,7 @@ pub fn run(data: &Option<PathBuf>, args: SearchArgs) -> Result<ExitCode> {
     };
     let name = device.name();
     let recorded = match (&args.json, &previous) {
-        (Some(out), Some(rec)) => recorded_probes(out, rec, &name)?,
+        (Some(out), Some(rec)) => recorded_probes(out, rec, &name, whole.as_ref())?,
         _ => Vec::new(),
     };
     let had = recorded.len();
@@ -571,7 +571,15 @@ fn existing_record(path: &Path, resume: bool, cfg: &SearchConfig) -> Result<Opti
 }
 
 /// The probes of the record at `path`, if it was made on this device.
-fn recorded_probes(path: &Path, rec: &SearchJson, device: &str) -> Result<Vec<(Arch, f64)>> {
+/// The probes of the record at `path`, if it was made on this device: each network once,
+/// the pick one of them with its latency, and on a table device (where reading again costs
+/// nothing) every latency what the table says now.
+fn recorded_probes(
+    path: &Path,
+    rec: &SearchJson,
+    device: &str,
+    table: Option<&host_trainer::latency::LatencyTable>,
+) -> Result<Vec<(Arch, f64)>> {
     if rec.device != device {
         bail!(
             "{} was measured on {:?}, not on {device:?}: its probes cannot be reused (choose another --json path for a search on this device)",
@@ -579,13 +587,40 @@ fn recorded_probes(path: &Path, rec: &SearchJson, device: &str) -> Result<Vec<(A
             rec.device
         );
     }
-    rec.probes
-        .iter()
-        .map(|p| {
-            let arch = Arch::parse(&p.arch).with_context(|| format!("{}: probe {}", path.display(), p.step))?;
-            Ok((arch, p.latency_ms))
-        })
-        .collect()
+    let mut seen: std::collections::HashMap<Arch, usize> = std::collections::HashMap::new();
+    let mut out = Vec::with_capacity(rec.probes.len());
+    for p in &rec.probes {
+        let arch = Arch::parse(&p.arch).with_context(|| format!("{}: probe {}", path.display(), p.step))?;
+        if let Some(first) = seen.insert(arch, p.step) {
+            bail!(
+                "{}: probes {first} and {} both record {arch}: a record measures each network once (it was edited or merged; remove it to start again)",
+                path.display(),
+                p.step
+            );
+        }
+        if let Some(now) = table.and_then(|t| t.get(arch)) {
+            if now != p.latency_ms {
+                bail!(
+                    "{}: probe {} recorded {} ms for {arch}, the table now says {now} ms: the table changed since the record was made (remove the record to search the new table)",
+                    path.display(),
+                    p.step,
+                    p.latency_ms
+                );
+            }
+        }
+        out.push((arch, p.latency_ms));
+    }
+    if let Some(r) = &rec.result {
+        let arch = Arch::parse(&r.arch).with_context(|| format!("{}: the pick", path.display()))?;
+        if !out.iter().any(|&(a, ms)| a == arch && ms == r.latency_ms) {
+            bail!(
+                "{}: the pick {arch} at {} ms is not one of the recorded probes with that latency (the record was edited; remove it to start again)",
+                path.display(),
+                r.latency_ms
+            );
+        }
+    }
+    Ok(out)
 }
 
 fn print_row(m: &Measured, tf: f64, idx: &str) -> Result<()> {
