@@ -162,7 +162,27 @@ impl NatsMap {
     pub fn index_of_code(&self, code: ArchCode) -> NatsIndex {
         self.index_of[code.get() as usize]
     }
+
+    /// CRC-32 (ISO-HDLC) of the compact code of every index in order, little-endian `u16`s:
+    /// a fingerprint of the numbering, to recognise the benchmark's own without its file.
+    pub fn fingerprint(&self) -> u32 {
+        let crc = crc::Crc::<u32>::new(&crc::CRC_32_ISO_HDLC);
+        let mut d = crc.digest();
+        for a in &self.arch_of {
+            d.update(&a.code().get().to_le_bytes());
+        }
+        d.finalize()
+    }
+
+    /// True when this is the NATS-Bench numbering ([`NATS_FINGERPRINT`]).
+    pub fn is_benchmark(&self) -> bool {
+        self.fingerprint() == NATS_FINGERPRINT
+    }
 }
+
+/// [`NatsMap::fingerprint`] of the benchmark's `nb201_archs.csv` (checked against the file
+/// by a test when the data directory is present).
+pub const NATS_FINGERPRINT: u32 = 0x1b65_bfcd;
 
 #[cfg(test)]
 mod tests {
@@ -209,5 +229,28 @@ mod tests {
         let mut big = table(&full());
         big += "15625,|none~0|+|none~0|none~1|+|none~0|none~1|none~2|\n";
         assert!(matches!(NatsMap::read(big.as_bytes(), p), Err(DataError::RowCount { .. })));
+    }
+}
+
+#[cfg(test)]
+mod fingerprint_tests {
+    use super::*;
+
+    /// The constant is the fingerprint of the real `nb201_archs.csv` (when the data
+    /// directory is there), and a shuffled numbering is not recognised.
+    #[test]
+    fn the_benchmark_numbering_is_recognised() {
+        let dir = std::env::var_os(DATA_ENV)
+            .map(PathBuf::from)
+            .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/data"));
+        let Ok(m) = NatsMap::load(&dir) else { return };
+        assert_eq!(m.fingerprint(), NATS_FINGERPRINT, "{:#010x}", m.fingerprint());
+        assert!(m.is_benchmark());
+        let mut rows = String::from("index,arch\n");
+        for i in 0..NUM_ARCHS {
+            let j = if i < 2 { 1 - i } else { i };
+            rows += &format!("{i},{}\n", m.arch(NatsIndex::new(j as u16).unwrap()));
+        }
+        assert!(!NatsMap::read(rows.as_bytes(), Path::new("t.csv")).unwrap().is_benchmark());
     }
 }

@@ -351,3 +351,46 @@ fn tables_too_sparse_ambiguous_or_not_latency() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("not a latency"), "{}", String::from_utf8_lossy(&out.stderr));
     std::fs::remove_dir_all(&d).ok();
 }
+
+/// A score table whose `arch` column is shuffled against its `index` column: without a data
+/// directory it is not taken as the benchmark's numbering, so an index-keyed latency table
+/// cannot be read through it (before, every latency landed on the wrong cell); `score
+/// report` refuses to join it to the accuracies by index.
+#[test]
+fn a_score_table_with_a_foreign_numbering_is_not_trusted() {
+    let d = tmp("numbering");
+    let text = std::fs::read_to_string(shipped("artifacts/scores/cifar10_scores.csv")).unwrap();
+    let mut lines: Vec<&str> = text.lines().collect();
+    let header = lines.remove(0);
+    let archs: Vec<&str> = lines.iter().map(|l| l.split(',').nth(1).unwrap()).collect();
+    let mut out = format!("{header}\n");
+    for (i, l) in lines.iter().enumerate() {
+        let f: Vec<&str> = l.split(',').collect();
+        // Each index gets the next row's cell (and keeps its own scores).
+        out += &format!("{},{},{},{},{}\n", f[0], archs[(i + 1) % archs.len()], f[2], f[3], f[4]);
+    }
+    let scores = d.join("shuffled.csv");
+    std::fs::write(&scores, out).unwrap();
+    let mut lat = String::from("index,ms\n");
+    for i in 0..15_625 {
+        lat += &format!("{i},{}\n", 1.0 + i as f64 * 1e-3);
+    }
+    let lat_path = d.join("lat.csv");
+    std::fs::write(&lat_path, lat).unwrap();
+    let empty = d.join("empty-data");
+    std::fs::create_dir_all(&empty).unwrap();
+    let out = simnas(&[
+        "--data",
+        p(&empty),
+        "search",
+        "--scores",
+        p(&scores),
+        "--device",
+        &format!("table:{}#ms", p(&lat_path)),
+    ]);
+    assert_refused(&out, "index map");
+    let data = std::env::var_os("SIMNAS_DATA").map(PathBuf::from).unwrap_or_else(|| shipped("../shared/data"));
+    let out = simnas(&["--data", p(&data), "score", "report", "--table", p(&scores), "--out", p(&d.join("rep"))]);
+    assert_refused(&out, "the index column does not match the arch column");
+    std::fs::remove_dir_all(&d).ok();
+}

@@ -236,9 +236,18 @@ pub(crate) fn load_prior(path: &Path) -> Result<Lut> {
     Ok(dist.per_op.mean())
 }
 
-/// The benchmark index map: `--data`'s `nb201_archs.csv`, else the score table's indices.
-pub(crate) fn index_map(data: &Option<PathBuf>, from_scores: Option<NatsMap>) -> Option<NatsMap> {
-    data_dir(data.as_deref()).ok().and_then(|d| NatsMap::load(&d).ok()).or(from_scores)
+/// The index maps: for display, `--data`'s `nb201_archs.csv`, else the score table's
+/// indices; for reading an `index`-keyed latency table, the same only when it is the
+/// benchmark's numbering (the data directory's, or the score table's when its fingerprint
+/// is NATS-Bench's): a score table whose `index` column is shuffled against its `arch`
+/// column would otherwise put every latency on the wrong cell.
+pub(crate) fn index_maps(data: &Option<PathBuf>, from_scores: Option<NatsMap>) -> (Option<NatsMap>, Option<NatsMap>) {
+    let from_data = data_dir(data.as_deref()).ok().and_then(|d| NatsMap::load(&d).ok());
+    match (from_data, from_scores) {
+        (Some(d), _) => (Some(d.clone()), Some(d)),
+        (None, Some(m)) if m.is_benchmark() => (Some(m.clone()), Some(m)),
+        (None, other) => (other, None),
+    }
 }
 
 pub fn run(data: &Option<PathBuf>, args: SearchArgs) -> Result<ExitCode> {
@@ -272,7 +281,7 @@ pub fn run(data: &Option<PathBuf>, args: SearchArgs) -> Result<ExitCode> {
         None => None,
     };
     let (tf, score_map) = load_scores(&args.inputs.scores, space)?;
-    let map = index_map(data, score_map);
+    let (map, keyed_map) = index_maps(data, score_map);
     let prior = match strategy {
         Strategy::LutPrior => Some(load_prior(&args.inputs.prior)?),
         // The paper's controller starts from the prior's best cell when it has one, else from
@@ -303,7 +312,7 @@ pub fn run(data: &Option<PathBuf>, args: SearchArgs) -> Result<ExitCode> {
                 eprintln!("warning: {w}");
             }
             table_dev = Some(
-                TableDevice::open(path, column, map.as_ref())
+                TableDevice::open(path, column, keyed_map.as_ref())
                     .and_then(|t| t.searchable(path, column, args.min_table_coverage))
                     .with_context(|| format!("device {}", args.device))?,
             );
