@@ -128,6 +128,16 @@ pub enum DeviceError {
         /// What it reported.
         latency_ms: f64,
     },
+    /// The network's parameters would not fit the host's parameter budget.
+    #[error("this network has {bytes} bytes of parameters ({params} floats); the host device allocates at most {max} bytes: choose fewer --channels or --cells")]
+    TooLarge {
+        /// Parameter floats of the network.
+        params: usize,
+        /// Their bytes.
+        bytes: usize,
+        /// The most allowed.
+        max: usize,
+    },
     /// A board (serial or QEMU) failed to measure.
     #[error(transparent)]
     Board(#[from] crate::board::BoardError),
@@ -145,6 +155,9 @@ pub enum DeviceError {
         arch: String,
     },
 }
+
+/// The most parameter memory a host device allocates (1 GiB).
+pub const MAX_PARAM_BYTES: usize = 1 << 30;
 
 /// Something that measures cells.
 pub trait Device {
@@ -229,6 +242,13 @@ impl HostDevice {
         repeats: usize,
         clock: Clock,
     ) -> Result<HostDevice, DeviceError> {
+        // Sized at plan time, like the arena: a network within the flags' ranges can still
+        // need more memory than a machine has (C = 256, N = 32: 10.6 GB).
+        let params = edge_runtime::ParamLayout::new(cfg)?.total_len();
+        let bytes = params.saturating_mul(std::mem::size_of::<f32>());
+        if bytes > MAX_PARAM_BYTES {
+            return Err(DeviceError::TooLarge { params, bytes, max: MAX_PARAM_BYTES });
+        }
         Ok(HostDevice { probe: HostProbe::new(cfg, seed)?, warmup, repeats, clock, reference: None })
     }
 

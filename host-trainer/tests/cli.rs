@@ -193,3 +193,12 @@ fn numeric_flags_are_checked_when_parsed() {
         assert!(!String::from_utf8_lossy(&out.stderr).contains("unexpected argument"), "{cmd} {flag} {value}");
     }
 }
+
+/// A network inside the flags' ranges whose parameters would not fit in memory (10.6 GB)
+/// is refused when it is planned, not by the allocator aborting the process.
+#[test]
+fn an_oversized_network_is_refused_at_plan_time() {
+    let out = simnas(&["probe", "--channels", "256", "--cells", "32", "--resolution", "8"]);
+    assert_refused(&out, "bytes of parameters");
+    assert_eq!(out.status.code(), Some(1));
+}
