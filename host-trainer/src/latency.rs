@@ -136,6 +136,22 @@ pub enum LatencyError {
         /// The value.
         value: f64,
     },
+    /// A latency no device measures (and whose arithmetic would overflow or underflow).
+    #[error("{path}, line {line}: latency {value:e} ms in column {column:?} is outside [{min:e}, {max:e}] ms, the range a device measures: is the column in milliseconds?")]
+    OutOfRange {
+        /// The file.
+        path: PathBuf,
+        /// 1-based line.
+        line: u64,
+        /// The column.
+        column: String,
+        /// The value.
+        value: f64,
+        /// Smallest accepted.
+        min: f64,
+        /// Largest accepted.
+        max: f64,
+    },
     /// The same cell twice.
     #[error("{path}, line {line}: cell {arch} already given on line {first_line}")]
     Duplicate {
@@ -165,6 +181,12 @@ pub enum LatencyError {
         column: String,
     },
 }
+
+/// The smallest latency a table may hold (1 ps): below it, normalising by differences
+/// of latencies loses every digit.
+pub const MIN_LATENCY_MS: f64 = 1e-9;
+/// The largest latency a table may hold (about 31.7 years).
+pub const MAX_LATENCY_MS: f64 = 1e12;
 
 /// One latency per cell (ms), `None` where the table has no measurement.
 #[derive(Clone, Debug)]
@@ -308,6 +330,16 @@ impl LatencyTable {
                         continue;
                     }
                 }
+            }
+            if !(MIN_LATENCY_MS..=MAX_LATENCY_MS).contains(&v) {
+                return Err(LatencyError::OutOfRange {
+                    path: p(),
+                    line,
+                    column: column.into(),
+                    value: v,
+                    min: MIN_LATENCY_MS,
+                    max: MAX_LATENCY_MS,
+                });
             }
             values[code] = Some(v);
         }

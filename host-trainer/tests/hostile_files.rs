@@ -394,3 +394,50 @@ fn a_score_table_with_a_foreign_numbering_is_not_trusted() {
     assert_refused(&out, "the index column does not match the arch column");
     std::fs::remove_dir_all(&d).ok();
 }
+
+/// Tables scaled far outside what a device measures (x 1e306, x 1e-321, alternating) are
+/// refused naming the table and the line, not blamed on the shipped prior; a moderate
+/// rescaling (x 1000) leaves every strategy's pick unchanged.
+#[test]
+fn extreme_scalings_are_refused_and_moderate_ones_change_nothing() {
+    let d = tmp("scaled");
+    let mut rows = vec![String::from("arch,ms")];
+    for c in ArchCode::all() {
+        let a = Arch::from_code(c);
+        let ms =
+            1.0 + a.count(Op::NorConv3x3) as f64 + 0.3 * a.count(Op::NorConv1x1) as f64 + (c.get() % 7) as f64 * 0.01;
+        rows.push(format!("{a},{ms}"));
+    }
+    let scaled = |name: &str, f: &dyn Fn(usize, f64) -> f64| {
+        let mut out = String::from("arch,ms\n");
+        for (i, r) in rows[1..].iter().enumerate() {
+            let (a, ms) = r.rsplit_once(',').unwrap();
+            out += &format!("{a},{:e}\n", f(i, ms.parse().unwrap()));
+        }
+        let path = d.join(name);
+        std::fs::write(&path, out).unwrap();
+        format!("table:{}#ms", p(&path))
+    };
+    for (name, f) in [
+        ("big.csv", &(|_, v| v * 1e306) as &dyn Fn(usize, f64) -> f64),
+        ("tiny.csv", &|_, v| v * 1e-321),
+        ("alternating.csv", &|i, v| if i % 2 == 0 { v * 1e300 } else { v * 1e-320 }),
+    ] {
+        let dev = scaled(name, f);
+        let out = simnas(&["search", "--device", &dev]);
+        assert_refused(&out, "the range a device measures");
+        assert!(String::from_utf8_lossy(&out.stderr).contains(name), "the table is named");
+    }
+    let base = scaled("base.csv", &|_, v| v);
+    let thousand = scaled("x1000.csv", &|_, v| v * 1000.0);
+    for strategy in ["controller", "lut-probe", "random"] {
+        let pick = |dev: &str| {
+            let out = simnas(&["search", "--device", dev, "--strategy", strategy]);
+            assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+            let text = String::from_utf8_lossy(&out.stdout).into_owned();
+            text.lines().find(|l| l.starts_with("pick:")).unwrap().split(" | ").next().unwrap().to_string()
+        };
+        assert_eq!(pick(&base), pick(&thousand), "{strategy}: a pure rescaling changed the pick");
+    }
+    std::fs::remove_dir_all(&d).ok();
+}
