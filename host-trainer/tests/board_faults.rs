@@ -179,3 +179,35 @@ fn the_monitor_logs_an_impossible_record_marked_invalid() {
     let why = records[1]["invalid"].as_str().expect("marked invalid");
     assert!(why.starts_with("q1_ticks (") && why.contains("is larger than median_ticks"), "{why}");
 }
+
+/// A board naming itself with escape sequences (set the title, clear the screen) reaches
+/// the terminal only escaped; a log whose last line was cut off gets its next record on a
+/// line of its own.
+#[test]
+fn the_monitor_escapes_what_the_board_prints_and_never_glues_log_lines() {
+    let (mut board_end, host_end) = pty().expect("a pty pair");
+    let port = host_end.name().expect("the pty's path");
+    let log = std::env::temp_dir().join(format!("simnas-board-escape-{}.jsonl", std::process::id()));
+    std::fs::write(&log, "{\"kind\":\"hello\",\"cut\":").unwrap();
+    let mut h = hello();
+    if let BoardMsg::Hello(h) = &mut h {
+        h.board = "\u{1b}]0;pwned\u{7}\u{1b}[2J".try_into().expect("fits");
+    }
+    board_end.write_all(&encode_frame_vec(0, &h).unwrap()).unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_simnas"))
+        .args(["monitor", "--count", "1", "--idle", "5", "--port", &port, "--log"])
+        .arg(&log)
+        .output()
+        .expect("running simnas monitor");
+    let (stdout, stderr) = text(&out);
+    assert!(out.status.success(), "{stderr}");
+    assert!(!stdout.contains('\u{1b}') && !stdout.contains('\u{7}'), "{stdout:?}");
+    assert!(stdout.contains("\\u{1b}]0;pwned"), "{stdout:?}");
+    let text = std::fs::read_to_string(&log).unwrap();
+    let _ = std::fs::remove_file(&log);
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines.len(), 2, "{text:?}");
+    assert_eq!(lines[0], "{\"kind\":\"hello\",\"cut\":");
+    let rec: serde_json::Value = serde_json::from_str(lines[1]).expect("the new record is a line of its own");
+    assert_eq!(rec["kind"], "hello");
+}

@@ -70,7 +70,9 @@ pub fn run(args: MonitorArgs) -> Result<ExitCode> {
                 OpenOptions::new()
                     .create(true)
                     .append(true)
+                    .read(true)
                     .open(p)
+                    .and_then(|mut f| end_cut_line(&mut f).map(|()| f))
                     .with_context(|| format!("opening {}", p.display()))?,
             )
         }
@@ -127,6 +129,8 @@ fn follow(link: &mut BoardLink, args: &MonitorArgs, mut log: Option<&mut File>) 
         last_frame = now;
         let t_s = (now - start).as_secs_f64();
         let (line, record) = render(&event, t_s);
+        // Strings come from the board: no escape sequence of its reaches the terminal.
+        let line = printable(&line);
         match &event {
             Event::Corrupt(_) => eprintln!("{line}"),
             Event::Msg { .. } => outln!("{line}"),
@@ -154,6 +158,29 @@ fn follow(link: &mut BoardLink, args: &MonitorArgs, mut log: Option<&mut File>) 
             return Ok(());
         }
     }
+}
+
+/// `s` with every control character written as a `\u{..}` escape.
+fn printable(s: &str) -> String {
+    s.chars().map(|c| if c.is_control() { c.escape_unicode().to_string() } else { c.to_string() }).collect()
+}
+
+/// Ends a log whose last line was cut off (a kill mid-write) with a newline, so the next
+/// record starts a line of its own instead of being glued onto the fragment.
+fn end_cut_line(f: &mut File) -> std::io::Result<()> {
+    use std::io::{Read, Seek, SeekFrom};
+    let len = f.metadata()?.len();
+    if len == 0 {
+        return Ok(());
+    }
+    let mut last = [0u8; 1];
+    let mut r = f.try_clone()?;
+    r.seek(SeekFrom::Start(len - 1))?;
+    r.read_exact(&mut last)?;
+    if last[0] != b'\n' {
+        f.write_all(b"\n")?;
+    }
+    Ok(())
 }
 
 fn append(f: &mut File, record: &Value) -> std::io::Result<()> {
