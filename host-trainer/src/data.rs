@@ -49,6 +49,18 @@ pub fn read_capped(path: &Path, max: u64) -> std::io::Result<Vec<u8>> {
     Ok(bytes)
 }
 
+/// `text` quoted for an error message, at most `max` characters of it (a binary file read
+/// as text must not turn into a message of megabytes).
+pub fn quote_capped(text: &str, max: usize) -> String {
+    let n = text.chars().count();
+    let head: String = text.chars().take(max).collect();
+    if n > max {
+        format!("{head:?} ... ({n} characters in all)")
+    } else {
+        format!("{head:?}")
+    }
+}
+
 /// Problems reading benchmark files.
 #[derive(Debug, thiserror::Error)]
 pub enum DataError {

@@ -62,9 +62,12 @@ impl FromStr for DeviceSpec {
             "qemu" => Ok(DeviceSpec::Qemu),
             other => {
                 if let Some(rest) = other.strip_prefix("table:") {
-                    return match rest.rsplit_once('#') {
+                    // The column follows the last `#` not written `\#` (a column name with a
+                    // `#` in it is written with `\#`).
+                    let split = rest.char_indices().rev().find(|&(i, c)| c == '#' && !rest[..i].ends_with('\\'));
+                    return match split.map(|(i, _)| (&rest[..i], &rest[i + 1..])) {
                         Some((path, column)) if !path.is_empty() && !column.is_empty() => {
-                            Ok(DeviceSpec::Table { path: path.into(), column: column.into() })
+                            Ok(DeviceSpec::Table { path: path.into(), column: column.replace("\\#", "#") })
                         }
                         _ => Err(format!(
                             "device {other:?}: a table device is table:PATH#COLUMN (CSV file, latency column in ms)"
@@ -91,7 +94,7 @@ impl fmt::Display for DeviceSpec {
             DeviceSpec::Host => f.write_str("host"),
             DeviceSpec::Qemu => f.write_str("qemu"),
             DeviceSpec::Serial(port) => write!(f, "serial:{port}"),
-            DeviceSpec::Table { path, column } => write!(f, "table:{}#{column}", path.display()),
+            DeviceSpec::Table { path, column } => write!(f, "table:{}#{}", path.display(), column.replace('#', "\\#")),
             DeviceSpec::Bench(d) => f.write_str(d.name),
         }
     }

@@ -202,3 +202,24 @@ fn an_oversized_network_is_refused_at_plan_time() {
     assert_refused(&out, "bytes of parameters");
     assert_eq!(out.status.code(), Some(1));
 }
+
+/// Small things a newcomer trips over: a `--data` that is not a directory is warned about
+/// even by commands that do not read it; a board device says how long a silent board is
+/// waited for; a score table with a megabyte-long header gets a short error.
+#[test]
+fn warnings_and_waits_are_said_and_errors_stay_short() {
+    let out = simnas(&["--data", "/nonexistent/simnas-data", "devices", "list"]);
+    assert!(out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("not a directory"));
+    let out = simnas(&["search", "--device", "serial:/nonexistent/tty", "--strategy", "random", "--budget", "3"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success() && err.contains("per attempt") && err.contains("2 attempts"), "{err}");
+    let dir = std::env::temp_dir().join(format!("simnas-long-header-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let f = dir.join("scores.csv");
+    std::fs::write(&f, format!("{}\n", "x".repeat(1 << 20))).unwrap();
+    let out = simnas(&["search", "--scores", f.to_str().unwrap(), "--device", "qemu"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success() && err.contains("header") && err.len() < 2000, "{} bytes", err.len());
+    std::fs::remove_dir_all(&dir).ok();
+}

@@ -169,6 +169,12 @@ impl NetArgs {
 
 pub fn run() -> Result<ExitCode> {
     let cli = Cli::parse();
+    if let Some(d) = cli.data.as_deref().filter(|d| !d.is_dir()) {
+        eprintln!(
+            "warning: --data {}: not a directory; commands that need benchmark data will fail, others ignore it",
+            d.display()
+        );
+    }
     match cli.command {
         Command::Probe(args) => probe::run(&cli.data, args),
         Command::Bench(args) => bench::run(args),

@@ -330,6 +330,13 @@ pub fn run(data: &Option<PathBuf>, args: SearchArgs) -> Result<ExitCode> {
                 per_run: Duration::from_secs_f64(args.probe_timeout_s),
                 retries: 1,
             };
+            eprintln!(
+                "board probes wait up to {:.0} s per attempt (5 s + --probe-timeout-s {} x {} runs), {} attempts, before a silent board is an error",
+                policy.timeout().as_secs_f64(),
+                args.probe_timeout_s,
+                u32::from(policy.warmup) + u32::from(policy.repeats),
+                policy.retries + 1
+            );
             other = Some(match spec {
                 DeviceSpec::Qemu => {
                     Box::new(BoardDevice::qemu(&args.firmware.clone().unwrap_or_else(qemu::default_firmware), policy)?)

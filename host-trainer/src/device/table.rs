@@ -131,6 +131,10 @@ mod tests {
         let spec: DeviceSpec = "table:data/lat#x.csv#pixel3_ms".parse().unwrap();
         assert_eq!(spec, DeviceSpec::Table { path: "data/lat#x.csv".into(), column: "pixel3_ms".into() });
         assert_eq!(spec.to_string(), "table:data/lat#x.csv#pixel3_ms");
+        // A column name with a `#` is written `\#`.
+        let spec: DeviceSpec = "table:data/lat.csv#run\\#2_ms".parse().unwrap();
+        assert_eq!(spec, DeviceSpec::Table { path: "data/lat.csv".into(), column: "run#2_ms".into() });
+        assert_eq!(spec.to_string(), "table:data/lat.csv#run\\#2_ms");
         for bad in ["table:", "table:a.csv", "table:#col", "table:a.csv#", "tabel:a.csv#c"] {
             let e = bad.parse::<DeviceSpec>().unwrap_err();
             assert!(e.contains("table:PATH#COLUMN"), "{bad}: {e}");
