@@ -10,7 +10,34 @@ cd "$(dirname "$0")/.."
 export SIMNAS_DATA="${SIMNAS_DATA:-$(cd .. && pwd)/shared/data}"
 export CARGO_TERM_COLOR="${CARGO_TERM_COLOR:-never}"
 
-step() { printf '\n== %s\n' "$*"; }
+# Each step's name and wall time, printed as a summary at the end.
+SUMMARY=()
+STEP_NAME=""
+STEP_T0=$(date +%s)
+end_step() {
+    if [ -n "$STEP_NAME" ]; then
+        SUMMARY+=("$(printf '%5ss  %s' "$(( $(date +%s) - STEP_T0 ))" "$STEP_NAME")")
+    fi
+}
+step() {
+    end_step
+    STEP_NAME="$*"
+    STEP_T0=$(date +%s)
+    printf '\n== %s\n' "$*"
+}
+on_exit() {
+    local rc=$?
+    end_step
+    STEP_NAME=""
+    printf '\n== summary\n'
+    printf '%s\n' "${SUMMARY[@]}"
+    if [ "$rc" -eq 0 ]; then
+        echo "all steps passed"
+    else
+        echo "FAILED (exit status $rc) in the last step above"
+    fi
+}
+trap on_exit EXIT
 
 step "toolchain: thumbv7em-none-eabihf target, rustfmt, clippy"
 if ! rustup target list --installed | grep -qx thumbv7em-none-eabihf; then
@@ -61,7 +88,8 @@ FUZZ_SECONDS="${SIMNAS_FUZZ_SECONDS:-20}"
 if [ "$FUZZ_SECONDS" = "0" ]; then
     echo "skipped (SIMNAS_FUZZ_SECONDS=0)"
 elif ! cargo fuzz --version >/dev/null 2>&1; then
-    echo "cargo-fuzz not installed: skipped (cargo install cargo-fuzz, then rerun)"
+    echo "WARNING: cargo-fuzz is not installed: the fuzz smoke run was SKIPPED (cargo install cargo-fuzz, then rerun)" >&2
+    SUMMARY+=("    -  fuzz smoke run SKIPPED: cargo-fuzz is not installed")
 else
     # libFuzzer needs unstable compiler flags; RUSTC_BOOTSTRAP lets the stable toolchain
     # accept them for this build only.

@@ -24,6 +24,18 @@ pub fn read_capped(path: &Path, max: u64) -> std::io::Result<Vec<u8>> {
     let too_large = |what: String| {
         std::io::Error::new(std::io::ErrorKind::InvalidData, format!("{what}; files over {max} bytes are refused"))
     };
+    // A FIFO or a socket would block `open` until a writer appears: refuse it first.
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::FileTypeExt;
+        let kind = std::fs::metadata(path)?.file_type();
+        if kind.is_fifo() || kind.is_socket() {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::InvalidInput,
+                "a named pipe or socket, not a file: pass a regular file",
+            ));
+        }
+    }
     let file = std::fs::File::open(path)?;
     let len = file.metadata()?.len();
     if len > max {
@@ -35,6 +47,18 @@ pub fn read_capped(path: &Path, max: u64) -> std::io::Result<Vec<u8>> {
         return Err(too_large("the file is longer than its size says (a device or a pipe?)".into()));
     }
     Ok(bytes)
+}
+
+/// `text` quoted for an error message, at most `max` characters of it (a binary file read
+/// as text must not turn into a message of megabytes).
+pub fn quote_capped(text: &str, max: usize) -> String {
+    let n = text.chars().count();
+    let head: String = text.chars().take(max).collect();
+    if n > max {
+        format!("{head:?} ... ({n} characters in all)")
+    } else {
+        format!("{head:?}")
+    }
 }
 
 /// Problems reading benchmark files.
@@ -150,7 +174,27 @@ impl NatsMap {
     pub fn index_of_code(&self, code: ArchCode) -> NatsIndex {
         self.index_of[code.get() as usize]
     }
+
+    /// CRC-32 (ISO-HDLC) of the compact code of every index in order, little-endian `u16`s:
+    /// a fingerprint of the numbering, to recognise the benchmark's own without its file.
+    pub fn fingerprint(&self) -> u32 {
+        let crc = crc::Crc::<u32>::new(&crc::CRC_32_ISO_HDLC);
+        let mut d = crc.digest();
+        for a in &self.arch_of {
+            d.update(&a.code().get().to_le_bytes());
+        }
+        d.finalize()
+    }
+
+    /// True when this is the NATS-Bench numbering ([`NATS_FINGERPRINT`]).
+    pub fn is_benchmark(&self) -> bool {
+        self.fingerprint() == NATS_FINGERPRINT
+    }
 }
+
+/// [`NatsMap::fingerprint`] of the benchmark's `nb201_archs.csv` (checked against the file
+/// by a test when the data directory is present).
+pub const NATS_FINGERPRINT: u32 = 0x1b65_bfcd;
 
 #[cfg(test)]
 mod tests {
@@ -197,5 +241,28 @@ mod tests {
         let mut big = table(&full());
         big += "15625,|none~0|+|none~0|none~1|+|none~0|none~1|none~2|\n";
         assert!(matches!(NatsMap::read(big.as_bytes(), p), Err(DataError::RowCount { .. })));
+    }
+}
+
+#[cfg(test)]
+mod fingerprint_tests {
+    use super::*;
+
+    /// The constant is the fingerprint of the real `nb201_archs.csv` (when the data
+    /// directory is there), and a shuffled numbering is not recognised.
+    #[test]
+    fn the_benchmark_numbering_is_recognised() {
+        let dir = std::env::var_os(DATA_ENV)
+            .map(PathBuf::from)
+            .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/data"));
+        let Ok(m) = NatsMap::load(&dir) else { return };
+        assert_eq!(m.fingerprint(), NATS_FINGERPRINT, "{:#010x}", m.fingerprint());
+        assert!(m.is_benchmark());
+        let mut rows = String::from("index,arch\n");
+        for i in 0..NUM_ARCHS {
+            let j = if i < 2 { 1 - i } else { i };
+            rows += &format!("{i},{}\n", m.arch(NatsIndex::new(j as u16).unwrap()));
+        }
+        assert!(!NatsMap::read(rows.as_bytes(), Path::new("t.csv")).unwrap().is_benchmark());
     }
 }

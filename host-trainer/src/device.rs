@@ -69,9 +69,12 @@ impl FromStr for DeviceSpec {
             "qemu" => Ok(DeviceSpec::Qemu),
             other => {
                 if let Some(rest) = other.strip_prefix("table:") {
-                    return match rest.rsplit_once('#') {
+                    // The column follows the last `#` not written `\#` (a column name with a
+                    // `#` in it is written with `\#`).
+                    let split = rest.char_indices().rev().find(|&(i, c)| c == '#' && !rest[..i].ends_with('\\'));
+                    return match split.map(|(i, _)| (&rest[..i], &rest[i + 1..])) {
                         Some((path, column)) if !path.is_empty() && !column.is_empty() => {
-                            Ok(DeviceSpec::Table { path: path.into(), column: column.into() })
+                            Ok(DeviceSpec::Table { path: path.into(), column: column.replace("\\#", "#") })
                         }
                         _ => Err(format!(
                             "device {other:?}: a table device is table:PATH#COLUMN (CSV file, latency column in ms)"
@@ -102,7 +105,7 @@ impl fmt::Display for DeviceSpec {
             DeviceSpec::Host => f.write_str("host"),
             DeviceSpec::Qemu => f.write_str("qemu"),
             DeviceSpec::Serial(port) => write!(f, "serial:{port}"),
-            DeviceSpec::Table { path, column } => write!(f, "table:{}#{column}", path.display()),
+            DeviceSpec::Table { path, column } => write!(f, "table:{}#{}", path.display(), column.replace('#', "\\#")),
             DeviceSpec::Bench(d) => f.write_str(d.name),
             DeviceSpec::Command(c) => write!(f, "cmd:{c}"),
         }
@@ -134,6 +137,22 @@ pub enum DeviceError {
     /// The executor refused the network or the measurement.
     #[error("executor: {0}")]
     Runtime(#[from] edge_runtime::Error),
+    /// A device answered with a latency that cannot be one.
+    #[error("the device reported a latency of {latency_ms} ms, not a positive finite number")]
+    BadLatency {
+        /// What it reported.
+        latency_ms: f64,
+    },
+    /// The network's parameters would not fit the host's parameter budget.
+    #[error("this network has {bytes} bytes of parameters ({params} floats); the host device allocates at most {max} bytes: choose fewer --channels or --cells")]
+    TooLarge {
+        /// Parameter floats of the network.
+        params: usize,
+        /// Their bytes.
+        bytes: usize,
+        /// The most allowed.
+        max: usize,
+    },
     /// A board (serial or QEMU) failed to measure.
     #[error(transparent)]
     Board(#[from] crate::board::BoardError),
@@ -160,6 +179,9 @@ impl From<command::CommandError> for DeviceError {
         DeviceError::Command(Box::new(e))
     }
 }
+
+/// The most parameter memory a host device allocates (1 GiB).
+pub const MAX_PARAM_BYTES: usize = 1 << 30;
 
 /// Something that measures cells.
 pub trait Device {
@@ -244,6 +266,13 @@ impl HostDevice {
         repeats: usize,
         clock: Clock,
     ) -> Result<HostDevice, DeviceError> {
+        // Sized at plan time, like the arena: a network within the flags' ranges can still
+        // need more memory than a machine has (C = 256, N = 32: 10.6 GB).
+        let params = edge_runtime::ParamLayout::new(cfg)?.total_len();
+        let bytes = params.saturating_mul(std::mem::size_of::<f32>());
+        if bytes > MAX_PARAM_BYTES {
+            return Err(DeviceError::TooLarge { params, bytes, max: MAX_PARAM_BYTES });
+        }
         Ok(HostDevice { probe: HostProbe::new(cfg, seed)?, warmup, repeats, clock, reference: None })
     }
 

@@ -67,6 +67,30 @@ pub enum LatencyError {
         available: String,
     },
     /// Neither an `index` nor an `arch` column.
+    #[error("{path}#{column} has a latency for {covered} of the {total} networks a search can measure ({percent:.1}%); a device table must cover at least {min_percent}% of them (and both reference cells, all-skip and all-conv3x3)")]
+    Sparse {
+        /// The file.
+        path: PathBuf,
+        /// The column.
+        column: String,
+        /// Connected executed networks with a value.
+        covered: usize,
+        /// Connected executed networks.
+        total: usize,
+        /// `100 covered / total`.
+        percent: f64,
+        /// The least accepted.
+        min_percent: f64,
+    },
+    #[error("{path} has {count} columns named {column:?}: rename all but one (which is meant is ambiguous)")]
+    DuplicateColumn {
+        /// The file.
+        path: PathBuf,
+        /// The repeated name.
+        column: String,
+        /// How many columns carry it.
+        count: usize,
+    },
     #[error("{path} has neither an 'index' (NATS-Bench index) nor an 'arch' (cell string) column")]
     MissingKey {
         /// The file.
@@ -112,6 +136,22 @@ pub enum LatencyError {
         /// The value.
         value: f64,
     },
+    /// A latency no device measures (and whose arithmetic would overflow or underflow).
+    #[error("{path}, line {line}: latency {value:e} ms in column {column:?} is outside [{min:e}, {max:e}] ms, the range a device measures: is the column in milliseconds?")]
+    OutOfRange {
+        /// The file.
+        path: PathBuf,
+        /// 1-based line.
+        line: u64,
+        /// The column.
+        column: String,
+        /// The value.
+        value: f64,
+        /// Smallest accepted.
+        min: f64,
+        /// Largest accepted.
+        max: f64,
+    },
     /// The same cell twice.
     #[error("{path}, line {line}: cell {arch} already given on line {first_line}")]
     Duplicate {
@@ -141,6 +181,12 @@ pub enum LatencyError {
         column: String,
     },
 }
+
+/// The smallest latency a table may hold (1 ps): below it, normalising by differences
+/// of latencies loses every digit.
+pub const MIN_LATENCY_MS: f64 = 1e-9;
+/// The largest latency a table may hold (about 31.7 years).
+pub const MAX_LATENCY_MS: f64 = 1e12;
 
 /// One latency per cell (ms), `None` where the table has no measurement.
 #[derive(Clone, Debug)]
@@ -181,10 +227,21 @@ impl LatencyTable {
         let mut rdr = csv::ReaderBuilder::new().has_headers(true).from_reader(reader);
         let headers = rdr.headers().map_err(|e| bad(1, e.to_string()))?.clone();
         let pos = |name: &str| headers.iter().position(|h| h.trim() == name);
-        let col = pos(column).ok_or_else(|| LatencyError::MissingColumn {
-            path: p(),
-            column: column.to_string(),
-            available: headers.iter().collect::<Vec<_>>().join(","),
+        for name in [column, "index", "arch"] {
+            let count = headers.iter().filter(|h| h.trim() == name).count();
+            if count > 1 {
+                return Err(LatencyError::DuplicateColumn { path: p(), column: name.to_string(), count });
+            }
+        }
+        let col = pos(column).ok_or_else(|| {
+            // A header can be huge (a binary file read as CSV): quote at most its start.
+            let mut available = headers.iter().collect::<Vec<_>>().join(",");
+            if available.len() > 300 {
+                let cut = (0..=300).rev().find(|&i| available.is_char_boundary(i)).unwrap_or(0);
+                available.truncate(cut);
+                available.push_str(" ...");
+            }
+            LatencyError::MissingColumn { path: p(), column: column.to_string(), available }
         })?;
         enum Key {
             Index(usize),
@@ -195,6 +252,8 @@ impl LatencyTable {
             (Some(i), None) => Key::Index(i),
             (None, None) => return Err(LatencyError::MissingKey { path: p() }),
         };
+        // With both keys and the index map, every row's index must name its cell.
+        let cross_check = pos("index").zip(pos("arch")).and(map);
         if matches!(key, Key::Index(_)) && map.is_none() {
             return Err(LatencyError::NeedsIndexMap { path: p() });
         }
@@ -230,6 +289,19 @@ impl LatencyTable {
                     map.ok_or(LatencyError::NeedsIndexMap { path: p() })?.arch(i)
                 }
             };
+            if let (Some(m), Some(i)) = (cross_check, pos("index")) {
+                let s = record.get(i).unwrap_or("").trim();
+                let index = s.parse::<u16>().ok().and_then(NatsIndex::new);
+                if index.map(|i| m.arch(i)) != Some(arch) {
+                    return Err(bad(
+                        line,
+                        format!(
+                            "index {s:?} and arch {arch} name different cells (the benchmark's index of {arch} is {})",
+                            m.index(arch)
+                        ),
+                    ));
+                }
+            }
             let code = arch.code().get() as usize;
             if line_of[code] != 0 {
                 return Err(LatencyError::Duplicate {
@@ -259,12 +331,24 @@ impl LatencyTable {
                     }
                 }
             }
+            if !(MIN_LATENCY_MS..=MAX_LATENCY_MS).contains(&v) {
+                return Err(LatencyError::OutOfRange {
+                    path: p(),
+                    line,
+                    column: column.into(),
+                    value: v,
+                    min: MIN_LATENCY_MS,
+                    max: MAX_LATENCY_MS,
+                });
+            }
             values[code] = Some(v);
         }
         if values.iter().all(Option::is_none) {
             return Err(LatencyError::Empty { path: p(), column: column.into() });
         }
-        Ok(LatencyTable { source: format!("{}#{column}", path.display()), values, skipped })
+        // Named by its resolved path, so the same table named another way is the same device.
+        let resolved = std::fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf());
+        Ok(LatencyTable { source: format!("{}#{column}", resolved.display()), values, skipped })
     }
 
     /// A table from values indexed by [`ArchCode`] (tests, synthetic devices).

@@ -17,6 +17,7 @@
 
 pub mod bench;
 pub mod board;
+pub mod child;
 pub mod data;
 pub mod device;
 pub mod export;

@@ -132,3 +132,94 @@ fn benchmark_device_names_and_budget_caps() {
     let out = simnas(&["search", "--strategy", "random", "--budget", "100000"]);
     assert_refused(&out, "has only 9444 networks");
 }
+
+/// Out-of-range numbers are refused before any work: `eval --weight` outside [0, 1] (NaN,
+/// 2, -1: negative numbers reach the range check) and `train --eval-episodes 0`.
+#[test]
+fn eval_weights_and_evidence_episodes_are_checked_up_front() {
+    let data = data_dir();
+    let d = data.to_str().unwrap();
+    let out_dir = std::env::temp_dir().join(format!("simnas-eval-weight-{}", std::process::id()));
+    let o = out_dir.to_str().unwrap();
+    for w in ["NaN", "2", "-1"] {
+        let out = simnas(&[
+            "--data",
+            d,
+            "eval",
+            "--devices",
+            "hw-c10-pixel3",
+            "--seeds",
+            "1",
+            "--out",
+            o,
+            &format!("--weight={w}"),
+        ]);
+        assert_refused(&out, "weight");
+        assert!(!out_dir.join("report.md").exists(), "--weight {w}: a report was written");
+    }
+    let out = simnas(&["train", "--steps", "10", "--eval-episodes", "0", "--out", o]);
+    assert_refused(&out, "eval-episodes");
+    std::fs::remove_dir_all(&out_dir).ok();
+}
+
+#[test]
+fn numeric_flags_are_checked_when_parsed() {
+    // Each value is refused by clap before anything runs (no port is opened, no board
+    // booted), with the flag and the reason; none panics.
+    let board = ["search", "--device", "serial:/nonexistent/tty"];
+    for t in ["1e300", "1e18", "0", "-1", "NaN", "inf", "soon"] {
+        let out = simnas(&[&board[..], &["--probe-timeout-s", t]].concat());
+        assert_refused(&out, "--probe-timeout-s");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(!err.contains("cannot open serial port"), "{t}: refused only after opening the port: {err}");
+        assert_eq!(out.status.code(), Some(2), "{t}: clap's usage status");
+    }
+    assert_refused(&simnas(&[&board[..], &["--probe-timeout-s", "1e300"]].concat()), "at most one day");
+    for idle in [&["--idle", "NaN"][..], &["--idle=-1"], &["--idle", "-1"], &["--idle", "0"], &["--idle", "1e18"]] {
+        let out = simnas(&[&["monitor", "--port", "/nonexistent/tty"][..], idle].concat());
+        assert_refused(&out, "--idle");
+        assert!(String::from_utf8_lossy(&out.stderr).contains("outside (0, 86400]"), "{idle:?}");
+    }
+    // Negative numbers reach the range check instead of clap's "unexpected argument".
+    for (cmd, flag, value, what) in [
+        ("search", "--weight", "-0.1", "-0.1 is outside [0, 1]"),
+        ("search", "--weight", "1.5", "1.5 is outside [0, 1]"),
+        ("search", "--max-latency-ms", "-5", "-5 ms is not a positive number"),
+        ("eval", "--weight", "-0.1", "-0.1 is outside [0, 1]"),
+        ("train", "--weight", "-0.1", "-0.1 is outside [0, 1]"),
+    ] {
+        let out = simnas(&[cmd, flag, value]);
+        assert_refused(&out, what);
+        assert!(!String::from_utf8_lossy(&out.stderr).contains("unexpected argument"), "{cmd} {flag} {value}");
+    }
+}
+
+/// A network inside the flags' ranges whose parameters would not fit in memory (10.6 GB)
+/// is refused when it is planned, not by the allocator aborting the process.
+#[test]
+fn an_oversized_network_is_refused_at_plan_time() {
+    let out = simnas(&["probe", "--channels", "256", "--cells", "32", "--resolution", "8"]);
+    assert_refused(&out, "bytes of parameters");
+    assert_eq!(out.status.code(), Some(1));
+}
+
+/// Small things a newcomer trips over: a `--data` that is not a directory is warned about
+/// even by commands that do not read it; a board device says how long a silent board is
+/// waited for; a score table with a megabyte-long header gets a short error.
+#[test]
+fn warnings_and_waits_are_said_and_errors_stay_short() {
+    let out = simnas(&["--data", "/nonexistent/simnas-data", "devices", "list"]);
+    assert!(out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("not a directory"));
+    let out = simnas(&["search", "--device", "serial:/nonexistent/tty", "--strategy", "random", "--budget", "3"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success() && err.contains("per attempt") && err.contains("2 attempts"), "{err}");
+    let dir = std::env::temp_dir().join(format!("simnas-long-header-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let f = dir.join("scores.csv");
+    std::fs::write(&f, format!("{}\n", "x".repeat(1 << 20))).unwrap();
+    let out = simnas(&["search", "--scores", f.to_str().unwrap(), "--device", "qemu"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success() && err.contains("header") && err.len() < 2000, "{} bytes", err.len());
+    std::fs::remove_dir_all(&dir).ok();
+}

@@ -263,3 +263,181 @@ fn hostile_score_tables() {
     assert_refused(&search(Path::new("/dev/zero")), "refused");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// Named pipes as inputs (a latency table, a score table, a policy, a controller prior) are
+/// refused at once; before, `open` waited forever for a writer. The controller prior is
+/// also read with the size bound (a sparse 1 GiB file is refused by size).
+#[test]
+fn fifos_and_oversized_priors_are_refused_at_once() {
+    let d = tmp("fifo");
+    let fifo = d.join("pipe");
+    assert!(Command::new("mkfifo").arg(&fifo).status().unwrap().success());
+    let f = p(&fifo);
+    let cases: Vec<Vec<String>> = vec![
+        vec!["search".into(), "--device".into(), format!("table:{f}#ms")],
+        vec!["search".into(), "--scores".into(), f.into(), "--device".into(), "qemu".into()],
+        vec!["search".into(), "--strategy".into(), "controller-paper".into(), "--policy".into(), f.into()],
+        vec!["search".into(), "--controller-prior".into(), f.into(), "--device".into(), "qemu".into()],
+    ];
+    for args in cases {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_simnas"))
+            .args(&args)
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let t0 = std::time::Instant::now();
+        while child.try_wait().unwrap().is_none() {
+            if t0.elapsed() > std::time::Duration::from_secs(20) {
+                child.kill().ok();
+                panic!("{args:?}: still waiting on the pipe after 20 s");
+            }
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        let out = child.wait_with_output().unwrap();
+        assert_refused(&out, "named pipe");
+    }
+    let sparse = d.join("prior.json");
+    std::fs::File::create(&sparse).unwrap().set_len(1 << 30).unwrap();
+    let out = simnas(&["search", "--controller-prior", p(&sparse), "--device", "qemu"]);
+    assert_refused(&out, "refused");
+    std::fs::remove_dir_all(&d).ok();
+}
+
+/// Tables that cannot be a device, or name their columns ambiguously: a one-row table and
+/// one holding only dead-branch cells are refused with their coverage; a duplicated column
+/// name and `index` / `arch` columns that disagree are errors; an accuracy or energy column
+/// gets a warning that it is read as milliseconds.
+#[test]
+fn tables_too_sparse_ambiguous_or_not_latency() {
+    let d = tmp("sparse");
+    let lo = Arch::uniform(Op::SkipConnect).to_string();
+    let one = d.join("one.csv");
+    std::fs::write(&one, format!("arch,ms\n{lo},1.5\n")).unwrap();
+    let out = simnas(&["search", "--device", &format!("table:{}#ms", p(&one))]);
+    assert_refused(&out, "has a latency for 1 of the 9444 networks");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.lines().count() < 5, "one message, not one line per missing cell: {err}");
+    let mut dead = String::from("arch,ms\n");
+    for c in ArchCode::all() {
+        let a = Arch::from_code(c);
+        if !a.is_executed() {
+            dead += &format!("{a},2.0\n");
+        }
+    }
+    let dead_path = d.join("dead.csv");
+    std::fs::write(&dead_path, dead).unwrap();
+    assert_refused(&simnas(&["search", "--device", &format!("table:{}#ms", p(&dead_path))]), "of the 9444 networks");
+    let dup = d.join("dup.csv");
+    std::fs::write(&dup, format!("arch,ms,ms\n{lo},1.5,2.5\n")).unwrap();
+    assert_refused(&simnas(&["search", "--device", &format!("table:{}#ms", p(&dup))]), "2 columns named \"ms\"");
+    let data = std::env::var_os("SIMNAS_DATA").map(PathBuf::from).unwrap_or_else(|| shipped("../shared/data"));
+    let both = d.join("both.csv");
+    let hi = Arch::uniform(Op::NorConv3x3).to_string();
+    std::fs::write(&both, format!("index,arch,ms\n0,{lo},1.5\n1,{hi},2.5\n")).unwrap();
+    let out = simnas(&["--data", p(&data), "search", "--device", &format!("table:{}#ms", p(&both))]);
+    assert_refused(&out, "name different cells");
+    let out = simnas(&[
+        "--data",
+        p(&data),
+        "search",
+        "--strategy",
+        "random",
+        "--budget",
+        "2",
+        "--device",
+        &format!("table:{}#cifar10_test", p(&data.join("nb201_accuracy.csv"))),
+    ]);
+    assert!(String::from_utf8_lossy(&out.stderr).contains("not a latency"), "{}", String::from_utf8_lossy(&out.stderr));
+    std::fs::remove_dir_all(&d).ok();
+}
+
+/// A score table whose `arch` column is shuffled against its `index` column: without a data
+/// directory it is not taken as the benchmark's numbering, so an index-keyed latency table
+/// cannot be read through it (before, every latency landed on the wrong cell); `score
+/// report` refuses to join it to the accuracies by index.
+#[test]
+fn a_score_table_with_a_foreign_numbering_is_not_trusted() {
+    let d = tmp("numbering");
+    let text = std::fs::read_to_string(shipped("artifacts/scores/cifar10_scores.csv")).unwrap();
+    let mut lines: Vec<&str> = text.lines().collect();
+    let header = lines.remove(0);
+    let archs: Vec<&str> = lines.iter().map(|l| l.split(',').nth(1).unwrap()).collect();
+    let mut out = format!("{header}\n");
+    for (i, l) in lines.iter().enumerate() {
+        let f: Vec<&str> = l.split(',').collect();
+        // Each index gets the next row's cell (and keeps its own scores).
+        out += &format!("{},{},{},{},{}\n", f[0], archs[(i + 1) % archs.len()], f[2], f[3], f[4]);
+    }
+    let scores = d.join("shuffled.csv");
+    std::fs::write(&scores, out).unwrap();
+    let mut lat = String::from("index,ms\n");
+    for i in 0..15_625 {
+        lat += &format!("{i},{}\n", 1.0 + i as f64 * 1e-3);
+    }
+    let lat_path = d.join("lat.csv");
+    std::fs::write(&lat_path, lat).unwrap();
+    let empty = d.join("empty-data");
+    std::fs::create_dir_all(&empty).unwrap();
+    let out = simnas(&[
+        "--data",
+        p(&empty),
+        "search",
+        "--scores",
+        p(&scores),
+        "--device",
+        &format!("table:{}#ms", p(&lat_path)),
+    ]);
+    assert_refused(&out, "index map");
+    let data = std::env::var_os("SIMNAS_DATA").map(PathBuf::from).unwrap_or_else(|| shipped("../shared/data"));
+    let out = simnas(&["--data", p(&data), "score", "report", "--table", p(&scores), "--out", p(&d.join("rep"))]);
+    assert_refused(&out, "the index column does not match the arch column");
+    std::fs::remove_dir_all(&d).ok();
+}
+
+/// Tables scaled far outside what a device measures (x 1e306, x 1e-321, alternating) are
+/// refused naming the table and the line, not blamed on the shipped prior; a moderate
+/// rescaling (x 1000) leaves every strategy's pick unchanged.
+#[test]
+fn extreme_scalings_are_refused_and_moderate_ones_change_nothing() {
+    let d = tmp("scaled");
+    let mut rows = vec![String::from("arch,ms")];
+    for c in ArchCode::all() {
+        let a = Arch::from_code(c);
+        let ms =
+            1.0 + a.count(Op::NorConv3x3) as f64 + 0.3 * a.count(Op::NorConv1x1) as f64 + (c.get() % 7) as f64 * 0.01;
+        rows.push(format!("{a},{ms}"));
+    }
+    let scaled = |name: &str, f: &dyn Fn(usize, f64) -> f64| {
+        let mut out = String::from("arch,ms\n");
+        for (i, r) in rows[1..].iter().enumerate() {
+            let (a, ms) = r.rsplit_once(',').unwrap();
+            out += &format!("{a},{:e}\n", f(i, ms.parse().unwrap()));
+        }
+        let path = d.join(name);
+        std::fs::write(&path, out).unwrap();
+        format!("table:{}#ms", p(&path))
+    };
+    for (name, f) in [
+        ("big.csv", &(|_, v| v * 1e306) as &dyn Fn(usize, f64) -> f64),
+        ("tiny.csv", &|_, v| v * 1e-321),
+        ("alternating.csv", &|i, v| if i % 2 == 0 { v * 1e300 } else { v * 1e-320 }),
+    ] {
+        let dev = scaled(name, f);
+        let out = simnas(&["search", "--device", &dev]);
+        assert_refused(&out, "the range a device measures");
+        assert!(String::from_utf8_lossy(&out.stderr).contains(name), "the table is named");
+    }
+    let base = scaled("base.csv", &|_, v| v);
+    let thousand = scaled("x1000.csv", &|_, v| v * 1000.0);
+    for strategy in ["controller", "lut-probe", "random"] {
+        let pick = |dev: &str| {
+            let out = simnas(&["search", "--device", dev, "--strategy", strategy]);
+            assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+            let text = String::from_utf8_lossy(&out.stdout).into_owned();
+            text.lines().find(|l| l.starts_with("pick:")).unwrap().split(" | ").next().unwrap().to_string()
+        };
+        assert_eq!(pick(&base), pick(&thousand), "{strategy}: a pure rescaling changed the pick");
+    }
+    std::fs::remove_dir_all(&d).ok();
+}

@@ -262,6 +262,11 @@ impl Arch {
     ///
     /// Cells for which this is false compute a constant (they ignore their input).
     pub const fn is_connected(&self) -> bool {
+        self.reached_from_input()[3]
+    }
+
+    /// Which nodes some path of non-`none` edges from the input reaches.
+    const fn reached_from_input(&self) -> [bool; 4] {
         let mut reach = [true, false, false, false];
         let mut i = 0;
         while i < NUM_EDGES {
@@ -271,7 +276,7 @@ impl Arch {
             }
             i += 1;
         }
-        reach[3]
+        reach
     }
 
     /// Which edges are *live*: not `none`, their source reachable from the cell input and
@@ -283,15 +288,7 @@ impl Arch {
     /// would only add a constant (its folded BN shift) to the output, which no runtime that
     /// prunes computes and no accuracy depends on; it is counted as dead.
     pub const fn live_edges(&self) -> [bool; NUM_EDGES] {
-        let mut from_in = [true, false, false, false];
-        let mut i = 0;
-        while i < NUM_EDGES {
-            let e = Edge(i as u8);
-            if !matches!(self.ops[i], Op::None) && from_in[e.from() as usize] {
-                from_in[e.to() as usize] = true;
-            }
-            i += 1;
-        }
+        let from_in = self.reached_from_input();
         let mut to_out = [false, false, false, true];
         let mut i = NUM_EDGES;
         while i > 0 {

@@ -5,7 +5,8 @@
 //!   the same records on a second boot, and the same walk and pick as the host's
 //!   controller (`simnas search`) given the latencies the board measured;
 //! * `simnas search --device qemu` (the real binary): host-driven probes whose latencies
-//!   are the board's own tick counts.
+//!   are the board's own tick counts; a signal to simnas alone (SIGTERM, SIGHUP, SIGKILL)
+//!   leaves no QEMU running.
 
 use host_trainer::board::qemu::Qemu;
 use host_trainer::board::{BoardLink, Event};
@@ -13,7 +14,8 @@ use serde_json::Value;
 use simnas_shared::protocol::{BoardMsg, Final, Mode, SearchProbe, SearchStop, PROTOCOL_VERSION};
 use simnas_shared::Arch;
 use simnas_tests::{firmware, firmware_autonomous, simnas, workspace};
-use std::process::Command;
+use std::io::{BufRead, BufReader, Read};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 /// The firmware's default budget (`SIMNAS_FW_BUDGET`).
@@ -117,7 +119,7 @@ fn autonomous_search_on_the_board() {
     let scores = workspace().join("artifacts/scores/cifar10_scores.tf16");
     let out = Command::new(simnas())
         .current_dir(workspace())
-        .args(["search", "--budget", &BUDGET.to_string(), "--device"])
+        .args(["search", "--budget", &BUDGET.to_string(), "--min-table-coverage", "0", "--device"])
         .arg(format!("table:{}#board_ms", table.display()))
         .arg("--scores")
         .arg(&scores)
@@ -235,4 +237,75 @@ fn simnas_monitor_prints_and_logs_the_search_records() {
     assert_eq!(f["latency_ms"], measured["latency_ms"]);
     assert!(stdout.lines().filter(|l| l.starts_with("search probe")).count() == 3, "{stdout}");
     assert!(stdout.lines().any(|l| l.starts_with("final") && l.contains(pick)), "{stdout}");
+}
+
+/// Processes whose parent is `pid`, from /proc: (pid, command name).
+fn children_of(pid: u32) -> Vec<(u32, String)> {
+    let mut found = Vec::new();
+    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Ok(stat) = std::fs::read_to_string(entry.path().join("stat")) else { continue };
+        let (Some(open), Some(close)) = (stat.find('('), stat.rfind(')')) else { continue };
+        let ppid = stat[close + 1..].split_whitespace().nth(1).and_then(|p| p.parse::<u32>().ok());
+        if ppid == Some(pid) {
+            found.push((stat[..open].trim().parse().unwrap(), stat[open + 1..close].to_string()));
+        }
+    }
+    found
+}
+
+/// Whether `pid` still runs (a zombie runs nothing: it waits only to be reaped).
+fn running(pid: u32) -> bool {
+    let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else { return false };
+    let state = stat.rfind(')').and_then(|c| stat[c + 1..].split_whitespace().next().map(str::to_string));
+    !matches!(state.as_deref(), Some("Z" | "X") | None)
+}
+
+#[test]
+fn a_search_stopped_by_a_signal_leaves_no_qemu_running() {
+    for sig in [libc::SIGTERM, libc::SIGHUP, libc::SIGKILL] {
+        let mut child = Command::new(simnas())
+            .current_dir(workspace())
+            .args(["search", "--device", "qemu", "--budget", "10", "--warmup", "0", "--repeats", "5", "--firmware"])
+            .arg(firmware())
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("running simnas search");
+        let mut stdout = BufReader::new(child.stdout.take().unwrap());
+        let mut seen = String::new();
+        loop {
+            let mut line = String::new();
+            if stdout.read_line(&mut line).unwrap() == 0 {
+                let mut err = String::new();
+                child.stderr.take().unwrap().read_to_string(&mut err).unwrap();
+                panic!("the search ended before its first probe: {seen}{err}");
+            }
+            seen += &line;
+            if line.trim_start().starts_with("1 ") {
+                break;
+            }
+        }
+        let qemu: Vec<u32> =
+            children_of(child.id()).into_iter().filter(|(_, c)| c.contains("qemu")).map(|c| c.0).collect();
+        assert_eq!(qemu.len(), 1, "one QEMU child: {:?}", children_of(child.id()));
+        // SAFETY: kill(2) on the pid of a child we spawned and have not reaped.
+        assert_eq!(unsafe { libc::kill(child.id() as libc::pid_t, sig) }, 0);
+        let status = child.wait().unwrap();
+        if sig == libc::SIGKILL {
+            use std::os::unix::process::ExitStatusExt;
+            assert_eq!(status.signal(), Some(sig), "{status}");
+        } else {
+            assert_eq!(status.code(), Some(128 + sig), "signal {sig}: {status}");
+        }
+        let start = Instant::now();
+        while running(qemu[0]) {
+            assert!(
+                start.elapsed() < Duration::from_secs(5),
+                "signal {sig}: QEMU {} still runs after simnas ended",
+                qemu[0]
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
 }

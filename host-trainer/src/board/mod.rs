@@ -5,16 +5,20 @@
 //!   accumulator; corrupted frames are counted and reported, never decoded; sequence
 //!   numbers reveal lost frames and board resets. A probe whose reply is lost is asked
 //!   again a bounded number of times, with the same id, so a late reply still matches.
+//!   A line that closes (`POLLHUP`: the board unplugged, QEMU or a relay gone) is a
+//!   [`BoardError::HungUp`] at once, never mistaken for a closed stdout or waited out.
 //! * [`qemu`]: boots the firmware in `qemu-system-arm` (mps2-an386) on a pty.
+//! * [`scripted`]: a board that answers from a script, on a real pty (faults on purpose).
 //! * [`BoardDevice`]: a board as a [`crate::device::Device`].
 
 pub mod qemu;
+pub mod scripted;
 
 use crate::device::{Device, DeviceError, Probe};
 use serialport::SerialPort;
 use simnas_shared::protocol::{
     encode_frame, BoardMsg, ErrorCode, FrameAccumulator, FrameError, Hello, HostMsg, ProbeRequest, ProbeResult,
-    MAX_FRAME, PROTOCOL_VERSION,
+    TimingFault, MAX_FRAME, PROTOCOL_VERSION,
 };
 use simnas_shared::Arch;
 use std::io::{Read, Write};
@@ -38,6 +42,18 @@ pub enum BoardError {
     /// Reading or writing the port failed.
     #[error("serial I/O")]
     Io(#[from] std::io::Error),
+    /// The serial line closed: the board was unplugged or reset its USB port, or the
+    /// program on the other end of a pty (QEMU, a relay) ended.
+    #[error(
+        "the board hung up: the serial line closed {during}{} (unplugged, reset, or the program on the other end of the port ended?)",
+        cut_frame(*pending)
+    )]
+    HungUp {
+        /// What the link was doing.
+        during: Phase,
+        /// Bytes of an unfinished frame received before the line closed.
+        pending: usize,
+    },
     /// Configuring the port failed.
     #[error("serial port")]
     Port(#[from] serialport::Error),
@@ -64,6 +80,17 @@ pub enum BoardError {
         code: ErrorCode,
         /// Qualifier (e.g. the largest accepted repeat count).
         detail: u32,
+    },
+    /// The board's answer is no measurement (a latency of 0, no timer rate, quartiles out
+    /// of order, other repeats than asked): its timer or firmware is broken.
+    #[error(
+        "board answered request {request} with an impossible timing: {fault} (a broken timer or firmware: rebuild and flash it, e.g. cargo fw-build)"
+    )]
+    BadTiming {
+        /// The request id.
+        request: u32,
+        /// What is wrong.
+        fault: TimingFault,
     },
     /// No answer after every retry.
     #[error("no answer to request {request} after {attempts} attempts of {timeout:?} each")]
@@ -100,6 +127,35 @@ pub enum BoardError {
         /// What it printed, if anything.
         stderr: String,
     },
+}
+
+/// What a link was doing when its line closed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Phase {
+    /// Waiting for the board's `Hello`.
+    Connecting,
+    /// Waiting for the answer to the probe with this request id.
+    Probe(u32),
+    /// Reading whatever the board sends (`simnas monitor`).
+    Listening,
+}
+
+impl std::fmt::Display for Phase {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Phase::Connecting => f.write_str("while waiting for its Hello"),
+            Phase::Probe(id) => write!(f, "during probe request {id}"),
+            Phase::Listening => f.write_str("while reading its records"),
+        }
+    }
+}
+
+fn cut_frame(pending: usize) -> String {
+    if pending == 0 {
+        String::new()
+    } else {
+        format!(", {pending} bytes into a frame")
+    }
 }
 
 /// Why a board refused a command, in words.
@@ -150,6 +206,7 @@ pub struct BoardLink {
     next_id: u32,
     hello: Option<Hello>,
     stats: LinkStats,
+    phase: Phase,
 }
 
 impl BoardLink {
@@ -174,6 +231,7 @@ impl BoardLink {
             next_id: 1,
             hello: None,
             stats: LinkStats::default(),
+            phase: Phase::Listening,
         }
     }
 
@@ -192,16 +250,22 @@ impl BoardLink {
         let mut buf = [0u8; MAX_FRAME];
         let n = encode_frame(self.tx_seq, msg, &mut buf).map_err(BoardError::Frame)?;
         self.tx_seq = self.tx_seq.wrapping_add(1);
-        self.port.write_all(&buf[..n])?;
-        self.port.flush()?;
-        Ok(())
+        self.send_raw(&buf[..n])
     }
 
     /// Send raw bytes (tests of the board's error handling).
     pub fn send_raw(&mut self, bytes: &[u8]) -> Result<(), BoardError> {
-        self.port.write_all(bytes)?;
-        self.port.flush()?;
-        Ok(())
+        self.port.write_all(bytes).and_then(|()| self.port.flush()).map_err(|e| self.io_error(e))
+    }
+
+    /// A port error as a [`BoardError`]: the serialport crate reports a hang-up (`POLLHUP`)
+    /// as `BrokenPipe`.
+    fn io_error(&self, e: std::io::Error) -> BoardError {
+        if e.kind() == std::io::ErrorKind::BrokenPipe {
+            BoardError::HungUp { during: self.phase, pending: self.acc.pending() }
+        } else {
+            BoardError::Io(e)
+        }
     }
 
     /// The next frame (good or refused), or `None` once `deadline` passes.
@@ -226,7 +290,7 @@ impl BoardLink {
                     self.pos = 0;
                 }
                 Err(e) if matches!(e.kind(), std::io::ErrorKind::TimedOut | std::io::ErrorKind::Interrupted) => {}
-                Err(e) => return Err(e.into()),
+                Err(e) => return Err(self.io_error(e)),
             }
         }
     }
@@ -258,6 +322,13 @@ impl BoardLink {
     /// Wait for the board's `Hello`: a board that just booted sends one; one that has been
     /// running is asked (`Identify`) every second until `wait` runs out.
     pub fn connect(&mut self, wait: Duration) -> Result<Hello, BoardError> {
+        self.phase = Phase::Connecting;
+        let hello = self.await_hello(wait);
+        self.phase = Phase::Listening;
+        hello
+    }
+
+    fn await_hello(&mut self, wait: Duration) -> Result<Hello, BoardError> {
         let start = Instant::now();
         let deadline = start + wait;
         let mut ask_at = start + Duration::from_millis(300);
@@ -281,7 +352,9 @@ impl BoardLink {
 
     /// Measure `arch` on the board. Each attempt waits `timeout`; a lost command or reply
     /// (timeout, a corrupted-frame error from the board, a board reset) is retried up to
-    /// `retries` times with the same request id.
+    /// `retries` times with the same request id. The answer's timing is checked
+    /// ([`simnas_shared::protocol::Timing::check_answer`]): one that cannot be a
+    /// measurement of the runs asked for is refused.
     pub fn probe(
         &mut self,
         arch: Arch,
@@ -293,13 +366,24 @@ impl BoardLink {
         let id = self.next_id;
         self.next_id = self.next_id.wrapping_add(1);
         let req = ProbeRequest { id, arch: arch.code(), warmup, repeats };
+        self.phase = Phase::Probe(id);
+        let answer = self.await_answer(req, timeout, retries);
+        self.phase = Phase::Listening;
+        answer
+    }
+
+    fn await_answer(&mut self, req: ProbeRequest, timeout: Duration, retries: u32) -> Result<ProbeResult, BoardError> {
+        let id = req.id;
         for _ in 0..=retries {
             self.send(&HostMsg::Probe(req))?;
             let deadline = Instant::now() + timeout;
             while let Some(event) = self.next_event(deadline)? {
                 match event {
                     Event::Msg { msg: BoardMsg::ProbeResult(r), .. } if r.id == id && r.arch == req.arch => {
-                        return Ok(r)
+                        return match r.timing.check_answer(req.repeats.into()) {
+                            Ok(()) => Ok(r),
+                            Err(fault) => Err(BoardError::BadTiming { request: id, fault }),
+                        };
                     }
                     Event::Msg { msg: BoardMsg::Error(e), .. } if e.request == Some(id) => {
                         return Err(BoardError::Refused { request: id, code: e.code, detail: e.detail })

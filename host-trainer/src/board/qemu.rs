@@ -5,13 +5,17 @@
 //! nothing the board sends is lost, its boot `Hello` included (a `-serial pty` made by
 //! QEMU drops output until someone opens it). QEMU runs with
 //! `-icount shift=0,align=off,sleep=off`: its clock advances 1 ns per instruction, so
-//! tick counts are repeatable. It is killed when the [`Qemu`] is dropped.
+//! tick counts are repeatable. It is killed when the [`Qemu`] is dropped, and it ends with
+//! simnas however simnas ends ([`crate::child`]): a signal or `kill -9` leaves no QEMU
+//! running. Launch it from the thread that will talk to it (on Linux the kernel ends it
+//! with the thread that started it).
 
 use super::BoardError;
+use crate::child::{self, OwnedChild};
 use serialport::{SerialPort, TTYPort};
 use std::io::Read;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 
 /// Where `cargo fw-build` puts the firmware, relative to the workspace root.
 pub const DEFAULT_FIRMWARE: &str = "target/thumbv7em-none-eabihf/release/firmware-bench";
@@ -54,7 +58,7 @@ pub fn program() -> String {
 
 /// A running QEMU board.
 pub struct Qemu {
-    child: Child,
+    child: OwnedChild,
     // QEMU's end of the pty, held open so the line never hangs up.
     _slave: TTYPort,
     firmware: PathBuf,
@@ -67,21 +71,23 @@ impl Qemu {
             return Err(BoardError::FirmwareMissing { path: firmware.to_path_buf() });
         }
         let (master, slave) = TTYPort::pair()?;
+        // QEMU opens the slave by its path; neither end is for it to hold.
+        child::keep_from_children(&master)?;
+        child::keep_from_children(&slave)?;
         let pty = slave.name().ok_or_else(|| {
             BoardError::Io(std::io::Error::new(std::io::ErrorKind::NotFound, "the pty has no slave path"))
         })?;
         let program = program();
-        let child = Command::new(&program)
-            .args(QEMU_ARGS)
+        let mut cmd = Command::new(&program);
+        cmd.args(QEMU_ARGS)
             .arg("-serial")
             .arg(&pty)
             .arg("-kernel")
             .arg(firmware)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .map_err(|source| BoardError::QemuMissing { program, source })?;
+            .stderr(Stdio::piped());
+        let child = child::spawn(&mut cmd).map_err(|source| BoardError::QemuMissing { program, source })?;
         Ok((Qemu { child, _slave: slave, firmware: firmware.to_path_buf() }, Box::new(master)))
     }
 
@@ -105,12 +111,5 @@ impl Qemu {
         }
         let stderr = if stderr.trim().is_empty() { String::new() } else { format!(": {}", stderr.trim()) };
         BoardError::QemuExited { status: status.to_string(), stderr }
-    }
-}
-
-impl Drop for Qemu {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
     }
 }

@@ -1,12 +1,12 @@
-//! The link against a scripted board on the other end of a real pty: lost replies are
-//! retried a bounded number of times, corrupted frames are counted and never decoded,
-//! sequence gaps and resets are seen.
+//! The link against a scripted board ([`super::scripted`]) on the other end of a real pty:
+//! lost replies are retried a bounded number of times, corrupted frames are counted and
+//! never decoded, sequence gaps and resets are seen, a line that closes is a hang-up.
 
+use super::scripted::{answer, good_answer, hello, serve, timing, Reply};
 use super::*;
 use serialport::TTYPort;
-use simnas_shared::protocol::{encode_frame_vec, ErrorReport, Frame, Mode, NetShape, Timing};
+use simnas_shared::protocol::{encode_frame_vec, ErrorReport, Timing};
 use simnas_shared::Op;
-use std::thread;
 
 /// A link and the board's end of its pty.
 fn pty() -> (BoardLink, TTYPort) {
@@ -14,83 +14,30 @@ fn pty() -> (BoardLink, TTYPort) {
     (BoardLink::new(Box::new(master)), slave)
 }
 
-fn hello() -> BoardMsg {
-    BoardMsg::Hello(Hello {
-        protocol: PROTOCOL_VERSION,
-        firmware: "0.1.0".try_into().unwrap(),
-        board: "scripted".try_into().unwrap(),
-        clock_hz: 1_000,
-        ticks_per_second: 1_000,
-        net: NetShape { channels: 16, cells_per_stage: 5, resolution: 16, classes: 120 },
-        arena_bytes: 0,
-        bank_bytes: 0,
-        seed: 0,
-        mode: Mode::Serve,
-    })
-}
-
-fn result(req: &ProbeRequest) -> BoardMsg {
-    let timing = Timing {
-        median_ticks: 20,
-        min_ticks: 10,
-        max_ticks: 30,
-        q1_ticks: 15,
-        q3_ticks: 25,
-        ticks_per_second: 1_000,
-        repeats: req.repeats.into(),
-    };
-    BoardMsg::ProbeResult(ProbeResult { id: req.id, arch: req.arch, timing })
-}
-
-/// Run `script` on every probe request the board receives (with its 0-based count);
-/// it returns the bytes to send back.
-fn board(mut port: TTYPort, mut script: impl FnMut(usize, &ProbeRequest) -> Vec<u8> + Send + 'static) {
-    thread::spawn(move || {
-        let mut acc = FrameAccumulator::<MAX_FRAME>::new();
-        let mut n = 0;
-        let mut buf = [0u8; 256];
-        port.set_timeout(Duration::from_millis(50)).unwrap();
-        loop {
-            let got = match port.read(&mut buf) {
-                Ok(k) => k,
-                Err(e) if e.kind() == std::io::ErrorKind::TimedOut => continue,
-                Err(_) => return,
-            };
-            for &b in &buf[..got] {
-                if let Some(Ok(Frame { msg: HostMsg::Probe(req), .. })) = acc.push::<HostMsg>(b) {
-                    let reply = script(n, &req);
-                    n += 1;
-                    if port.write_all(&reply).is_err() {
-                        return;
-                    }
-                }
-            }
-        }
-    });
-}
-
 const T: Duration = Duration::from_millis(400);
 
 #[test]
 fn a_lost_reply_is_asked_again_and_garbage_is_counted_not_decoded() {
     let (mut link, port) = pty();
-    board(port, |n, req| match n {
+    serve(port, |n, req| match n {
         // The first request's reply is lost on the wire.
-        0 => vec![],
+        0 => Reply::Raw(vec![]),
         // Then garbage, a frame with a flipped bit, and the reply.
         _ => {
             let mut out = vec![0x13, 0x37, 0x00];
-            let mut bad = encode_frame_vec(0, &result(req)).unwrap();
+            let mut bad = encode_frame_vec(0, &good_answer(req)).unwrap();
             bad[4] ^= 0x20;
             out.extend(bad);
-            out.extend(encode_frame_vec(1, &result(req)).unwrap());
-            out
+            out.extend(encode_frame_vec(1, &good_answer(req)).unwrap());
+            Reply::Raw(out)
         }
     });
     let start = Instant::now();
-    let r = link.probe(Arch::uniform(Op::NorConv3x3), 0, 3, T, 2).expect("answered on the retry");
+    let arch = Arch::uniform(Op::NorConv3x3);
+    let r = link.probe(arch, 0, 3, T, 2).expect("answered on the retry");
     assert!(start.elapsed() >= T);
-    assert_eq!((r.arch, r.timing.median_ticks, r.timing.repeats), (Arch::uniform(Op::NorConv3x3).code(), 20, 3));
+    let asked = ProbeRequest { id: r.id, arch: arch.code(), warmup: 0, repeats: 3 };
+    assert_eq!((r.arch, r.timing, r.timing.repeats), (arch.code(), timing(&asked), 3));
     let s = link.stats();
     assert_eq!((s.frames, s.corrupt), (1, 2), "{s:?}");
 }
@@ -100,9 +47,9 @@ fn a_silent_board_fails_after_the_retries() {
     let (mut link, port) = pty();
     let asked = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
     let count = asked.clone();
-    board(port, move |_, _| {
+    serve(port, move |_, _| {
         count.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-        vec![]
+        Reply::Raw(vec![])
     });
     let start = Instant::now();
     let err = link.probe(Arch::uniform(Op::SkipConnect), 0, 1, T, 2).unwrap_err();
@@ -114,17 +61,17 @@ fn a_silent_board_fails_after_the_retries() {
 #[test]
 fn stale_replies_are_ignored_and_refusals_name_the_request() {
     let (mut link, port) = pty();
-    board(port, |n, req| {
+    serve(port, |n, req| {
         let mut stale = *req;
         stale.id = req.id.wrapping_sub(1);
-        let mut out = encode_frame_vec(2 * n as u16, &result(&stale)).unwrap();
+        let mut out = encode_frame_vec(2 * n as u16, &good_answer(&stale)).unwrap();
         let reply = if n == 0 {
-            result(req)
+            good_answer(req)
         } else {
             BoardMsg::Error(ErrorReport { code: ErrorCode::Repeats, request: Some(req.id), detail: 64 })
         };
         out.extend(encode_frame_vec(2 * n as u16 + 1, &reply).unwrap());
-        out
+        Reply::Raw(out)
     });
     let r = link.probe(Arch::uniform(Op::AvgPool3x3), 0, 5, T, 0).unwrap();
     assert_eq!(r.timing.repeats, 5);
@@ -150,4 +97,57 @@ fn sequence_gaps_and_resets_are_counted() {
     assert_eq!(seen, [1, 4, 0, 1]);
     let s = link.stats();
     assert_eq!((s.frames, s.missing, s.resets, s.corrupt), (5, 2, 1, 0), "{s:?}");
+}
+
+#[test]
+fn a_line_that_closes_mid_probe_is_a_hang_up_not_a_timeout() {
+    let (mut link, port) = pty();
+    serve(port, |n, req| match n {
+        0 => Reply::Msgs(vec![good_answer(req)]),
+        // Half of the second answer, then the board's end of the line closes.
+        _ => {
+            let frame = encode_frame_vec(1, &good_answer(req)).unwrap();
+            Reply::HangUp(frame[..frame.len() / 2].to_vec())
+        }
+    });
+    link.probe(Arch::uniform(Op::SkipConnect), 0, 1, T, 2).expect("the first answer");
+    let start = Instant::now();
+    let err = link.probe(Arch::uniform(Op::AvgPool3x3), 0, 1, Duration::from_secs(20), 2).unwrap_err();
+    assert!(start.elapsed() < Duration::from_secs(5), "a hang-up is seen at once, not waited out");
+    assert!(matches!(err, BoardError::HungUp { during: Phase::Probe(2), pending } if pending > 0), "{err:?}");
+    let text = err.to_string();
+    assert!(text.starts_with("the board hung up: the serial line closed during probe request 2"), "{text}");
+    assert!(text.contains("bytes into a frame"), "{text}");
+}
+
+/// Spoils a good timing.
+type Spoil = fn(&mut Timing);
+
+/// Answers no board may give, and what the refusal says (asked: 1 repeat).
+const IMPOSSIBLE: [(Spoil, &str); 7] = [
+    (|t| (t.min_ticks, t.q1_ticks, t.median_ticks) = (0, 0, 0), "median_ticks is 0"),
+    (|t| t.ticks_per_second = 0, "ticks_per_second is 0"),
+    (|t| t.repeats = 0, "repeats is 0"),
+    (|t| t.min_ticks = t.median_ticks + 1, "min_ticks"),
+    (|t| t.max_ticks = t.median_ticks - 1, "is larger than max_ticks"),
+    (|t| t.q1_ticks = t.q3_ticks + 1, "q1_ticks"),
+    (|t| t.repeats = 2, "repeats is 2, but 1 were asked for"),
+];
+
+#[test]
+fn impossible_timings_are_refused_naming_the_field() {
+    let (mut link, port) = pty();
+    serve(port, |n, req| {
+        let mut t = timing(req);
+        IMPOSSIBLE[n].0(&mut t);
+        Reply::Msgs(vec![answer(req, t)])
+    });
+    for (i, (_, what)) in IMPOSSIBLE.iter().enumerate() {
+        let err = link.probe(Arch::uniform(Op::AvgPool3x3), 0, 1, T, 0).unwrap_err();
+        let request = i as u32 + 1;
+        assert!(matches!(err, BoardError::BadTiming { request: r, .. } if r == request), "{err:?}");
+        let text = err.to_string();
+        assert!(text.contains(&format!("board answered request {request} with an impossible timing")), "{text}");
+        assert!(text.contains(what), "case {i}: {text}");
+    }
 }

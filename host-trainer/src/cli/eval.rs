@@ -40,7 +40,7 @@ pub struct EvalArgs {
     #[arg(long, value_name = "FILE")]
     policy: Option<PathBuf>,
     /// Weight of the proxy in the weighted objective.
-    #[arg(long, default_value_t = 0.5)]
+    #[arg(long, default_value_t = 0.5, allow_negative_numbers = true, value_parser = super::unit_weight)]
     weight: f64,
     /// Output directory (report.md, weighted.csv, constrained.csv, SVG plots).
     /// The shipped report is regenerated only by passing `--out artifacts/eval`.

@@ -1,13 +1,27 @@
 //! Command-line interface: flags are parsed here and resolved into typed settings; each
 //! subcommand lives in its own module.
 
-/// `println!` that reports a failed write (closed pipe, full disk) as an error instead of
-/// panicking; `main` treats a closed pipe as a normal end.
+/// `println!` that reports a failed write (closed pipe, full disk) as a [`StdoutError`]
+/// instead of panicking; `main` treats a closed stdout as a normal end.
 macro_rules! outln {
     ($($arg:tt)*) => {{
         use std::io::Write as _;
-        writeln!(std::io::stdout().lock(), $($arg)*)?
+        writeln!(std::io::stdout().lock(), $($arg)*).map_err($crate::cli::StdoutError)?
     }};
+}
+
+/// A write to stdout failed. Its own type, so that only a closed stdout (`simnas ... |
+/// head`) ends a command quietly: a serial line that hangs up reports the same
+/// `BrokenPipe` and is an error.
+#[derive(Debug, thiserror::Error)]
+#[error("writing to stdout")]
+pub struct StdoutError(#[source] pub std::io::Error);
+
+impl StdoutError {
+    /// The reader of stdout has gone (a closed pipe).
+    pub fn reader_left(&self) -> bool {
+        self.0.kind() == std::io::ErrorKind::BrokenPipe
+    }
 }
 
 mod bench;
@@ -76,6 +90,37 @@ pub enum Command {
     Export(export::ExportArgs),
 }
 
+/// The longest wait a flag in seconds accepts: one day.
+pub(crate) const MAX_SECONDS: f64 = 86_400.0;
+
+/// A flag in seconds: a number in (0, 86400] (a wait longer than a day is a typo, and
+/// past ~1e10 s the clock cannot even represent the deadline).
+pub(crate) fn seconds(s: &str) -> Result<f64, String> {
+    let t: f64 = s.trim().parse().map_err(|_| format!("{s:?} is not a number of seconds"))?;
+    if !(t > 0.0 && t <= MAX_SECONDS) {
+        return Err(format!("{s} s is outside (0, {MAX_SECONDS}]: give a positive number of seconds, at most one day"));
+    }
+    Ok(t)
+}
+
+/// A weight in [0, 1].
+pub(crate) fn unit_weight(s: &str) -> Result<f64, String> {
+    let w: f64 = s.trim().parse().map_err(|_| format!("{s:?} is not a number"))?;
+    if !(0.0..=1.0).contains(&w) {
+        return Err(format!("{s} is outside [0, 1]"));
+    }
+    Ok(w)
+}
+
+/// A latency limit in ms: positive and finite.
+pub(crate) fn positive_ms(s: &str) -> Result<f64, String> {
+    let ms: f64 = s.trim().parse().map_err(|_| format!("{s:?} is not a number of ms"))?;
+    if !(ms.is_finite() && ms > 0.0) {
+        return Err(format!("{s} ms is not a positive number of milliseconds"));
+    }
+    Ok(ms)
+}
+
 /// Network presets: the NB201 macro network as trained on each dataset.
 #[derive(Clone, Copy, Debug, ValueEnum)]
 pub enum Preset {
@@ -128,6 +173,12 @@ impl NetArgs {
 
 pub fn run() -> Result<ExitCode> {
     let cli = Cli::parse();
+    if let Some(d) = cli.data.as_deref().filter(|d| !d.is_dir()) {
+        eprintln!(
+            "warning: --data {}: not a directory; commands that need benchmark data will fail, others ignore it",
+            d.display()
+        );
+    }
     match cli.command {
         Command::Probe(args) => probe::run(&cli.data, args),
         Command::Bench(args) => bench::run(args),

@@ -48,13 +48,18 @@ pub struct MonitorArgs {
     /// Probe budget of the search --search asks for.
     #[arg(long, default_value_t = 10)]
     search_budget: u16,
-    /// Stop after this many seconds without a frame (default: never; Ctrl-C ends).
-    #[arg(long, value_name = "SECONDS")]
+    /// Stop after this many seconds without a frame, more than 0 and at most 86400
+    /// (default: never; Ctrl-C ends).
+    #[arg(long, value_name = "SECONDS", allow_negative_numbers = true, value_parser = super::seconds)]
     idle: Option<f64>,
     /// Stop after this many records.
     #[arg(long)]
     count: Option<u64>,
 }
+
+/// Request ids of the benchmark and the search monitor asks for.
+const BENCH_ID: u32 = 1;
+const SEARCH_ID: u32 = 2;
 
 pub fn run(args: MonitorArgs) -> Result<ExitCode> {
     // The log is opened before the board, so a path that cannot be written costs no record.
@@ -65,7 +70,9 @@ pub fn run(args: MonitorArgs) -> Result<ExitCode> {
                 OpenOptions::new()
                     .create(true)
                     .append(true)
+                    .read(true)
                     .open(p)
+                    .and_then(|mut f| end_cut_line(&mut f).map(|()| f))
                     .with_context(|| format!("opening {}", p.display()))?,
             )
         }
@@ -83,14 +90,23 @@ pub fn run(args: MonitorArgs) -> Result<ExitCode> {
         "monitoring {source}{}",
         args.log.as_ref().map(|p| format!(", logging to {}", p.display())).unwrap_or_default()
     );
-    let bench_id = 1;
     if args.bench {
-        link.send(&HostMsg::Bench { id: bench_id, warmup: args.bench_warmup, repeats: args.bench_repeats })?;
+        link.send(&HostMsg::Bench { id: BENCH_ID, warmup: args.bench_warmup, repeats: args.bench_repeats })?;
     }
-    let search_id = 2;
     if args.search {
-        link.send(&HostMsg::Search { id: search_id, budget: args.search_budget })?;
+        link.send(&HostMsg::Search { id: SEARCH_ID, budget: args.search_budget })?;
     }
+    // The summary is printed however the monitor ends (a line that hangs up included).
+    let followed = follow(&mut link, &args, log.as_mut());
+    let s = link.stats();
+    eprintln!("{} frames, {} corrupt, {} missing, {} board resets", s.frames, s.corrupt, s.missing, s.resets);
+    followed?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Print and log records until the board is done, `--idle` or `--count` says stop, or the
+/// line fails.
+fn follow(link: &mut BoardLink, args: &MonitorArgs, mut log: Option<&mut File>) -> Result<()> {
     let start = Instant::now();
     let mut last_frame = start;
     let mut asked = false;
@@ -106,38 +122,65 @@ pub fn run(args: MonitorArgs) -> Result<ExitCode> {
             }
             if args.idle.is_some_and(|s| (now - last_frame).as_secs_f64() > s) {
                 eprintln!("no frame for {:.1} s: stopping", (now - last_frame).as_secs_f64());
-                break;
+                return Ok(());
             }
             continue;
         };
         last_frame = now;
         let t_s = (now - start).as_secs_f64();
         let (line, record) = render(&event, t_s);
+        // Strings come from the board: no escape sequence of its reaches the terminal.
+        let line = printable(&line);
         match &event {
             Event::Corrupt(_) => eprintln!("{line}"),
             Event::Msg { .. } => outln!("{line}"),
         }
-        if let Some(f) = log.as_mut() {
+        if let Some(why) = record.get("invalid").and_then(Value::as_str) {
+            eprintln!(
+                "warning: the board's last record is no measurement ({why}); it is logged with an \"invalid\" field"
+            );
+        }
+        if let Some(f) = log.as_deref_mut() {
             append(f, &record).context("writing the log")?;
         }
         records += 1;
         let done = match &event {
             Event::Msg { msg: BoardMsg::Final(_), .. } => true,
             Event::Msg { msg: BoardMsg::BenchRecord(r), .. } => {
-                args.bench && r.id == bench_id && r.index + 1 >= r.total
+                args.bench && r.id == BENCH_ID && r.index + 1 >= r.total
             }
             Event::Msg { msg: BoardMsg::Error(e), .. } => {
-                (args.bench && e.request == Some(bench_id)) || (args.search && e.request == Some(search_id))
+                (args.bench && e.request == Some(BENCH_ID)) || (args.search && e.request == Some(SEARCH_ID))
             }
             _ => false,
         };
         if done || args.count.is_some_and(|n| records >= n) {
-            break;
+            return Ok(());
         }
     }
-    let s = link.stats();
-    eprintln!("{} frames, {} corrupt, {} missing, {} board resets", s.frames, s.corrupt, s.missing, s.resets);
-    Ok(ExitCode::SUCCESS)
+}
+
+/// `s` with every control character written as a `\u{..}` escape.
+fn printable(s: &str) -> String {
+    s.chars().map(|c| if c.is_control() { c.escape_unicode().to_string() } else { c.to_string() }).collect()
+}
+
+/// Ends a log whose last line was cut off (a kill mid-write) with a newline, so the next
+/// record starts a line of its own instead of being glued onto the fragment.
+fn end_cut_line(f: &mut File) -> std::io::Result<()> {
+    use std::io::{Read, Seek, SeekFrom};
+    let len = f.metadata()?.len();
+    if len == 0 {
+        return Ok(());
+    }
+    let mut last = [0u8; 1];
+    let mut r = f.try_clone()?;
+    r.seek(SeekFrom::Start(len - 1))?;
+    r.read_exact(&mut last)?;
+    if last[0] != b'\n' {
+        f.write_all(b"\n")?;
+    }
+    Ok(())
 }
 
 fn append(f: &mut File, record: &Value) -> std::io::Result<()> {
@@ -252,6 +295,11 @@ fn render(event: &Event, t_s: f64) -> (String, Value) {
             rec.insert("max_step_ticks".into(), json!(f.max_step_ticks));
             let share = ratio(f.controller_ticks, f.probe_ticks);
             rec.insert("controller_share".into(), json!(share));
+            if f.ticks_per_second == 0 {
+                rec.insert("invalid".into(), json!("ticks_per_second is 0"));
+            } else if arch.is_some() && f.pick_ticks == 0 {
+                rec.insert("invalid".into(), json!("pick_ticks is 0"));
+            }
             let pick = match arch {
                 Some(a) => {
                     format!("pick {a} (probe {}, {:.3} ms, score {:.4})", f.pick_index, ms(f.pick_ticks), f.score)
@@ -281,6 +329,9 @@ fn render(event: &Event, t_s: f64) -> (String, Value) {
 }
 
 fn add_timing(rec: &mut Map<String, Value>, t: &Timing) {
+    if let Err(fault) = t.check() {
+        rec.insert("invalid".into(), json!(fault.to_string()));
+    }
     rec.insert("latency_ms".into(), json!(t.median_ms()));
     rec.insert("min_ms".into(), json!(t.ms(t.min_ticks)));
     rec.insert("max_ms".into(), json!(t.ms(t.max_ticks)));

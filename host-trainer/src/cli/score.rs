@@ -402,7 +402,20 @@ fn report_cmd(data: &Option<PathBuf>, mut args: ReportArgs) -> Result<ExitCode> 
     let (md_name, svg_name) = (format!("{stem}_report.md"), format!("{stem}_tf_vs_cifar10.svg"));
     host_trainer::output::prepare_dir(&dir, &[&md_name, &svg_name])?;
     let rows = table::read_rows(&args.table)?;
-    let acc = Accuracies::load(&data_dir(data.as_deref())?)?;
+    let dir_data = data_dir(data.as_deref())?;
+    // The accuracies are joined by index: every row's index must name its own cell.
+    let nats = NatsMap::load(&dir_data)?;
+    if let Some(r) = rows.iter().find(|r| nats.arch(r.index) != r.arch) {
+        bail!(
+            "{}: row with index {} says {}, but the benchmark's index {} is {}: the index column does not match the arch column (fix the table, or rescore with `simnas score --all`)",
+            args.table.display(),
+            r.index,
+            r.arch,
+            r.index,
+            nats.arch(r.index)
+        );
+    }
+    let acc = Accuracies::load(&dir_data)?;
     let r = report::build(&rows, &acc).with_context(|| format!("{} has no rows", args.table.display()))?;
     let md = report::markdown(&r, &command_line(), &args.table.display().to_string());
     let md_path = dir.join(md_name);

@@ -37,7 +37,20 @@ use simnas_shared::Arch;
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
-use std::time::Duration;
+use std::time::{Duration, Instant};
+
+/// A percentage in [0, 100].
+fn percent(s: &str) -> Result<f64, String> {
+    let v: f64 = s.parse().map_err(|_| format!("{s:?} is not a number"))?;
+    if (0.0..=100.0).contains(&v) {
+        Ok(v)
+    } else {
+        Err(format!("{v} is not a percentage in [0, 100]"))
+    }
+}
+
+/// The longest a measured probe waits before the `--json` record holds it.
+const REWRITE_EVERY: Duration = Duration::from_millis(500);
 
 /// The shipped score table (written by `simnas score --all`).
 pub(crate) const SHIPPED_SCORES: &str = "artifacts/scores/cifar10_scores.csv";
@@ -63,10 +76,10 @@ pub struct SearchArgs {
     budget: usize,
     /// Weight of the proxy in `w * TF + (1 - w) * (1 - normalised latency)` (the default
     /// objective, w = 0.5).
-    #[arg(long, conflicts_with = "max_latency_ms")]
+    #[arg(long, conflicts_with = "max_latency_ms", allow_negative_numbers = true, value_parser = super::unit_weight)]
     weight: Option<f64>,
     /// Constrained objective instead: maximise TF subject to measured latency <= X ms.
-    #[arg(long, value_name = "X")]
+    #[arg(long, value_name = "X", allow_negative_numbers = true, value_parser = super::positive_ms)]
     max_latency_ms: Option<f64>,
     /// How candidates are chosen [default: controller, or controller-paper when --policy is
     /// given].
@@ -79,7 +92,7 @@ pub struct SearchArgs {
     /// Seed of every random choice.
     #[arg(long, default_value_t = 0)]
     seed: u64,
-    /// Write the probes and the pick as JSON (rewritten after every probe). An existing
+    /// Write the probes and the pick as JSON (rewritten as probes arrive: after the 1st, 2nd, 4th, 8th ... probe, and after any probe that comes half a second or more after the last write, so a slow device's every probe is saved at once). An existing
     /// record at OUT is never replaced: continue it with --resume, or remove it first.
     #[arg(long, value_name = "OUT")]
     json: Option<PathBuf>,
@@ -113,12 +126,18 @@ pub struct SearchArgs {
     timing: Timing,
     /// Probe timeout. Boards: allowance per run (plus 5 s per attempt) [default: 10];
     /// `cmd:` devices: time the command has per attempt before it is killed [default: 120].
-    #[arg(long, value_name = "SECONDS")]
+    /// More than 0, at most 86400 (one day).
+    #[arg(long, value_name = "SECONDS", allow_negative_numbers = true, value_parser = super::seconds)]
     probe_timeout_s: Option<f64>,
     /// Write the pick's executed network here after the search: ONNX with the seeded
     /// weights of `simnas export --seed 0`, or PyTorch source for a `.py` file.
     #[arg(long, value_name = "FILE")]
     export_pick: Option<PathBuf>,
+    /// Table devices: the least share (percent) of the 9,444 searchable networks the table
+    /// must have a latency for (cells it lacks are skipped without spending budget).
+    #[arg(long, value_name = "PERCENT", default_value_t = host_trainer::device::table::MIN_COVERAGE_PERCENT,
+          value_parser = percent)]
+    min_table_coverage: f64,
     /// Firmware ELF for `--device qemu` [default: the `cargo fw-build` output].
     #[arg(long, value_name = "PATH")]
     firmware: Option<PathBuf>,
@@ -212,10 +231,10 @@ pub(crate) fn load_policy(flag: Option<&Path>) -> Result<Controller> {
 /// The calibrated controller's prior.
 pub(crate) fn load_calib(path: &Path) -> Result<Prior> {
     let path = locate(path);
-    let text = std::fs::read_to_string(&path).with_context(|| {
+    let bytes = host_trainer::data::read_capped(&path, host_trainer::data::MAX_READ_BYTES).with_context(|| {
         format!("controller prior {} (fit one with `simnas prior`, or pass --controller-prior FILE)", path.display())
     })?;
-    let file: PriorFile = serde_json::from_str(&text)
+    let file: PriorFile = serde_json::from_slice(&bytes)
         .with_context(|| format!("controller prior {}: not a prior file", path.display()))?;
     file.prior().map_err(|e| anyhow!("controller prior {}: {e}", path.display()))
 }
@@ -227,9 +246,18 @@ pub(crate) fn load_prior(path: &Path) -> Result<Lut> {
     Ok(dist.per_op.mean())
 }
 
-/// The benchmark index map: `--data`'s `nb201_archs.csv`, else the score table's indices.
-pub(crate) fn index_map(data: &Option<PathBuf>, from_scores: Option<NatsMap>) -> Option<NatsMap> {
-    data_dir(data.as_deref()).ok().and_then(|d| NatsMap::load(&d).ok()).or(from_scores)
+/// The index maps: for display, `--data`'s `nb201_archs.csv`, else the score table's
+/// indices; for reading an `index`-keyed latency table, the same only when it is the
+/// benchmark's numbering (the data directory's, or the score table's when its fingerprint
+/// is NATS-Bench's): a score table whose `index` column is shuffled against its `arch`
+/// column would otherwise put every latency on the wrong cell.
+pub(crate) fn index_maps(data: &Option<PathBuf>, from_scores: Option<NatsMap>) -> (Option<NatsMap>, Option<NatsMap>) {
+    let from_data = data_dir(data.as_deref()).ok().and_then(|d| NatsMap::load(&d).ok());
+    match (from_data, from_scores) {
+        (Some(d), _) => (Some(d.clone()), Some(d)),
+        (None, Some(m)) if m.is_benchmark() => (Some(m.clone()), Some(m)),
+        (None, other) => (other, None),
+    }
 }
 
 pub fn run(data: &Option<PathBuf>, args: SearchArgs) -> Result<ExitCode> {
@@ -264,7 +292,7 @@ pub fn run(data: &Option<PathBuf>, args: SearchArgs) -> Result<ExitCode> {
         None => None,
     };
     let (tf, score_map) = load_scores(&args.inputs.scores, space)?;
-    let map = index_map(data, score_map);
+    let (map, keyed_map) = index_maps(data, score_map);
     let prior = match strategy {
         Strategy::LutPrior => Some(load_prior(&args.inputs.prior)?),
         // The paper's controller starts from the prior's best cell when it has one, else from
@@ -291,8 +319,14 @@ pub fn run(data: &Option<PathBuf>, args: SearchArgs) -> Result<ExitCode> {
     let spec = args.device.resolve(data.as_deref()).map_err(anyhow::Error::msg)?;
     match &spec {
         DeviceSpec::Table { path, column } => {
-            table_dev =
-                Some(TableDevice::open(path, column, map.as_ref()).with_context(|| format!("device {}", args.device))?);
+            if let Some(w) = TableDevice::column_warning(column) {
+                eprintln!("warning: {w}");
+            }
+            table_dev = Some(
+                TableDevice::open(path, column, keyed_map.as_ref())
+                    .and_then(|t| t.searchable(path, column, args.min_table_coverage))
+                    .with_context(|| format!("device {}", args.device))?,
+            );
         }
         DeviceSpec::Host => {
             let cfg = args.net.config()?;
@@ -313,6 +347,13 @@ pub fn run(data: &Option<PathBuf>, args: SearchArgs) -> Result<ExitCode> {
                 per_run,
                 retries: 1,
             };
+            eprintln!(
+                "board probes wait up to {:.0} s per attempt (5 s + --probe-timeout-s {} x {} runs), {} attempts, before a silent board is an error",
+                policy.timeout().as_secs_f64(),
+                per_run.as_secs_f64(),
+                u32::from(policy.warmup) + u32::from(policy.repeats),
+                policy.retries + 1
+            );
             other = Some(match spec {
                 DeviceSpec::Qemu => {
                     Box::new(BoardDevice::qemu(&args.firmware.clone().unwrap_or_else(qemu::default_firmware), policy)?)
@@ -333,7 +374,7 @@ pub fn run(data: &Option<PathBuf>, args: SearchArgs) -> Result<ExitCode> {
     };
     let name = device.name();
     let recorded = match (&args.json, &previous) {
-        (Some(out), Some(rec)) => recorded_probes(out, rec, &name)?,
+        (Some(out), Some(rec)) => recorded_probes(out, rec, &name, whole.as_ref())?,
         _ => Vec::new(),
     };
     let had = recorded.len();
@@ -361,6 +402,7 @@ pub fn run(data: &Option<PathBuf>, args: SearchArgs) -> Result<ExitCode> {
     // A failed rewrite after a probe is retried after the next one and at the end; it is an
     // error only if the final write fails too.
     let mut warned = false;
+    let mut last_write: Option<Instant> = None;
     let mut observe = |e: Event| {
         match e {
             Event::Probe(m) => {
@@ -372,21 +414,31 @@ pub fn run(data: &Option<PathBuf>, args: SearchArgs) -> Result<ExitCode> {
                     io_error.get_or_insert(err);
                 }
             }
-            Event::Skipped(a) => {
-                skipped.push(a);
-                eprintln!("     (not in the table, no probe spent: {a})");
-            }
+            Event::Skipped(a) => skipped.push(a),
         }
-        if let Some(out) = args.json.as_ref().filter(|_| rewrite && pending.is_empty()) {
+        // Rewritten in amortised steps: after the 1st, 2nd, 4th, 8th ... event, and whenever
+        // half a second has passed since the last write (so a slow device's every probe is
+        // on disk at once, and a fast one's record costs a bounded multiple of its final
+        // size instead of growing quadratically).
+        let events = probes.len() + skipped.len();
+        let due = events.is_power_of_two() || last_write.is_none_or(|t: Instant| t.elapsed() >= REWRITE_EVERY);
+        if let Some(out) = args.json.as_ref().filter(|_| rewrite && pending.is_empty() && due) {
+            last_write = Some(Instant::now());
             let rec = SearchJson::new(&name, &cfg, &probes, &skipped, None, None, &index);
             if let Err(err) = output::write(out, &rec.to_bytes()) {
                 if !std::mem::replace(&mut warned, true) {
-                    eprintln!("warning: {err} (tried again after every probe)");
+                    eprintln!("warning: {err} (tried again as the search goes on)");
                 }
             }
         }
     };
     let outcome = search(&cfg, &ctx, device, &mut observe);
+    if !outcome.skipped.is_empty() {
+        eprintln!(
+            "{} cells were not in the table (no probe spent on them; listed under \"skipped\" in --json)",
+            outcome.skipped.len()
+        );
+    }
     if had > 0 {
         eprintln!("resumed: {} of {had} recorded probes replayed, the rest measured", replay.replayed());
     }
@@ -517,6 +569,24 @@ fn existing_record(path: &Path, resume: bool, cfg: &SearchConfig) -> Result<Opti
             ),
         }
     }
+    let value: serde_json::Value = serde_json::from_slice(&bytes).with_context(|| {
+        format!("{} is not a search record to resume from (remove it, or choose another --json path)", path.display())
+    })?;
+    // Before the typed read, which would only say "invalid type: null" of a NaN (JSON has
+    // none and writes null) or miss a zero: every recorded latency is a positive finite
+    // number, or nothing is replayed.
+    let probes = value["probes"].as_array().map(Vec::as_slice).unwrap_or_default();
+    let latencies = probes.iter().enumerate().map(|(i, p)| (format!("probe {}", i + 1), &p["latency_ms"]));
+    let result = value.get("result").filter(|r| !r.is_null()).map(|r| ("the pick".to_string(), &r["latency_ms"]));
+    for (what, ms) in latencies.chain(result) {
+        if !ms.as_f64().is_some_and(|ms| ms.is_finite() && ms > 0.0) {
+            bail!(
+                "{}: {what} has latency_ms {ms}, not a positive finite number: this record cannot be resumed from (delete it, or drop --resume)",
+                path.display()
+            );
+        }
+    }
+
     let rec = parsed.with_context(|| {
         format!("{} is not a search record to resume from (remove it, or choose another --json path)", path.display())
     })?;
@@ -552,7 +622,15 @@ fn existing_record(path: &Path, resume: bool, cfg: &SearchConfig) -> Result<Opti
 }
 
 /// The probes of the record at `path`, if it was made on this device.
-fn recorded_probes(path: &Path, rec: &SearchJson, device: &str) -> Result<Vec<(Arch, f64)>> {
+/// The probes of the record at `path`, if it was made on this device: each network once,
+/// the pick one of them with its latency, and on a table device (where reading again costs
+/// nothing) every latency what the table says now.
+fn recorded_probes(
+    path: &Path,
+    rec: &SearchJson,
+    device: &str,
+    table: Option<&host_trainer::latency::LatencyTable>,
+) -> Result<Vec<(Arch, f64)>> {
     if rec.device != device {
         bail!(
             "{} was measured on {:?}, not on {device:?}: its probes cannot be reused (choose another --json path for a search on this device)",
@@ -560,16 +638,40 @@ fn recorded_probes(path: &Path, rec: &SearchJson, device: &str) -> Result<Vec<(A
             rec.device
         );
     }
-    rec.probes
-        .iter()
-        .map(|p| {
-            let arch = Arch::parse(&p.arch).with_context(|| format!("{}: probe {}", path.display(), p.step))?;
-            if !(p.latency_ms.is_finite() && p.latency_ms > 0.0) {
-                bail!("{}: probe {} has latency {} ms", path.display(), p.step, p.latency_ms);
+    let mut seen: std::collections::HashMap<Arch, usize> = std::collections::HashMap::new();
+    let mut out = Vec::with_capacity(rec.probes.len());
+    for p in &rec.probes {
+        let arch = Arch::parse(&p.arch).with_context(|| format!("{}: probe {}", path.display(), p.step))?;
+        if let Some(first) = seen.insert(arch, p.step) {
+            bail!(
+                "{}: probes {first} and {} both record {arch}: a record measures each network once (it was edited or merged; remove it to start again)",
+                path.display(),
+                p.step
+            );
+        }
+        if let Some(now) = table.and_then(|t| t.get(arch)) {
+            if now != p.latency_ms {
+                bail!(
+                    "{}: probe {} recorded {} ms for {arch}, the table now says {now} ms: the table changed since the record was made (remove the record to search the new table)",
+                    path.display(),
+                    p.step,
+                    p.latency_ms
+                );
             }
-            Ok((arch, p.latency_ms))
-        })
-        .collect()
+        }
+        out.push((arch, p.latency_ms));
+    }
+    if let Some(r) = &rec.result {
+        let arch = Arch::parse(&r.arch).with_context(|| format!("{}: the pick", path.display()))?;
+        if !out.iter().any(|&(a, ms)| a == arch && ms == r.latency_ms) {
+            bail!(
+                "{}: the pick {arch} at {} ms is not one of the recorded probes with that latency (the record was edited; remove it to start again)",
+                path.display(),
+                r.latency_ms
+            );
+        }
+    }
+    Ok(out)
 }
 
 fn print_row(m: &Measured, tf: f64, idx: &str) -> Result<()> {

@@ -48,8 +48,8 @@ pub struct TrainArgs {
     /// How synthetic devices are drawn (default: the preset's).
     #[arg(long, value_enum)]
     synth: Option<SynthPreset>,
-    /// Weight w of TF in the reward.
-    #[arg(long)]
+    /// Weight w of TF in the reward, in [0, 1].
+    #[arg(long, allow_negative_numbers = true, value_parser = super::unit_weight)]
     weight: Option<f64>,
     /// Synthetic-device distribution (default: the committed one, built in).
     #[arg(long, value_name = "FILE")]
@@ -59,9 +59,9 @@ pub struct TrainArgs {
     /// throughput runs: never ship such a policy.
     #[arg(long, value_name = "FILE")]
     scores: Option<PathBuf>,
-    /// Episodes per validation device in the learning-evidence report.
-    #[arg(long, default_value_t = 64)]
-    eval_episodes: usize,
+    /// Episodes per validation device in the learning-evidence report (at least 1).
+    #[arg(long, default_value_t = 64, value_parser = clap::value_parser!(u32).range(1..=100_000))]
+    eval_episodes: u32,
     /// No progress bar.
     #[arg(long)]
     quiet: bool,
@@ -187,7 +187,7 @@ pub fn run(data: &Option<PathBuf>, args: TrainArgs) -> Result<ExitCode> {
             devices.push((d.name.to_string(), dev));
         }
         let untrained = ActorCritic::new(cfg.net.clone(), cfg.seed)?;
-        let rows = eval::evidence(&cfg.env, &net, &untrained, &devices, &tf, args.eval_episodes, 12345)?;
+        let rows = eval::evidence(&cfg.env, &net, &untrained, &devices, &tf, args.eval_episodes as usize, 12345)?;
         let md = format!(
             "# Learning evidence\n\nProduced by `{command}`.\n\nFinal-cell reward after T = {} steps on the validation devices' real latency tables (never trained on), mean over {} episodes from the same random starts; in brackets, the fraction of the oracle (the best reward over the whole table). TF source: {}.\n\n{}",
             cfg.env.episode_len,

@@ -10,8 +10,12 @@
 use super::{Device, DeviceError, Probe};
 use crate::data::NatsMap;
 use crate::latency::{InvalidPolicy, LatencyError, LatencyTable};
-use simnas_shared::Arch;
+use simnas_shared::{Arch, Op};
 use std::path::Path;
+
+/// The least share (percent) of the connected executed networks a device table must have
+/// a latency for.
+pub const MIN_COVERAGE_PERCENT: f64 = 10.0;
 
 /// A latency table replayed as a device.
 #[derive(Clone, Debug)]
@@ -24,6 +28,51 @@ impl TableDevice {
     /// Read `column` of the CSV at `path`; `map` is needed for `index`-keyed tables.
     pub fn open(path: &Path, column: &str, map: Option<&NatsMap>) -> Result<TableDevice, LatencyError> {
         Ok(TableDevice::new(LatencyTable::load(path, column, map, InvalidPolicy::Reject)?))
+    }
+
+    /// The same device, if a search can use it: a table covering less than `min_percent`
+    /// (by default [`MIN_COVERAGE_PERCENT`]) of the connected executed networks, or missing
+    /// a reference cell, is refused (a search on it would mostly skip). `path` and
+    /// `column` name it.
+    pub fn searchable(self, path: &Path, column: &str, min_percent: f64) -> Result<TableDevice, LatencyError> {
+        let space = |c: &simnas_shared::ArchCode| {
+            let a = Arch::from_code(*c);
+            a.is_connected() && a.is_executed()
+        };
+        let total = simnas_shared::ArchCode::all().filter(space).count();
+        let covered =
+            simnas_shared::ArchCode::all().filter(space).filter(|&c| self.table.get_code(c).is_some()).count();
+        let percent = 100.0 * covered as f64 / total as f64;
+        let references =
+            [Op::SkipConnect, Op::NorConv3x3].iter().all(|&op| self.table.get(Arch::uniform(op)).is_some());
+        if percent < min_percent || !references {
+            return Err(LatencyError::Sparse {
+                path: path.to_path_buf(),
+                column: column.to_string(),
+                covered,
+                total,
+                percent,
+                min_percent,
+            });
+        }
+        Ok(self)
+    }
+
+    /// Why `column` may not hold milliseconds, judged by its name (an energy, accuracy or
+    /// parameter column is read as latency otherwise): `None` when it looks like one.
+    pub fn column_warning(column: &str) -> Option<String> {
+        let c = column.to_ascii_lowercase();
+        let suspicious = ["energy", "mj", "acc", "test", "valid", "param", "flop", "top1", "top5"];
+        let looks_like_ms = c.ends_with("ms") || c.contains("_ms") || c.contains("lat") || c.contains("time");
+        match suspicious.iter().find(|s| c.contains(*s)) {
+            Some(s) => Some(format!(
+                "column {column:?} looks like {s:?}, not a latency; simnas reads its values as milliseconds"
+            )),
+            None if !looks_like_ms => Some(format!(
+                "column {column:?} does not say it holds milliseconds (no 'ms', 'latency' or 'time' in its name); simnas reads its values as milliseconds"
+            )),
+            None => None,
+        }
     }
 
     /// A device replaying `table`.
@@ -61,7 +110,7 @@ impl Device for TableDevice {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use simnas_shared::{Op, NUM_ARCHS};
+    use simnas_shared::NUM_ARCHS;
 
     #[test]
     fn lookups_are_probes_and_gaps_are_not_measured() {
@@ -82,6 +131,10 @@ mod tests {
         let spec: DeviceSpec = "table:data/lat#x.csv#pixel3_ms".parse().unwrap();
         assert_eq!(spec, DeviceSpec::Table { path: "data/lat#x.csv".into(), column: "pixel3_ms".into() });
         assert_eq!(spec.to_string(), "table:data/lat#x.csv#pixel3_ms");
+        // A column name with a `#` is written `\#`.
+        let spec: DeviceSpec = "table:data/lat.csv#run\\#2_ms".parse().unwrap();
+        assert_eq!(spec, DeviceSpec::Table { path: "data/lat.csv".into(), column: "run#2_ms".into() });
+        assert_eq!(spec.to_string(), "table:data/lat.csv#run\\#2_ms");
         for bad in ["table:", "table:a.csv", "table:#col", "table:a.csv#", "tabel:a.csv#c"] {
             let e = bad.parse::<DeviceSpec>().unwrap_err();
             assert!(e.contains("table:PATH#COLUMN"), "{bad}: {e}");

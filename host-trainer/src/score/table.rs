@@ -187,7 +187,7 @@ fn check_header(line: &str, path: &Path) -> Result<()> {
         return Err(TableError::Malformed {
             path: path.to_path_buf(),
             line: 1,
-            msg: format!("header {got:?}; expected {}", HEADER.join(",")),
+            msg: format!("header {}; expected {}", crate::data::quote_capped(line, 120), HEADER.join(",")),
         });
     }
     Ok(())

@@ -17,11 +17,11 @@
 //!   device had no measurement of; no budget was spent on them) and `"error"` (why the
 //!   search stopped early; `probes` then holds everything measured until then).
 //!
-//! The file is rewritten after every probe through [`crate::output::write`] (temporary
+//! The file is rewritten as probes arrive (after the 1st, 2nd, 4th, ... probe and whenever half a second has passed since the last write) through [`crate::output::write`] (temporary
 //! file, sync, rename), so an interrupted search still leaves a complete record of what it
 //! measured.
 
-use super::{Measured, Objective, Pick, SearchConfig, SearchOutcome};
+use super::{Measured, Objective, Pick, SearchConfig, SearchError, SearchOutcome};
 use simnas_shared::Arch;
 
 /// One probe.
@@ -125,7 +125,7 @@ impl SearchJson {
         outcome: &SearchOutcome,
         index: &dyn Fn(Arch) -> Option<u16>,
     ) -> SearchJson {
-        let error = outcome.error.as_ref().map(|e| e.to_string());
+        let error = outcome.error.as_ref().map(SearchError::message);
         SearchJson::new(device, cfg, &outcome.probes, &outcome.skipped, outcome.pick.as_ref(), error, index)
     }
 

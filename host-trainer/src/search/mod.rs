@@ -185,8 +185,9 @@ pub enum SearchError {
     /// The score table does not cover the space.
     #[error("the score table has {0} cells; the space has {NUM_ARCHS}")]
     Scores(usize),
-    /// A probe failed (board error, timeout, ...).
-    #[error("probe {step} ({arch}) failed: {source}")]
+    /// A probe failed (board error, timeout, ...). The device's error is the `source`
+    /// ([`SearchError::message`] says both).
+    #[error("probe {step} ({arch}) failed")]
     Probe {
         /// 1-based step of the failed probe.
         step: usize,
@@ -206,6 +207,19 @@ pub enum SearchError {
         /// What is missing.
         what: String,
     },
+}
+
+impl SearchError {
+    /// The error and every cause under it, `: `-separated (as `{:#}` prints an anyhow chain).
+    pub fn message(&self) -> String {
+        let mut text = self.to_string();
+        let mut cause = std::error::Error::source(self);
+        while let Some(c) = cause {
+            text += &format!(": {c}");
+            cause = c.source();
+        }
+        text
+    }
 }
 
 /// Live events.
@@ -412,6 +426,12 @@ impl<'a> Session<'a> {
         }
         let step = self.probes.len() + 1;
         match self.device.probe(arch) {
+            // Whatever the device, a pick is never made of a latency that is none.
+            Ok(p) if !(p.latency_ms.is_finite() && p.latency_ms > 0.0) => Err(SearchError::Probe {
+                step,
+                arch: arch.to_string(),
+                source: DeviceError::BadLatency { latency_ms: p.latency_ms },
+            }),
             Ok(p) => {
                 let m = Measured { step, arch, latency_ms: p.latency_ms };
                 self.cache.insert(arch, p.latency_ms);

@@ -112,7 +112,87 @@ pub struct Timing {
     pub repeats: u32,
 }
 
+/// Why a [`Timing`] cannot be a measurement (checked by the host on every board answer).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum TimingFault {
+    /// A field that must be positive is 0: `median_ticks` (a latency of 0 ms),
+    /// `ticks_per_second` (no timer rate), or `repeats` (nothing was timed).
+    Zero {
+        /// The field.
+        field: &'static str,
+    },
+    /// The order `min <= q1 <= median <= q3 <= max` is broken: `low` exceeds `high`.
+    Order {
+        /// The field that should be the smaller.
+        low: &'static str,
+        /// Its ticks.
+        low_ticks: u64,
+        /// The field that should be the larger.
+        high: &'static str,
+        /// Its ticks.
+        high_ticks: u64,
+    },
+    /// Another number of timed runs than were asked for.
+    Repeats {
+        /// Asked for.
+        asked: u32,
+        /// Reported.
+        got: u32,
+    },
+}
+
+impl core::fmt::Display for TimingFault {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match *self {
+            TimingFault::Zero { field } => write!(f, "{field} is 0"),
+            TimingFault::Order { low, low_ticks, high, high_ticks } => {
+                write!(f, "{low} ({low_ticks}) is larger than {high} ({high_ticks})")
+            }
+            TimingFault::Repeats { asked, got } => write!(f, "repeats is {got}, but {asked} were asked for"),
+        }
+    }
+}
+
 impl Timing {
+    /// A timing that can be a measurement: a positive median, timer rate and repeat count,
+    /// and `min <= q1 <= median <= q3 <= max`. (The latency in ms is then positive and
+    /// finite.) The first fault found, in that order.
+    pub fn check(&self) -> Result<(), TimingFault> {
+        for (field, value) in [
+            ("ticks_per_second", self.ticks_per_second),
+            ("repeats", u64::from(self.repeats)),
+            ("median_ticks", self.median_ticks),
+        ] {
+            if value == 0 {
+                return Err(TimingFault::Zero { field });
+            }
+        }
+        let order = [
+            ("min_ticks", self.min_ticks),
+            ("q1_ticks", self.q1_ticks),
+            ("median_ticks", self.median_ticks),
+            ("q3_ticks", self.q3_ticks),
+            ("max_ticks", self.max_ticks),
+        ];
+        for pair in order.windows(2) {
+            let ((low, low_ticks), (high, high_ticks)) = (pair[0], pair[1]);
+            if low_ticks > high_ticks {
+                return Err(TimingFault::Order { low, low_ticks, high, high_ticks });
+            }
+        }
+        Ok(())
+    }
+
+    /// [`Timing::check`], and exactly `asked` timed runs.
+    pub fn check_answer(&self, asked: u32) -> Result<(), TimingFault> {
+        self.check()?;
+        if self.repeats != asked {
+            return Err(TimingFault::Repeats { asked, got: self.repeats });
+        }
+        Ok(())
+    }
+
     /// Ticks in milliseconds at this timing's rate (0 if the rate is 0).
     pub fn ms(&self, ticks: u64) -> f64 {
         if self.ticks_per_second == 0 {

@@ -577,3 +577,24 @@ fn every_single_bit_flip_of_a_probe_result_is_detected() {
         assert!(decode_all::<BoardMsg>(&g).iter().all(|r| r.is_err()), "bit {at}");
     }
 }
+
+#[test]
+fn a_timing_is_checked_field_by_field() {
+    assert_eq!(timing().check(), Ok(()));
+    assert_eq!(timing().check_answer(3), Ok(()));
+    // One run: every statistic is the same tick count.
+    let one = Timing { median_ticks: 7, min_ticks: 7, max_ticks: 7, q1_ticks: 7, q3_ticks: 7, ..timing() };
+    assert_eq!(one.check(), Ok(()));
+    let zero = |field| Err(TimingFault::Zero { field });
+    assert_eq!(Timing { median_ticks: 0, min_ticks: 0, q1_ticks: 0, ..timing() }.check(), zero("median_ticks"));
+    assert_eq!(Timing { ticks_per_second: 0, ..timing() }.check(), zero("ticks_per_second"));
+    assert_eq!(Timing { repeats: 0, ..timing() }.check(), zero("repeats"));
+    let order = |low, low_ticks, high, high_ticks| Err(TimingFault::Order { low, low_ticks, high, high_ticks });
+    assert_eq!(Timing { min_ticks: 996, ..timing() }.check(), order("min_ticks", 996, "q1_ticks", 995));
+    assert_eq!(Timing { q1_ticks: 1001, ..timing() }.check(), order("q1_ticks", 1001, "median_ticks", 1000));
+    assert_eq!(Timing { median_ticks: 1006, ..timing() }.check(), order("median_ticks", 1006, "q3_ticks", 1005));
+    assert_eq!(Timing { max_ticks: 1004, ..timing() }.check(), order("q3_ticks", 1005, "max_ticks", 1004));
+    assert_eq!(timing().check_answer(5), Err(TimingFault::Repeats { asked: 5, got: 3 }));
+    let text = TimingFault::Order { low: "median_ticks", low_ticks: 9, high: "max_ticks", high_ticks: 8 };
+    assert_eq!(format!("{text}"), "median_ticks (9) is larger than max_ticks (8)");
+}

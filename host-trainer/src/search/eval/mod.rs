@@ -294,7 +294,7 @@ pub fn eval_device(dev: &EvalDevice, plan: &EvalPlan) -> (Vec<WeightedRun>, Vec<
                     accuracy: out.pick.and_then(|p| plan.accuracy[code(p.arch)]),
                     dead_branch: out.pick.is_some_and(|p| !p.arch.is_executed()),
                     repeated: repeats_executed(&out.probes),
-                    error: out.error.map(|e| e.to_string()).unwrap_or_default(),
+                    error: out.error.map(|e| e.message()).unwrap_or_default(),
                 });
                 for (k, &(p, x)) in limits.iter().enumerate() {
                     let mut device = TableDevice::new(dev.table.clone());
@@ -317,7 +317,7 @@ pub fn eval_device(dev: &EvalDevice, plan: &EvalPlan) -> (Vec<WeightedRun>, Vec<
                         ceiling_arch: ceiling.map(|a| a.to_string()).unwrap_or_default(),
                         ceiling_tf: ceiling.map_or(f64::NAN, |a| plan.tf[code(a)]),
                         ceiling_accuracy: ceiling.and_then(|a| plan.accuracy[code(a)]),
-                        error: out.error.map(|e| e.to_string()).unwrap_or_default(),
+                        error: out.error.map(|e| e.message()).unwrap_or_default(),
                     });
                 }
             }

@@ -55,6 +55,7 @@ pub fn run(cfg: &SearchConfig, ctx: &Context, s: &mut Session) -> Result<(), Sea
     })?;
     match cfg.objective {
         Objective::Weighted { weight } => {
+            prior.validate().map_err(|e| SearchError::Policy(format!("calibrated prior: {e}")))?;
             // The edge runtime's loop, the code a board runs, through the budgeted session.
             let mut walk = Walk::in_space(cfg.space);
             let budget = s.remaining();
@@ -65,7 +66,10 @@ pub fn run(cfg: &SearchConfig, ctx: &Context, s: &mut Session) -> Result<(), Sea
             match result {
                 Ok(()) => Ok(()),
                 Err(WalkError::Probe(e)) => Err(e),
-                Err(WalkError::Calib(e)) => Err(SearchError::Policy(format!("calibrated prior: {e}"))),
+                // The prior was checked above: what failed is the fit to the measurements.
+                Err(WalkError::Calib(e)) => Err(SearchError::Policy(format!(
+                    "the calibrated controller cannot fit the device's measured latencies ({e}): are they in milliseconds?"
+                ))),
             }
         }
         Objective::Constraint { max_latency_ms } => {
