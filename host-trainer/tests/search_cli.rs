@@ -459,7 +459,7 @@ fn an_existing_record_is_refused_without_resume_and_kept() {
 
 #[test]
 fn resume_refuses_other_settings_and_keeps_every_recorded_probe() {
-    let fx = Fixture::new("resume");
+    let fx = Fixture::new("resume-settings");
     let (dev, j) = (fx.table(), fx.path("rec.json"));
     let base = ["--device", &dev, "--strategy", "random", "--seed", "1", "--budget", "10", "--json", &j];
     let out = fx.search(&base);

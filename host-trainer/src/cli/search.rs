@@ -348,7 +348,7 @@ pub fn run(data: &Option<PathBuf>, args: SearchArgs) -> Result<ExitCode> {
                 retries: 1,
             };
             eprintln!(
-                "board probes wait up to {:.0} s per attempt (5 s + --probe-timeout-s {} x {} runs), {} attempts, before a silent board is an error",
+                "board probes wait up to {:.0} s per attempt (5 s + --probe-timeout-s {} x {} runs), {} attempts, before giving up on a silent board",
                 policy.timeout().as_secs_f64(),
                 per_run.as_secs_f64(),
                 u32::from(policy.warmup) + u32::from(policy.repeats),
