@@ -172,6 +172,8 @@ fn constrained_picks_are_feasible_by_measurement_or_absent() {
     let out = fx.search(&["--device", &dev, "--strategy", "lut-probe", "--max-latency-ms", "1", "--json", &out_json]);
     assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
     assert!(stderr(&out).contains("no feasible architecture found"));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains("pick: none") && !stdout.contains("no feasible"), "the reason is said once: {stdout}");
     let v = read_json(&out_json);
     assert!(v["result"].is_null() && v["probes"].as_array().unwrap().len() <= 10);
 }

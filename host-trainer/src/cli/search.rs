@@ -514,7 +514,8 @@ pub fn run(data: &Option<PathBuf>, args: SearchArgs) -> Result<ExitCode> {
                 }
                 Objective::Weighted { .. } => "no architecture could be measured".into(),
             };
-            outln!("{why}");
+            // The reason once, on stderr; stdout says only that there is no pick.
+            outln!("pick: none");
             eprintln!("{why}");
             ExitCode::from(2)
         }
