@@ -4,7 +4,7 @@
 //! **Features** ([`features`]). A cell's latency is modelled as
 //! `lat(h) = base + sum_op t_op * n_op(h) + sum_op u_op * m_op(h)` over the four non-`none`
 //! ops, where `n_op` counts the edges holding `op` and `m_op` counts only the *live* ones
-//! ([`live_edges`]: reachable from the input and reaching the output). Runtimes that run
+//! ([`Arch::live_edges`]: reachable from the input and reaching the output). Runtimes that run
 //! every edge put their cost in `t`; runtimes that skip dead edges (as a deployment
 //! runtime does, this crate's [`crate::Plan`] included) put it in `u`. The prior learns
 //! which mixture real devices show.
@@ -29,14 +29,9 @@ pub const COEFS: usize = 8;
 /// Features per cell: a constant, then the [`COEFS`] op counts.
 pub const FEATURES: usize = COEFS + 1;
 
-/// Which edges are live ([`Arch::live_edges`], the one graph analysis of a cell).
-pub fn live_edges(a: &Arch) -> [bool; 6] {
-    a.live_edges()
-}
-
 /// `[1, n_skip, n_conv1x1, n_conv3x3, n_pool, m_skip, m_conv1x1, m_conv3x3, m_pool]`.
 pub fn features(a: &Arch) -> [f64; FEATURES] {
-    let live = live_edges(a);
+    let live = a.live_edges();
     let mut f = [0.0; FEATURES];
     f[0] = 1.0;
     for (e, &op) in a.ops.iter().enumerate() {
@@ -387,7 +382,7 @@ mod tests {
     fn live_edges_follow_the_graph() {
         // Only 0->3 is connected: every other non-none edge is dead.
         let a = arch("|nor_conv_3x3~0|+|none~0|none~1|+|skip_connect~0|none~1|avg_pool_3x3~2|");
-        assert_eq!(live_edges(&a), [false, false, false, true, false, false]);
+        assert_eq!(a.live_edges(), [false, false, false, true, false, false]);
         let f = features(&a);
         assert_eq!(f, [1.0, 1.0, 0.0, 1.0, 1.0, 1.0, 0.0, 0.0, 0.0]);
         let all = Arch::uniform(Op::NorConv3x3);
@@ -400,7 +395,7 @@ mod tests {
 
     #[test]
     fn the_dead_edge_cell_is_what_it_says() {
-        assert_eq!(live_edges(&DEAD_EDGE_CELL), [false, false, false, true, false, false]);
+        assert_eq!(DEAD_EDGE_CELL.live_edges(), [false, false, false, true, false, false]);
         assert_eq!(features(&DEAD_EDGE_CELL), [1.0, 1.0, 0.0, 3.0, 0.0, 1.0, 0.0, 0.0, 0.0]);
     }
 

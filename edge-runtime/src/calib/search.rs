@@ -160,9 +160,8 @@ pub struct GroupTable {
 impl GroupTable {
     /// Group every candidate of `space`; `tf(code)` is the proxy score.
     pub fn build(space: Space, tf: impl Fn(usize) -> f64) -> GroupTable {
-        let mut codes: std::vec::Vec<u16> = (0..NUM_ARCHS as u16)
-            .filter(|&c| ArchCode::new(c).is_some_and(|code| space.contains(Arch::from_code(code))))
-            .collect();
+        let mut codes: std::vec::Vec<u16> =
+            (0..NUM_ARCHS as u16).filter(|&c| space.contains_code(usize::from(c))).collect();
         codes.sort_by(|&a, &b| {
             let (a, b) = (usize::from(a), usize::from(b));
             PACKED[a].cmp(&PACKED[b]).then(tf(b).total_cmp(&tf(a))).then(a.cmp(&b))

@@ -80,6 +80,11 @@ impl Space {
         }
     }
 
+    /// [`Space::contains`] for a compact code (`false` for a number outside the space).
+    pub fn contains_code(self, code: usize) -> bool {
+        u16::try_from(code).ok().and_then(ArchCode::new).is_some_and(|c| self.contains(Arch::from_code(c)))
+    }
+
     /// Number of candidates.
     pub const fn len(self) -> usize {
         match self {

@@ -490,7 +490,7 @@ pub fn run(data: &Option<PathBuf>, args: SearchArgs) -> Result<ExitCode> {
                 p.tf,
                 p.score
             );
-            if let Some(acc) = benchmark_accuracy(data, p.arch) {
+            if let Some(acc) = benchmark_accuracy(data, keyed_map.as_ref(), p.arch) {
                 outln!("      CIFAR-10 test accuracy {acc:.2}% (benchmark ground truth from --data, reported only: the search never reads it)");
             }
             if let Some(out) = &args.export_pick {
@@ -537,10 +537,10 @@ pub(crate) fn timeout_flag(flag: Option<f64>, default: Duration) -> Result<Durat
 
 /// The benchmark's CIFAR-10 test accuracy of `arch` when a data directory is given (`None`
 /// without one, or when its files cannot be read: the accuracy is only ever reported).
-fn benchmark_accuracy(data: &Option<PathBuf>, arch: Arch) -> Option<f64> {
+/// `nats` is the benchmark numbering the search already loaded.
+fn benchmark_accuracy(data: &Option<PathBuf>, nats: Option<&NatsMap>, arch: Arch) -> Option<f64> {
     let dir = data_dir(data.as_deref()).ok()?;
-    let nats = NatsMap::load(&dir).ok()?;
-    let acc = host_trainer::search::eval::load_accuracy(&dir.join("nb201_accuracy.csv"), &nats).ok()?;
+    let acc = host_trainer::search::eval::load_accuracy(&dir.join("nb201_accuracy.csv"), nats?).ok()?;
     acc.get(usize::from(arch.code().get())).copied().flatten()
 }
 

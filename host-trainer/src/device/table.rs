@@ -35,13 +35,11 @@ impl TableDevice {
     /// a reference cell, is refused (a search on it would mostly skip). `path` and
     /// `column` name it.
     pub fn searchable(self, path: &Path, column: &str, min_percent: f64) -> Result<TableDevice, LatencyError> {
-        let space = |c: &simnas_shared::ArchCode| {
-            let a = Arch::from_code(*c);
-            a.is_connected() && a.is_executed()
-        };
-        let total = simnas_shared::ArchCode::all().filter(space).count();
-        let covered =
-            simnas_shared::ArchCode::all().filter(space).filter(|&c| self.table.get_code(c).is_some()).count();
+        let space = edge_runtime::search::Space::Executed;
+        let total = space.len();
+        let covered = (0..self.table.values().len())
+            .filter(|&c| space.contains_code(c) && self.table.values()[c].is_some())
+            .count();
         let percent = 100.0 * covered as f64 / total as f64;
         let references =
             [Op::SkipConnect, Op::NorConv3x3].iter().all(|&op| self.table.get(Arch::uniform(op)).is_some());

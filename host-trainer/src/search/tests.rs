@@ -353,20 +353,19 @@ fn evaluation_percentiles_fitness_and_report() {
 
 #[test]
 fn dead_edges_and_their_cost_factor() {
-    use edge_runtime::calib::live_edges;
     use strategies::lut::per_op_fit;
     let c3 = Op::NorConv3x3;
     // Node 1 has no input: 1->2 and 1->3 are dead; 0->1 is `none`.
     let a = Arch { ops: [Op::None, c3, c3, c3, c3, c3] };
-    assert_eq!(live_edges(&a), [false, true, false, true, false, true]);
+    assert_eq!(a.live_edges(), [false, true, false, true, false, true]);
     // Node 2 reaches no output: 0->2 and 1->2 are dead.
     let b = Arch { ops: [c3, c3, c3, c3, c3, Op::None] };
-    assert_eq!(live_edges(&b), [true, false, false, true, true, false]);
-    assert_eq!(live_edges(&HI), [true; 6]);
+    assert_eq!(b.live_edges(), [true, false, false, true, true, false]);
+    assert_eq!(HI.live_edges(), [true; 6]);
     // A device that skips dead edges: base 2, conv3x3 1.5, skip 0.1, conv1x1 0.5, pool 0.3.
     let t = [0.0, 0.1, 0.5, 1.5, 0.3];
     let lat = |x: Arch| -> f64 {
-        2.0 + x.ops.iter().zip(live_edges(&x)).filter(|(_, l)| *l).map(|(o, _)| t[*o as usize]).sum::<f64>()
+        2.0 + x.ops.iter().zip(x.live_edges()).filter(|(_, l)| *l).map(|(o, _)| t[*o as usize]).sum::<f64>()
     };
     let mut probes: Vec<Measured> = strategies::lut::DESIGN
         .iter()

@@ -161,14 +161,7 @@ pub fn percentile_in(table: &LatencyTable, p: f64, space: Space) -> f64 {
 
 /// The table's value per code, `None` for codes outside `space`.
 fn in_space(table: &LatencyTable, space: Space) -> impl Iterator<Item = Option<f64>> + '_ {
-    table.values().iter().enumerate().map(move |(c, v)| {
-        let member = ArchCode::new(c as u16).is_some_and(|code| space.contains(Arch::from_code(code)));
-        if member {
-            *v
-        } else {
-            None
-        }
-    })
+    table.values().iter().enumerate().map(move |(c, v)| if space.contains_code(c) { *v } else { None })
 }
 
 /// `F(h)` per code with the true latency range of the table's candidates of `space`

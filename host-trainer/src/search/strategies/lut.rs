@@ -253,7 +253,7 @@ fn lsq(probes: &[Measured], alpha: f64) -> [f64; 5] {
 
 /// `[1, n_skip, n_conv1x1, n_conv3x3, n_pool]`, a dead edge counting `alpha`.
 fn features(a: Arch, alpha: f64) -> [f64; 5] {
-    let live = edge_runtime::calib::live_edges(&a);
+    let live = a.live_edges();
     let mut f = [1.0, 0.0, 0.0, 0.0, 0.0];
     for (e, &op) in a.ops.iter().enumerate() {
         if op != Op::None {

@@ -232,7 +232,7 @@ pub fn oracle_pick(objective: &Objective, tf: &[f64], values: &[Option<f64>], sp
     let mut best: Option<(f64, f64, usize)> = None;
     for (code, v) in values.iter().enumerate() {
         let Some(ms) = *v else { continue };
-        if !ArchCode::new(code as u16).is_some_and(|c| space.contains(Arch::from_code(c))) {
+        if !space.contains_code(code) {
             continue;
         }
         let score = match *objective {
@@ -253,7 +253,7 @@ pub fn space_range(values: &[Option<f64>], space: Space) -> (f64, f64) {
     values
         .iter()
         .enumerate()
-        .filter(|&(c, _)| ArchCode::new(c as u16).is_some_and(|code| space.contains(Arch::from_code(code))))
+        .filter(|&(c, _)| space.contains_code(c))
         .filter_map(|(_, v)| *v)
         .fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), v| (a.min(v), b.max(v)))
 }
