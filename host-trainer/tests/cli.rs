@@ -223,3 +223,66 @@ fn warnings_and_waits_are_said_and_errors_stay_short() {
     assert!(!out.status.success() && err.contains("header") && err.len() < 2000, "{} bytes", err.len());
     std::fs::remove_dir_all(&dir).ok();
 }
+
+/// An OS error is said once, not once by the message that embeds it and again as its cause.
+#[test]
+fn an_os_error_is_said_once() {
+    let out = simnas(&["search", "--device", "table:/nonexistent/simnas/table.csv#latency_ms", "--budget", "3"]);
+    assert_refused(&out, "/nonexistent/simnas/table.csv");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(err.matches("os error 2").count(), 1, "{err}");
+}
+
+/// `prior --help` offers only what `prior` reads.
+#[test]
+fn prior_offers_only_the_flags_it_reads() {
+    let out = simnas(&["prior", "--help"]);
+    assert!(out.status.success());
+    let help = String::from_utf8_lossy(&out.stdout);
+    assert!(help.contains("--scores") && help.contains("--out"), "{help}");
+    for ignored in ["--controller-prior", "--space", "--prior "] {
+        assert!(!help.contains(ignored), "{ignored} in: {help}");
+    }
+}
+
+/// `--device qemu` checks the firmware before QEMU starts: a host program, a text file or
+/// an ARM executable linked for another board get a one-line reason, not a register dump.
+#[test]
+fn wrong_firmware_is_refused_before_qemu_starts() {
+    let dir = std::env::temp_dir().join(format!("simnas-wrong-elf-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let text = dir.join("notes.txt");
+    std::fs::write(&text, "not firmware\n").unwrap();
+    // An ELF32 ARM executable header whose entry point is in a NUCLEO's flash (0x0800_0000).
+    let mut nucleo = vec![0u8; 52];
+    nucleo[..7].copy_from_slice(&[0x7f, b'E', b'L', b'F', 1, 1, 1]);
+    nucleo[16..18].copy_from_slice(&2u16.to_le_bytes());
+    nucleo[18..20].copy_from_slice(&40u16.to_le_bytes());
+    nucleo[24..28].copy_from_slice(&0x0800_0199u32.to_le_bytes());
+    let other_board = dir.join("nucleo.elf");
+    std::fs::write(&other_board, &nucleo).unwrap();
+    let host_program = env!("CARGO_BIN_EXE_simnas");
+    for (firmware, why) in [
+        (text.to_str().unwrap(), "not an ELF file"),
+        (host_program, "not ARM"),
+        (other_board.to_str().unwrap(), "entry point 0x08000199"),
+    ] {
+        for cmd in [&["search", "--strategy", "random", "--budget", "2"][..], &["probe"][..]] {
+            let out = simnas(&[cmd, &["--device", "qemu", "--firmware", firmware][..]].concat());
+            assert_refused(&out, why);
+            let err = String::from_utf8_lossy(&out.stderr);
+            assert!(err.contains("not firmware for the QEMU board") && err.lines().count() <= 2, "{err}");
+        }
+    }
+    std::fs::remove_dir_all(&dir).ok();
+}
+
+/// A board's repeat limit is checked before anything is booted or opened.
+#[test]
+fn board_repeats_are_checked_before_the_board_starts() {
+    for device in ["qemu", "serial:/nonexistent/tty"] {
+        let out = simnas(&["probe", "--device", device, "--firmware", "/nonexistent/fw.elf", "--repeats", "1000"]);
+        assert_refused(&out, "at most 64 repeats");
+        assert!(!String::from_utf8_lossy(&out.stderr).contains("/nonexistent"), "checked after opening");
+    }
+}
