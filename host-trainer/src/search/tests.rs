@@ -380,6 +380,33 @@ fn dead_edges_and_their_cost_factor() {
     assert!((fit.latency(a) - 6.5).abs() < 1e-9 && (fit.latency(b) - 6.5).abs() < 1e-9, "{fit:?}");
 }
 
+/// The incremental fit `lut-probe` refits with after every probe is the from-scratch fit,
+/// bit for bit, at every length of a probe list with live and dead edges; a list that does
+/// not extend the previous one is refolded.
+#[test]
+fn the_incremental_per_op_fit_is_the_full_fit() {
+    use rand::{Rng, SeedableRng};
+    use strategies::lut::{per_op_fit, PerOpFitter};
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(7);
+    let probes: Vec<Measured> = (0..60)
+        .map(|i| {
+            let arch = Arch::from_code(ArchCode::new(rng.random_range(0..NUM_ARCHS as u16)).unwrap());
+            let live = arch.live_edges();
+            let ms = 1.0
+                + arch.ops.iter().zip(live).map(|(o, l)| (*o as usize as f64) * if l { 0.7 } else { 0.2 }).sum::<f64>();
+            Measured { step: i + 1, arch, latency_ms: ms + rng.random_range(0.0..0.01) }
+        })
+        .collect();
+    let mut fitter = PerOpFitter::default();
+    for n in 1..=probes.len() {
+        let (inc, full) = (fitter.fit(&probes[..n]), per_op_fit(&probes[..n]));
+        assert_eq!(inc, full, "after {n} probes");
+        let all: Vec<f64> = ArchCode::all().map(|c| full.latency(Arch::from_code(c))).collect();
+        assert_eq!(fitter.latencies(&full), all);
+    }
+    assert_eq!(fitter.fit(&probes[..3]), per_op_fit(&probes[..3]));
+}
+
 /// The calibrated controller with `calib_prior()` on `table`.
 fn run_calibrated(budget: usize, objective: Objective, table: &LatencyTable) -> SearchOutcome {
     let tf = fake_tf();
