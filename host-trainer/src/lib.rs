@@ -27,4 +27,5 @@ pub mod output;
 pub mod rl;
 pub mod score;
 pub mod search;
+pub mod stats;
 pub mod synth;

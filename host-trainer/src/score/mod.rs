@@ -53,7 +53,6 @@ pub mod naswot;
 pub mod quant;
 pub mod report;
 pub mod skip;
-pub mod stats;
 pub mod table;
 
 /// Kaiming mode of every scoring initialisation.
