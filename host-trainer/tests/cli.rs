@@ -286,3 +286,24 @@ fn board_repeats_are_checked_before_the_board_starts() {
         assert!(!String::from_utf8_lossy(&out.stderr).contains("/nonexistent"), "checked after opening");
     }
 }
+
+/// `bench` names its clocks as `--clock` spells them, on stdout and in its JSON.
+#[test]
+fn bench_spells_clocks_as_the_cli_does() {
+    let json = std::env::temp_dir().join(format!("simnas-bench-{}.json", std::process::id()));
+    let tiny =
+        ["--channels", "4", "--cells", "1", "--resolution", "8", "--classes", "2", "--repeats", "1", "--warmup", "0"];
+    let out = simnas(&[&["bench"][..], &tiny[..], &["--json", json.to_str().unwrap()][..]].concat());
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("thread-cpu") && text.contains(" wall "), "{text}");
+    let saved = std::fs::read_to_string(&json).unwrap();
+    std::fs::remove_file(&json).ok();
+    for written in [&text[..], &saved[..]] {
+        assert!(
+            !written.contains("ThreadCpu") && !written.contains("Wall") && !written.contains("Paired"),
+            "{written}"
+        );
+    }
+    assert!(saved.contains("\"thread-cpu\"") && saved.contains("\"paired\""), "{saved}");
+}
