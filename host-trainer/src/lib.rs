@@ -14,6 +14,9 @@
 //! * [`search`]: test-time search under a probe budget, its baselines and the evaluation.
 //! * [`output`]: the one writer of every file simnas produces, and the check of output
 //!   paths before a command starts.
+//! * [`stats`]: rank statistics (Spearman, Kendall, Pearson).
+
+#![warn(missing_docs)]
 
 pub mod bench;
 pub mod board;
