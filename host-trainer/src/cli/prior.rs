@@ -6,7 +6,7 @@ use clap::Args;
 use host_trainer::data::{data_dir, NatsMap};
 use host_trainer::latency::registry::Split;
 use host_trainer::output;
-use host_trainer::search::strategies::calibrated::{
+use host_trainer::search::strategies::controller::{
     by_budget, fit_prior, per_device, select, select_constrained, select_explore, PriorFile, PriorOf, TrainDevice,
     SELECT_BUDGET,
 };

@@ -252,7 +252,7 @@ fn paper_controller_walks_new_cells_within_budget() {
     use crate::rl::export::policy_bytes;
     use crate::rl::net::{ActorCritic, NetConfig};
     let bytes = policy_bytes(&ActorCritic::new(NetConfig::default(), 5).unwrap(), &[]).unwrap();
-    let ctrl = super::controller::Controller::from_bytes(bytes, "untrained".into()).unwrap();
+    let ctrl = super::strategies::paper::Controller::from_bytes(bytes, "untrained".into()).unwrap();
     let table = lut_table(3.0, [0.0, 0.1, 0.6, 2.0, 0.4], 0.05);
     let tf = fake_tf();
     let ctx = Context { tf: &tf, prior: None, table: None, policy: Some(&ctrl), calib: None };
@@ -288,7 +288,7 @@ fn paper_controller_walks_new_cells_within_budget() {
         cells.dedup();
         assert_eq!(cells.len(), out.probes.len(), "no cell probed twice");
     }
-    let garbage = super::controller::Controller::from_bytes(vec![1, 2, 3], "junk".into()).unwrap_err();
+    let garbage = super::strategies::paper::Controller::from_bytes(vec![1, 2, 3], "junk".into()).unwrap_err();
     assert!(garbage.to_string().contains("junk"), "{garbage}");
 }
 
@@ -497,7 +497,7 @@ fn every_strategy_searches_distinct_connected_executed_networks() {
     use crate::rl::export::policy_bytes;
     use crate::rl::net::{ActorCritic, NetConfig};
     let bytes = policy_bytes(&ActorCritic::new(NetConfig::default(), 5).unwrap(), &[]).unwrap();
-    let ctrl = super::controller::Controller::from_bytes(bytes, "untrained".into()).unwrap();
+    let ctrl = super::strategies::paper::Controller::from_bytes(bytes, "untrained".into()).unwrap();
     let computes_all = lut_table(3.0, [0.0, 0.1, 0.6, 2.0, 0.4], 0.05);
     let pruned: Vec<Option<f64>> =
         ArchCode::all().map(|c| computes_all.get(Arch::from_code(c).executed()).map(|v| v + 0.01)).collect();

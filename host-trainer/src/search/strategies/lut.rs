@@ -6,8 +6,7 @@
 //!   on a validation device). Weighted objective: the two references are measured, then the
 //!   cells with the highest predicted `w * TF + (1 - w) * (1 - l_pred)`, with
 //!   `l_pred = clamp((lut(h) - lut(lo)) / (lut(hi) - lut(lo)), 0, 1)` (the mean LUT is least
-//!   reliable outside the references). Measured on the training devices at 10 probes: 0.963
-//!   of the oracle; per-(edge, op) mean 0.961; unclamped 0.960. Constrained: the LUT is
+//!   reliable outside the references). Constrained: the LUT is
 //!   calibrated to the device in ms by least squares `ms = a + b * lut(h)` over the cells
 //!   measured so far (one point: `ms = b * lut(h)`; first probe: `lo`).
 //! * `lut-probe`: measures five single-op cells ([`DESIGN`]): all-`skip_connect` (= `lo`),
