@@ -4,6 +4,8 @@
 //! deterministic bytes, that the full ONNX schema reads back every byte the exporter's
 //! own protobuf subset writes, and `simnas export` end to end (ONNX and PyTorch source).
 
+#![cfg(feature = "onnx")]
+
 use edge_runtime::{DenseParams, Executor, NetConfig, ParamLayout, Plan};
 use host_trainer::export::onnx::{IR_VERSION, OPSET};
 use host_trainer::export::{seeded_params, ExportError, ExportSpec};

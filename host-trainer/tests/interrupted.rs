@@ -61,6 +61,7 @@ fn rows(path: &Path) -> usize {
     lines(path).saturating_sub(1)
 }
 
+#[cfg(feature = "train")]
 #[test]
 fn score_all_survives_ctrl_c_and_sigkill_and_resumes() {
     let dir = tmp("score");
@@ -109,6 +110,7 @@ fn score_all_survives_ctrl_c_and_sigkill_and_resumes() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
+#[cfg(feature = "train")]
 #[test]
 fn train_resumes_from_its_checkpoint_after_sigkill() {
     let dir = tmp("train");
