@@ -135,6 +135,7 @@ fn benchmark_device_names_and_budget_caps() {
 
 /// Out-of-range numbers are refused before any work: `eval --weight` outside [0, 1] (NaN,
 /// 2, -1: negative numbers reach the range check) and `train --eval-episodes 0`.
+#[cfg(feature = "train")]
 #[test]
 fn eval_weights_and_evidence_episodes_are_checked_up_front() {
     let data = data_dir();
@@ -186,6 +187,7 @@ fn numeric_flags_are_checked_when_parsed() {
         ("search", "--weight", "1.5", "1.5 is outside [0, 1]"),
         ("search", "--max-latency-ms", "-5", "-5 ms is not a positive number"),
         ("eval", "--weight", "-0.1", "-0.1 is outside [0, 1]"),
+        #[cfg(feature = "train")]
         ("train", "--weight", "-0.1", "-0.1 is outside [0, 1]"),
     ] {
         let out = simnas(&[cmd, flag, value]);

@@ -247,6 +247,7 @@ fn refusals_before_any_probe() {
     assert_eq!(dev.ok, 100, "nothing was measured");
 }
 
+#[cfg(feature = "train")]
 #[test]
 fn paper_controller_walks_new_cells_within_budget() {
     use crate::rl::export::policy_bytes;
@@ -492,6 +493,7 @@ fn range_stats_see_outliers_beyond_the_model() {
 /// dead-branch cells are strictly slower than their executed networks) and one that
 /// prunes them: every probe is a connected executed network, none measured twice, and the
 /// pick is one of them.
+#[cfg(feature = "train")]
 #[test]
 fn every_strategy_searches_distinct_connected_executed_networks() {
     use crate::rl::export::policy_bytes;
