@@ -290,6 +290,7 @@ fn board_repeats_are_checked_before_the_board_starts() {
 }
 
 /// `bench` names its clocks as `--clock` spells them, on stdout and in its JSON.
+#[cfg(feature = "train")]
 #[test]
 fn bench_spells_clocks_as_the_cli_does() {
     let json = std::env::temp_dir().join(format!("simnas-bench-{}.json", std::process::id()));
