@@ -107,7 +107,7 @@ else
         for target in $(cargo fuzz list); do
             if ! cargo fuzz run -O "$target" -- -max_total_time="$FUZZ_SECONDS" -rss_limit_mb=2048 >"$log" 2>&1; then
                 tail -n 40 "$log"
-                echo "fuzz target $target failed (crash input under fuzz/artifacts/$target)" >&2
+                echo "fuzz target $target failed (the output above says why; a crash input, if any, is under fuzz/artifacts/$target)" >&2
                 exit 1
             fi
             printf '%-14s %s\n' "$target" "$(grep -E '^Done [0-9]+ runs' "$log" | tail -n 1)"

@@ -14,6 +14,6 @@ fuzz_target!(|data: &[u8]| {
         p.forward(&obs, &mut logits).expect("a loaded policy runs");
         let _ = p.greedy(&obs, |_| true).expect("a loaded policy chooses");
     }
-    let host = host_trainer::search::controller::Controller::from_bytes(data.to_vec(), "fuzz".into());
+    let host = host_trainer::search::strategies::paper::Controller::from_bytes(data.to_vec(), "fuzz".into());
     assert_eq!(host.is_ok(), loaded.is_ok());
 });
