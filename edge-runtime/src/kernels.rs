@@ -65,6 +65,21 @@ impl ConvGeom {
 
 const PB: usize = 4;
 
+/// Run the element-wise loop `f` compiled for this CPU's best vector instructions (on
+/// x86-64 hosts; elsewhere `f` as it is). `f` is plain portable code that the compiler
+/// vectorises: inlined into a function with the features enabled, it is vectorised for
+/// them.
+#[inline(always)]
+fn vectorised(f: impl FnOnce()) {
+    #[cfg(all(feature = "std", target_arch = "x86_64"))]
+    {
+        // SAFETY: `isa()` is what this CPU was detected to support; `f` is safe code.
+        unsafe { simd::run(simd::isa(), f) };
+    }
+    #[cfg(not(all(feature = "std", target_arch = "x86_64")))]
+    f();
+}
+
 /// `out += conv(inp, w)`; `inp` padded, `w` is `[k][k][cin][cout]`.
 pub(crate) fn conv_acc(g: &ConvGeom, inp: &[f32], w: &[f32], out: &mut [f32]) {
     if inp.len() < g.padded_len() || w.len() < g.weights_len() || out.len() < g.out_len() || g.k > 3 {
@@ -211,6 +226,19 @@ mod simd {
             Isa::Avx512 => avx512::conv(g, inp.as_ptr(), w.as_ptr(), out.as_mut_ptr()),
             Isa::Avx2Fma => avx2::conv(g, inp.as_ptr(), w.as_ptr(), out.as_mut_ptr()),
             Isa::Portable => conv_dispatch(g, inp, w, out),
+        }
+    }
+
+    /// Run `f` inside a function compiled for `isa` (so its loops are vectorised for it).
+    ///
+    /// # Safety
+    /// The CPU must support `isa`.
+    #[inline(always)]
+    pub unsafe fn run(isa: Isa, f: impl FnOnce()) {
+        match isa {
+            Isa::Avx512 => avx512::run(f),
+            Isa::Avx2Fma => avx2::run(f),
+            Isa::Portable => f(),
         }
     }
 
@@ -362,6 +390,11 @@ mod simd {
         }
 
         blocked_conv!("avx512f,fma", __m512, __mmask16, 16, 8, 16);
+
+        #[target_feature(enable = "avx512f,fma")]
+        pub unsafe fn run(f: impl FnOnce()) {
+            f()
+        }
     }
 
     mod avx2 {
@@ -401,6 +434,11 @@ mod simd {
         }
 
         blocked_conv!("avx2,fma", __m256, __m256i, 8, 6, 8);
+
+        #[target_feature(enable = "avx2,fma")]
+        pub unsafe fn run(f: impl FnOnce()) {
+            f()
+        }
     }
 }
 
@@ -427,7 +465,7 @@ fn pad_with(src: &[f32], side: usize, c: usize, dst: &mut [f32], f: impl Fn(f32)
 
 /// Padded ReLU of `src` (`side x side x c`).
 pub(crate) fn pad_relu(src: &[f32], side: usize, c: usize, dst: &mut [f32]) {
-    pad_with(src, side, c, dst, |v| if v > 0.0 { v } else { 0.0 });
+    vectorised(|| pad_with(src, side, c, dst, |v| if v > 0.0 { v } else { 0.0 }));
 }
 
 /// Padded copy of `src` (the stem's input: no ReLU before the first conv).
@@ -460,40 +498,53 @@ pub(crate) fn avg_pool3_acc(src: &[f32], side: usize, c: usize, out: &mut [f32])
     if src.len() < side * side * c || out.len() < side * side * c {
         return;
     }
-    for y in 0..side {
-        let (y0, y1) = (y.saturating_sub(1), (y + 2).min(side));
-        for x in 0..side {
-            let (x0, x1) = (x.saturating_sub(1), (x + 2).min(side));
-            let inv = 1.0 / ((y1 - y0) * (x1 - x0)) as f32;
-            let o = (y * side + x) * c;
-            for ch in 0..c {
-                let mut sum = 0.0;
+    // Each window pixel's channels are added, scaled, into the output pixel's channels:
+    // contiguous loops the compiler vectorises.
+    vectorised(|| {
+        for y in 0..side {
+            let (y0, y1) = (y.saturating_sub(1), (y + 2).min(side));
+            for x in 0..side {
+                let (x0, x1) = (x.saturating_sub(1), (x + 2).min(side));
+                let inv = 1.0 / ((y1 - y0) * (x1 - x0)) as f32;
+                let o = (y * side + x) * c;
+                let dst = &mut out[o..o + c];
                 for yy in y0..y1 {
-                    for xx in x0..x1 {
-                        sum += src[(yy * side + xx) * c + ch];
+                    let row = &src[(yy * side + x0) * c..(yy * side + x1) * c];
+                    for px in row.chunks_exact(c) {
+                        for (d, v) in dst.iter_mut().zip(px) {
+                            *d += inv * v;
+                        }
                     }
                 }
-                out[o + ch] += sum * inv;
             }
         }
-    }
+    });
 }
 
 /// `out += src`.
 pub(crate) fn add_acc(src: &[f32], out: &mut [f32]) {
-    for (o, s) in out.iter_mut().zip(src) {
-        *o += s;
-    }
+    vectorised(|| {
+        for (o, s) in out.iter_mut().zip(src) {
+            *o += s;
+        }
+    });
 }
 
-/// Set every pixel of `out` (`pixels x values.len()`) to the per-channel `values`.
+/// Set every pixel of `out` (`pixels x values.len()`) to the per-channel `values`: the
+/// first pixel is written, then the filled prefix is copied after itself, doubling, so
+/// the copies are few and long (no per-pixel call).
 pub(crate) fn fill_channels(out: &mut [f32], pixels: usize, values: &[f32]) {
     let c = values.len();
-    if c == 0 {
+    let n = pixels * c;
+    if c == 0 || out.len() < n || pixels == 0 {
         return;
     }
-    for px in out.chunks_exact_mut(c).take(pixels) {
-        px.copy_from_slice(values);
+    out[..c].copy_from_slice(values);
+    let mut filled = c;
+    while filled < n {
+        let len = filled.min(n - filled);
+        out.copy_within(..len, filled);
+        filled += len;
     }
 }
 
@@ -667,7 +718,7 @@ mod tests {
         }
 
         #[test]
-        fn pool3_matches_reference(side in 1usize..9, c in 1usize..6, seed in any::<u64>()) {
+        fn pool3_matches_reference(side in 1usize..12, c in 1usize..70, seed in any::<u64>()) {
             let x = data(side * side * c, seed);
             let mut out = vec![1.0f32; x.len()];
             avg_pool3_acc(&x, side, c, &mut out);
@@ -680,6 +731,44 @@ mod tests {
                 }}
                 let got = out[((y * n + xx) as usize) * c + ch] - 1.0;
                 prop_assert!((got as f64 - s / cnt as f64).abs() < 1e-5);
+            }}}
+        }
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(64))]
+        #[test]
+        fn fill_and_add_match_their_scalar_loops(pixels in 0usize..70, c in 1usize..70, extra in 0usize..5, seed in any::<u64>()) {
+            let values = data(c, seed);
+            let mut out = vec![f32::NAN; pixels * c + extra];
+            fill_channels(&mut out, pixels, &values);
+            for (i, v) in out.iter().enumerate() {
+                if i < pixels * c {
+                    prop_assert_eq!(v.to_bits(), values[i % c].to_bits());
+                } else {
+                    prop_assert!(v.is_nan());
+                }
+            }
+            let src = data(pixels * c + extra, seed + 1);
+            let mut acc = data(src.len(), seed + 2);
+            let want: Vec<f32> = acc.iter().zip(&src).map(|(a, b)| a + b).collect();
+            add_acc(&src, &mut acc);
+            prop_assert_eq!(acc, want);
+        }
+
+        #[test]
+        fn pads_match_their_scalar_loops(side in 1usize..12, c in 1usize..40, seed in any::<u64>()) {
+            let x = data(side * side * c, seed);
+            let pw = side + 2;
+            let mut relu = vec![f32::NAN; pw * pw * c];
+            let mut copy = relu.clone();
+            pad_relu(&x, side, c, &mut relu);
+            pad_copy(&x, side, c, &mut copy);
+            for y in 0..pw { for xx in 0..pw { for ch in 0..c {
+                let i = (y * pw + xx) * c + ch;
+                let v = if y == 0 || xx == 0 || y == pw - 1 || xx == pw - 1 { 0.0 } else { x[((y - 1) * side + xx - 1) * c + ch] };
+                prop_assert_eq!(copy[i], v);
+                prop_assert_eq!(relu[i], v.max(0.0));
             }}}
         }
     }
