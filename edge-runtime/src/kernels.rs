@@ -65,19 +65,23 @@ impl ConvGeom {
 
 const PB: usize = 4;
 
-/// Run the element-wise loop `f` compiled for this CPU's best vector instructions (on
-/// x86-64 hosts; elsewhere `f` as it is). `f` is plain portable code that the compiler
-/// vectorises: inlined into a function with the features enabled, it is vectorised for
-/// them.
+/// A plain portable loop that the compiler vectorises. Its `run` is `#[inline(always)]`,
+/// so [`vectorised`] compiles it inside a function with the CPU's vector features on.
+trait Loop {
+    fn run(self);
+}
+
+/// Run `l` compiled for this CPU's best vector instructions (on x86-64 hosts; elsewhere
+/// as it is).
 #[inline(always)]
-fn vectorised(f: impl FnOnce()) {
+fn vectorised(l: impl Loop) {
     #[cfg(all(feature = "std", target_arch = "x86_64"))]
     {
-        // SAFETY: `isa()` is what this CPU was detected to support; `f` is safe code.
-        unsafe { simd::run(simd::isa(), f) };
+        // SAFETY: `isa()` is what this CPU was detected to support; `l` is safe code.
+        unsafe { simd::run(simd::isa(), l) };
     }
     #[cfg(not(all(feature = "std", target_arch = "x86_64")))]
-    f();
+    l.run();
 }
 
 /// `out += conv(inp, w)`; `inp` padded, `w` is `[k][k][cin][cout]`.
@@ -178,7 +182,7 @@ mod simd {
     //! portable code. The conv is register-blocked: `P` output pixels x `NV` vectors of
     //! output channels, accumulators in registers, each input value broadcast once per
     //! block and multiplied into the `NV` weight vectors with fused multiply-adds.
-    use super::{conv_dispatch, ConvGeom};
+    use super::{conv_dispatch, ConvGeom, Loop};
     use core::arch::x86_64::*;
     use std::sync::atomic::{AtomicU8, Ordering};
 
@@ -229,16 +233,16 @@ mod simd {
         }
     }
 
-    /// Run `f` inside a function compiled for `isa` (so its loops are vectorised for it).
+    /// Run `l` inside a function compiled for `isa` (so its loops are vectorised for it).
     ///
     /// # Safety
     /// The CPU must support `isa`.
     #[inline(always)]
-    pub unsafe fn run(isa: Isa, f: impl FnOnce()) {
+    pub unsafe fn run(isa: Isa, l: impl Loop) {
         match isa {
-            Isa::Avx512 => avx512::run(f),
-            Isa::Avx2Fma => avx2::run(f),
-            Isa::Portable => f(),
+            Isa::Avx512 => avx512::run(l),
+            Isa::Avx2Fma => avx2::run(l),
+            Isa::Portable => l.run(),
         }
     }
 
@@ -392,8 +396,8 @@ mod simd {
         blocked_conv!("avx512f,fma", __m512, __mmask16, 16, 8, 16);
 
         #[target_feature(enable = "avx512f,fma")]
-        pub unsafe fn run(f: impl FnOnce()) {
-            f()
+        pub unsafe fn run(l: impl Loop) {
+            l.run()
         }
     }
 
@@ -436,8 +440,8 @@ mod simd {
         blocked_conv!("avx2,fma", __m256, __m256i, 8, 6, 8);
 
         #[target_feature(enable = "avx2,fma")]
-        pub unsafe fn run(f: impl FnOnce()) {
-            f()
+        pub unsafe fn run(l: impl Loop) {
+            l.run()
         }
     }
 }
@@ -465,7 +469,14 @@ fn pad_with(src: &[f32], side: usize, c: usize, dst: &mut [f32], f: impl Fn(f32)
 
 /// Padded ReLU of `src` (`side x side x c`).
 pub(crate) fn pad_relu(src: &[f32], side: usize, c: usize, dst: &mut [f32]) {
-    vectorised(|| pad_with(src, side, c, dst, |v| if v > 0.0 { v } else { 0.0 }));
+    struct PadRelu<'a>(&'a [f32], usize, usize, &'a mut [f32]);
+    impl Loop for PadRelu<'_> {
+        #[inline(always)]
+        fn run(self) {
+            pad_with(self.0, self.1, self.2, self.3, |v| if v > 0.0 { v } else { 0.0 });
+        }
+    }
+    vectorised(PadRelu(src, side, c, dst));
 }
 
 /// Padded copy of `src` (the stem's input: no ReLU before the first conv).
@@ -500,34 +511,45 @@ pub(crate) fn avg_pool3_acc(src: &[f32], side: usize, c: usize, out: &mut [f32])
     }
     // Each window pixel's channels are added, scaled, into the output pixel's channels:
     // contiguous loops the compiler vectorises.
-    vectorised(|| {
-        for y in 0..side {
-            let (y0, y1) = (y.saturating_sub(1), (y + 2).min(side));
-            for x in 0..side {
-                let (x0, x1) = (x.saturating_sub(1), (x + 2).min(side));
-                let inv = 1.0 / ((y1 - y0) * (x1 - x0)) as f32;
-                let o = (y * side + x) * c;
-                let dst = &mut out[o..o + c];
-                for yy in y0..y1 {
-                    let row = &src[(yy * side + x0) * c..(yy * side + x1) * c];
-                    for px in row.chunks_exact(c) {
-                        for (d, v) in dst.iter_mut().zip(px) {
-                            *d += inv * v;
+    struct Pool3<'a>(&'a [f32], usize, usize, &'a mut [f32]);
+    impl Loop for Pool3<'_> {
+        #[inline(always)]
+        fn run(self) {
+            let Pool3(src, side, c, out) = self;
+            for y in 0..side {
+                let (y0, y1) = (y.saturating_sub(1), (y + 2).min(side));
+                for x in 0..side {
+                    let (x0, x1) = (x.saturating_sub(1), (x + 2).min(side));
+                    let inv = 1.0 / ((y1 - y0) * (x1 - x0)) as f32;
+                    let o = (y * side + x) * c;
+                    let dst = &mut out[o..o + c];
+                    for yy in y0..y1 {
+                        let row = &src[(yy * side + x0) * c..(yy * side + x1) * c];
+                        for px in row.chunks_exact(c) {
+                            for (d, v) in dst.iter_mut().zip(px) {
+                                *d += inv * v;
+                            }
                         }
                     }
                 }
             }
         }
-    });
+    }
+    vectorised(Pool3(src, side, c, out));
 }
 
 /// `out += src`.
 pub(crate) fn add_acc(src: &[f32], out: &mut [f32]) {
-    vectorised(|| {
-        for (o, s) in out.iter_mut().zip(src) {
-            *o += s;
+    struct Add<'a>(&'a [f32], &'a mut [f32]);
+    impl Loop for Add<'_> {
+        #[inline(always)]
+        fn run(self) {
+            for (o, s) in self.1.iter_mut().zip(self.0) {
+                *o += s;
+            }
         }
-    });
+    }
+    vectorised(Add(src, out));
 }
 
 /// Set every pixel of `out` (`pixels x values.len()`) to the per-channel `values`: the
