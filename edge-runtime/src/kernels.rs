@@ -101,7 +101,9 @@ pub(crate) fn conv_acc(g: &ConvGeom, inp: &[f32], w: &[f32], out: &mut [f32]) {
 
 #[inline(always)]
 fn conv_dispatch(g: &ConvGeom, inp: &[f32], w: &[f32], out: &mut [f32]) {
-    if g.cout.is_multiple_of(16) {
+    if cfg!(target_arch = "arm") {
+        conv_4x4(g, inp, w, out);
+    } else if g.cout.is_multiple_of(16) {
         conv_blocked::<16>(g, inp, w, out);
     } else if g.cout.is_multiple_of(8) {
         conv_blocked::<8>(g, inp, w, out);
@@ -116,11 +118,11 @@ fn conv_blocked<const CB: usize>(g: &ConvGeom, inp: &[f32], w: &[f32], out: &mut
     for oy in 0..os {
         let mut ox = 0;
         while ox + PB <= os {
-            conv_block::<PB, CB>(g, inp, w, out, oy, ox);
+            conv_block::<PB, CB>(g, inp, w, out, oy, ox, 0);
             ox += PB;
         }
         while ox < os {
-            conv_block::<1, CB>(g, inp, w, out, oy, ox);
+            conv_block::<1, CB>(g, inp, w, out, oy, ox, 0);
             ox += 1;
         }
     }
@@ -134,12 +136,13 @@ fn conv_block<const P: usize, const CB: usize>(
     out: &mut [f32],
     oy: usize,
     ox0: usize,
+    co_start: usize,
 ) {
     let (cin, cout, k, s) = (g.cin, g.cout, g.k, g.stride);
     let pw = g.in_side + 2;
     let off = g.off();
     let os = g.out_side();
-    let mut co0 = 0;
+    let mut co0 = co_start;
     while co0 + CB <= cout {
         let mut acc = [[0f32; CB]; P];
         for (p, a) in acc.iter_mut().enumerate() {
@@ -173,6 +176,78 @@ fn conv_block<const P: usize, const CB: usize>(
             out[o..o + CB].copy_from_slice(a);
         }
         co0 += CB;
+    }
+}
+
+/// The conv for cores with 32 single-precision registers and no vectors (Cortex-M4F):
+/// blocks of 4 output pixels x 4 output channels, the 16 accumulators, 4 weights and 4
+/// inputs all in registers, weights streamed; written out so that it stays in registers
+/// at any optimisation level (the firmware is built for size). Channels past a multiple
+/// of 4 and pixels past a multiple of 4 take the 1-channel blocks.
+fn conv_4x4(g: &ConvGeom, inp: &[f32], w: &[f32], out: &mut [f32]) {
+    let os = g.out_side();
+    let c4 = g.cout - g.cout % 4;
+    for oy in 0..os {
+        let mut ox = 0;
+        while ox + 4 <= os {
+            let mut co0 = 0;
+            while co0 < c4 {
+                conv_block_4x4(g, inp, w, out, oy, ox, co0);
+                co0 += 4;
+            }
+            conv_block::<4, 1>(g, inp, w, out, oy, ox, c4);
+            ox += 4;
+        }
+        while ox < os {
+            conv_block::<1, 1>(g, inp, w, out, oy, ox, 0);
+            ox += 1;
+        }
+    }
+}
+
+/// 4 pixels of row `oy` from `ox0` x output channels `co0..co0 + 4`.
+#[inline(always)]
+fn conv_block_4x4(g: &ConvGeom, inp: &[f32], w: &[f32], out: &mut [f32], oy: usize, ox0: usize, co0: usize) {
+    let (cin, cout, k, s) = (g.cin, g.cout, g.k, g.stride);
+    let (pw, off, os) = (g.in_side + 2, g.off(), g.out_side());
+    let o = (oy * os + ox0) * cout + co0;
+    let acc = |p: usize| out.get(o + p * cout..o + p * cout + 4).and_then(|a| <[f32; 4]>::try_from(a).ok());
+    let (Some(mut a0), Some(mut a1), Some(mut a2), Some(mut a3)) = (acc(0), acc(1), acc(2), acc(3)) else {
+        return;
+    };
+    for ky in 0..k {
+        let row = oy * s + ky + off;
+        for kx in 0..k {
+            let tap = (ky * k + kx) * cin * cout;
+            let x = |p: usize| {
+                let i = (row * pw + (ox0 + p) * s + kx + off) * cin;
+                inp.get(i..i + cin)
+            };
+            let (Some(x0), Some(x1), Some(x2), Some(x3), Some(wt)) =
+                (x(0), x(1), x(2), x(3), w.get(tap + co0..tap + cin * cout))
+            else {
+                return;
+            };
+            // Row `ci` of the tap's weights starts at `ci * cout` of `wt` (which starts at `co0`).
+            for ((((wr, &v0), &v1), &v2), &v3) in wt.chunks(cout).zip(x0).zip(x1).zip(x2).zip(x3) {
+                let Some(wv) = wr.first_chunk::<4>() else { break };
+                macro_rules! mac4 {
+                    ($a:ident, $v:ident) => {
+                        $a[0] += $v * wv[0];
+                        $a[1] += $v * wv[1];
+                        $a[2] += $v * wv[2];
+                        $a[3] += $v * wv[3];
+                    };
+                }
+                mac4!(a0, v0);
+                mac4!(a1, v1);
+                mac4!(a2, v2);
+                mac4!(a3, v3);
+            }
+        }
+    }
+    for (p, a) in [a0, a1, a2, a3].iter().enumerate() {
+        out[o + p * cout..o + p * cout + 4].copy_from_slice(a);
     }
 }
 
@@ -673,7 +748,8 @@ mod tests {
     /// and each x86-64 instruction set up to the detected one.
     fn conv_kernels() -> Vec<(&'static str, ConvFn)> {
         #[allow(unused_mut)]
-        let mut kernels: Vec<(&'static str, ConvFn)> = vec![("conv_acc", conv_acc), ("portable", conv_dispatch)];
+        let mut kernels: Vec<(&'static str, ConvFn)> =
+            vec![("conv_acc", conv_acc), ("portable", conv_dispatch), ("4x4 (Cortex-M4F)", conv_4x4)];
         #[cfg(target_arch = "x86_64")]
         {
             use simd::Isa;
@@ -701,7 +777,7 @@ mod tests {
         // The machines simnas is developed on have AVX-512: a test run there must cover it.
         #[cfg(target_arch = "x86_64")]
         if std::is_x86_feature_detected!("avx512f") && std::is_x86_feature_detected!("fma") {
-            assert_eq!(conv_kernels().len(), 4);
+            assert_eq!(conv_kernels().len(), 5);
         }
     }
 
