@@ -333,17 +333,33 @@ mod simd {
             /// at the geometry's padded input, weights and output.
             #[target_feature(enable = $feat)]
             pub unsafe fn conv(g: &ConvGeom, inp: *const f32, w: *const f32, out: *mut f32) {
+                // The distance between neighbouring output pixels' inputs, as a constant
+                // where the network has it: every pixel of a block is then addressed off one
+                // pointer (no general-purpose register per pixel).
+                match g.stride * g.cin {
+                    16 => channel_blocks::<16>(g, inp, w, out),
+                    32 => channel_blocks::<32>(g, inp, w, out),
+                    64 => channel_blocks::<64>(g, inp, w, out),
+                    _ => channel_blocks::<0>(g, inp, w, out),
+                }
+            }
+
+            /// Every channel vector of `cout`, two at a time (a partial last vector is
+            /// masked); `XSTEP` is `stride * cin`, or 0 for "read it from `g`".
+            #[target_feature(enable = $feat)]
+            #[inline]
+            unsafe fn channel_blocks<const XSTEP: usize>(g: &ConvGeom, inp: *const f32, w: *const f32, out: *mut f32) {
                 let cout = g.cout;
                 let mut co0 = 0;
                 while co0 + 2 * $lanes <= cout {
-                    rows::<2, $pmax2>(g, inp, w, out, co0, [mask($lanes), mask($lanes)]);
+                    rows::<2, $pmax2, XSTEP>(g, inp, w, out, co0, [mask($lanes), mask($lanes)]);
                     co0 += 2 * $lanes;
                 }
                 let rest = cout - co0;
                 if rest > $lanes {
-                    rows::<2, $pmax2>(g, inp, w, out, co0, [mask($lanes), mask(rest - $lanes)]);
+                    rows::<2, $pmax2, XSTEP>(g, inp, w, out, co0, [mask($lanes), mask(rest - $lanes)]);
                 } else if rest > 0 {
-                    rows::<1, $pmax1>(g, inp, w, out, co0, [mask(rest)]);
+                    rows::<1, $pmax1, XSTEP>(g, inp, w, out, co0, [mask(rest)]);
                 }
             }
 
@@ -351,7 +367,7 @@ mod simd {
             /// row at a time, then 4, then 1.
             #[target_feature(enable = $feat)]
             #[inline]
-            unsafe fn rows<const NV: usize, const PMAX: usize>(
+            unsafe fn rows<const NV: usize, const PMAX: usize, const XSTEP: usize>(
                 g: &ConvGeom,
                 inp: *const f32,
                 w: *const f32,
@@ -363,15 +379,15 @@ mod simd {
                 for oy in 0..os {
                     let mut ox = 0;
                     while ox + PMAX <= os {
-                        block::<PMAX, NV>(g, inp, w, out, oy, ox, co0, masks);
+                        block::<PMAX, NV, XSTEP>(g, inp, w, out, oy, ox, co0, masks);
                         ox += PMAX;
                     }
                     while ox + 4 <= os {
-                        block::<4, NV>(g, inp, w, out, oy, ox, co0, masks);
+                        block::<4, NV, XSTEP>(g, inp, w, out, oy, ox, co0, masks);
                         ox += 4;
                     }
                     while ox < os {
-                        block::<1, NV>(g, inp, w, out, oy, ox, co0, masks);
+                        block::<1, NV, XSTEP>(g, inp, w, out, oy, ox, co0, masks);
                         ox += 1;
                     }
                 }
@@ -381,7 +397,7 @@ mod simd {
             #[target_feature(enable = $feat)]
             #[inline]
             #[allow(clippy::too_many_arguments)]
-            unsafe fn block<const P: usize, const NV: usize>(
+            unsafe fn block<const P: usize, const NV: usize, const XSTEP: usize>(
                 g: &ConvGeom,
                 inp: *const f32,
                 w: *const f32,
@@ -400,7 +416,7 @@ mod simd {
                         acc[p][v] = load(o.add(p * cout + v * $lanes), masks[v]);
                     }
                 }
-                let xstep = s * cin;
+                let xstep = if XSTEP > 0 { XSTEP } else { s * cin };
                 for ky in 0..k {
                     let row = oy * s + ky + off;
                     for kx in 0..k {
