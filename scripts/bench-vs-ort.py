@@ -17,7 +17,7 @@ ORT's time is `session.run` measured from Python (perf_counter around the call);
 executor's is `Executor::run` measured inside the process.
 
     pip install onnxruntime numpy
-    cargo build --release -p host-trainer
+    cargo build --release -p host-trainer --features train
     python3 scripts/bench-vs-ort.py --repeats 201
 """
 

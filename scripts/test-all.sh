@@ -10,6 +10,12 @@ cd "$(dirname "$0")/.."
 export SIMNAS_DATA="${SIMNAS_DATA:-$(cd .. && pwd)/shared/data}"
 export CARGO_TERM_COLOR="${CARGO_TERM_COLOR:-never}"
 
+# Every optional part of the host side: candle (`train`) and tract (`onnx`). The tests run
+# with all of them; the lints also check the default build (what `cargo run --release --
+# search` compiles). Named per package: `--all-features` on the workspace would also switch
+# on both of firmware-bench's boards, which exclude each other.
+HOST_FEATURES="host-trainer/train,host-trainer/onnx"
+
 # Each step's name and wall time, printed as a summary at the end.
 SUMMARY=()
 STEP_NAME=""
@@ -72,7 +78,8 @@ cargo fw-build -q
 cargo fw-build-autonomous -q
 cargo fw-build-nucleo -q
 
-step "lints (host, and the firmware as the board sees it)"
+step "lints (host with every feature and with the default ones, and the firmware as the board sees it)"
+cargo clippy -q --release --workspace --all-targets --features "$HOST_FEATURES" -- -D warnings
 cargo clippy -q --release --workspace --all-targets -- -D warnings
 cargo clippy -q --release -p firmware-bench --target thumbv7em-none-eabihf -- -D warnings
 cargo clippy -q --release -p firmware-bench --target thumbv7em-none-eabihf --features autonomous \
@@ -80,8 +87,8 @@ cargo clippy -q --release -p firmware-bench --target thumbv7em-none-eabihf --fea
 cargo clippy -q --release -p firmware-bench --target thumbv7em-none-eabihf --no-default-features \
     --features board-nucleo-f411 --target-dir target/nucleo-f411 -- -D warnings
 
-step "tests"
-cargo test --release --workspace
+step "tests (every feature)"
+cargo test --release --workspace --features "$HOST_FEATURES"
 
 step "fuzz smoke run (cargo-fuzz; \$SIMNAS_FUZZ_SECONDS per target, 0 skips)"
 FUZZ_SECONDS="${SIMNAS_FUZZ_SECONDS:-20}"

@@ -1,7 +1,8 @@
 //! The quantised proxy-score table (`.tf16`) read in place, without an allocator: what a
 //! board embeds to know `TF(h)` of every cell.
 //!
-//! The format is written by the host (`simnas score`, `host-trainer/src/score/quant.rs`);
+//! The one definition of the format: the host (`simnas score`, `host-trainer/src/score/quant.rs`)
+//! writes it and decodes it with this reader;
 //! little-endian, [`TF16_LEN`] = 31,326 bytes for the 15,625 cells:
 //!
 //! | offset | type | field |
@@ -12,7 +13,7 @@
 //! | 8 | `u64` | scoring seed |
 //! | 16 | `u16` | NASWOT batch size |
 //! | 18 | `u16` | initialisations |
-//! | 20 | `u32` | reserved |
+//! | 20 | `u32` | space: 0 = every cell scored as written (the paper's raw table), 1 = every cell carries its executed network's TF |
 //! | 24 | `6 x f64` | min, max of NASWOT, LogSynflow, SkipScore (TF's normalisation) |
 //! | 72 | `u32` | CRC-32 (ISO-HDLC) of bytes `0..72` followed by the payload |
 //! | 76 | `count x u16` | `round(TF * 65535)` per [`ArchCode`] 0, 1, ..., 15624 |
@@ -103,6 +104,8 @@ pub struct Tf16Meta {
     pub batch: u16,
     /// Initialisations.
     pub inits: u16,
+    /// Every cell carries its executed network's TF (header word 20 is 1).
+    pub executed: bool,
 }
 
 /// A validated score table over its bytes.
@@ -172,7 +175,12 @@ impl<'a> Tf16<'a> {
             }
             *r = (lo, hi);
         }
-        let meta = Tf16Meta { seed: u64_at(bytes, 8), batch: u16_at(bytes, 16), inits: u16_at(bytes, 18) };
+        let meta = Tf16Meta {
+            seed: u64_at(bytes, 8),
+            batch: u16_at(bytes, 16),
+            inits: u16_at(bytes, 18),
+            executed: u32_at(bytes, 20) == 1,
+        };
         Ok(Tf16 { payload: &bytes[TF16_HEADER..], meta, ranges })
     }
 
@@ -226,7 +234,7 @@ mod tests {
     fn reads_values_and_header() {
         let b = table();
         let t = Tf16::parse(&b).unwrap();
-        assert_eq!(t.meta, Tf16Meta { seed: 7, batch: 64, inits: 3 });
+        assert_eq!(t.meta, Tf16Meta { seed: 7, batch: 64, inits: 3, executed: false });
         assert_eq!(t.ranges, [(1.0, 2.0), (-3.0, 4.0), (0.0, 0.0)]);
         let a = Arch::uniform(Op::NorConv3x3);
         let c = a.code().get() as usize;

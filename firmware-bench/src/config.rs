@@ -10,5 +10,6 @@ pub const NET: NetConfig = NetConfig::IMAGENET16_120;
 /// Seed of the weight bank (generated at build time) and of the input (filled at boot).
 pub const SEED: u64 = 0x5EED;
 
-/// Largest number of timed repeats one probe may ask for (the samples live on the stack).
-pub const MAX_REPEATS: usize = 64;
+/// Largest number of timed repeats one probe may ask for (the samples live on the stack):
+/// the protocol's limit, which the host checks before it boots a board.
+pub const MAX_REPEATS: usize = simnas_shared::protocol::MAX_REPEATS;

@@ -193,6 +193,7 @@ pub trait Device {
 
 /// Which clock times host probes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default, clap::ValueEnum, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
 pub enum Clock {
     /// CPU time of the measuring thread: excludes the time the OS gives to other processes,
     /// so a busy shared machine disturbs it far less. Equals wall time on an idle machine
@@ -203,8 +204,19 @@ pub enum Clock {
     Wall,
 }
 
+impl Clock {
+    /// The clock as `--clock` spells it.
+    pub const fn name(self) -> &'static str {
+        match self {
+            Clock::ThreadCpu => "thread-cpu",
+            Clock::Wall => "wall",
+        }
+    }
+}
+
 /// How host probes turn timings into a latency.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default, clap::ValueEnum, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
 pub enum Timing {
     /// Each sample times the cell and the all-skip reference cell back to back; the latency
     /// is the median ratio times the reference's latency calibrated once when the device
@@ -309,10 +321,7 @@ impl Device for HostDevice {
     /// latencies of different networks or clocks are different devices.
     fn name(&self) -> String {
         let c = self.probe.config();
-        let clock = match self.clock {
-            Clock::ThreadCpu => "thread-cpu",
-            Clock::Wall => "wall",
-        };
+        let clock = self.clock.name();
         let timing = if self.reference.is_some() { "paired" } else { "direct" };
         format!(
             "host (C={} N={} {}x{} {} classes, {clock} clock, {timing})",

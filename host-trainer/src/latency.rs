@@ -82,6 +82,7 @@ pub enum LatencyError {
         /// The least accepted.
         min_percent: f64,
     },
+    /// Two or more columns carry the name asked for.
     #[error("{path} has {count} columns named {column:?}: rename all but one (which is meant is ambiguous)")]
     DuplicateColumn {
         /// The file.
@@ -91,6 +92,7 @@ pub enum LatencyError {
         /// How many columns carry it.
         count: usize,
     },
+    /// No column says which cell a row is.
     #[error("{path} has neither an 'index' (NATS-Bench index) nor an 'arch' (cell string) column")]
     MissingKey {
         /// The file.

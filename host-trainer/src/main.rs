@@ -10,10 +10,28 @@ fn main() -> ExitCode {
         // `simnas ... | head`: the reader left; that is not a failure.
         Err(err) if stdout_reader_left(&err) => ExitCode::SUCCESS,
         Err(err) => {
-            eprintln!("error: {err:#}");
+            eprintln!("error: {}", render(&err));
             ExitCode::FAILURE
         }
     }
+}
+
+/// `err` and its causes joined by `: `, each text once: many error messages already embed
+/// their source's text (`cannot read FILE: No such file...`), and printing the chain as
+/// well would say it twice.
+fn render(err: &anyhow::Error) -> String {
+    let mut out = String::new();
+    for cause in err.chain() {
+        let text = cause.to_string();
+        if text.is_empty() || out.contains(&text) {
+            continue;
+        }
+        if !out.is_empty() {
+            out.push_str(": ");
+        }
+        out.push_str(&text);
+    }
+    out
 }
 
 /// Whether `err` is a write to stdout whose reader has gone (and not, say, a serial line
@@ -26,6 +44,25 @@ fn stdout_reader_left(err: &anyhow::Error) -> bool {
 mod tests {
     use super::*;
     use std::io::{Error, ErrorKind};
+
+    #[derive(Debug, thiserror::Error)]
+    #[error("cannot read table.csv: {source}")]
+    struct Embeds {
+        source: Error,
+    }
+
+    #[test]
+    fn each_cause_is_said_once() {
+        let io = Error::new(ErrorKind::NotFound, "No such file or directory (os error 2)");
+        let err = anyhow::Error::from(Embeds { source: io }).context("device table:table.csv#ms");
+        assert_eq!(
+            render(&err),
+            "device table:table.csv#ms: cannot read table.csv: No such file or directory (os error 2)"
+        );
+        // A cause the message does not embed is still said.
+        let plain = anyhow::Error::from(Error::new(ErrorKind::NotFound, "gone")).context("opening x");
+        assert_eq!(render(&plain), "opening x: gone");
+    }
 
     #[test]
     fn only_a_closed_stdout_is_a_quiet_end() {

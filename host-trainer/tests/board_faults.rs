@@ -211,3 +211,31 @@ fn the_monitor_escapes_what_the_board_prints_and_never_glues_log_lines() {
     let rec: serde_json::Value = serde_json::from_str(lines[1]).expect("the new record is a line of its own");
     assert_eq!(rec["kind"], "hello");
 }
+
+/// A board that only serves host commands sends nothing on its own: the monitor says so
+/// (and what to pass instead) rather than wait without a word; a searching board gets no
+/// such hint.
+#[test]
+fn monitoring_a_serve_mode_board_says_what_to_pass() {
+    for (mode, hinted) in [(simnas_shared::protocol::Mode::Serve, true), (simnas_shared::protocol::Mode::Search, false)]
+    {
+        let (mut board_end, host_end) = pty().expect("a pty pair");
+        let port = host_end.name().expect("the pty's path");
+        let mut h = hello();
+        if let BoardMsg::Hello(h) = &mut h {
+            h.mode = mode;
+        }
+        board_end.write_all(&encode_frame_vec(0, &h).unwrap()).unwrap();
+        let out = Command::new(env!("CARGO_BIN_EXE_simnas"))
+            .args(["monitor", "--idle", "1", "--port", &port])
+            .output()
+            .expect("running simnas monitor");
+        let (_, stderr) = text(&out);
+        assert!(out.status.success(), "{stderr}");
+        assert_eq!(
+            stderr.contains("serves host commands") && stderr.contains("--search"),
+            hinted,
+            "{mode:?}: {stderr}"
+        );
+    }
+}

@@ -135,6 +135,7 @@ fn benchmark_device_names_and_budget_caps() {
 
 /// Out-of-range numbers are refused before any work: `eval --weight` outside [0, 1] (NaN,
 /// 2, -1: negative numbers reach the range check) and `train --eval-episodes 0`.
+#[cfg(feature = "train")]
 #[test]
 fn eval_weights_and_evidence_episodes_are_checked_up_front() {
     let data = data_dir();
@@ -186,6 +187,7 @@ fn numeric_flags_are_checked_when_parsed() {
         ("search", "--weight", "1.5", "1.5 is outside [0, 1]"),
         ("search", "--max-latency-ms", "-5", "-5 ms is not a positive number"),
         ("eval", "--weight", "-0.1", "-0.1 is outside [0, 1]"),
+        #[cfg(feature = "train")]
         ("train", "--weight", "-0.1", "-0.1 is outside [0, 1]"),
     ] {
         let out = simnas(&[cmd, flag, value]);
@@ -227,6 +229,7 @@ fn warnings_and_waits_are_said_and_errors_stay_short() {
 /// `bench --serve` runs the network `export` writes (same executed cell, same seeded
 /// weights) on the given image: its logits are the executor's on those parameters, and
 /// each request `N` answers N timings.
+#[cfg(feature = "train")]
 #[test]
 fn bench_serve_times_the_exported_network() {
     use edge_runtime::{DenseParams, Executor, NetConfig, ParamLayout, Plan};
@@ -268,4 +271,87 @@ fn bench_serve_times_the_exported_network() {
     assert_eq!(lines[2]["ms"].as_array().unwrap().len(), 1);
     assert!(lines[1]["ms"].as_array().unwrap().iter().all(|v| v.as_f64().unwrap() > 0.0));
     let _ = std::fs::remove_dir_all(&dir);
+/// An OS error is said once, not once by the message that embeds it and again as its cause.
+#[test]
+fn an_os_error_is_said_once() {
+    let out = simnas(&["search", "--device", "table:/nonexistent/simnas/table.csv#latency_ms", "--budget", "3"]);
+    assert_refused(&out, "/nonexistent/simnas/table.csv");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(err.matches("os error 2").count(), 1, "{err}");
+}
+
+/// `prior --help` offers only what `prior` reads.
+#[test]
+fn prior_offers_only_the_flags_it_reads() {
+    let out = simnas(&["prior", "--help"]);
+    assert!(out.status.success());
+    let help = String::from_utf8_lossy(&out.stdout);
+    assert!(help.contains("--scores") && help.contains("--out"), "{help}");
+    for ignored in ["--controller-prior", "--space", "--prior "] {
+        assert!(!help.contains(ignored), "{ignored} in: {help}");
+    }
+}
+
+/// `--device qemu` checks the firmware before QEMU starts: a host program, a text file or
+/// an ARM executable linked for another board get a one-line reason, not a register dump.
+#[test]
+fn wrong_firmware_is_refused_before_qemu_starts() {
+    let dir = std::env::temp_dir().join(format!("simnas-wrong-elf-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let text = dir.join("notes.txt");
+    std::fs::write(&text, "not firmware\n").unwrap();
+    // An ELF32 ARM executable header whose entry point is in a NUCLEO's flash (0x0800_0000).
+    let mut nucleo = vec![0u8; 52];
+    nucleo[..7].copy_from_slice(&[0x7f, b'E', b'L', b'F', 1, 1, 1]);
+    nucleo[16..18].copy_from_slice(&2u16.to_le_bytes());
+    nucleo[18..20].copy_from_slice(&40u16.to_le_bytes());
+    nucleo[24..28].copy_from_slice(&0x0800_0199u32.to_le_bytes());
+    let other_board = dir.join("nucleo.elf");
+    std::fs::write(&other_board, &nucleo).unwrap();
+    let host_program = env!("CARGO_BIN_EXE_simnas");
+    for (firmware, why) in [
+        (text.to_str().unwrap(), "not an ELF file"),
+        (host_program, "not ARM"),
+        (other_board.to_str().unwrap(), "entry point 0x08000199"),
+    ] {
+        for cmd in [&["search", "--strategy", "random", "--budget", "2"][..], &["probe"][..]] {
+            let out = simnas(&[cmd, &["--device", "qemu", "--firmware", firmware][..]].concat());
+            assert_refused(&out, why);
+            let err = String::from_utf8_lossy(&out.stderr);
+            assert!(err.contains("not firmware for the QEMU board") && err.lines().count() <= 2, "{err}");
+        }
+    }
+    std::fs::remove_dir_all(&dir).ok();
+}
+
+/// A board's repeat limit is checked before anything is booted or opened.
+#[test]
+fn board_repeats_are_checked_before_the_board_starts() {
+    for device in ["qemu", "serial:/nonexistent/tty"] {
+        let out = simnas(&["probe", "--device", device, "--firmware", "/nonexistent/fw.elf", "--repeats", "1000"]);
+        assert_refused(&out, "at most 64 repeats");
+        assert!(!String::from_utf8_lossy(&out.stderr).contains("/nonexistent"), "checked after opening");
+    }
+}
+
+/// `bench` names its clocks as `--clock` spells them, on stdout and in its JSON.
+#[cfg(feature = "train")]
+#[test]
+fn bench_spells_clocks_as_the_cli_does() {
+    let json = std::env::temp_dir().join(format!("simnas-bench-{}.json", std::process::id()));
+    let tiny =
+        ["--channels", "4", "--cells", "1", "--resolution", "8", "--classes", "2", "--repeats", "1", "--warmup", "0"];
+    let out = simnas(&[&["bench"][..], &tiny[..], &["--json", json.to_str().unwrap()][..]].concat());
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("thread-cpu") && text.contains(" wall "), "{text}");
+    let saved = std::fs::read_to_string(&json).unwrap();
+    std::fs::remove_file(&json).ok();
+    for written in [&text[..], &saved[..]] {
+        assert!(
+            !written.contains("ThreadCpu") && !written.contains("Wall") && !written.contains("Paired"),
+            "{written}"
+        );
+    }
+    assert!(saved.contains("\"thread-cpu\"") && saved.contains("\"paired\""), "{saved}");
 }

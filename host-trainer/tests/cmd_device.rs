@@ -3,6 +3,8 @@
 //! lying, hanging) end the search with a clear error while the record keeps what was
 //! measured.
 
+#![cfg(feature = "onnx")]
+
 use serde_json::Value;
 use simnas_shared::{Arch, ArchCode, Op};
 use std::collections::HashSet;

@@ -1,7 +1,10 @@
 //! The exported ONNX model computes what the edge-runtime executor computes: each model is
 //! run by tract (an independent ONNX engine) and its logits compared with the executor's
 //! on the same seeded weights and input. Also: the file's interface (names, shapes, opset),
-//! deterministic bytes, and `simnas export` end to end (ONNX and PyTorch source).
+//! deterministic bytes, that the full ONNX schema reads back every byte the exporter's
+//! own protobuf subset writes, and `simnas export` end to end (ONNX and PyTorch source).
+
+#![cfg(feature = "onnx")]
 
 use edge_runtime::{DenseParams, Executor, NetConfig, ParamLayout, Plan};
 use host_trainer::export::onnx::{IR_VERSION, OPSET};
@@ -55,6 +58,14 @@ fn image(cfg: NetConfig, seed: u64) -> Vec<f32> {
     (0..cfg.input_len()).map(|_| rng.next_signed()).collect()
 }
 
+/// `bytes` decoded with the full ONNX schema (tract-onnx's generated types) and encoded
+/// again: the identical bytes, so the exporter's subset of the schema has onnx.proto's field
+/// numbers and wire types, and writes nothing the schema would read differently.
+fn assert_full_schema_round_trip(bytes: &[u8]) {
+    let m = ModelProto::decode(bytes).expect("the full ONNX schema decodes the model");
+    assert!(m.encode_to_vec() == bytes, "re-encoding with the full schema changed the bytes");
+}
+
 /// `max |got - want| / max |want|`.
 fn rel_err(got: &[f32], want: &[f32]) -> f32 {
     assert_eq!(got.len(), want.len());
@@ -91,7 +102,9 @@ fn onnx_logits_match_the_executor_across_cells() {
     let mut checked = 0;
     for arch in cells() {
         let spec = ExportSpec { arch, cfg: SMALL, batch: 1, seed: 11 };
-        let got = tract_logits(&spec.onnx_bytes().unwrap(), SMALL, std::slice::from_ref(&input));
+        let bytes = spec.onnx_bytes().unwrap();
+        assert_full_schema_round_trip(&bytes);
+        let got = tract_logits(&bytes, SMALL, std::slice::from_ref(&input));
         let want = executor_logits(SMALL, arch, &params, &input);
         let e = rel_err(&got[0], &want);
         assert!(e <= 1e-4, "{arch}: relative error {e:e}\n onnx {:?}\n exec {want:?}", got[0]);
@@ -131,6 +144,7 @@ fn interface_and_bytes_are_fixed_by_the_spec() {
     let bytes = spec.onnx_bytes().unwrap();
     assert_eq!(bytes, spec.onnx_bytes().unwrap(), "same seed, same bytes");
     assert_ne!(bytes, ExportSpec { seed: 8, ..spec }.onnx_bytes().unwrap());
+    assert_full_schema_round_trip(&bytes);
     let m = ModelProto::decode(&bytes[..]).unwrap();
     assert_eq!((m.ir_version, m.opset_import[0].version, m.opset_import[0].domain.as_str()), (IR_VERSION, OPSET, ""));
     assert_eq!(OPSET, 17);

@@ -356,6 +356,7 @@ fn tables_too_sparse_ambiguous_or_not_latency() {
 /// directory it is not taken as the benchmark's numbering, so an index-keyed latency table
 /// cannot be read through it (before, every latency landed on the wrong cell); `score
 /// report` refuses to join it to the accuracies by index.
+#[cfg(feature = "train")]
 #[test]
 fn a_score_table_with_a_foreign_numbering_is_not_trusted() {
     let d = tmp("numbering");

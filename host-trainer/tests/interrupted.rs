@@ -4,7 +4,7 @@
 //! must continue from them instead of starting over.
 
 use serde_json::Value;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
@@ -19,6 +19,7 @@ fn tmp(name: &str) -> PathBuf {
     d
 }
 
+#[cfg(feature = "train")]
 fn data_dir() -> PathBuf {
     std::env::var_os("SIMNAS_DATA")
         .map(PathBuf::from)
@@ -37,12 +38,14 @@ fn wait_for(what: &str, limit: Duration, child: &mut Child, mut ready: impl FnMu
     }
 }
 
+#[cfg(feature = "train")]
 fn signal(child: &Child, sig: i32) {
     // SAFETY: kill(2) on the pid of a child we spawned and have not reaped.
     let rc = unsafe { libc::kill(child.id() as libc::pid_t, sig) };
     assert_eq!(rc, 0, "kill failed");
 }
 
+#[cfg(feature = "train")]
 fn finish(child: Child) -> Output {
     child.wait_with_output().expect("waiting for simnas")
 }
@@ -51,16 +54,19 @@ fn stderr(o: &Output) -> String {
     String::from_utf8_lossy(&o.stderr).into_owned()
 }
 
-fn lines(path: &Path) -> usize {
+#[cfg(feature = "train")]
+fn lines(path: &std::path::Path) -> usize {
     std::fs::read_to_string(path).map(|t| t.lines().count()).unwrap_or(0)
 }
 
 /// Rows of a partial score table (its first line is the header); a row cut short by a
 /// kill counts too.
-fn rows(path: &Path) -> usize {
+#[cfg(feature = "train")]
+fn rows(path: &std::path::Path) -> usize {
     lines(path).saturating_sub(1)
 }
 
+#[cfg(feature = "train")]
 #[test]
 fn score_all_survives_ctrl_c_and_sigkill_and_resumes() {
     let dir = tmp("score");
@@ -109,6 +115,7 @@ fn score_all_survives_ctrl_c_and_sigkill_and_resumes() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
+#[cfg(feature = "train")]
 #[test]
 fn train_resumes_from_its_checkpoint_after_sigkill() {
     let dir = tmp("train");

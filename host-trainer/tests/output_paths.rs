@@ -130,6 +130,7 @@ fn prior_checks_its_out_file_before_fitting() {
     let _ = std::fs::remove_dir_all(&d);
 }
 
+#[cfg(feature = "train")]
 #[test]
 fn train_checks_its_out_directory_before_training() {
     let d = tmp("train");

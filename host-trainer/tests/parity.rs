@@ -7,6 +7,8 @@
 //! The cells cover the uniform ones, the fully disconnected one, cells with zero and dead
 //! nodes, and seeded random codes.
 
+#![cfg(feature = "train")]
+
 use candle_core::{DType, Device};
 use edge_runtime::rng::SplitMix64;
 use edge_runtime::{DenseParams, Executor, NetConfig, ParamLayout, Plan};

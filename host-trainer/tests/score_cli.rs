@@ -1,6 +1,8 @@
 //! `simnas score` from the outside: the JSON of one cell, and clear errors (never a panic)
 //! for an unknown cell, a missing or broken table, and a missing data directory.
 
+#![cfg(feature = "train")]
+
 use std::process::{Command, Output};
 
 fn simnas(args: &[&str]) -> Output {

@@ -7,6 +7,8 @@
 //! without AVX2/FMA; on the machine that wrote the table the values are identical),
 //! LogSynflow `1e-9` relative (`f64`), SkipScore exact.
 
+#![cfg(feature = "train")]
+
 use host_trainer::score::fast::Scorer;
 use host_trainer::score::table::{read_rows, Sidecar};
 use host_trainer::score::{ScoreSettings, ScoreTable};

@@ -337,6 +337,7 @@ fn a_failing_probe_exits_non_zero_and_keeps_what_was_measured() {
     assert!(v["result"]["arch"].is_string(), "the best of the measured cells is kept: {v}");
 }
 
+#[cfg(feature = "train")]
 #[test]
 fn paper_controller_runs_a_policy_file_within_the_budget() {
     use host_trainer::rl::export::policy_bytes;

@@ -309,3 +309,36 @@ fn a_search_stopped_by_a_signal_leaves_no_qemu_running() {
         }
     }
 }
+
+/// The sample output in `firmware-bench/README.md` is what the board prints now: the
+/// command named beside it, run on the default firmware, gives every sample line's probe
+/// (number, step, latency, cell) and the final pick.
+#[test]
+fn the_firmware_readme_sample_is_current() {
+    let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../firmware-bench/README.md")).unwrap();
+    let start = readme.find("(QEMU, default build, `").expect("the sample's heading");
+    let block = &readme[start..];
+    let block = &block[block.find("```text\n").expect("the sample") + 8..];
+    let block = &block[..block.find("```").expect("the sample's end")];
+    let budget =
+        readme[start..].split("--search-budget ").nth(1).and_then(|s| s.split('`').next()).expect("its budget");
+    let out = Command::new(simnas())
+        .args(["monitor", "--qemu", "--search", "--search-budget", budget, "--idle", "60", "--firmware"])
+        .arg(firmware())
+        .output()
+        .expect("running simnas monitor");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    // The controller's share of a probe is timing, not what the sample shows.
+    let probe = |l: &str| {
+        l.split("controller").next().map(str::trim_end).map(String::from).zip(l.rsplit(' ').next().map(String::from))
+    };
+    let printed: Vec<_> = stdout.lines().filter(|l| l.starts_with("search probe")).map(probe).collect();
+    for line in block.lines().filter(|l| l.starts_with("search probe")) {
+        assert!(printed.contains(&probe(line)), "README sample line not printed now:\n{line}\nprinted:\n{stdout}");
+    }
+    let pick = |l: &str| l.split(" pick ").nth(1).map(String::from);
+    let final_now = stdout.lines().find(|l| l.starts_with("final")).and_then(pick);
+    let final_readme = block.lines().find(|l| l.starts_with("final")).and_then(pick);
+    assert!(final_now.is_some() && final_now == final_readme, "README: {final_readme:?}\nnow: {final_now:?}");
+}

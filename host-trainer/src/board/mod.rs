@@ -105,11 +105,27 @@ pub enum BoardError {
     /// A message could not be framed (a bug: every message fits).
     #[error("framing: {0}")]
     Frame(FrameError),
+    /// More timed repeats than a board keeps samples for (checked before it is opened).
+    #[error("--repeats {asked}: a board times at most {max} repeats per probe")]
+    Repeats {
+        /// Repeats asked for.
+        asked: u32,
+        /// The protocol's limit.
+        max: usize,
+    },
     /// The firmware ELF is not there.
     #[error("firmware not found at {}: build it with `cargo fw-build` (or pass --firmware PATH)", path.display())]
     FirmwareMissing {
         /// Where we looked.
         path: PathBuf,
+    },
+    /// The file is not firmware for the QEMU board (checked before QEMU starts).
+    #[error("{} is not firmware for the QEMU board (mps2-an386): {why}; build it with `cargo fw-build` (or pass --firmware PATH)", path.display())]
+    FirmwareInvalid {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong with it.
+        why: String,
     },
     /// `qemu-system-arm` is not installed.
     #[error("cannot run {program} (install QEMU: apt-get install qemu-system-arm, or set SIMNAS_QEMU)")]
@@ -414,6 +430,16 @@ pub struct ProbePolicy {
 }
 
 impl ProbePolicy {
+    /// Refuse what every board would refuse, before a board is opened or booted: between
+    /// 1 and [`MAX_REPEATS`](simnas_shared::protocol::MAX_REPEATS) timed repeats.
+    pub fn check(&self) -> Result<(), BoardError> {
+        let max = simnas_shared::protocol::MAX_REPEATS;
+        if self.repeats == 0 || usize::from(self.repeats) > max {
+            return Err(BoardError::Repeats { asked: u32::from(self.repeats), max });
+        }
+        Ok(())
+    }
+
     /// The wait for one attempt: 5 s plus `per_run` for every run.
     pub fn timeout(&self) -> Duration {
         Duration::from_secs(5) + self.per_run * (u32::from(self.warmup) + u32::from(self.repeats))
@@ -447,6 +473,7 @@ pub struct BoardDevice {
 impl BoardDevice {
     /// The board on serial port `port`.
     pub fn serial(port: &str, baud: u32, policy: ProbePolicy) -> Result<BoardDevice, BoardError> {
+        policy.check()?;
         let mut link = BoardLink::open(port, baud)?;
         let hello = link.connect(Duration::from_secs(5))?;
         Ok(BoardDevice { name: format!("serial:{port} {}", describe(&hello)), link, hello, policy, qemu: None })
@@ -454,6 +481,7 @@ impl BoardDevice {
 
     /// Boot `firmware` in QEMU and connect to it.
     pub fn qemu(firmware: &std::path::Path, policy: ProbePolicy) -> Result<BoardDevice, BoardError> {
+        policy.check()?;
         let (mut q, port) = qemu::Qemu::launch(firmware)?;
         let mut link = BoardLink::new(port);
         let hello = link.connect(Duration::from_secs(10)).map_err(|e| q.explain(e))?;

@@ -51,6 +51,50 @@ pub const QEMU_ARGS: [&str; 12] = [
     "enable=on,target=native",
 ];
 
+/// The board's code memory: 4 MiB at address 0 (`memory/mps2-an386.x`).
+const CODE_END: u32 = 0x0040_0000;
+
+/// Refuse what QEMU would boot into a fault and a register dump: anything but a 32-bit
+/// little-endian ARM executable whose entry point lies in the board's code memory (a
+/// NUCLEO build links at 0x0800_0000, a host binary is not ARM at all).
+pub fn check_firmware(path: &Path) -> Result<(), BoardError> {
+    let invalid = |why: String| BoardError::FirmwareInvalid { path: path.to_path_buf(), why };
+    let mut head = [0u8; 52];
+    let mut n = 0;
+    let mut f = std::fs::File::open(path)?;
+    while n < head.len() {
+        match f.read(&mut head[n..])? {
+            0 => break,
+            k => n += k,
+        }
+    }
+    if n < 4 || head[..4] != *b"\x7fELF" {
+        return Err(invalid("not an ELF file".into()));
+    }
+    if head[4] == 2 {
+        return Err(invalid("a 64-bit program, not ARM firmware".into()));
+    }
+    if n < head.len() || head[4] != 1 || head[5] != 1 {
+        return Err(invalid("not a 32-bit little-endian ELF".into()));
+    }
+    let half = |at: usize| u16::from_le_bytes([head[at], head[at + 1]]);
+    const EM_ARM: u16 = 40;
+    const ET_EXEC: u16 = 2;
+    if half(18) != EM_ARM {
+        return Err(invalid(format!("built for ELF machine {}, not ARM", half(18))));
+    }
+    if half(16) != ET_EXEC {
+        return Err(invalid("not an executable".into()));
+    }
+    let entry = u32::from_le_bytes([head[24], head[25], head[26], head[27]]);
+    if entry >= CODE_END {
+        return Err(invalid(format!(
+            "its entry point {entry:#010x} lies outside the board's code memory (0x0 to {CODE_END:#x}): firmware for another board?"
+        )));
+    }
+    Ok(())
+}
+
 /// The QEMU program: `$SIMNAS_QEMU`, or `qemu-system-arm` from `PATH`.
 pub fn program() -> String {
     std::env::var("SIMNAS_QEMU").unwrap_or_else(|_| "qemu-system-arm".to_string())
@@ -70,6 +114,7 @@ impl Qemu {
         if !firmware.is_file() {
             return Err(BoardError::FirmwareMissing { path: firmware.to_path_buf() });
         }
+        check_firmware(firmware)?;
         let (master, slave) = TTYPort::pair()?;
         // QEMU opens the slave by its path; neither end is for it to hold.
         child::keep_from_children(&master)?;

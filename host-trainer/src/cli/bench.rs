@@ -137,6 +137,12 @@ pub fn run(args: BenchArgs) -> Result<ExitCode> {
     );
     outln!("{:>10} {:>7} {:>10} {:>8} {:>8}  cell", "clock", "timing", "median ms", "within", "across");
     let mut probes = Vec::new();
+    let settings = 4 * archs.len() * PROBE_RUNS;
+    let bar = indicatif::ProgressBar::new(settings as u64).with_message("probing");
+    bar.set_style(
+        indicatif::ProgressStyle::with_template("{msg} {bar:30} {pos}/{len} probes, {elapsed} elapsed, ~{eta} left")
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+    );
     for (clock, timing) in [
         (Clock::ThreadCpu, Timing::Paired),
         (Clock::ThreadCpu, Timing::Direct),
@@ -146,7 +152,11 @@ pub fn run(args: BenchArgs) -> Result<ExitCode> {
         let mut dev = HostDevice::new(cfg, args.seed, args.warmup, repeats, clock)?.with_timing(timing)?;
         for &arch in &archs {
             let runs = (0..PROBE_RUNS)
-                .map(|_| dev.probe(arch).with_context(|| format!("probing {arch}")))
+                .map(|_| {
+                    let p = dev.probe(arch).with_context(|| format!("probing {arch}"));
+                    bar.inc(1);
+                    p
+                })
                 .collect::<Result<Vec<_>>>()?;
             let mut medians: Vec<f64> = runs.iter().map(|p| p.latency_ms).collect();
             medians.sort_by(f64::total_cmp);
@@ -155,19 +165,23 @@ pub fn run(args: BenchArgs) -> Result<ExitCode> {
             let mut within: Vec<f64> = runs.iter().map(|p| p.spread).collect();
             within.sort_by(f64::total_cmp);
             let within = within[PROBE_RUNS / 2];
-            outln!(
-                "{:>10} {:>7} {mid:>10.3} {:>7.2}% {:>7.2}%  {arch}",
-                format!("{clock:?}"),
-                format!("{timing:?}").to_lowercase(),
-                100.0 * within,
-                100.0 * across
-            );
+            bar.suspend(|| -> Result<()> {
+                outln!(
+                    "{:>10} {:>7} {mid:>10.3} {:>7.2}% {:>7.2}%  {arch}",
+                    clock.name(),
+                    format!("{timing:?}").to_lowercase(),
+                    100.0 * within,
+                    100.0 * across
+                );
+                Ok(())
+            })?;
             probes.push(serde_json::json!({
                 "arch": arch.to_string(), "clock": clock, "timing": timing, "median_ms": mid,
                 "within_spread": within, "across_spread": across, "medians_ms": medians,
             }));
         }
     }
+    bar.finish_and_clear();
     if let Some(path) = &args.json {
         let v = serde_json::json!({"config": format!("{cfg:?}"), "rows": rows, "probes": probes});
         host_trainer::output::write(path, &serde_json::to_vec_pretty(&v)?)?;

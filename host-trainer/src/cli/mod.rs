@@ -1,5 +1,7 @@
 //! Command-line interface: flags are parsed here and resolved into typed settings; each
-//! subcommand lives in its own module.
+//! subcommand lives in its own module. Without the `train` feature, the candle commands
+//! (`score`, `train`, `bench`) are stand-ins (`unbuilt.rs`): listed, and refused with the rebuild
+//! command.
 
 /// `println!` that reports a failed write (closed pipe, full disk) as a [`StdoutError`]
 /// instead of panicking; `main` treats a closed stdout as a normal end.
@@ -24,6 +26,7 @@ impl StdoutError {
     }
 }
 
+#[cfg(feature = "train")]
 mod bench;
 mod devices;
 mod eval;
@@ -31,9 +34,15 @@ mod export;
 mod monitor;
 mod prior;
 mod probe;
+#[cfg(feature = "train")]
 mod score;
 mod search;
+#[cfg(feature = "train")]
 mod train;
+#[cfg(not(feature = "train"))]
+mod unbuilt;
+#[cfg(not(feature = "train"))]
+use unbuilt::{bench, score, train};
 
 /// The cells measured when no --arch is given: both extremes and two mixed cells.
 pub(crate) const SHOWCASE: [&str; 4] = [

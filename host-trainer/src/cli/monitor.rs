@@ -5,7 +5,7 @@ use anyhow::{Context, Result};
 use clap::Args;
 use host_trainer::board::{describe, qemu, BoardLink, Event, DEFAULT_BAUD};
 use serde_json::{json, Map, Value};
-use simnas_shared::protocol::{BenchItem, BoardMsg, HostMsg, Timing};
+use simnas_shared::protocol::{BenchItem, BoardMsg, HostMsg, Mode, Timing};
 use simnas_shared::{Arch, Op};
 use std::fs::{File, OpenOptions};
 use std::io::Write;
@@ -134,6 +134,15 @@ fn follow(link: &mut BoardLink, args: &MonitorArgs, mut log: Option<&mut File>) 
         match &event {
             Event::Corrupt(_) => eprintln!("{line}"),
             Event::Msg { .. } => outln!("{line}"),
+        }
+        if let Event::Msg { msg: BoardMsg::Hello(h), .. } = &event {
+            if h.mode == Mode::Serve && !args.bench && !args.search {
+                eprintln!(
+                    "the board serves host commands and sends nothing on its own: pass --search (it runs its \
+                     search and reports) or --bench, or probe it with `simnas probe --device serial:PORT`; \
+                     Ctrl-C stops"
+                );
+            }
         }
         if let Some(why) = record.get("invalid").and_then(Value::as_str) {
             eprintln!(

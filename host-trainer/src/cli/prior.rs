@@ -1,13 +1,14 @@
 //! `simnas prior`: meta-fit the calibrated controller on the training devices.
 
-use super::search::{load_scores, SearchInputs, SpaceArg};
-use anyhow::{anyhow, bail, Result};
+use super::search::{load_scores, SHIPPED_SCORES};
+use anyhow::{anyhow, Result};
 use clap::Args;
 use host_trainer::data::{data_dir, NatsMap};
 use host_trainer::latency::registry::Split;
 use host_trainer::output;
-use host_trainer::search::strategies::calibrated::{
-    fit_prior, per_device, select, select_constrained, select_explore, PriorFile, PriorOf, TrainDevice, SELECT_BUDGET,
+use host_trainer::search::strategies::controller::{
+    by_budget, fit_prior, per_device, select, select_constrained, select_explore, PriorFile, PriorOf, TrainDevice,
+    SELECT_BUDGET,
 };
 use host_trainer::synth::load_devices;
 use std::path::PathBuf;
@@ -19,18 +20,17 @@ pub struct PriorArgs {
     /// The shipped prior is regenerated only by passing `--out artifacts/controller/prior.json`.
     #[arg(long, value_name = "FILE", default_value = "simnas-out/controller/prior.json")]
     out: PathBuf,
-    #[command(flatten)]
-    inputs: SearchInputs,
+    /// Score table the selection searches with (CSV from `simnas score --all`, or its
+    /// quantised `.tf16`). The prior is selected over the executed networks.
+    #[arg(long, value_name = "FILE", default_value = SHIPPED_SCORES)]
+    scores: PathBuf,
 }
 
 pub fn run(data: &Option<PathBuf>, args: PriorArgs) -> Result<ExitCode> {
     output::prepare(&args.out)?;
     let dir = data_dir(data.as_deref())?;
     let map = NatsMap::load(&dir)?;
-    if args.inputs.space != SpaceArg::Executed {
-        bail!("--space raw: the prior is selected by searches over the executed networks; it has no raw-space form");
-    }
-    let (tf, _) = load_scores(&args.inputs.scores, host_trainer::search::Space::Executed)?;
+    let (tf, _) = load_scores(&args.scores, host_trainer::search::Space::Executed)?;
     let all = load_devices(&dir, &map)?;
     let train: Vec<_> = all.iter().filter(|(d, _)| d.split == Split::Train).collect();
     let devices: Vec<TrainDevice> = train.iter().map(|(d, t)| TrainDevice::new(d.name, d.family, t)).collect();
@@ -79,14 +79,27 @@ pub fn run(data: &Option<PathBuf>, args: PriorArgs) -> Result<ExitCode> {
     }
     let mean = |v: &[f64]| v.iter().sum::<f64>() / v.len().max(1) as f64;
     outln!("  {:<28} {:.4} {:.4}", "mean", mean(&per), mean(&own));
+    outln!("the chosen setting against the LUT baselines, leave one family out (w = 0.5): F(pick) / F(oracle)");
+    let rows = by_budget(&devices, &tf, &g, explore).ok_or_else(|| anyhow!("too few usable training tables"))?;
+    outln!("{:>12} {:>6} {:>8} {:>8}  worst device", "strategy", "probes", "mean", "worst");
+    for r in &rows {
+        outln!("{:>12} {:>6} {:>8.4} {:>8.4}  {}", r.strategy, r.budget, r.mean, r.worst, r.worst_device);
+    }
     let tables: Vec<_> = train.iter().map(|(_, t)| t).collect();
     let mut prior = fit_prior(&tables, g.noise, g.range_factor, g.range_rule, g.dead_edge_probe)
         .ok_or_else(|| anyhow!("too few usable training tables"))?;
     prior.constrained_dead_edge_probe = cgrid[cbest].dead_edge_probe;
     prior.explore = explore;
     let command = format!("simnas prior --out {}", args.out.display());
-    let file =
-        PriorFile::new(&prior, command, train.iter().map(|(d, _)| d.name.to_string()).collect(), grid, cgrid, egrid);
+    let file = PriorFile::new(
+        &prior,
+        command,
+        train.iter().map(|(d, _)| d.name.to_string()).collect(),
+        grid,
+        cgrid,
+        egrid,
+        rows,
+    );
     let json = serde_json::to_string_pretty(&file)? + "\n";
     output::write(&args.out, json.as_bytes())?;
     outln!("wrote {}", args.out.display());

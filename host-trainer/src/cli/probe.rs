@@ -70,6 +70,7 @@ pub fn run(_data: &Option<PathBuf>, args: ProbeArgs) -> Result<ExitCode> {
     let cfg = args.net.config()?;
     let policy = ProbePolicy {
         warmup: args.warmup.try_into().unwrap_or(u16::MAX),
+        // Saturated: the board's limit is far below u16::MAX, and the check refuses it.
         repeats: args.repeats.try_into().unwrap_or(u16::MAX),
         per_run: super::search::timeout_flag(args.probe_timeout_s, Duration::from_secs(60))?,
         retries: 2,

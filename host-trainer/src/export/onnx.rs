@@ -1,5 +1,5 @@
-//! The executed NB201 network as an ONNX model (opset [`OPSET`]), built on tract-onnx's
-//! generated protobuf types and encoded with prost.
+//! The executed NB201 network as an ONNX model (opset [`OPSET`]), built on the protobuf
+//! messages of [`pb`] and encoded with prost.
 //!
 //! Graph, NCHW throughout (`N` batch, `C` base channels, `R` input side, `K` classes):
 //!
@@ -21,18 +21,17 @@
 //! `[kh][kw][cin][cout]` are transposed to ONNX's `[cout][cin][kh][kw]`; the classifier's
 //! `[4C][K]` is Gemm's `B` as it is. Initialisers are little-endian `raw_data`.
 
+pub mod pb;
+
 use super::{ExportError, ExportSpec};
 use edge_runtime::layout::{NetConfig, ParamLayout, Slot, SlotInfo, IN_CHANNELS, STAGES};
+use pb::{
+    AttributeProto, AttributeType, DataType, Dimension, GraphProto, ModelProto, NodeProto, OperatorSetIdProto,
+    StringStringEntryProto, TensorProto, TensorShapeProto, TensorType, TypeProto, ValueInfoProto,
+};
 use prost::Message as _;
 use simnas_shared::{Arch, Edge, Op};
 use std::collections::HashMap;
-use tract_onnx::pb::attribute_proto::AttributeType;
-use tract_onnx::pb::tensor_proto::DataType;
-use tract_onnx::pb::tensor_shape_proto::{dimension, Dimension};
-use tract_onnx::pb::{
-    type_proto, AttributeProto, GraphProto, ModelProto, NodeProto, OperatorSetIdProto, StringStringEntryProto,
-    TensorProto, TensorShapeProto, TypeProto, ValueInfoProto,
-};
 
 /// The ONNX operator set the model declares.
 pub const OPSET: i64 = 17;
@@ -92,7 +91,6 @@ pub fn model(cfg: NetConfig, arch: Arch, batch: usize, params: &[f32], seed: u64
         doc_string: format!("NB201 executed network of {executed}"),
         input: vec![value_info(INPUT, &[n, IN_CHANNELS as i64, r, r])],
         output: vec![value_info(OUTPUT, &[n, k as i64])],
-        ..GraphProto::default()
     };
     let meta = |key: &str, value: String| StringStringEntryProto { key: key.into(), value };
     Ok(ModelProto {
@@ -115,7 +113,6 @@ pub fn model(cfg: NetConfig, arch: Arch, batch: usize, params: &[f32], seed: u64
             meta("weights_seed", seed.to_string()),
             meta("layout", "NCHW".into()),
         ],
-        ..ModelProto::default()
     })
 }
 
@@ -146,13 +143,7 @@ impl Builder<'_> {
 
     fn init(&mut self, name: &str, dims: Vec<i64>, values: Vec<f32>) -> String {
         let raw_data = values.iter().flat_map(|v| v.to_le_bytes()).collect();
-        self.inits.push(TensorProto {
-            dims,
-            data_type: DataType::Float as i32,
-            name: name.into(),
-            raw_data,
-            ..TensorProto::default()
-        });
+        self.inits.push(TensorProto { dims, data_type: DataType::Float as i32, name: name.into(), raw_data });
         name.into()
     }
 
@@ -166,7 +157,6 @@ impl Builder<'_> {
             name: format!("{op}_{}", self.next - 1),
             op_type: op.into(),
             attribute,
-            ..NodeProto::default()
         });
         out
     }
@@ -288,17 +278,15 @@ fn int(name: &str, value: i64) -> AttributeProto {
 }
 
 fn value_info(name: &str, dims: &[i64]) -> ValueInfoProto {
-    let dim = dims.iter().map(|&d| Dimension { value: Some(dimension::Value::DimValue(d)), ..Dimension::default() });
+    let dim = dims.iter().map(|&d| Dimension { dim_value: Some(d) });
     ValueInfoProto {
         name: name.into(),
         r#type: Some(TypeProto {
-            value: Some(type_proto::Value::TensorType(type_proto::Tensor {
+            tensor_type: Some(TensorType {
                 elem_type: DataType::Float as i32,
                 shape: Some(TensorShapeProto { dim: dim.collect() }),
-            })),
-            ..TypeProto::default()
+            }),
         }),
-        ..ValueInfoProto::default()
     }
 }
 

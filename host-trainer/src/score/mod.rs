@@ -2,7 +2,9 @@
 //! whole-space score table, its quantised form for the board, and the correlation report.
 //!
 //! Every metric is computed on the NB201 macro network of [`crate::nb201`] (faithful,
-//! unpruned) at initialisation; nothing is trained and no accuracy is ever read.
+//! unpruned) at initialisation; nothing is trained and no accuracy is ever read. Computing
+//! them ([`naswot`], [`logsynflow`], [`fast`]) needs the `train` feature (candle); the
+//! table, its quantised form and the report do not.
 //!
 //! * [`naswot`]: NASWOT (Mellor et al. 2021). A batch of `B` synthetic inputs goes forward
 //!   with batch-statistics BN; every ReLU's binary pattern (`output > 0`) is collected, and
@@ -41,22 +43,26 @@
 //! table stores the floor, the minimum NASWOT over all other cells of the space (recorded
 //! in the sidecar), so every stored value is finite.
 
+#[cfg(feature = "train")]
 use crate::nb201::{Fan, Nb201Error};
 use edge_runtime::rng::SplitMix64;
 use edge_runtime::NetConfig;
 pub use table::{ScoreRow, ScoreTable, TableError};
 
+#[cfg(feature = "train")]
 pub mod fast;
 pub mod linalg;
+#[cfg(feature = "train")]
 pub mod logsynflow;
+#[cfg(feature = "train")]
 pub mod naswot;
 pub mod quant;
 pub mod report;
 pub mod skip;
-pub mod stats;
 pub mod table;
 
 /// Kaiming mode of every scoring initialisation.
+#[cfg(feature = "train")]
 pub const INIT_FAN: Fan = Fan::Out;
 
 /// Default seed of the shipped table.
@@ -70,9 +76,11 @@ pub const DEFAULT_INITS: usize = 3;
 #[derive(Debug, thiserror::Error)]
 pub enum ScoreError {
     /// The candle model failed.
+    #[cfg(feature = "train")]
     #[error(transparent)]
     Model(#[from] Nb201Error),
     /// A candle tensor operation failed.
+    #[cfg(feature = "train")]
     #[error(transparent)]
     Candle(#[from] candle_core::Error),
     /// Settings that cannot score anything.

@@ -12,9 +12,9 @@
 //! of their magnitude); that sum is reported too, as `NASWOT+LogSynflow (FreeREA scaling)`.
 //! The argmax of a metric is its highest-scoring row (the first in index order on ties).
 
-use super::stats::{kendall_tau_b, spearman};
 use super::table::{normalise, Ranges, ScoreRow};
 use crate::data::DataError;
+use crate::stats::{kendall_tau_b, spearman};
 use simnas_shared::NUM_ARCHS;
 use std::fmt::Write as _;
 use std::path::Path;

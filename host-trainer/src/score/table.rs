@@ -16,7 +16,7 @@
 //! value of a finished table is finite. `TF(h)` is the mean of the three metrics, each
 //! min-max normalised over the table's rows ([`Ranges`]).
 
-use super::quant::{self, QuantError, QuantMeta, QuantTable};
+use super::quant::{self, QuantMeta, QuantTable, Tf16Error};
 use super::ScoreSettings;
 use serde::{Deserialize, Serialize};
 use simnas_shared::{Arch, ArchCode, NatsIndex, NUM_ARCHS};
@@ -77,7 +77,7 @@ pub enum TableError {
         /// The file (or `<embedded>`).
         path: PathBuf,
         /// What is wrong.
-        err: QuantError,
+        err: Tf16Error,
     },
     /// The table has no row for a cell.
     #[error("no score for cell {0}")]

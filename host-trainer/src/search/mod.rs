@@ -13,10 +13,8 @@
 //!   Cells are scored with `l` *unclamped* ([`Normaliser::linear`]): the order the weighted
 //!   objective puts on cells depends only on the width of the latency range (maximising
 //!   `w TF - (1 - w) lat / (hi - lo)`), while clamping at `lo` would make every cell faster
-//!   than all-skip look equally fast (many are: cells with `none` edges). With the whole
-//!   table known, the unclamped rule's best cell reaches 0.9945 of the true optimum on the
-//!   validation devices, the clamped one 0.9931 (training devices: 0.989 vs 0.983). The
-//!   controller still observes the clamped `l` it was trained with.
+//!   than all-skip look equally fast (many are: cells with `none` edges). The paper's
+//!   policy (`controller-paper`) still observes the clamped `l` it was trained with.
 //! * Constrained: maximise `TF(h)` subject to the *measured* latency `<= max_latency_ms`.
 //!
 //! **Guarantees** (structural: the pick is chosen here, by [`pick`], from the probes the
@@ -36,10 +34,11 @@
 //! (regularised evolution, proxy-guided), `lut-prior` (zero-shot ranking with the mean LUT
 //! of the training devices, top candidates verified), `lut-probe` (five single-op cells
 //! measured, the device's per-op LUT solved from them, best candidates verified),
-//! `oracle` (table devices only: reads the whole table; a reference) and `controller`
-//! (the meta-trained policy). See [`strategies`].
+//! `oracle` (table devices only: reads the whole table; a reference), `controller` (the
+//! default: the calibrated controller) and `controller-paper` (the paper's meta-trained RL
+//! policy). See [`strategies`]; their figures are in `artifacts/*/README.md`, next to the
+//! commands that measured them.
 
-pub mod controller;
 pub mod eval;
 pub mod json;
 pub mod plot;

@@ -247,12 +247,13 @@ fn refusals_before_any_probe() {
     assert_eq!(dev.ok, 100, "nothing was measured");
 }
 
+#[cfg(feature = "train")]
 #[test]
 fn paper_controller_walks_new_cells_within_budget() {
     use crate::rl::export::policy_bytes;
     use crate::rl::net::{ActorCritic, NetConfig};
     let bytes = policy_bytes(&ActorCritic::new(NetConfig::default(), 5).unwrap(), &[]).unwrap();
-    let ctrl = super::controller::Controller::from_bytes(bytes, "untrained".into()).unwrap();
+    let ctrl = super::strategies::paper::Controller::from_bytes(bytes, "untrained".into()).unwrap();
     let table = lut_table(3.0, [0.0, 0.1, 0.6, 2.0, 0.4], 0.05);
     let tf = fake_tf();
     let ctx = Context { tf: &tf, prior: None, table: None, policy: Some(&ctrl), calib: None };
@@ -288,7 +289,7 @@ fn paper_controller_walks_new_cells_within_budget() {
         cells.dedup();
         assert_eq!(cells.len(), out.probes.len(), "no cell probed twice");
     }
-    let garbage = super::controller::Controller::from_bytes(vec![1, 2, 3], "junk".into()).unwrap_err();
+    let garbage = super::strategies::paper::Controller::from_bytes(vec![1, 2, 3], "junk".into()).unwrap_err();
     assert!(garbage.to_string().contains("junk"), "{garbage}");
 }
 
@@ -380,6 +381,33 @@ fn dead_edges_and_their_cost_factor() {
     assert!((fit.latency(a) - 6.5).abs() < 1e-9 && (fit.latency(b) - 6.5).abs() < 1e-9, "{fit:?}");
 }
 
+/// The incremental fit `lut-probe` refits with after every probe is the from-scratch fit,
+/// bit for bit, at every length of a probe list with live and dead edges; a list that does
+/// not extend the previous one is refolded.
+#[test]
+fn the_incremental_per_op_fit_is_the_full_fit() {
+    use rand::{Rng, SeedableRng};
+    use strategies::lut::{per_op_fit, PerOpFitter};
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(7);
+    let probes: Vec<Measured> = (0..60)
+        .map(|i| {
+            let arch = Arch::from_code(ArchCode::new(rng.random_range(0..NUM_ARCHS as u16)).unwrap());
+            let live = arch.live_edges();
+            let ms = 1.0
+                + arch.ops.iter().zip(live).map(|(o, l)| (*o as usize as f64) * if l { 0.7 } else { 0.2 }).sum::<f64>();
+            Measured { step: i + 1, arch, latency_ms: ms + rng.random_range(0.0..0.01) }
+        })
+        .collect();
+    let mut fitter = PerOpFitter::default();
+    for n in 1..=probes.len() {
+        let (inc, full) = (fitter.fit(&probes[..n]), per_op_fit(&probes[..n]));
+        assert_eq!(inc, full, "after {n} probes");
+        let all: Vec<f64> = ArchCode::all().map(|c| full.latency(Arch::from_code(c))).collect();
+        assert_eq!(fitter.latencies(&full), all);
+    }
+    assert_eq!(fitter.fit(&probes[..3]), per_op_fit(&probes[..3]));
+}
+
 /// The calibrated controller with `calib_prior()` on `table`.
 fn run_calibrated(budget: usize, objective: Objective, table: &LatencyTable) -> SearchOutcome {
     let tf = fake_tf();
@@ -465,12 +493,13 @@ fn range_stats_see_outliers_beyond_the_model() {
 /// dead-branch cells are strictly slower than their executed networks) and one that
 /// prunes them: every probe is a connected executed network, none measured twice, and the
 /// pick is one of them.
+#[cfg(feature = "train")]
 #[test]
 fn every_strategy_searches_distinct_connected_executed_networks() {
     use crate::rl::export::policy_bytes;
     use crate::rl::net::{ActorCritic, NetConfig};
     let bytes = policy_bytes(&ActorCritic::new(NetConfig::default(), 5).unwrap(), &[]).unwrap();
-    let ctrl = super::controller::Controller::from_bytes(bytes, "untrained".into()).unwrap();
+    let ctrl = super::strategies::paper::Controller::from_bytes(bytes, "untrained".into()).unwrap();
     let computes_all = lut_table(3.0, [0.0, 0.1, 0.6, 2.0, 0.4], 0.05);
     let pruned: Vec<Option<f64>> =
         ArchCode::all().map(|c| computes_all.get(Arch::from_code(c).executed()).map(|v| v + 0.01)).collect();

@@ -6,10 +6,10 @@
 //! space like this real one), and the median over those samples (how typical such a device
 //! is for the preset). Only measured cells count; ties get average ranks.
 
-use super::stats::{pearson, ranks};
 use super::{DeviceDistribution, SynthPreset};
 use crate::latency::registry::{BenchDevice, Split};
 use crate::latency::LatencyTable;
+use crate::stats::{pearson, ranks};
 use rand::SeedableRng;
 use simnas_shared::NUM_ARCHS;
 use std::fmt::Write as _;
@@ -81,7 +81,7 @@ pub fn coverage(
             for s in &synth {
                 let sr = ranks(&keep.iter().map(|&c| s[c]).collect::<Vec<_>>());
                 for (k, &i) in members.iter().enumerate() {
-                    rhos[i].push(pearson(&real_ranks[k], &sr));
+                    rhos[i].push(pearson(&real_ranks[k], &sr).unwrap_or(0.0));
                 }
             }
         }

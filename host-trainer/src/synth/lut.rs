@@ -9,8 +9,9 @@
 //!
 //! The fit is ordinary least squares over every measured cell of the table.
 
-use super::stats::{r_squared, solve_spd, spearman};
+use super::stats::{r_squared, solve_spd};
 use crate::latency::LatencyTable;
+use crate::stats::spearman;
 use simnas_shared::{Arch, ArchCode, Op, NUM_ARCHS, NUM_EDGES, NUM_OPS};
 
 /// Shape of a LUT.
@@ -138,7 +139,7 @@ pub fn fit(table: &LatencyTable, kind: LutKind) -> LutFit {
     // the same latency): quantise to 1e-9 of the largest measurement before ranking.
     let q = 1e-9 * y.iter().fold(0.0f64, |m, v| m.max(v.abs())).max(1e-300);
     let pred: Vec<f64> = cells.iter().map(|c| (lut.latency(c.0) / q).round() * q).collect();
-    LutFit { r2: r_squared(&y, &pred), spearman: spearman(&y, &pred), cells: y.len(), lut }
+    LutFit { r2: r_squared(&y, &pred), spearman: spearman(&y, &pred).unwrap_or(0.0), cells: y.len(), lut }
 }
 
 #[cfg(test)]

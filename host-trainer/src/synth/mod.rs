@@ -66,7 +66,8 @@ pub struct LutGaussians {
 }
 
 impl LutGaussians {
-    fn fit(luts: &[Lut]) -> LutGaussians {
+    /// Per-coefficient Gaussians over `luts`.
+    pub fn fit(luts: &[Lut]) -> LutGaussians {
         let base = Gaussian::fit(&luts.iter().map(|l| l.base).collect::<Vec<_>>());
         let mut t = [[Gaussian { mean: 0.0, std: 0.0 }; NUM_OPS]; NUM_EDGES];
         for (e, row) in t.iter_mut().enumerate() {

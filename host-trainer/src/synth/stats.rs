@@ -1,5 +1,5 @@
-//! Small statistics used by the device fit and its reports: least squares, R², ranks,
-//! Spearman's rho, and the positive-truncated normal.
+//! Small statistics used by the device fit: least squares, R² and the positive-truncated
+//! normal (rank statistics are [`crate::stats`]).
 //!
 //! Everything is plain `f64` over slices, checked against hand-computed values in tests.
 
@@ -56,51 +56,6 @@ pub fn r_squared(y: &[f64], pred: &[f64]) -> f64 {
         return 0.0;
     }
     1.0 - ss_res / ss_tot
-}
-
-/// Ranks 1..=n with ties given their average rank.
-pub fn ranks(x: &[f64]) -> Vec<f64> {
-    let mut idx: Vec<usize> = (0..x.len()).collect();
-    idx.sort_by(|&a, &b| x[a].total_cmp(&x[b]));
-    let mut r = vec![0.0; x.len()];
-    let mut i = 0;
-    while i < idx.len() {
-        let mut j = i;
-        while j + 1 < idx.len() && x[idx[j + 1]] == x[idx[i]] {
-            j += 1;
-        }
-        let avg = (i + j) as f64 / 2.0 + 1.0;
-        for &k in &idx[i..=j] {
-            r[k] = avg;
-        }
-        i = j + 1;
-    }
-    r
-}
-
-/// Pearson correlation.
-pub fn pearson(a: &[f64], b: &[f64]) -> f64 {
-    let n = a.len().min(b.len()) as f64;
-    if n < 2.0 {
-        return 0.0;
-    }
-    let (ma, mb) = (a.iter().sum::<f64>() / n, b.iter().sum::<f64>() / n);
-    let (mut sab, mut saa, mut sbb) = (0.0, 0.0, 0.0);
-    for (x, y) in a.iter().zip(b) {
-        let (dx, dy) = (x - ma, y - mb);
-        sab += dx * dy;
-        saa += dx * dx;
-        sbb += dy * dy;
-    }
-    if saa == 0.0 || sbb == 0.0 {
-        return 0.0;
-    }
-    sab / (saa * sbb).sqrt()
-}
-
-/// Spearman's rank correlation (Pearson of average ranks).
-pub fn spearman(a: &[f64], b: &[f64]) -> f64 {
-    pearson(&ranks(a), &ranks(b))
 }
 
 /// A normal `N(mean, std^2)` truncated to `(0, inf)`.
@@ -175,12 +130,7 @@ mod tests {
     }
 
     #[test]
-    fn ranks_and_spearman_by_hand() {
-        assert_eq!(ranks(&[10.0, 30.0, 20.0, 20.0]), vec![1.0, 4.0, 2.5, 2.5]);
-        assert!((spearman(&[1.0, 2.0, 3.0], &[10.0, 100.0, 1000.0]) - 1.0).abs() < 1e-12);
-        assert!((spearman(&[1.0, 2.0, 3.0], &[3.0, 2.0, 1.0]) + 1.0).abs() < 1e-12);
-        // d = (0, -1, 1, 0): rho = 1 - 6*2 / (4*15) = 0.8 (no ties).
-        assert!((spearman(&[1.0, 2.0, 3.0, 4.0], &[1.0, 3.0, 2.0, 4.0]) - 0.8).abs() < 1e-12);
+    fn r_squared_by_hand() {
         assert!((r_squared(&[1.0, 2.0, 3.0], &[1.0, 2.0, 3.0]) - 1.0).abs() < 1e-12);
         // ss_res = 2, ss_tot = 2: R² = 0.
         assert!(r_squared(&[1.0, 2.0, 3.0], &[2.0, 2.0, 2.0]).abs() < 1e-12);

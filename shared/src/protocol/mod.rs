@@ -40,6 +40,9 @@ pub const MAX_MESSAGE: usize = 112;
 pub const MAX_INNER: usize = 2 + MAX_MESSAGE + 4;
 /// Largest encoded frame including its delimiter; the default accumulator size.
 pub const MAX_FRAME: usize = cobs::max_encoding_length(MAX_INNER) + 1;
+/// Most timed repeats one probe may ask a board for (the firmware keeps the samples on its
+/// stack and refuses more with [`ErrorCode::Repeats`]).
+pub const MAX_REPEATS: usize = 64;
 /// Longest board name in a [`Hello`].
 pub const BOARD_NAME_LEN: usize = 24;
 /// Longest firmware version string in a [`Hello`].

@@ -226,7 +226,7 @@ impl RangeStats {
         let Some(r) = table.get(super::HI).zip(table.get(super::LO)).map(|(b, a)| b - a).filter(|&r| r > 0.0) else {
             return RangeStats { reference: f64::NAN, model: f64::NAN };
         };
-        let model = super::strategies::calibrated::normalised_fit(table).map_or(f64::NAN, |coefs| {
+        let model = super::strategies::controller::normalised_fit(table).map_or(f64::NAN, |coefs| {
             let mut theta = [0.0; edge_runtime::calib::FEATURES];
             theta[1..].copy_from_slice(&coefs);
             let (a, b) = edge_runtime::calib::predicted_range(&theta);

@@ -6,8 +6,7 @@
 //!   on a validation device). Weighted objective: the two references are measured, then the
 //!   cells with the highest predicted `w * TF + (1 - w) * (1 - l_pred)`, with
 //!   `l_pred = clamp((lut(h) - lut(lo)) / (lut(hi) - lut(lo)), 0, 1)` (the mean LUT is least
-//!   reliable outside the references). Measured on the training devices at 10 probes: 0.963
-//!   of the oracle; per-(edge, op) mean 0.961; unclamped 0.960. Constrained: the LUT is
+//!   reliable outside the references). Constrained: the LUT is
 //!   calibrated to the device in ms by least squares `ms = a + b * lut(h)` over the cells
 //!   measured so far (one point: `ms = b * lut(h)`; first probe: `lo`).
 //! * `lut-probe`: measures five single-op cells ([`DESIGN`]): all-`skip_connect` (= `lo`),
@@ -77,26 +76,34 @@ pub fn probe(cfg: &SearchConfig, ctx: &Context, s: &mut Session) -> Result<(), S
         }
     }
     match cfg.objective {
-        Objective::Weighted { weight } => loop {
-            let fit = per_op_fit(s.probes());
-            let Some(norm) = Normaliser::of(s.probes()) else { return Ok(()) };
-            let predicted: Vec<f64> = all_archs()
-                .enumerate()
-                .map(|(c, a)| weighted(weight, ctx.tf[c], norm.linear(fit.latency(a))))
-                .collect();
-            match best_untried(s, &predicted) {
-                Some(a) if s.remaining() > 0 => {
-                    if s.measure(a)? == Ask::Exhausted {
-                        return Ok(());
+        Objective::Weighted { weight } => {
+            let mut fitter = PerOpFitter::default();
+            loop {
+                let fit = fitter.fit(s.probes());
+                let Some(norm) = Normaliser::of(s.probes()) else { return Ok(()) };
+                let predicted: Vec<f64> = fitter
+                    .latencies(&fit)
+                    .into_iter()
+                    .enumerate()
+                    .map(|(c, v)| weighted(weight, ctx.tf[c], norm.linear(v)))
+                    .collect();
+                match best_untried(s, &predicted) {
+                    Some(a) if s.remaining() > 0 => {
+                        if s.measure(a)? == Ask::Exhausted {
+                            return Ok(());
+                        }
                     }
+                    _ => return Ok(()),
                 }
-                _ => return Ok(()),
             }
-        },
-        Objective::Constraint { max_latency_ms } => constrained(s, ctx.tf, max_latency_ms, |probes| {
-            let fit = per_op_fit(probes);
-            all_archs().map(|a| fit.latency(a)).collect()
-        }),
+        }
+        Objective::Constraint { max_latency_ms } => {
+            let mut fitter = PerOpFitter::default();
+            constrained(s, ctx.tf, max_latency_ms, |probes| {
+                let fit = fitter.fit(probes);
+                fitter.latencies(&fit)
+            })
+        }
     }
 }
 
@@ -142,7 +149,7 @@ pub(super) fn constrained(
     s: &mut Session,
     tf: &[f64],
     limit: f64,
-    predict: impl Fn(&[Measured]) -> Vec<f64>,
+    mut predict: impl FnMut(&[Measured]) -> Vec<f64>,
 ) -> Result<(), SearchError> {
     while s.remaining() > 0 {
         let pred = predict(s.probes());
@@ -221,34 +228,82 @@ impl PerOpLut {
 /// evidence (no measured cell with a dead edge, as the five single-op cells) it stays 1,
 /// the paper's LUT.
 pub fn per_op_fit(probes: &[Measured]) -> PerOpLut {
-    let mut best: Option<(f64, PerOpLut)> = None;
-    for k in (0..=10).rev() {
-        let alpha = f64::from(k) / 10.0;
-        let t = lsq(probes, alpha);
-        let lut = PerOpLut { t, alpha };
-        let err: f64 = probes.iter().map(|p| (lut.latency(p.arch) - p.latency_ms).powi(2)).sum();
-        // Strictly better only (relative margin against round-off), so ties keep alpha = 1.
-        if best.is_none_or(|(e, _)| err < e * (1.0 - 1e-9) - 1e-12) {
-            best = Some((err, lut));
-        }
-    }
-    best.map_or(PerOpLut { t: [0.0; 5], alpha: 1.0 }, |b| b.1)
+    let mut f = PerOpFitter::default();
+    f.fit(probes)
 }
 
-fn lsq(probes: &[Measured], alpha: f64) -> [f64; 5] {
-    let mut ata = [0.0; 25];
-    let mut atb = [0.0; 5];
-    for p in probes {
-        let f = features(p.arch, alpha);
-        for i in 0..5 {
-            atb[i] += f[i] * p.latency_ms;
-            for j in 0..5 {
-                ata[i * 5 + j] += f[i] * f[j];
+/// Dead-edge cost factors [`per_op_fit`] tries, from 1 down (ties keep the larger).
+const ALPHAS: usize = 11;
+
+/// [`per_op_fit`] over a growing list of probes, keeping each factor's normal equations
+/// and each probe's features, so that refitting after one more probe costs one pass over
+/// the probes' errors rather than rebuilding everything (a search that refits after every
+/// probe stays fast at thousands of probes).
+#[derive(Default)]
+pub struct PerOpFitter {
+    /// Probes folded in so far.
+    seen: usize,
+    /// Per probe: its latency and its features under each factor.
+    rows: Vec<(f64, [[f64; 5]; ALPHAS])>,
+    /// Per factor: `X^T X` and `X^T y`.
+    sums: Vec<([f64; 25], [f64; 5])>,
+    /// Every cell's features under each factor, by code (built on first use).
+    cells: Vec<[[f64; 5]; ALPHAS]>,
+}
+
+impl PerOpFitter {
+    /// The fit over `probes`, which must extend the probes of the previous call (a list
+    /// that does not is refolded from the start).
+    pub fn fit(&mut self, probes: &[Measured]) -> PerOpLut {
+        if probes.len() < self.seen || self.sums.len() != ALPHAS {
+            (self.seen, self.rows, self.sums) = (0, Vec::new(), vec![([0.0; 25], [0.0; 5]); ALPHAS]);
+        }
+        for p in &probes[self.seen..] {
+            let feats: [[f64; 5]; ALPHAS] = core::array::from_fn(|k| features(p.arch, alpha_of(k)));
+            for (f, (ata, atb)) in feats.iter().zip(self.sums.iter_mut()) {
+                for i in 0..5 {
+                    atb[i] += f[i] * p.latency_ms;
+                    for j in 0..5 {
+                        ata[i * 5 + j] += f[i] * f[j];
+                    }
+                }
+            }
+            self.rows.push((p.latency_ms, feats));
+        }
+        self.seen = probes.len();
+        let mut best: Option<(f64, PerOpLut)> = None;
+        for k in 0..ALPHAS {
+            let (ata, atb) = &self.sums[k];
+            let x = solve_spd(ata, atb);
+            let lut = PerOpLut { t: [x[0], x[1], x[2], x[3], x[4]], alpha: alpha_of(k) };
+            let err: f64 = self
+                .rows
+                .iter()
+                .map(|(y, f)| (f[k].iter().zip(&lut.t).map(|(a, b)| a * b).sum::<f64>() - y).powi(2))
+                .sum();
+            // Strictly better only (relative margin against round-off), so ties keep alpha = 1.
+            if best.is_none_or(|(e, _)| err < e * (1.0 - 1e-9) - 1e-12) {
+                best = Some((err, lut));
             }
         }
+        best.map_or(PerOpLut { t: [0.0; 5], alpha: 1.0 }, |b| b.1)
     }
-    let x = solve_spd(&ata, &atb);
-    [x[0], x[1], x[2], x[3], x[4]]
+
+    /// [`PerOpLut::latency`] of every cell, by code, from features computed once.
+    pub fn latencies(&mut self, lut: &PerOpLut) -> Vec<f64> {
+        if self.cells.is_empty() {
+            self.cells = all_archs().map(|a| core::array::from_fn(|k| features(a, alpha_of(k)))).collect();
+        }
+        match (0..ALPHAS).find(|&k| alpha_of(k) == lut.alpha) {
+            Some(k) => self.cells.iter().map(|f| f[k].iter().zip(&lut.t).map(|(f, t)| f * t).sum()).collect(),
+            None => all_archs().map(|a| lut.latency(a)).collect(),
+        }
+    }
+}
+
+/// The `k`-th factor tried: 1, 0.9, ..., 0.
+fn alpha_of(k: usize) -> f64 {
+    f64::from((ALPHAS - 1 - k) as u32) / 10.0
 }
 
 /// `[1, n_skip, n_conv1x1, n_conv3x3, n_pool]`, a dead edge counting `alpha`.

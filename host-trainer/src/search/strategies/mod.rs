@@ -17,11 +17,12 @@
 //!   the objective with the latency normalised over the table's true min and max (the
 //!   evaluation's fitness); constrained: the best-TF cell whose table latency satisfies the
 //!   limit (the proxy's own ceiling).
-//! * `controller`: the calibrated controller, see [`calibrated`].
-//! * `controller-paper`: the paper's meta-trained RL policy, through [`Policy`].
+//! * `controller` (the default): the calibrated controller, see [`controller`].
+//! * `controller-paper`: the paper's meta-trained RL policy, see [`paper`], through [`Policy`].
 
-pub mod calibrated;
+pub mod controller;
 pub mod lut;
+pub mod paper;
 
 use super::{Ask, Context, Measured, Normaliser, Objective, SearchConfig, SearchError, Session, Space, Strategy};
 use rand::{Rng, SeedableRng};
@@ -51,7 +52,7 @@ pub fn run(cfg: &SearchConfig, ctx: &Context, s: &mut Session) -> Result<(), Sea
         Strategy::LutPrior => lut::prior(cfg, ctx, s),
         Strategy::LutProbe => lut::probe(cfg, ctx, s),
         Strategy::Oracle => oracle(cfg, ctx, s),
-        Strategy::Controller => calibrated::run(cfg, ctx, s),
+        Strategy::Controller => controller::run(cfg, ctx, s),
         Strategy::ControllerPaper => match ctx.policy {
             Some(p) => p.run(cfg, ctx, s),
             None => Err(SearchError::Unavailable {

@@ -1,4 +1,4 @@
-//! The meta-trained controller as a search strategy: edge-runtime's no_std walk
+//! `controller-paper`: the paper's meta-trained RL policy as a search strategy: edge-runtime's no_std walk
 //! ([`edge_runtime::search::Walker`]), the very code a board runs in its autonomous mode,
 //! with the host's [`Session`] as the device.
 //!
@@ -7,9 +7,8 @@
 //!    (all-`nor_conv_3x3`): the latency normalisation of training;
 //! 2. start the episode at the cell the zero-shot prior ranks first (the training devices'
 //!    mean LUT and TF, as `lut-prior`; the same cell on every device, one probe), or at `lo`
-//!    (already measured) without a prior. Measured on the training devices at 10 probes:
-//!    0.956 of the oracle from the prior's cell, 0.950 from `lo` (at 5 probes on the
-//!    validation devices: 0.954 vs 0.845);
+//!    (already measured) without a prior (the choice and its evidence:
+//!    `artifacts/policy/README.md`);
 //! 3. each step, encode the last 5 (state, action) pairs, take the policy's most likely
 //!    action among those that change the cell and lead to a cell not measured yet (a probe
 //!    is never spent twice, and a revisit would teach the policy nothing new), measure the
@@ -17,14 +16,14 @@
 //!    policy was trained with TF in its state);
 //! 4. stop when the budget is spent or after the training episode length (50 steps).
 //!
-//! The pick is the best measured cell under the objective ([`super::pick`], edge-runtime's
+//! The pick is the best measured cell under the objective ([`crate::search::pick`], edge-runtime's
 //! too); the walk's cells are the candidates. A cell a table device has no value for is
 //! masked for the rest of the episode (no budget spent). The controller is trained for the
 //! weighted objective; in constrained mode it walks the same way and the pick is the
 //! best-TF feasible cell it measured.
 
-use super::strategies::Policy;
-use super::{Ask, Context, Measured, SearchConfig, SearchError, Session, LO};
+use super::super::{Ask, Context, Measured, SearchConfig, SearchError, Session, LO};
+use super::Policy;
 use edge_runtime::search::{prior_top, Answer, Probes, WalkError, Walker, PRIOR_TOP};
 use simnas_shared::Arch;
 use std::path::Path;

@@ -325,6 +325,79 @@ pub fn select(devices: &[TrainDevice], tf: &[f64]) -> Option<(Vec<GridPoint>, us
     Some((grid, best))
 }
 
+/// The budgets [`by_budget`] compares at.
+pub const COMPARE_BUDGETS: [usize; 3] = [5, 10, 20];
+
+/// One row of [`by_budget`]: a strategy at one budget over the training devices, each
+/// searched with what the devices of *other* families give it (w = 0.5).
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize, PartialEq)]
+pub struct BudgetRow {
+    /// The strategy's CLI name.
+    pub strategy: String,
+    /// Probes.
+    pub budget: usize,
+    /// Mean over the training devices of `F(pick) / F(oracle)`.
+    pub mean: f64,
+    /// The worst training device.
+    pub worst: f64,
+    /// Its name.
+    pub worst_device: String,
+}
+
+/// The calibrated controller with the chosen setting `g` (optimism `explore`) against the
+/// LUT baselines at [`COMPARE_BUDGETS`], leave one family out on the training devices:
+/// the controller's prior and `lut-prior`'s mean LUT are fitted on the other families'
+/// devices (`lut-probe` learns nothing before it meets a device). `None` if a prior cannot
+/// be fitted.
+pub fn by_budget(devices: &[TrainDevice], tf: &[f64], g: &GridPoint, explore: f64) -> Option<Vec<BudgetRow>> {
+    let luts: Vec<crate::synth::lut::Lut> = devices
+        .iter()
+        .map(|d| {
+            let lut = crate::synth::lut::fit(d.table, crate::synth::lut::LutKind::PerOp).lut;
+            lut.scaled(lut.hi())
+        })
+        .collect();
+    let mut rows = Vec::new();
+    for strategy in [Strategy::Controller, Strategy::LutProbe, Strategy::LutPrior] {
+        for budget in COMPARE_BUDGETS {
+            let mut ratios = Vec::new();
+            for d in devices {
+                let mut prior = loo_prior(devices, d, g)?;
+                prior.explore = explore;
+                let others: Vec<_> =
+                    devices.iter().zip(&luts).filter(|(o, _)| o.family != d.family).map(|(_, l)| l.clone()).collect();
+                let mean_lut = crate::synth::LutGaussians::fit(&others).mean();
+                let ctx = Context { tf, prior: Some(&mean_lut), table: None, policy: None, calib: Some(&prior) };
+                let cfg = SearchConfig {
+                    strategy,
+                    budget,
+                    objective: Objective::Weighted { weight: 0.5 },
+                    seed: 0,
+                    space: Space::Executed,
+                };
+                let fit = super::super::eval::true_fitness(d.table, tf, 0.5, Space::Executed);
+                let best = fit.iter().flatten().copied().fold(f64::NEG_INFINITY, f64::max);
+                let out = run_search(&cfg, &ctx, &mut TableDevice::new(d.table.clone()), &mut |_| {});
+                let f = out.pick.map_or(0.0, |p| fit[p.arch.code().get() as usize].unwrap_or(0.0));
+                ratios.push((best > 0.0).then(|| f / best)?);
+            }
+            let mean = ratios.iter().sum::<f64>() / ratios.len().max(1) as f64;
+            let (w, worst) = ratios
+                .iter()
+                .enumerate()
+                .fold((0, f64::INFINITY), |(wi, wv), (i, &v)| if v < wv { (i, v) } else { (wi, wv) });
+            rows.push(BudgetRow {
+                strategy: strategy.name().to_string(),
+                budget,
+                mean,
+                worst,
+                worst_device: devices.get(w).map_or_else(String::new, |d| d.name.to_string()),
+            });
+        }
+    }
+    Some(rows)
+}
+
 /// Optimism levels [`select_explore`] tries.
 pub const EXPLORE_GRID: [f64; 4] = [0.0, 0.5, 1.0, 2.0];
 
@@ -441,6 +514,9 @@ pub struct PriorFile {
     pub explore: f64,
     /// Its selection.
     pub explore_grid: Vec<ExplorePoint>,
+    /// The chosen setting against the LUT baselines at several budgets ([`by_budget`]).
+    #[serde(default)]
+    pub by_budget: Vec<BudgetRow>,
 }
 
 /// Names of [`PriorFile::features`].
@@ -464,6 +540,7 @@ impl PriorFile {
         grid: Vec<GridPoint>,
         constrained_grid: Vec<ConstrainedPoint>,
         explore_grid: Vec<ExplorePoint>,
+        by_budget: Vec<BudgetRow>,
     ) -> PriorFile {
         PriorFile {
             format_version: FORMAT_VERSION,
@@ -481,6 +558,7 @@ impl PriorFile {
             constrained_grid,
             explore: prior.explore,
             explore_grid,
+            by_budget,
         }
     }
 

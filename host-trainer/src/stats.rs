@@ -148,6 +148,17 @@ mod tests {
     use super::*;
     use proptest::prelude::*;
 
+    #[test]
+    fn ranks_and_spearman_by_hand() {
+        assert_eq!(ranks(&[10.0, 30.0, 20.0, 20.0]), vec![1.0, 4.0, 2.5, 2.5]);
+        let rho = |a: &[f64], b: &[f64]| spearman(a, b).expect("defined");
+        assert!((rho(&[1.0, 2.0, 3.0], &[10.0, 100.0, 1000.0]) - 1.0).abs() < 1e-12);
+        assert!((rho(&[1.0, 2.0, 3.0], &[3.0, 2.0, 1.0]) + 1.0).abs() < 1e-12);
+        // d = (0, -1, 1, 0): rho = 1 - 6*2 / (4*15) = 0.8 (no ties).
+        assert!((rho(&[1.0, 2.0, 3.0, 4.0], &[1.0, 3.0, 2.0, 4.0]) - 0.8).abs() < 1e-12);
+        assert_eq!(spearman(&[1.0, 1.0], &[1.0, 2.0]), None, "a constant variable");
+    }
+
     /// Textbook O(n^2) tau-b.
     fn tau_b_naive(x: &[f64], y: &[f64]) -> Option<f64> {
         let n = x.len();
