@@ -90,7 +90,7 @@ impl NetConfig {
                 return Err(Error::Config { field, value, max });
             }
         }
-        if self.resolution % 4 != 0 {
+        if !self.resolution.is_multiple_of(4) {
             return Err(Error::ResolutionNotMultipleOf4 { resolution: self.resolution });
         }
         Ok(())
@@ -246,7 +246,7 @@ impl SlotIter {
             if i < convs {
                 let cell = i / per_cell;
                 let edge = (i % per_cell) / 2;
-                let kernel = if i % 2 == 0 { 1 } else { 3 };
+                let kernel = if i.is_multiple_of(2) { 1 } else { 3 };
                 return Some((Slot::CellConv { stage: s, cell, edge, kernel }, kernel, c, c));
             }
             i -= convs;

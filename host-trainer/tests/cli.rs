@@ -226,6 +226,51 @@ fn warnings_and_waits_are_said_and_errors_stay_short() {
     std::fs::remove_dir_all(&dir).ok();
 }
 
+/// `bench --serve` runs the network `export` writes (same executed cell, same seeded
+/// weights) on the given image: its logits are the executor's on those parameters, and
+/// each request `N` answers N timings.
+#[cfg(feature = "train")]
+#[test]
+fn bench_serve_times_the_exported_network() {
+    use edge_runtime::{DenseParams, Executor, NetConfig, ParamLayout, Plan};
+    use std::io::Write as _;
+    let cfg = NetConfig { channels: 4, cells_per_stage: 1, resolution: 8, classes: 3 };
+    let cell = "|nor_conv_3x3~0|+|nor_conv_1x1~0|none~1|+|skip_connect~0|avg_pool_3x3~1|nor_conv_3x3~2|";
+    let image: Vec<f32> = (0..cfg.input_len()).map(|i| (i as f32 * 0.37).sin()).collect();
+    let dir = std::env::temp_dir().join(format!("simnas-serve-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let input = dir.join("input.f32");
+    std::fs::write(&input, image.iter().flat_map(|v| v.to_le_bytes()).collect::<Vec<u8>>()).unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_simnas"))
+        .args(["bench", "--serve", "--arch", cell, "--seed", "7", "--channels", "4", "--cells", "1"])
+        .args(["--resolution", "8", "--classes", "3", "--input", input.to_str().unwrap()])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("run simnas");
+    child.stdin.take().unwrap().write_all(b"2\n1\n").unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success());
+    let lines: Vec<serde_json::Value> =
+        String::from_utf8(out.stdout).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert_eq!(lines.len(), 3);
+    let arch = Arch::parse(cell).unwrap().executed();
+    assert_eq!(lines[0]["arch"], arch.to_string());
+    let layout = ParamLayout::new(cfg).unwrap();
+    let params = host_trainer::export::seeded_params(cfg, 7).unwrap();
+    let plan = Plan::new(cfg, arch).unwrap();
+    let mut arena = vec![0f32; plan.arena_len()];
+    let mut want = vec![0f32; 3];
+    Executor::new(&plan, &mut arena)
+        .unwrap()
+        .run(&DenseParams::new(&layout, &params).unwrap(), &image, &mut want)
+        .unwrap();
+    let got: Vec<f32> = lines[0]["logits"].as_array().unwrap().iter().map(|v| v.as_f64().unwrap() as f32).collect();
+    assert_eq!(got, want);
+    assert_eq!(lines[1]["ms"].as_array().unwrap().len(), 2);
+    assert_eq!(lines[2]["ms"].as_array().unwrap().len(), 1);
+    assert!(lines[1]["ms"].as_array().unwrap().iter().all(|v| v.as_f64().unwrap() > 0.0));
+    let _ = std::fs::remove_dir_all(&dir);
 /// An OS error is said once, not once by the message that embeds it and again as its cause.
 #[test]
 fn an_os_error_is_said_once() {

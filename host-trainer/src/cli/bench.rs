@@ -1,13 +1,18 @@
-//! `simnas bench`: executor vs candle on the same network and weights, and probe spread.
+//! `simnas bench`: executor vs candle on the same network and weights, and probe spread;
+//! `--serve` times the executor for an outside benchmark (`scripts/bench-vs-ort.py`).
 
 use super::{NetArgs, SHOWCASE};
-use anyhow::{Context, Result};
+use anyhow::{bail, Context, Result};
 use clap::Args;
+use edge_runtime::{DenseParams, Executor, NetConfig, ParamLayout, Plan};
 use host_trainer::bench::executor_vs_candle;
 use host_trainer::device::{Clock, Device, HostDevice, Timing};
+use host_trainer::export::{seeded_params, ExportSpec};
 use simnas_shared::Arch;
-use std::path::PathBuf;
+use std::hint::black_box;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::time::Instant;
 
 /// How many times `bench` repeats each probe to measure run-to-run reproducibility.
 const PROBE_RUNS: usize = 5;
@@ -28,10 +33,63 @@ pub struct BenchArgs {
     /// Also write every figure as JSON here.
     #[arg(long, value_name = "FILE")]
     json: Option<PathBuf>,
+    /// Serve executor timings to another program instead of comparing with candle: the
+    /// executed network of --arch with the weights `simnas export --seed` writes, on the
+    /// image in --input. Prints `{"arch", "logits"}` once, then for each line `N` read
+    /// from stdin runs N forward passes and prints `{"ms": [...]}` (one thread).
+    #[arg(long, requires_all = ["arch", "input"])]
+    serve: bool,
+    /// The cell to serve (NATS-Bench form).
+    #[arg(long, value_name = "CELL", requires = "serve")]
+    arch: Option<String>,
+    /// The image to serve: `R x R x 3` little-endian f32, HWC.
+    #[arg(long, value_name = "FILE", requires = "serve")]
+    input: Option<PathBuf>,
+}
+
+/// Most forward passes one `--serve` request may ask for.
+const MAX_SERVE_RUNS: usize = 100_000;
+
+fn serve(cfg: NetConfig, arch: &str, input: &Path, seed: u64) -> Result<ExitCode> {
+    let arch = Arch::parse(arch).with_context(|| format!("--arch {arch:?}"))?;
+    let executed = ExportSpec { arch, cfg, batch: 1, seed }.executed()?;
+    let bytes = std::fs::read(input).with_context(|| format!("reading {}", input.display()))?;
+    if bytes.len() != 4 * cfg.input_len() {
+        bail!("{}: {} bytes, expected {} (R x R x 3 f32)", input.display(), bytes.len(), 4 * cfg.input_len());
+    }
+    let image: Vec<f32> = bytes.chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect();
+    let layout = ParamLayout::new(cfg)?;
+    let dense = seeded_params(cfg, seed)?;
+    let params = DenseParams::new(&layout, &dense)?;
+    let plan = Plan::new(cfg, executed)?;
+    let mut arena = vec![0f32; plan.arena_len()];
+    let mut exec = Executor::new(&plan, &mut arena)?;
+    let mut logits = vec![0f32; cfg.classes];
+    exec.run(&params, &image, &mut logits)?;
+    outln!("{}", serde_json::json!({ "arch": executed.to_string(), "logits": logits }));
+    for line in std::io::stdin().lines() {
+        let line = line.context("reading stdin")?;
+        let n: usize = line.trim().parse().with_context(|| format!("request {line:?} is not a count"))?;
+        if n == 0 || n > MAX_SERVE_RUNS {
+            bail!("request {n}: ask for 1 to {MAX_SERVE_RUNS} runs");
+        }
+        let mut ms = Vec::with_capacity(n);
+        for _ in 0..n {
+            let t = Instant::now();
+            exec.run(&params, black_box(&image), &mut logits)?;
+            black_box(&logits);
+            ms.push(t.elapsed().as_secs_f64() * 1e3);
+        }
+        outln!("{}", serde_json::json!({ "ms": ms }));
+    }
+    Ok(ExitCode::SUCCESS)
 }
 
 pub fn run(args: BenchArgs) -> Result<ExitCode> {
     let cfg = args.net.config()?;
+    if let (true, Some(arch), Some(input)) = (args.serve, &args.arch, &args.input) {
+        return serve(cfg, arch, input, args.seed);
+    }
     if let Some(path) = &args.json {
         host_trainer::output::prepare(path)?;
     }
