@@ -271,6 +271,8 @@ fn bench_serve_times_the_exported_network() {
     assert_eq!(lines[2]["ms"].as_array().unwrap().len(), 1);
     assert!(lines[1]["ms"].as_array().unwrap().iter().all(|v| v.as_f64().unwrap() > 0.0));
     let _ = std::fs::remove_dir_all(&dir);
+}
+
 /// An OS error is said once, not once by the message that embeds it and again as its cause.
 #[test]
 fn an_os_error_is_said_once() {
