@@ -368,18 +368,7 @@ pub fn by_budget(devices: &[TrainDevice], tf: &[f64], g: &GridPoint, explore: f6
                     devices.iter().zip(&luts).filter(|(o, _)| o.family != d.family).map(|(_, l)| l.clone()).collect();
                 let mean_lut = crate::synth::LutGaussians::fit(&others).mean();
                 let ctx = Context { tf, prior: Some(&mean_lut), table: None, policy: None, calib: Some(&prior) };
-                let cfg = SearchConfig {
-                    strategy,
-                    budget,
-                    objective: Objective::Weighted { weight: 0.5 },
-                    seed: 0,
-                    space: Space::Executed,
-                };
-                let fit = super::super::eval::true_fitness(d.table, tf, 0.5, Space::Executed);
-                let best = fit.iter().flatten().copied().fold(f64::NEG_INFINITY, f64::max);
-                let out = run_search(&cfg, &ctx, &mut TableDevice::new(d.table.clone()), &mut |_| {});
-                let f = out.pick.map_or(0.0, |p| fit[p.arch.code().get() as usize].unwrap_or(0.0));
-                ratios.push((best > 0.0).then(|| f / best)?);
+                ratios.push(ratio_on_table(strategy, &ctx, d.table, budget, 0.5)?);
             }
             let mean = ratios.iter().sum::<f64>() / ratios.len().max(1) as f64;
             let (w, worst) = ratios
@@ -464,18 +453,17 @@ pub fn select_constrained(devices: &[TrainDevice], tf: &[f64], chosen: &GridPoin
 
 /// `F(pick) / F(oracle)` of the calibrated controller on a table (the evaluation's fitness).
 pub fn run_on_table(prior: &Prior, table: &LatencyTable, tf: &[f64], budget: usize, weight: f64) -> Option<f64> {
-    let fit = super::super::eval::true_fitness(table, tf, weight, Space::Executed);
-    let best = fit.iter().flatten().copied().fold(f64::NEG_INFINITY, f64::max);
     let ctx = Context { tf, prior: None, table: None, policy: None, calib: Some(prior) };
-    let cfg = SearchConfig {
-        strategy: Strategy::Controller,
-        budget,
-        objective: Objective::Weighted { weight },
-        seed: 0,
-        space: Space::Executed,
-    };
-    let mut dev = TableDevice::new(table.clone());
-    let out = run_search(&cfg, &ctx, &mut dev, &mut |_| {});
+    ratio_on_table(Strategy::Controller, &ctx, table, budget, weight)
+}
+
+/// `F(pick) / F(oracle)` of `strategy` (seed 0, executed space) on a table.
+fn ratio_on_table(strategy: Strategy, ctx: &Context, table: &LatencyTable, budget: usize, weight: f64) -> Option<f64> {
+    let fit = super::super::eval::true_fitness(table, ctx.tf, weight, Space::Executed);
+    let best = fit.iter().flatten().copied().fold(f64::NEG_INFINITY, f64::max);
+    let cfg =
+        SearchConfig { strategy, budget, objective: Objective::Weighted { weight }, seed: 0, space: Space::Executed };
+    let out = run_search(&cfg, ctx, &mut TableDevice::new(table.clone()), &mut |_| {});
     let f = out.pick.map_or(0.0, |p| fit[p.arch.code().get() as usize].unwrap_or(0.0));
     (best > 0.0).then(|| f / best)
 }
