@@ -703,32 +703,9 @@ mod tests {
     use super::*;
     use proptest::prelude::*;
 
-    /// Naive reference: unpadded input, explicit bounds, f64 accumulation.
+    /// The crate's naive reference, rounded to `f32`.
     fn conv_ref(g: &ConvGeom, x: &[f32], w: &[f32]) -> Vec<f32> {
-        let (n, os, pad) = (g.in_side as isize, g.out_side(), (g.k / 2) as isize);
-        let mut out = vec![0f32; g.out_len()];
-        for oy in 0..os {
-            for ox in 0..os {
-                for co in 0..g.cout {
-                    let mut acc = 0f64;
-                    for ky in 0..g.k {
-                        for kx in 0..g.k {
-                            let iy = (oy * g.stride) as isize + ky as isize - pad;
-                            let ix = (ox * g.stride) as isize + kx as isize - pad;
-                            if iy < 0 || ix < 0 || iy >= n || ix >= n {
-                                continue;
-                            }
-                            for ci in 0..g.cin {
-                                let xv = x[((iy * n + ix) as usize) * g.cin + ci] as f64;
-                                acc += xv * w[((ky * g.k + kx) * g.cin + ci) * g.cout + co] as f64;
-                            }
-                        }
-                    }
-                    out[(oy * os + ox) * g.cout + co] = acc as f32;
-                }
-            }
-        }
-        out
+        crate::reference::conv(g, x, w).into_iter().map(|v| v as f32).collect()
     }
 
     fn data(n: usize, seed: u64) -> Vec<f32> {

@@ -35,6 +35,8 @@ pub mod timing;
 
 #[cfg(feature = "std")]
 pub mod host;
+#[cfg(feature = "std")]
+pub mod reference;
 
 pub use error::Error;
 pub use exec::Executor;
