@@ -87,6 +87,18 @@ cargo clippy -q --release -p firmware-bench --target thumbv7em-none-eabihf --fea
 cargo clippy -q --release -p firmware-bench --target thumbv7em-none-eabihf --no-default-features \
     --features board-nucleo-f411 --target-dir target/nucleo-f411 -- -D warnings
 
+step "the default build (what a fresh clone's first command builds): the main job, and the commands it leaves out"
+cargo build -q --release -p host-trainer --bin simnas
+main_job="$(cd "$(mktemp -d)" && "$OLDPWD/target/release/simnas" search)"
+grep -q '^pick: ' <<<"$main_job" || { echo "$main_job"; echo "the main job printed no pick" >&2; exit 1; }
+for cmd in train score bench; do
+    if msg="$(./target/release/simnas "$cmd" 2>&1)"; then
+        echo "simnas $cmd succeeded in the default build, which leaves it out" >&2; exit 1
+    fi
+    grep -q -- "--features train" <<<"$msg" || { echo "$msg"; echo "simnas $cmd does not say how to rebuild it" >&2; exit 1; }
+done
+echo "main job: $(grep '^pick: ' <<<"$main_job" | cut -c1-100)..."
+
 step "tests (every feature)"
 cargo test --release --workspace --features "$HOST_FEATURES"
 
