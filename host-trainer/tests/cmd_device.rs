@@ -5,8 +5,10 @@
 
 #![cfg(feature = "onnx")]
 
+mod common;
+
 use serde_json::Value;
-use simnas_shared::{Arch, ArchCode, Op};
+use simnas_shared::Arch;
 use std::collections::HashSet;
 use std::path::PathBuf;
 use std::process::{Command, Output};
@@ -15,13 +17,6 @@ use tract_onnx::prelude::*;
 
 /// A small network, so each probe's export and timing stay fast.
 const NET: [&str; 6] = ["--channels", "4", "--cells", "1", "--resolution", "8"];
-
-fn mix(mut z: u64) -> f64 {
-    z = z.wrapping_add(0x9E37_79B9_7F4A_7C15);
-    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-    (z ^ (z >> 31)) as f64 / u64::MAX as f64
-}
 
 /// A temporary directory with a score table (`scores.csv`, metrics from a fixed hash of
 /// the code, favouring convs).
@@ -34,19 +29,7 @@ impl Fixture {
         let dir = std::env::temp_dir().join(format!("simnas-cmd-test-{}-{name}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).unwrap();
-        let mut scores = String::from("index,arch,naswot,logsynflow,skip\n");
-        for c in ArchCode::all() {
-            let a = Arch::from_code(c);
-            let k = u64::from(c.get());
-            let conv = a.count(Op::NorConv3x3) as f64 + 0.5 * a.count(Op::NorConv1x1) as f64;
-            scores += &format!(
-                "{k},{a},{:.6},{:.6},{:.3}\n",
-                1500.0 + 40.0 * conv + 30.0 * mix(k),
-                20.0 * mix(k + 99),
-                mix(k + 7)
-            );
-        }
-        std::fs::write(dir.join("scores.csv"), scores).unwrap();
+        std::fs::write(dir.join("scores.csv"), common::scores_csv()).unwrap();
         Fixture { dir }
     }
 

@@ -1,6 +1,8 @@
 //! `simnas search` end to end: the real binary on small generated tables, a scripted
 //! board on a real pty, real exit codes and the JSON it writes.
 
+mod common;
+
 use serde_json::Value;
 use serialport::{SerialPort, TTYPort};
 use simnas_shared::protocol::{
@@ -36,13 +38,6 @@ struct Fixture {
     dir: PathBuf,
 }
 
-fn mix(mut z: u64) -> f64 {
-    z = z.wrapping_add(0x9E37_79B9_7F4A_7C15);
-    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-    (z ^ (z >> 31)) as f64 / u64::MAX as f64
-}
-
 fn latency(a: Arch) -> f64 {
     let t = [0.0, 0.1, 0.6, 2.0, 0.4];
     3.0 + a.ops.iter().map(|&o| t[o as usize]).sum::<f64>() + 0.05 * ((a.code().get() % 7) as f64 - 3.0)
@@ -53,21 +48,10 @@ impl Fixture {
         let dir = std::env::temp_dir().join(format!("simnas-search-{}-{name}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).unwrap();
-        let mut scores = String::from("index,arch,naswot,logsynflow,skip\n");
-        let mut lat = String::from("arch,ms\n");
-        for c in ArchCode::all() {
-            let a = Arch::from_code(c);
-            let k = u64::from(c.get());
-            let conv = a.count(Op::NorConv3x3) as f64 + 0.5 * a.count(Op::NorConv1x1) as f64;
-            scores += &format!(
-                "{k},{a},{:.6},{:.6},{:.3}\n",
-                1500.0 + 40.0 * conv + 30.0 * mix(k),
-                20.0 * mix(k + 99),
-                mix(k + 7)
-            );
-            lat += &format!("{a},{:.6}\n", latency(a));
-        }
-        std::fs::write(dir.join("scores.csv"), scores).unwrap();
+        let lat: String = std::iter::once("arch,ms\n".to_string())
+            .chain(ArchCode::all().map(Arch::from_code).map(|a| format!("{a},{:.6}\n", latency(a))))
+            .collect();
+        std::fs::write(dir.join("scores.csv"), common::scores_csv()).unwrap();
         std::fs::write(dir.join("lat.csv"), lat).unwrap();
         Fixture { dir }
     }
