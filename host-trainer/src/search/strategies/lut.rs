@@ -241,9 +241,7 @@ const ALPHAS: usize = 11;
 /// probe stays fast at thousands of probes).
 #[derive(Default)]
 pub struct PerOpFitter {
-    /// Probes folded in so far.
-    seen: usize,
-    /// Per probe: its latency and its features under each factor.
+    /// Per probe folded in so far: its latency and its features under each factor.
     rows: Vec<(f64, [[f64; 5]; ALPHAS])>,
     /// Per factor: `X^T X` and `X^T y`.
     sums: Vec<([f64; 25], [f64; 5])>,
@@ -255,10 +253,10 @@ impl PerOpFitter {
     /// The fit over `probes`, which must extend the probes of the previous call (a list
     /// that does not is refolded from the start).
     pub fn fit(&mut self, probes: &[Measured]) -> PerOpLut {
-        if probes.len() < self.seen || self.sums.len() != ALPHAS {
-            (self.seen, self.rows, self.sums) = (0, Vec::new(), vec![([0.0; 25], [0.0; 5]); ALPHAS]);
+        if probes.len() < self.rows.len() || self.sums.len() != ALPHAS {
+            (self.rows, self.sums) = (Vec::new(), vec![([0.0; 25], [0.0; 5]); ALPHAS]);
         }
-        for p in &probes[self.seen..] {
+        for p in &probes[self.rows.len()..] {
             let feats: [[f64; 5]; ALPHAS] = core::array::from_fn(|k| features(p.arch, alpha_of(k)));
             for (f, (ata, atb)) in feats.iter().zip(self.sums.iter_mut()) {
                 for i in 0..5 {
@@ -270,7 +268,6 @@ impl PerOpFitter {
             }
             self.rows.push((p.latency_ms, feats));
         }
-        self.seen = probes.len();
         let mut best: Option<(f64, PerOpLut)> = None;
         for k in 0..ALPHAS {
             let (ata, atb) = &self.sums[k];
