@@ -357,18 +357,25 @@ pub fn by_budget(devices: &[TrainDevice], tf: &[f64], g: &GridPoint, explore: f6
             lut.scaled(lut.hi())
         })
         .collect();
+    // Per device, once: its leave-one-family-out prior and mean LUT, and its true fitness.
+    let held_out = devices
+        .iter()
+        .map(|d| {
+            let mut prior = loo_prior(devices, d, g)?;
+            prior.explore = explore;
+            let others: Vec<_> =
+                devices.iter().zip(&luts).filter(|(o, _)| o.family != d.family).map(|(_, l)| l.clone()).collect();
+            let fit = super::super::eval::true_fitness(d.table, tf, 0.5, Space::Executed);
+            Some((prior, crate::synth::LutGaussians::fit(&others).mean(), fit))
+        })
+        .collect::<Option<Vec<_>>>()?;
     let mut rows = Vec::new();
     for strategy in [Strategy::Controller, Strategy::LutProbe, Strategy::LutPrior] {
         for budget in COMPARE_BUDGETS {
             let mut ratios = Vec::new();
-            for d in devices {
-                let mut prior = loo_prior(devices, d, g)?;
-                prior.explore = explore;
-                let others: Vec<_> =
-                    devices.iter().zip(&luts).filter(|(o, _)| o.family != d.family).map(|(_, l)| l.clone()).collect();
-                let mean_lut = crate::synth::LutGaussians::fit(&others).mean();
-                let ctx = Context { tf, prior: Some(&mean_lut), table: None, policy: None, calib: Some(&prior) };
-                ratios.push(ratio_on_table(strategy, &ctx, d.table, budget, 0.5)?);
+            for (d, (prior, mean_lut, fit)) in devices.iter().zip(&held_out) {
+                let ctx = Context { tf, prior: Some(mean_lut), table: None, policy: None, calib: Some(prior) };
+                ratios.push(ratio_with_fitness(strategy, &ctx, d.table, budget, 0.5, fit)?);
             }
             let mean = ratios.iter().sum::<f64>() / ratios.len().max(1) as f64;
             let (w, worst) = ratios
@@ -460,6 +467,18 @@ pub fn run_on_table(prior: &Prior, table: &LatencyTable, tf: &[f64], budget: usi
 /// `F(pick) / F(oracle)` of `strategy` (seed 0, executed space) on a table.
 fn ratio_on_table(strategy: Strategy, ctx: &Context, table: &LatencyTable, budget: usize, weight: f64) -> Option<f64> {
     let fit = super::super::eval::true_fitness(table, ctx.tf, weight, Space::Executed);
+    ratio_with_fitness(strategy, ctx, table, budget, weight, &fit)
+}
+
+/// [`ratio_on_table`] with the table's true fitness (`eval::true_fitness`) given.
+fn ratio_with_fitness(
+    strategy: Strategy,
+    ctx: &Context,
+    table: &LatencyTable,
+    budget: usize,
+    weight: f64,
+    fit: &[Option<f64>],
+) -> Option<f64> {
     let best = fit.iter().flatten().copied().fold(f64::NEG_INFINITY, f64::max);
     let cfg =
         SearchConfig { strategy, budget, objective: Objective::Weighted { weight }, seed: 0, space: Space::Executed };
