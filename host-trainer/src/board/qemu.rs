@@ -59,22 +59,18 @@ const CODE_END: u32 = 0x0040_0000;
 /// NUCLEO build links at 0x0800_0000, a host binary is not ARM at all).
 pub fn check_firmware(path: &Path) -> Result<(), BoardError> {
     let invalid = |why: String| BoardError::FirmwareInvalid { path: path.to_path_buf(), why };
-    let mut head = [0u8; 52];
-    let mut n = 0;
-    let mut f = std::fs::File::open(path)?;
-    while n < head.len() {
-        match f.read(&mut head[n..])? {
-            0 => break,
-            k => n += k,
-        }
-    }
+    // The ELF32 header: 52 bytes (fewer for a shorter file).
+    let mut head = Vec::with_capacity(52);
+    std::fs::File::open(path)?.take(52).read_to_end(&mut head)?;
+    let n = head.len();
+    head.resize(52, 0);
     if n < 4 || head[..4] != *b"\x7fELF" {
         return Err(invalid("not an ELF file".into()));
     }
     if head[4] == 2 {
         return Err(invalid("a 64-bit program, not ARM firmware".into()));
     }
-    if n < head.len() || head[4] != 1 || head[5] != 1 {
+    if n < 52 || head[4] != 1 || head[5] != 1 {
         return Err(invalid("not a 32-bit little-endian ELF".into()));
     }
     let half = |at: usize| u16::from_le_bytes([head[at], head[at + 1]]);
