@@ -2,13 +2,14 @@
 //! [`ArchCode`] (the only numbering the board knows), with a small header.
 //!
 //! The format (layout, checks) is defined once, by the reader the board runs:
-//! [`edge_runtime::tf16`]. This module writes it and decodes it into an owned table.
+//! [`edge_runtime::tf16`]. This module writes it; [`ScoreTable::from_quantised`] reads it
+//! with that reader.
 
-use super::table::{tf_of, Ranges, ScoreTable};
+use super::table::ScoreTable;
 use simnas_shared::{Arch, ArchCode, NUM_ARCHS};
 
-use edge_runtime::tf16::{Tf16, TF16_MAGIC, TF16_VERSION};
 pub use edge_runtime::tf16::{Tf16Error, TF16_LEN};
+use edge_runtime::tf16::{TF16_MAGIC, TF16_VERSION};
 
 const CRC: crc::Crc<u32> = crc::Crc::<u32>::new(&crc::CRC_32_ISO_HDLC);
 
@@ -55,39 +56,4 @@ pub fn encode(table: &ScoreTable, meta: QuantMeta) -> Vec<u8> {
 /// `round(tf * 65535)`, clamped to `[0, 1]`.
 pub fn quantise(tf: f64) -> u16 {
     (tf.clamp(0.0, 1.0) * f64::from(u16::MAX)).round() as u16
-}
-
-/// A decoded quantised table.
-#[derive(Clone, Debug, PartialEq)]
-pub struct QuantTable {
-    /// Provenance.
-    pub meta: QuantMeta,
-    /// Normalisation ranges.
-    pub ranges: Ranges,
-    /// `TF * 65535` per [`ArchCode`].
-    pub tf: Vec<u16>,
-}
-
-impl QuantTable {
-    /// Decode and check a quantised table (the board's reader's checks).
-    pub fn parse(bytes: &[u8]) -> Result<QuantTable, Tf16Error> {
-        let t = Tf16::parse(bytes)?;
-        let [naswot, logsynflow, skip] = t.ranges;
-        let meta = QuantMeta { seed: t.meta.seed, batch: t.meta.batch, inits: t.meta.inits, executed: t.meta.executed };
-        Ok(QuantTable {
-            meta,
-            ranges: Ranges { naswot, logsynflow, skip },
-            tf: ArchCode::all().map(|c| t.quantised(c)).collect(),
-        })
-    }
-
-    /// `TF` of `arch` (within `0.5 / 65535` of the exact value).
-    pub fn tf(&self, arch: &Arch) -> f64 {
-        f64::from(self.tf[arch.code().get() as usize]) / f64::from(u16::MAX)
-    }
-}
-
-/// `TF` of raw metrics under `ranges` (re-exported for callers holding a [`QuantTable`]).
-pub fn tf_with(ranges: &Ranges, naswot: f64, logsynflow: f64, skip: f64) -> f64 {
-    tf_of(ranges, naswot, logsynflow, skip)
 }

@@ -16,7 +16,7 @@
 //! value of a finished table is finite. `TF(h)` is the mean of the three metrics, each
 //! min-max normalised over the table's rows ([`Ranges`]).
 
-use super::quant::{self, QuantMeta, QuantTable, Tf16Error};
+use super::quant::{self, QuantMeta, Tf16Error};
 use super::ScoreSettings;
 use serde::{Deserialize, Serialize};
 use simnas_shared::{Arch, ArchCode, NatsIndex, NUM_ARCHS};
@@ -286,9 +286,11 @@ impl ScoreTable {
 
     /// Decode quantised bytes; `path` is only used in messages.
     pub fn from_quantised(bytes: &[u8], path: &Path) -> Result<ScoreTable> {
-        let q = QuantTable::parse(bytes).map_err(|err| TableError::Quant { path: path.to_path_buf(), err })?;
-        let tf = q.tf.iter().map(|&v| f64::from(v) / f64::from(u16::MAX)).collect();
-        Ok(ScoreTable { ranges: q.ranges, tf, rows: None, executed: q.meta.executed })
+        let t = edge_runtime::tf16::Tf16::parse(bytes)
+            .map_err(|err| TableError::Quant { path: path.to_path_buf(), err })?;
+        let [naswot, logsynflow, skip] = t.ranges;
+        let tf = ArchCode::all().map(|c| t.tf(&Arch::from_code(c))).collect();
+        Ok(ScoreTable { ranges: Ranges { naswot, logsynflow, skip }, tf, rows: None, executed: t.meta.executed })
     }
 
     /// The table of executed networks: every cell carries the scores of its executed
