@@ -7,30 +7,9 @@ usage: scripts/executed-tf-shift.py [SCORES_CSV]   (default artifacts/scores/cif
 import csv
 import sys
 
-EDGES = [(0, 1), (0, 2), (1, 2), (0, 3), (1, 3), (2, 3)]
+from nb201cells import executed, live, ops_of
+
 METRICS = ["naswot", "logsynflow", "skip"]
-
-
-def ops_of(cell):
-    return [e.split("~")[0] for g in cell.strip("|").split("|+|") for e in g.strip("|").split("|")]
-
-
-def live(ops):
-    reach_in = [True, False, False, False]
-    for (a, b), op in zip(EDGES, ops):
-        if op != "none" and reach_in[a]:
-            reach_in[b] = True
-    reach_out = [False, False, False, True]
-    for (a, b), op in reversed(list(zip(EDGES, ops))):
-        if op != "none" and reach_out[b]:
-            reach_out[a] = True
-    return [op != "none" and reach_in[a] and reach_out[b] for (a, b), op in zip(EDGES, ops)]
-
-
-def executed(cell):
-    ops = ops_of(cell)
-    kept = [op if keep else "none" for op, keep in zip(ops, live(ops))]
-    return "|%s~0|+|%s~0|%s~1|+|%s~0|%s~1|%s~2|" % tuple(kept)
 
 
 def main():

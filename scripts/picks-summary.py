@@ -8,25 +8,12 @@ import csv
 import sys
 from collections import defaultdict
 
-EDGES = [(0, 1), (0, 2), (1, 2), (0, 3), (1, 3), (2, 3)]
-
-
-def ops_of(cell):
-    groups = cell.strip("|").split("|+|")
-    return [e.split("~")[0] for g in groups for e in g.strip("|").split("|")]
+from nb201cells import live, ops_of
 
 
 def has_dead_edge(cell):
     ops = ops_of(cell)
-    reach_in = [True, False, False, False]
-    for (a, b), op in zip(EDGES, ops):
-        if op != "none" and reach_in[a]:
-            reach_in[b] = True
-    reach_out = [False, False, False, True]
-    for (a, b), op in reversed(list(zip(EDGES, ops))):
-        if op != "none" and reach_out[b]:
-            reach_out[a] = True
-    return any(op != "none" and not (reach_in[a] and reach_out[b]) for (a, b), op in zip(EDGES, ops))
+    return any(op != "none" and not keep for op, keep in zip(ops, live(ops)))
 
 
 def main():
