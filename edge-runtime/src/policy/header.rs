@@ -62,7 +62,8 @@ impl<'a> Scanner<'a> {
         self.s.get(self.pos).copied()
     }
 
-    fn expect(&mut self, c: u8) -> Result<(), PolicyError> {
+    /// Consume `c`, or say where the header is not what it should be.
+    fn eat(&mut self, c: u8) -> Result<(), PolicyError> {
         if self.peek() == Some(c) {
             self.pos += 1;
             Ok(())
@@ -73,7 +74,7 @@ impl<'a> Scanner<'a> {
 
     /// A string; returns its raw content (escapes left as written).
     fn string(&mut self) -> Result<&'a [u8], PolicyError> {
-        self.expect(b'"')?;
+        self.eat(b'"')?;
         let start = self.pos;
         loop {
             match self.s.get(self.pos) {
@@ -119,7 +120,7 @@ impl<'a> Scanner<'a> {
                 }
                 loop {
                     self.string()?;
-                    self.expect(b':')?;
+                    self.eat(b':')?;
                     self.skip(depth + 1)?;
                     match self.peek() {
                         Some(b',') => self.pos += 1,
@@ -166,7 +167,7 @@ impl<'a> Scanner<'a> {
 
     /// `[uint, ...]` into `out`; returns the count.
     fn uint_array(&mut self, out: &mut [usize]) -> Result<usize, PolicyError> {
-        self.expect(b'[')?;
+        self.eat(b'[')?;
         let mut n = 0;
         if self.peek() == Some(b']') {
             self.pos += 1;
@@ -190,13 +191,13 @@ impl<'a> Scanner<'a> {
     fn tensor(&mut self, name: &'a [u8]) -> Result<TensorEntry<'a>, PolicyError> {
         let mut t = TensorEntry { name, f32: false, shape: [0; MAX_RANK], rank: 0, begin: 0, end: 0 };
         let (mut has_dtype, mut has_shape, mut has_offsets) = (false, false, false);
-        self.expect(b'{')?;
+        self.eat(b'{')?;
         if self.peek() == Some(b'}') {
             return Err(PolicyError::TensorFields);
         }
         loop {
             let key = self.string()?;
-            self.expect(b':')?;
+            self.eat(b':')?;
             match key {
                 b"dtype" => {
                     t.f32 = self.string()? == b"F32";
@@ -236,21 +237,21 @@ impl<'a> Scanner<'a> {
 /// Walk the header JSON, calling `f` for every tensor and metadata entry.
 pub fn scan<'a>(json: &'a [u8], mut f: impl FnMut(Item<'a>) -> Result<(), PolicyError>) -> Result<(), PolicyError> {
     let mut sc = Scanner { s: json, pos: 0 };
-    sc.expect(b'{')?;
+    sc.eat(b'{')?;
     if sc.peek() == Some(b'}') {
         sc.pos += 1;
     } else {
         loop {
             let key = sc.string()?;
-            sc.expect(b':')?;
+            sc.eat(b':')?;
             if key == b"__metadata__" {
-                sc.expect(b'{')?;
+                sc.eat(b'{')?;
                 if sc.peek() == Some(b'}') {
                     sc.pos += 1;
                 } else {
                     loop {
                         let k = sc.string()?;
-                        sc.expect(b':')?;
+                        sc.eat(b':')?;
                         let v = sc.string()?;
                         f(Item::Meta(k, v))?;
                         match sc.peek() {
