@@ -379,6 +379,27 @@ impl Nb201 {
     /// zero or never reach the output, as in NAS-Bench-201), the two ReLUs of each
     /// reduction block, and the head's ReLU.
     pub fn forward_observed(&self, x: &Tensor, mode: BnMode, observe: &mut ReluObserver) -> Result<Tensor> {
+        self.forward_with(x, mode, observe, &mut |_, _, _| Ok(()))
+    }
+
+    /// [`Nb201::forward`], handing every cell's output (`[B, C, H, W]`) to `cell` with its
+    /// stage and index, in execution order (what MeCo reads).
+    pub fn forward_cells(
+        &self,
+        x: &Tensor,
+        mode: BnMode,
+        cell: &mut dyn FnMut(usize, usize, &Tensor) -> Result<()>,
+    ) -> Result<Tensor> {
+        self.forward_with(x, mode, &mut |_, _| Ok(()), cell)
+    }
+
+    fn forward_with(
+        &self,
+        x: &Tensor,
+        mode: BnMode,
+        observe: &mut ReluObserver,
+        on_cell: &mut dyn FnMut(usize, usize, &Tensor) -> Result<()>,
+    ) -> Result<Tensor> {
         let side = self.cfg.resolution;
         let dims = x.dims();
         if dims.len() != 4 || dims[1] != IN_CHANNELS || dims[2] != side || dims[3] != side {
@@ -394,6 +415,7 @@ impl Nb201 {
             }
             for (i, cell) in self.cells[s].iter().enumerate() {
                 h = self.cell_forward(cell, s, i, &h, mode, observe)?;
+                on_cell(s, i, &h)?;
             }
         }
         let h = self.head_bn.forward(&h, mode)?.relu()?;

@@ -45,6 +45,15 @@ pub struct ScoreArgs {
     /// Seed of --sample.
     #[arg(long, default_value_t = 1)]
     sample_seed: u64,
+    /// With --all: copy from this finished table (CSV with its sidecar) every metric its
+    /// settings fix exactly as this run's would, and compute only the rest. NASWOT and MeCo
+    /// do not depend on the number of classes (the classifier comes after their last
+    /// observation and is initialised last), LogSynflow does not depend on the batch or the
+    /// input: e.g. a CIFAR-100 table computes only LogSynflow with `--reuse` of the
+    /// CIFAR-10 table, and a CIFAR-10 table gains MeCo with `--reuse` of itself. The
+    /// sidecar records what was copied.
+    #[arg(long, value_name = "CSV", requires = "all")]
+    reuse: Option<PathBuf>,
     #[command(flatten)]
     method: MethodArgs,
     /// Worker threads for --all (default: every core).
@@ -195,6 +204,7 @@ fn one(arch: Arch, method: &MethodArgs, reference: bool) -> Result<ExitCode> {
         "degenerate": m.naswot.is_none(),
         "logsynflow": m.logsynflow,
         "skip": m.skip,
+        "meco": m.meco,
         "tf": tf,
         "seed": settings.seed, "batch": settings.batch, "inits": settings.inits, "input": settings.input,
     });
@@ -226,8 +236,67 @@ fn targets(sample: Option<usize>, seed: u64) -> Vec<NatsIndex> {
 }
 
 enum Msg {
-    Row(PartialRow, f64, f64),
+    /// A row and the seconds spent on NASWOT, LogSynflow and MeCo.
+    Row(PartialRow, [f64; 3]),
     Failed(String),
+}
+
+/// Metric values copied from another table (`--reuse`), per NATS-Bench index.
+#[derive(Default)]
+struct Reused {
+    naswot: Option<Vec<Option<f64>>>,
+    logsynflow: Option<Vec<f64>>,
+    meco: Option<Vec<f64>>,
+    meta: Option<table::Reuse>,
+}
+
+impl Reused {
+    /// What `path` can give a run with `run`'s settings over `targets`.
+    fn load(path: &Path, run: &RunMeta, targets: &[NatsIndex]) -> Result<Reused> {
+        let side_path = table::sibling(path, ".json");
+        let text = std::fs::read_to_string(&side_path)
+            .with_context(|| format!("--reuse {}: reading its sidecar {}", path.display(), side_path.display()))?;
+        let side: table::Sidecar = serde_json::from_str(&text)
+            .with_context(|| format!("{}: not a score-table sidecar", side_path.display()))?;
+        let rows = table::read_rows(path).with_context(|| format!("--reuse {}", path.display()))?;
+        let o = &side.run;
+        let net = o.channels == run.channels
+            && o.cells_per_stage == run.cells_per_stage
+            && o.resolution == run.resolution
+            && o.seed == run.seed
+            && o.inits == run.inits;
+        let mut by_index: Vec<Option<&table::ScoreRow>> = vec![None; NUM_ARCHS];
+        for r in &rows {
+            by_index[r.index.get() as usize] = Some(r);
+        }
+        let covered = |f: &dyn Fn(&table::ScoreRow) -> bool| {
+            targets.iter().all(|i| by_index[i.get() as usize].is_some_and(|r| f(r)))
+        };
+        let mut out = Reused::default();
+        let mut metrics = Vec::new();
+        // A degenerate (disconnected) cell's NASWOT is stored as the table's floor: copied
+        // back as undefined, so this run's floor is its own.
+        if net && o.batch == run.batch && o.input == run.input && covered(&|_| true) {
+            out.naswot = Some(by_index.iter().map(|r| r.filter(|r| r.arch.is_connected()).map(|r| r.naswot)).collect());
+            metrics.push("naswot".to_string());
+        }
+        if net && o.classes == run.classes && covered(&|_| true) {
+            out.logsynflow = Some(by_index.iter().map(|r| r.map_or(0.0, |r| r.logsynflow)).collect());
+            metrics.push("logsynflow".to_string());
+        }
+        if net && o.input == run.input && covered(&|r| r.meco.is_some()) {
+            out.meco = Some(by_index.iter().map(|r| r.and_then(|r| r.meco).unwrap_or(0.0)).collect());
+            metrics.push("meco".to_string());
+        }
+        if metrics.is_empty() {
+            bail!(
+                "--reuse {}: nothing to copy: its settings (C={} N={} R={} classes={} seed={} batch={} inits={} input={:?}) fix no metric of this run the same way, or it lacks rows",
+                path.display(), o.channels, o.cells_per_stage, o.resolution, o.classes, o.seed, o.batch, o.inits, o.input
+            );
+        }
+        out.meta = Some(table::Reuse { table: path.display().to_string(), metrics });
+        Ok(out)
+    }
 }
 
 /// `--all`: score every target cell on `jobs` threads, appending rows as they finish.
@@ -239,9 +308,18 @@ fn all(data: &Option<PathBuf>, out: &Path, args: &ScoreArgs) -> Result<ExitCode>
     }
     let map = NatsMap::load(&data_dir(data.as_deref())?)?;
     let sample = args.sample.map(|n| n as usize);
-    let mut table = PartialTable::open(out, RunMeta::new(&settings, sample, args.sample_seed))?;
-    let done = table.done();
     let targets = targets(sample, args.sample_seed);
+    let mut meta = RunMeta::new(&settings, sample, args.sample_seed);
+    let reused = match &args.reuse {
+        Some(path) => Reused::load(path, &meta, &targets)?,
+        None => Reused::default(),
+    };
+    meta.reuse = reused.meta.clone();
+    if let Some(r) = &reused.meta {
+        eprintln!("copying {} from {}", r.metrics.join(", "), r.table);
+    }
+    let mut table = PartialTable::open(out, meta)?;
+    let done = table.done();
     let todo: Vec<NatsIndex> = targets.iter().copied().filter(|i| !done.contains(i)).collect();
     let jobs = threads(args.jobs).min(todo.len().max(1));
     if !todo.is_empty() {
@@ -266,31 +344,46 @@ fn all(data: &Option<PathBuf>, out: &Path, args: &ScoreArgs) -> Result<ExitCode>
     let bar = progress_bar(targets.len() as u64, (targets.len() - todo.len()) as u64);
     let next = AtomicUsize::new(0);
     let (tx, rx) = mpsc::channel::<Msg>();
-    let (mut t_naswot, mut t_synflow, mut n_scored) = (0.0f64, 0.0f64, 0usize);
+    let (mut secs, mut n_scored) = ([0.0f64; 3], 0usize);
     let mut failure: Option<anyhow::Error> = None;
     let mut last_save = Instant::now();
     let plain = !std::io::stderr().is_terminal();
     std::thread::scope(|scope| {
         for _ in 0..jobs {
-            let (tx, scorer, stop, next, todo, map) = (tx.clone(), &scorer, &stop, &next, &todo, &map);
+            let (tx, scorer, stop, next, todo, map, reused) = (tx.clone(), &scorer, &stop, &next, &todo, &map, &reused);
             scope.spawn(move || {
                 let mut ws = scorer.workspace();
                 while !stop.load(Ordering::SeqCst) {
                     let i = next.fetch_add(1, Ordering::SeqCst);
                     let Some(&index) = todo.get(i) else { break };
                     let arch = map.arch(index);
+                    let at = index.get() as usize;
                     let t0 = Instant::now();
-                    let n = scorer.naswot(&arch, &mut ws);
+                    let n = match &reused.naswot {
+                        Some(v) => Ok(v[at]),
+                        None => scorer.naswot(&arch, &mut ws),
+                    };
                     let t1 = Instant::now();
-                    let l = scorer.logsynflow(&arch, &mut ws);
+                    let l = match &reused.logsynflow {
+                        Some(v) => Ok(v[at]),
+                        None => scorer.logsynflow(&arch, &mut ws),
+                    };
                     let t2 = Instant::now();
-                    let msg = match (n, l) {
-                        (Ok(naswot), Ok(logsynflow)) => {
+                    let m = match &reused.meco {
+                        Some(v) => Ok(v[at]),
+                        None => scorer.meco(&arch, &mut ws),
+                    };
+                    let t3 = Instant::now();
+                    let msg = match (n, l, m) {
+                        (Ok(naswot), Ok(logsynflow), Ok(meco)) => {
                             let skip = host_trainer::score::skip::skip_score(&arch);
-                            let row = PartialRow { index, arch, naswot, logsynflow, skip };
-                            Msg::Row(row, (t1 - t0).as_secs_f64(), (t2 - t1).as_secs_f64())
+                            let row = PartialRow { index, arch, naswot, logsynflow, skip, meco: Some(meco) };
+                            let secs = [t1 - t0, t2 - t1, t3 - t2].map(|d| d.as_secs_f64());
+                            Msg::Row(row, secs)
                         }
-                        (Err(e), _) | (_, Err(e)) => Msg::Failed(format!("cell {index} ({arch}): {e}")),
+                        (Err(e), _, _) | (_, Err(e), _) | (_, _, Err(e)) => {
+                            Msg::Failed(format!("cell {index} ({arch}): {e}"))
+                        }
                     };
                     if tx.send(msg).is_err() {
                         break;
@@ -301,13 +394,16 @@ fn all(data: &Option<PathBuf>, out: &Path, args: &ScoreArgs) -> Result<ExitCode>
         drop(tx);
         for msg in rx {
             match msg {
-                Msg::Row(row, tn, ts) => {
+                Msg::Row(row, t) => {
                     if let Err(e) = table.append(row) {
                         failure = Some(e.into());
                         stop.store(true, Ordering::SeqCst);
                         continue;
                     }
-                    (t_naswot, t_synflow, n_scored) = (t_naswot + tn, t_synflow + ts, n_scored + 1);
+                    for (s, t) in secs.iter_mut().zip(t) {
+                        *s += t;
+                    }
+                    n_scored += 1;
                     bar.inc(1);
                     if plain && n_scored % 250 == 0 {
                         eprintln!(
@@ -315,7 +411,7 @@ fn all(data: &Option<PathBuf>, out: &Path, args: &ScoreArgs) -> Result<ExitCode>
                             bar.position(),
                             targets.len(),
                             started.elapsed().as_secs_f64(),
-                            1e3 * (t_naswot + t_synflow) / n_scored as f64
+                            1e3 * secs.iter().sum::<f64>() / n_scored as f64
                         );
                     }
                     if last_save.elapsed().as_secs() >= 30 {
@@ -337,10 +433,11 @@ fn all(data: &Option<PathBuf>, out: &Path, args: &ScoreArgs) -> Result<ExitCode>
     }
     if n_scored > 0 {
         eprintln!(
-            "scored {n_scored} cells in {:.1} s; per cell and thread: NASWOT {:.1} ms, LogSynflow {:.1} ms",
+            "scored {n_scored} cells in {:.1} s; per cell and thread: NASWOT {:.1} ms, LogSynflow {:.1} ms, MeCo {:.1} ms (copied metrics take ~0)",
             started.elapsed().as_secs_f64(),
-            1e3 * t_naswot / n_scored as f64,
-            1e3 * t_synflow / n_scored as f64
+            1e3 * secs[0] / n_scored as f64,
+            1e3 * secs[1] / n_scored as f64,
+            1e3 * secs[2] / n_scored as f64
         );
     }
     if stop.load(Ordering::SeqCst) || table.rows().len() < targets.len() {

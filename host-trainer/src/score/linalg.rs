@@ -8,6 +8,9 @@
 //! the answer is `None` (the caller applies the documented floor) rather than a huge
 //! negative number made of rounding noise. [`logabsdet_lu`] is the general LU version
 //! (partial pivoting) used to cross-check.
+//!
+//! [`min_eigenvalue`] is the smallest eigenvalue of a small symmetric matrix (MeCo's
+//! channel correlations, at most 64 x 64) by cyclic Jacobi rotations.
 
 /// Relative pivot below which a kernel counts as singular.
 pub const PIVOT_RTOL: f64 = 1e-12;
@@ -79,6 +82,55 @@ pub fn logabsdet_lu(a: &[f64], n: usize) -> Option<f64> {
     Some(logdet)
 }
 
+/// The smallest eigenvalue of a symmetric `n x n` row-major matrix by cyclic Jacobi
+/// rotations (accurate to rounding for the well-scaled matrices it is used on: every
+/// eigenvalue of a correlation matrix lies in `[0, n]`); `None` for malformed or
+/// non-finite input. Only the upper triangle is read.
+pub fn min_eigenvalue(a: &[f64], n: usize) -> Option<f64> {
+    if n == 0 || a.len() != n * n || a.iter().any(|v| !v.is_finite()) {
+        return None;
+    }
+    let mut m = a.to_vec();
+    for i in 0..n {
+        for j in 0..i {
+            m[i * n + j] = m[j * n + i];
+        }
+    }
+    let norm: f64 = m.iter().map(|v| v * v).sum::<f64>().sqrt();
+    for _sweep in 0..64 {
+        let off: f64 = (0..n).flat_map(|i| (i + 1..n).map(move |j| (i, j))).map(|(i, j)| m[i * n + j].powi(2)).sum();
+        if off.sqrt() <= 1e-15 * norm.max(f64::MIN_POSITIVE) {
+            break;
+        }
+        for p in 0..n {
+            for q in p + 1..n {
+                let apq = m[p * n + q];
+                if apq == 0.0 {
+                    continue;
+                }
+                // Rotation zeroing m[p][q]: t = tan(theta), the smaller root.
+                let theta = (m[q * n + q] - m[p * n + p]) / (2.0 * apq);
+                let t = theta.signum() / (theta.abs() + (theta * theta + 1.0).sqrt());
+                let t = if theta == 0.0 { 1.0 } else { t };
+                let c = 1.0 / (t * t + 1.0).sqrt();
+                let s = t * c;
+                for k in 0..n {
+                    let (mkp, mkq) = (m[k * n + p], m[k * n + q]);
+                    m[k * n + p] = c * mkp - s * mkq;
+                    m[k * n + q] = s * mkp + c * mkq;
+                }
+                for k in 0..n {
+                    let (mpk, mqk) = (m[p * n + k], m[q * n + k]);
+                    m[p * n + k] = c * mpk - s * mqk;
+                    m[q * n + k] = s * mpk + c * mqk;
+                }
+            }
+        }
+    }
+    let min = (0..n).map(|i| m[i * n + i]).fold(f64::INFINITY, f64::min);
+    min.is_finite().then_some(min)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -125,5 +177,30 @@ mod tests {
         let got = logdet_psd(&k, n).unwrap();
         assert!((got - want).abs() < 1e-9 * want.abs(), "{got} vs {want}");
         assert!((logabsdet_lu(&k, n).unwrap() - want).abs() < 1e-9 * want.abs());
+    }
+
+    #[test]
+    fn min_eigenvalues_by_hand() {
+        // [[2, 1], [1, 2]]: eigenvalues 1 and 3.
+        assert!((min_eigenvalue(&[2.0, 1.0, 1.0, 2.0], 2).unwrap() - 1.0).abs() < 1e-14);
+        // Tridiagonal [2, -1] of size n: eigenvalues 2 - 2 cos(k pi / (n + 1)).
+        let n: usize = 12;
+        let a: Vec<f64> = (0..n * n)
+            .map(|i| match (i / n).abs_diff(i % n) {
+                0 => 2.0,
+                1 => -1.0,
+                _ => 0.0,
+            })
+            .collect();
+        let want = 2.0 - 2.0 * (std::f64::consts::PI / (n as f64 + 1.0)).cos();
+        assert!((min_eigenvalue(&a, n).unwrap() - want).abs() < 1e-13);
+        // A correlation matrix of rank 1 (every channel the same signal): smallest 0.
+        let ones = vec![1.0; 64 * 64];
+        assert!(min_eigenvalue(&ones, 64).unwrap().abs() < 1e-12);
+        // Equicorrelated 64 x 64, rho = 0.3: smallest eigenvalue 1 - rho.
+        let r: Vec<f64> = (0..64 * 64).map(|i| if i / 64 == i % 64 { 1.0 } else { 0.3 }).collect();
+        assert!((min_eigenvalue(&r, 64).unwrap() - 0.7).abs() < 1e-12);
+        assert_eq!(min_eigenvalue(&[f64::NAN], 1), None);
+        assert_eq!(min_eigenvalue(&[1.0, 2.0], 2), None);
     }
 }

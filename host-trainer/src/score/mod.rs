@@ -54,6 +54,7 @@ pub mod fast;
 pub mod linalg;
 #[cfg(feature = "train")]
 pub mod logsynflow;
+pub mod meco;
 #[cfg(feature = "train")]
 pub mod naswot;
 pub mod quant;
@@ -257,6 +258,8 @@ pub struct Metrics {
     pub logsynflow: f64,
     /// SkipScore.
     pub skip: f64,
+    /// Mean MeCo ([`meco`]).
+    pub meco: f64,
 }
 
 #[cfg(test)]

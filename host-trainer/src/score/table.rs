@@ -1,5 +1,6 @@
-//! The score table: one row per cell, `index,arch,naswot,logsynflow,skip` (index = the
-//! NATS-Bench index), sorted by index, with a JSON sidecar saying what produced it; the
+//! The score table: one row per cell, `index,arch,naswot,logsynflow,skip,meco` (index = the
+//! NATS-Bench index; tables written before MeCo have no `meco` column and still load),
+//! sorted by index, with a JSON sidecar saying what produced it; the
 //! loader later code uses ([`ScoreTable`]); and the resumable writer behind
 //! `simnas score --all` ([`PartialTable`]).
 //!
@@ -24,10 +25,12 @@ use std::collections::HashSet;
 use std::io::{BufRead, Write};
 use std::path::{Path, PathBuf};
 
-/// Version of the CSV + sidecar format.
-pub const TABLE_FORMAT_VERSION: u32 = 1;
+/// Version of the CSV + sidecar format (2: the `meco` column).
+pub const TABLE_FORMAT_VERSION: u32 = 2;
 /// The CSV header.
-pub const HEADER: [&str; 5] = ["index", "arch", "naswot", "logsynflow", "skip"];
+pub const HEADER: [&str; 6] = ["index", "arch", "naswot", "logsynflow", "skip", "meco"];
+/// The header of version-1 tables (no MeCo), still read.
+pub const HEADER_V1: [&str; 5] = ["index", "arch", "naswot", "logsynflow", "skip"];
 
 /// Problems reading or writing score tables.
 #[derive(Debug, thiserror::Error)]
@@ -107,6 +110,8 @@ pub struct ScoreRow {
     pub logsynflow: f64,
     /// SkipScore.
     pub skip: f64,
+    /// MeCo (`None` in a table written before MeCo, or for a cell not scored for it).
+    pub meco: Option<f64>,
 }
 
 /// `(min, max)` of each metric: the normalisation of `TF`.
@@ -148,15 +153,16 @@ pub fn tf_of(r: &Ranges, naswot: f64, logsynflow: f64, skip: f64) -> f64 {
     (normalise(naswot, r.naswot) + normalise(logsynflow, r.logsynflow) + normalise(skip, r.skip)) / 3.0
 }
 
-/// Parse one CSV line `index,arch,naswot,logsynflow,skip`; an empty `naswot` is allowed only
-/// when `allow_degenerate` (partial files). `Err` holds the message.
-fn parse_line(
-    line: &str,
-    allow_degenerate: bool,
-) -> std::result::Result<(NatsIndex, Arch, Option<f64>, f64, f64), String> {
+/// One parsed CSV line.
+type Line = (NatsIndex, Arch, Option<f64>, f64, f64, Option<f64>);
+
+/// Parse one CSV line `index,arch,naswot,logsynflow,skip[,meco]` of a table with `fields`
+/// columns; an empty `naswot` is allowed only when `allow_degenerate` (partial files), an
+/// empty `meco` always (not scored). `Err` holds the message.
+fn parse_line(line: &str, fields: usize, allow_degenerate: bool) -> std::result::Result<Line, String> {
     let f: Vec<&str> = line.trim_end_matches(['\r', '\n']).split(',').collect();
-    if f.len() != HEADER.len() {
-        return Err(format!("expected {} fields, found {}", HEADER.len(), f.len()));
+    if f.len() != fields {
+        return Err(format!("expected {fields} fields, found {}", f.len()));
     }
     let index = f[0]
         .trim()
@@ -178,19 +184,37 @@ fn parse_line(
     if !(0.0..=2.0).contains(&skip) {
         return Err(format!("skip {skip} outside [0, 2]"));
     }
-    Ok((index, arch, naswot, logsynflow, skip))
+    let meco = if fields < HEADER.len() || f[5].trim().is_empty() { None } else { Some(num(5)?) };
+    Ok((index, arch, naswot, logsynflow, skip, meco))
 }
 
-fn check_header(line: &str, path: &Path) -> Result<()> {
+/// Check the header line; returns the number of columns (version 2, or 1 without MeCo).
+fn check_header(line: &str, path: &Path) -> Result<usize> {
     let got: Vec<&str> = line.trim_end_matches(['\r', '\n']).split(',').map(str::trim).collect();
-    if got != HEADER {
-        return Err(TableError::Malformed {
-            path: path.to_path_buf(),
-            line: 1,
-            msg: format!("header {}; expected {}", crate::data::quote_capped(line, 120), HEADER.join(",")),
-        });
+    if got == HEADER {
+        return Ok(HEADER.len());
     }
-    Ok(())
+    if got == HEADER_V1 {
+        return Ok(HEADER_V1.len());
+    }
+    Err(TableError::Malformed {
+        path: path.to_path_buf(),
+        line: 1,
+        msg: format!("header {}; expected {}", crate::data::quote_capped(line, 120), HEADER.join(",")),
+    })
+}
+
+/// A CSV line of a row.
+fn csv_line(
+    index: NatsIndex,
+    arch: &Arch,
+    naswot: Option<f64>,
+    logsynflow: f64,
+    skip: f64,
+    meco: Option<f64>,
+) -> String {
+    let opt = |v: Option<f64>| v.map(|v| v.to_string()).unwrap_or_default();
+    format!("{index},{arch},{},{logsynflow},{skip},{}\n", opt(naswot), opt(meco))
 }
 
 /// Read the rows of a finished table (any subset of cells; see [`ScoreTable::load`] for
@@ -206,7 +230,7 @@ pub fn parse_rows(bytes: &[u8], path: &Path) -> Result<Vec<ScoreRow>> {
     let text = std::str::from_utf8(bytes).map_err(|e| bad(1, format!("not UTF-8 text ({e})")))?;
     let unterminated = !text.is_empty() && !text.ends_with('\n');
     let mut lines = text.lines();
-    check_header(lines.next().unwrap_or(""), path)?;
+    let fields = check_header(lines.next().unwrap_or(""), path)?;
     let mut rows = Vec::new();
     let (mut seen_idx, mut seen_arch) = (HashSet::new(), HashSet::new());
     for (i, l) in lines.enumerate() {
@@ -214,7 +238,7 @@ pub fn parse_rows(bytes: &[u8], path: &Path) -> Result<Vec<ScoreRow>> {
         if l.trim().is_empty() {
             continue;
         }
-        let (index, arch, naswot, logsynflow, skip) = parse_line(l, false).map_err(|m| {
+        let (index, arch, naswot, logsynflow, skip, meco) = parse_line(l, fields, false).map_err(|m| {
             let last = text.lines().count() as u64 == line;
             bad(line, if unterminated && last { format!("{m} (the file ends mid-line: truncated?)") } else { m })
         })?;
@@ -222,7 +246,7 @@ pub fn parse_rows(bytes: &[u8], path: &Path) -> Result<Vec<ScoreRow>> {
         if !seen_idx.insert(index) || !seen_arch.insert(arch) {
             return Err(bad(line, format!("index {index} or cell {arch} listed twice")));
         }
-        rows.push(ScoreRow { index, arch, naswot, logsynflow, skip });
+        rows.push(ScoreRow { index, arch, naswot, logsynflow, skip, meco });
     }
     Ok(rows)
 }
@@ -319,6 +343,7 @@ impl ScoreTable {
                             naswot: e.naswot,
                             logsynflow: e.logsynflow,
                             skip: e.skip,
+                            meco: e.meco,
                         }
                     })
                     .collect();
@@ -404,6 +429,18 @@ pub struct RunMeta {
     pub sample_seed: u64,
     /// Wall-clock seconds spent so far (summed over resumed sessions).
     pub wall_time_s: f64,
+    /// Metrics copied from another table instead of computed (`score --all --reuse`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reuse: Option<Reuse>,
+}
+
+/// Metrics a run copies from another table whose settings fix them identically.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Reuse {
+    /// The table they come from, as given.
+    pub table: String,
+    /// The metrics copied (`naswot`, `logsynflow`, `skip`, `meco`).
+    pub metrics: Vec<String>,
 }
 
 impl RunMeta {
@@ -421,6 +458,7 @@ impl RunMeta {
             sample,
             sample_seed,
             wall_time_s: 0.0,
+            reuse: None,
         }
     }
 
@@ -442,6 +480,8 @@ pub struct PartialRow {
     pub logsynflow: f64,
     /// SkipScore.
     pub skip: f64,
+    /// MeCo.
+    pub meco: Option<f64>,
 }
 
 /// The sidecar of a finished table.
@@ -555,8 +595,7 @@ impl PartialTable {
 
     /// Append a finished row and flush it to disk.
     pub fn append(&mut self, row: PartialRow) -> Result<()> {
-        let naswot = row.naswot.map(|v| v.to_string()).unwrap_or_default();
-        let line = format!("{},{},{},{},{}\n", row.index, row.arch, naswot, row.logsynflow, row.skip);
+        let line = csv_line(row.index, &row.arch, row.naswot, row.logsynflow, row.skip, row.meco);
         self.file.write_all(line.as_bytes()).and_then(|()| self.file.flush()).map_err(io_err(&self.partial))?;
         self.rows.push(row);
         Ok(())
@@ -590,11 +629,12 @@ impl PartialTable {
                 naswot: r.naswot.unwrap_or(floor),
                 logsynflow: r.logsynflow,
                 skip: r.skip,
+                meco: r.meco,
             })
             .collect();
         let mut csv = format!("{}\n", HEADER.join(","));
         for r in &full {
-            csv += &format!("{},{},{},{},{}\n", r.index, r.arch, r.naswot, r.logsynflow, r.skip);
+            csv += &csv_line(r.index, &r.arch, Some(r.naswot), r.logsynflow, r.skip, r.meco);
         }
         crate::output::write(&self.out, csv.as_bytes())?;
         let ranges =
@@ -682,15 +722,22 @@ fn read_partial(path: &Path) -> Result<Vec<PartialRow>> {
     let reader = std::io::BufReader::new(&bytes[..keep]);
     let mut rows = Vec::new();
     let mut seen = HashSet::new();
+    let mut fields = HEADER.len();
     for (i, l) in reader.lines().enumerate() {
         let l = l.map_err(io_err(path))?;
         let line = i as u64 + 1;
         if i == 0 {
-            check_header(&l, path)?;
+            fields = check_header(&l, path)?;
+            if fields != HEADER.len() {
+                return Err(TableError::Mismatch {
+                    path: path.to_path_buf(),
+                    msg: "it was started by a simnas without MeCo".into(),
+                });
+            }
             continue;
         }
-        let (index, arch, naswot, logsynflow, skip) =
-            parse_line(&l, true).map_err(|msg| TableError::Malformed { path: path.to_path_buf(), line, msg })?;
+        let (index, arch, naswot, logsynflow, skip, meco) = parse_line(&l, fields, true)
+            .map_err(|msg| TableError::Malformed { path: path.to_path_buf(), line, msg })?;
         if !seen.insert(index) {
             return Err(TableError::Malformed {
                 path: path.to_path_buf(),
@@ -698,7 +745,7 @@ fn read_partial(path: &Path) -> Result<Vec<PartialRow>> {
                 msg: format!("index {index} listed twice"),
             });
         }
-        rows.push(PartialRow { index, arch, naswot, logsynflow, skip });
+        rows.push(PartialRow { index, arch, naswot, logsynflow, skip, meco });
     }
     if keep == 0 {
         // Even the header was cut: start over.

@@ -4,18 +4,21 @@
 //!
 //! * [`naswot`]: batched `f32` forward with batch-statistics BN and bit-packed ReLU codes;
 //! * [`synflow`]: batch-1 `f64` forward and backward of the linearised network;
+//! * [`meco`]: MeCo, the NASWOT forward on one image, read at every cell output;
 //! * [`kernels`], [`kernels64`]: the kernels, each tested against a naive loop or finite
 //!   differences; `simd` holds the CPU-specific code (the crate's only `unsafe`);
 //! * [`weights`]: the scored network's weights, read from the candle model.
 
 pub mod kernels;
 pub mod kernels64;
+pub mod meco;
 pub mod naswot;
 mod simd;
 pub mod synflow;
 pub mod weights;
 pub mod winograd;
 
+pub use meco::FastMeco;
 pub use naswot::{FastNaswot, Workspace};
 pub use synflow::{FastSynflow, SynflowWorkspace};
 pub use weights::NetWeights;
@@ -25,11 +28,12 @@ use super::{Metrics, Result, ScoreSettings};
 use candle_core::DType;
 use simnas_shared::Arch;
 
-/// All three metrics on the fast path.
+/// Every metric on the fast path.
 #[derive(Debug)]
 pub struct Scorer {
     naswot: FastNaswot,
     synflow: FastSynflow,
+    meco: FastMeco,
 }
 
 /// Per-thread buffers of a [`Scorer`].
@@ -37,6 +41,7 @@ pub struct Scorer {
 pub struct ScorerWorkspace {
     naswot: Workspace,
     synflow: SynflowWorkspace,
+    meco: Workspace,
 }
 
 impl Scorer {
@@ -46,7 +51,11 @@ impl Scorer {
         let weights = (0..settings.inits)
             .map(|i| NetWeights::<f32>::from_seed(&settings, i, DType::F32))
             .collect::<Result<Vec<_>>>()?;
-        Ok(Scorer { naswot: FastNaswot::new(settings, weights)?, synflow: FastSynflow::new(settings)? })
+        Ok(Scorer {
+            meco: FastMeco::new(settings, weights.clone())?,
+            naswot: FastNaswot::new(settings, weights)?,
+            synflow: FastSynflow::new(settings)?,
+        })
     }
 
     /// The settings.
@@ -56,7 +65,11 @@ impl Scorer {
 
     /// Buffers for one thread (about 36 MB for CIFAR-10 at batch 64).
     pub fn workspace(&self) -> ScorerWorkspace {
-        ScorerWorkspace { naswot: self.naswot.workspace(), synflow: self.synflow.workspace() }
+        ScorerWorkspace {
+            naswot: self.naswot.workspace(),
+            synflow: self.synflow.workspace(),
+            meco: self.meco.workspace(),
+        }
     }
 
     /// The metrics of `arch`.
@@ -65,7 +78,13 @@ impl Scorer {
             naswot: self.naswot.score(arch, &mut ws.naswot)?,
             logsynflow: self.synflow.score(arch, &mut ws.synflow)?,
             skip: skip_score(arch),
+            meco: self.meco.score(arch, &mut ws.meco)?,
         })
+    }
+
+    /// MeCo only.
+    pub fn meco(&self, arch: &Arch, ws: &mut ScorerWorkspace) -> Result<f64> {
+        self.meco.score(arch, &mut ws.meco)
     }
 
     /// NASWOT only.

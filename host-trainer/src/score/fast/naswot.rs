@@ -190,6 +190,18 @@ impl FastNaswot {
     /// Build from `weights` (one per initialisation, see [`NetWeights::from_seed`]).
     pub fn new(settings: ScoreSettings, weights: Vec<NetWeights>) -> Result<FastNaswot> {
         settings.validate()?;
+        FastNaswot::build(settings, weights)
+    }
+
+    /// [`FastNaswot::new`] for any batch of at least one image (MeCo runs one).
+    pub(crate) fn build(settings: ScoreSettings, weights: Vec<NetWeights>) -> Result<FastNaswot> {
+        if settings.batch == 0 || weights.is_empty() {
+            return Err(ScoreError::Settings(format!(
+                "nothing to score: {} images, {} initialisations of weights",
+                settings.batch,
+                weights.len()
+            )));
+        }
         let (b, r, c) = (settings.batch, settings.net.resolution, settings.net.channels);
         let x = settings.input_batch(); // NCHW
                                         // Padded HWC copy of the input (the stem has no ReLU in front).
@@ -263,6 +275,19 @@ impl FastNaswot {
 
     /// The integer kernel of `arch` under initialisation `init`.
     pub fn kernel(&self, arch: &Arch, init: usize, ws: &mut Workspace) -> Result<IntKernel> {
+        self.kernel_observed(arch, init, ws, &mut |_, _, _, _| Ok(()))
+    }
+
+    /// [`FastNaswot::kernel`], handing every cell output to `on_cell` as it is computed:
+    /// the map (NHWC `[B, side, side, C]`), `side`, `C`, and whether it is all zero (then
+    /// the map's contents are not meaningful).
+    pub fn kernel_observed(
+        &self,
+        arch: &Arch,
+        init: usize,
+        ws: &mut Workspace,
+        on_cell: &mut dyn FnMut(&[f32], usize, usize, bool) -> Result<()>,
+    ) -> Result<IntKernel> {
         let (Some(w), Some(wino)) = (self.weights.get(init), self.wino.get(init)) else {
             return Err(ScoreError::Settings(format!("no initialisation {init}")));
         };
@@ -280,6 +305,8 @@ impl FastNaswot {
             }
             for cell in 0..cfg.cells_per_stage {
                 (cur, zero) = cell_forward(&cfg, b, s, cell, arch, &plan, w, wino, cur, zero, ws, &mut d_total)?;
+                let (side, c) = (cfg.stage_side(s), cfg.stage_channels(s));
+                on_cell(&ws.nodes[cur][..b * side * side * c], side, c, zero)?;
             }
         }
         // Head: BN (batch statistics) then ReLU; its code is `x - mean > 0`.

@@ -8,7 +8,7 @@
 use super::*;
 use crate::nb201::Nb201;
 use crate::score::INIT_FAN;
-use crate::score::{logsynflow, naswot};
+use crate::score::{logsynflow, meco, naswot};
 use candle_core::{Device, Tensor};
 use edge_runtime::NetConfig;
 
@@ -75,6 +75,23 @@ fn fast_logsynflow_equals_the_candle_reference() {
 }
 
 #[test]
+fn fast_meco_equals_the_candle_reference() {
+    let s = settings(TINY, 8, 2);
+    let scorer = Scorer::new(s).unwrap();
+    let mut ws = scorer.workspace();
+    for cell in CELLS.iter().chain(["|none~0|+|none~0|none~1|+|none~0|none~1|none~2|"].iter()) {
+        let arch = Arch::parse(cell).unwrap();
+        let want = meco::reference(&s, arch).unwrap();
+        let got = scorer.meco(&arch, &mut ws).unwrap();
+        assert!((got - want).abs() < 1e-5, "{cell}: {got} vs {want}");
+    }
+    // The value depends on the cell: not a constant.
+    let a = scorer.meco(&Arch::parse(CELLS[0]).unwrap(), &mut ws).unwrap();
+    let b = scorer.meco(&Arch::parse(CELLS[5]).unwrap(), &mut ws).unwrap();
+    assert!((a - b).abs() > 1e-3, "{a} vs {b}");
+}
+
+#[test]
 fn fast_paths_equal_the_references_on_the_cifar10_network() {
     // The real network and batch, one initialisation, on three cells (seconds in release).
     let s = settings(NetConfig::CIFAR10, 64, 1);
@@ -86,6 +103,8 @@ fn fast_paths_equal_the_references_on_the_cifar10_network() {
         assert!(rel(g, w) < 1e-6, "{cell}: NASWOT {g} vs {w}");
         let (g, w) = (scorer.logsynflow(&arch, &mut ws).unwrap(), logsynflow::reference(&s, arch).unwrap());
         assert!(rel(g, w) < 1e-10, "{cell}: LogSynflow {g} vs {w}");
+        let (g, w) = (scorer.meco(&arch, &mut ws).unwrap(), meco::reference(&s, arch).unwrap());
+        assert!((g - w).abs() < 1e-5, "{cell}: MeCo {g} vs {w}");
     }
 }
 
