@@ -13,7 +13,7 @@
 //! | 8 | `u64` | scoring seed |
 //! | 16 | `u16` | NASWOT batch size |
 //! | 18 | `u16` | initialisations |
-//! | 20 | `u32` | space: 0 = every cell scored as written (the paper's raw table), 1 = every cell carries its executed network's TF |
+//! | 20 | `u32` | bit 0, space: 0 = every cell scored as written (the paper's raw table), 1 = every cell carries its executed network's TF; bits 8..16, the proxy that combined the metrics into TF (0 = FreeREA's mean, 1 = MeCo-NASWOT-LogSynflow rank aggregate); other bits 0 |
 //! | 24 | `6 x f64` | min, max of NASWOT, LogSynflow, SkipScore (TF's normalisation) |
 //! | 72 | `u32` | CRC-32 (ISO-HDLC) of bytes `0..72` followed by the payload |
 //! | 76 | `count x u16` | `round(TF * 65535)` per [`ArchCode`] 0, 1, ..., 15624 |
@@ -27,6 +27,9 @@ use simnas_shared::{Arch, ArchCode, NUM_ARCHS};
 
 /// File magic.
 pub const TF16_MAGIC: [u8; 4] = *b"SNTF";
+/// The largest proxy id a table may name (header word 20, bits 8..16).
+pub const TF16_MAX_PROXY: u8 = 1;
+
 /// Format version this reader reads.
 pub const TF16_VERSION: u16 = 1;
 /// Header bytes before the payload.
@@ -73,6 +76,8 @@ pub enum Tf16Error {
     },
     /// A normalisation range that is not finite or is reversed.
     Range(Metric),
+    /// Header word 20 sets bits this reader does not know.
+    Flags(u32),
 }
 
 impl fmt::Display for Tf16Error {
@@ -88,6 +93,7 @@ impl fmt::Display for Tf16Error {
                 write!(f, "score table checksum mismatch (stored {stored:#010x}, computed {computed:#010x})")
             }
             Tf16Error::Range(m) => write!(f, "score table has an invalid range for {m:?}"),
+            Tf16Error::Flags(w) => write!(f, "score table header flags {w:#010x} name an unknown space or proxy"),
         }
     }
 }
@@ -104,8 +110,10 @@ pub struct Tf16Meta {
     pub batch: u16,
     /// Initialisations.
     pub inits: u16,
-    /// Every cell carries its executed network's TF (header word 20 is 1).
+    /// Every cell carries its executed network's TF (bit 0 of header word 20).
     pub executed: bool,
+    /// The proxy that made TF (bits 8..16 of word 20): 0 FreeREA, 1 the rank aggregate.
+    pub proxy: u8,
 }
 
 /// A validated score table over its bytes.
@@ -175,11 +183,17 @@ impl<'a> Tf16<'a> {
             }
             *r = (lo, hi);
         }
+        let flags = u32_at(bytes, 20);
+        let proxy = ((flags >> 8) & 0xff) as u8;
+        if flags & !0xff01 != 0 || proxy > TF16_MAX_PROXY {
+            return Err(Tf16Error::Flags(flags));
+        }
         let meta = Tf16Meta {
             seed: u64_at(bytes, 8),
             batch: u16_at(bytes, 16),
             inits: u16_at(bytes, 18),
-            executed: u32_at(bytes, 20) == 1,
+            executed: flags & 1 == 1,
+            proxy,
         };
         Ok(Tf16 { payload: &bytes[TF16_HEADER..], meta, ranges })
     }
@@ -234,7 +248,7 @@ mod tests {
     fn reads_values_and_header() {
         let b = table();
         let t = Tf16::parse(&b).unwrap();
-        assert_eq!(t.meta, Tf16Meta { seed: 7, batch: 64, inits: 3, executed: false });
+        assert_eq!(t.meta, Tf16Meta { seed: 7, batch: 64, inits: 3, executed: false, proxy: 0 });
         assert_eq!(t.ranges, [(1.0, 2.0), (-3.0, 4.0), (0.0, 0.0)]);
         let a = Arch::uniform(Op::NorConv3x3);
         let c = a.code().get() as usize;
@@ -271,6 +285,21 @@ mod tests {
         b[56..64].copy_from_slice(&5.0f64.to_le_bytes());
         reseal(&mut b);
         assert_eq!(Tf16::parse(&b).unwrap_err(), Tf16Error::Range(Metric::Skip));
+    }
+
+    #[test]
+    fn flags_name_the_space_and_the_proxy() {
+        let mut b = table();
+        b[20..24].copy_from_slice(&0x0101u32.to_le_bytes());
+        reseal(&mut b);
+        let t = Tf16::parse(&b).unwrap();
+        assert!(t.meta.executed);
+        assert_eq!(t.meta.proxy, 1);
+        for bad in [0x0201u32, 0x2, 0x1_0000] {
+            b[20..24].copy_from_slice(&bad.to_le_bytes());
+            reseal(&mut b);
+            assert_eq!(Tf16::parse(&b).unwrap_err(), Tf16Error::Flags(bad));
+        }
     }
 
     #[test]

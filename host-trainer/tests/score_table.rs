@@ -5,12 +5,15 @@
 //! Tolerances of the recomputation: NASWOT `1e-5` relative (the fast path's `f32` forward
 //! can flip a code sitting within rounding of zero when the kernels differ, e.g. on a CPU
 //! without AVX2/FMA; on the machine that wrote the table the values are identical),
-//! LogSynflow `1e-9` relative (`f64`), SkipScore exact.
+//! LogSynflow `1e-9` relative (`f64`), SkipScore exact, MeCo `1e-4` relative (smallest
+//! eigenvalues amplify the `f32` forward's rounding; identical on the machine that wrote it).
+//! The CIFAR-100 and ImageNet16-120 tables are checked the same way.
 
 #![cfg(feature = "train")]
 
+use edge_runtime::NetConfig;
 use host_trainer::score::fast::Scorer;
-use host_trainer::score::table::{read_rows, Sidecar};
+use host_trainer::score::table::{quantised_paths, read_rows, Proxy, Sidecar};
 use host_trainer::score::{ScoreSettings, ScoreTable};
 use simnas_shared::{Arch, NUM_ARCHS};
 use std::path::PathBuf;
@@ -64,6 +67,31 @@ fn shipped_table_is_complete_and_matches_its_sidecar() {
     assert_eq!(file.tf(&Arch::parse(CELLS[0]).unwrap()), emb.tf(&Arch::parse(CELLS[0]).unwrap()));
 }
 
+/// Every shipped table's quantised files hold its TF under each proxy (executed and raw).
+#[test]
+fn shipped_quantised_tables_match_their_csv_under_every_proxy() {
+    for stem in ["cifar10_scores", "cifar100_scores", "imagenet16_scores"] {
+        let csv = artifact(&format!("{stem}.csv"));
+        if stem != "cifar10_scores" && !csv.exists() {
+            continue;
+        }
+        let table = ScoreTable::load(&csv).unwrap();
+        assert!(table.row(&Arch::parse(CELLS[0]).unwrap()).unwrap().meco.is_some(), "{stem} has MeCo");
+        for proxy in Proxy::ALL {
+            let t = table.clone().with_proxy(proxy).unwrap();
+            let [exec_path, raw_path] = quantised_paths(&csv, proxy);
+            let exec = ScoreTable::load_quantised(&exec_path).unwrap();
+            let raw = ScoreTable::load_quantised(&raw_path).unwrap();
+            assert_eq!((exec.proxy(), exec.is_executed(), raw.proxy(), raw.is_executed()), (proxy, true, proxy, false));
+            let want = t.executed();
+            for arch in host_trainer::score::table::all_archs() {
+                assert!((exec.tf(&arch) - want.tf(&arch)).abs() <= 0.5 / 65535.0 + 1e-12, "{stem} {proxy:?} {arch}");
+                assert!((raw.tf(&arch) - t.tf(&arch)).abs() <= 0.5 / 65535.0 + 1e-12, "{stem} {proxy:?} {arch}");
+            }
+        }
+    }
+}
+
 /// Cells with dead branches, each scored with its dead edges pruned, give the scores the
 /// executed table carries for them (its canonical row), and differ from their own raw row.
 #[test]
@@ -87,6 +115,7 @@ fn dead_branch_cells_carry_their_executed_networks_scores() {
         assert!(rel(n, row.naswot) < 1e-5, "{cell}: NASWOT {n} vs {}", row.naswot);
         assert!(rel(m.logsynflow, row.logsynflow) < 1e-9, "{cell}");
         assert_eq!(m.skip, row.skip, "{cell}");
+        assert!(rel(m.meco, row.meco.unwrap()) < 1e-4, "{cell}: MeCo");
         assert_ne!(table.row(&arch).unwrap().naswot, row.naswot, "{cell}: the raw row scores the dead branch");
     }
 }
@@ -98,18 +127,45 @@ const CELLS: [&str; 3] = [
     "|avg_pool_3x3~0|+|nor_conv_3x3~0|none~1|+|none~0|skip_connect~1|nor_conv_1x1~2|",
 ];
 
-#[test]
-fn shipped_rows_are_reproduced() {
-    let rows = read_rows(&artifact("cifar10_scores.csv")).unwrap();
-    let scorer = Scorer::new(ScoreSettings::default()).unwrap();
+fn check_rows(stem: &str, net: NetConfig) {
+    let csv = artifact(&format!("{stem}.csv"));
+    if stem != "cifar10_scores" && !csv.exists() {
+        return;
+    }
+    let rows = read_rows(&csv).unwrap();
+    let scorer = Scorer::new(ScoreSettings { net, ..ScoreSettings::default() }).unwrap();
     let mut ws = scorer.workspace();
     for cell in CELLS {
         let arch = Arch::parse(cell).unwrap();
         let row = rows.iter().find(|r| r.arch == arch).unwrap();
         let m = scorer.score(&arch, &mut ws).unwrap();
         let n = m.naswot.expect("connected cell");
-        assert!(rel(n, row.naswot) < 1e-5, "{cell}: NASWOT {n} vs shipped {}", row.naswot);
-        assert!(rel(m.logsynflow, row.logsynflow) < 1e-9, "{cell}: LogSynflow {} vs {}", m.logsynflow, row.logsynflow);
-        assert_eq!(m.skip, row.skip, "{cell}");
+        assert!(rel(n, row.naswot) < 1e-5, "{stem} {cell}: NASWOT {n} vs shipped {}", row.naswot);
+        assert!(
+            rel(m.logsynflow, row.logsynflow) < 1e-9,
+            "{stem} {cell}: LogSynflow {} vs {}",
+            m.logsynflow,
+            row.logsynflow
+        );
+        assert_eq!(m.skip, row.skip, "{stem} {cell}");
+        let meco = row.meco.expect("the table has MeCo");
+        assert!(rel(m.meco, meco) < 1e-4, "{stem} {cell}: MeCo {} vs {meco}", m.meco);
     }
+}
+
+#[test]
+fn shipped_rows_are_reproduced() {
+    check_rows("cifar10_scores", NetConfig::CIFAR10);
+}
+
+/// The CIFAR-100 table copies NASWOT and MeCo from the CIFAR-10 one (`--reuse`): scored from
+/// scratch here, with 100 classes, they come out the same.
+#[test]
+fn shipped_cifar100_rows_are_reproduced() {
+    check_rows("cifar100_scores", NetConfig::CIFAR100);
+}
+
+#[test]
+fn shipped_imagenet16_rows_are_reproduced() {
+    check_rows("imagenet16_scores", NetConfig::IMAGENET16_120);
 }

@@ -83,6 +83,7 @@ pub fn scores_detail(e: Tf16Error) -> u32 {
         Tf16Error::Count(_) => 4,
         Tf16Error::Crc { .. } => 5,
         Tf16Error::Range(_) => 6,
+        Tf16Error::Flags(_) => 7,
         _ => 0,
     }
 }

@@ -303,7 +303,8 @@ impl Reused {
 fn all(data: &Option<PathBuf>, out: &Path, args: &ScoreArgs) -> Result<ExitCode> {
     let started = Instant::now();
     let settings = args.method.settings()?;
-    for path in [out.to_path_buf(), table::sibling(out, ".json"), table::sibling(out, ".tf16")] {
+    let quantised = table::Proxy::ALL.into_iter().flat_map(|p| table::quantised_paths(out, p));
+    for path in [out.to_path_buf(), table::sibling(out, ".json")].into_iter().chain(quantised) {
         host_trainer::output::prepare(&path)?;
     }
     let map = NatsMap::load(&data_dir(data.as_deref())?)?;
@@ -486,8 +487,11 @@ fn quantise_cmd(args: QuantiseArgs) -> Result<ExitCode> {
         inits: side.run.inits.min(usize::from(u16::MAX)) as u16,
         executed: false,
     };
-    let [exec, raw] = table::write_quantised(&table, &args.table, meta)?;
-    outln!("wrote {} (executed networks) and {} (raw cells)", exec.display(), raw.display());
+    for pair in table::write_quantised(&table, &args.table, meta)?.chunks(2) {
+        if let [exec, raw] = pair {
+            outln!("wrote {} (executed networks) and {} (raw cells)", exec.display(), raw.display());
+        }
+    }
     Ok(ExitCode::SUCCESS)
 }
 
@@ -514,15 +518,97 @@ fn report_cmd(data: &Option<PathBuf>, mut args: ReportArgs) -> Result<ExitCode> 
     }
     let acc = Accuracies::load(&dir_data)?;
     let r = report::build(&rows, &acc).with_context(|| format!("{} has no rows", args.table.display()))?;
-    let md = report::markdown(&r, &command_line(), &args.table.display().to_string());
+    // The search space: the connected executed networks, each scored as itself.
+    let space: Vec<_> = rows.iter().filter(|r| r.arch.is_connected() && r.arch.is_executed()).copied().collect();
+    let rs = report::build(&space, &acc);
+    let mut sections = Vec::new();
+    if let Some(rs) = &rs {
+        sections.push(("The search space: connected executed networks", rs));
+    }
+    sections.push(("Every cell as scored (the paper's raw space)", &r));
+    let mut md = report::markdown(&sections, &command_line(), &args.table.display().to_string());
+    md += &ceiling_section(&args.table, &rows, &acc, &nats, &dir_data)?;
     let md_path = dir.join(md_name);
     host_trainer::output::write(&md_path, md.as_bytes())?;
     let svg = dir.join(svg_name);
-    let rho = r.correlations.iter().find(|c| c.metric.starts_with("TF")).and_then(|c| c.spearman[0]);
+    let rho = r.correlations.iter().find(|c| c.metric.starts_with("TF freerea")).and_then(|c| c.spearman[0]);
     report::scatter_svg(&rows, &acc, rho, &svg).map_err(|e| anyhow::anyhow!("plot {}: {e}", svg.display()))?;
     outln!("{md}");
     outln!("wrote {} and {}", md_path.display(), svg.display());
     Ok(ExitCode::SUCCESS)
+}
+
+/// The report's last section: per proxy the table supports, the accuracy (on the table's
+/// dataset) of the proxy's ceiling under the p10/p25/p50 limits of the validation devices,
+/// next to the most accurate cell that fits, averaged over the devices.
+fn ceiling_section(
+    path: &Path,
+    rows: &[table::ScoreRow],
+    acc: &Accuracies,
+    nats: &NatsMap,
+    dir: &Path,
+) -> Result<String> {
+    use host_trainer::latency::registry::{self, Split};
+    use host_trainer::latency::{InvalidPolicy, LatencyTable};
+    use host_trainer::search::eval::{proxy_ceiling, tf_vector, PERCENTILES};
+    use std::fmt::Write as _;
+    // The table's dataset, from its sidecar's classes (CIFAR-10 without a sidecar).
+    let classes = std::fs::read_to_string(table::sibling(path, ".json"))
+        .ok()
+        .and_then(|t| serde_json::from_str::<table::Sidecar>(&t).ok())
+        .map_or(10, |s| s.run.classes);
+    let d = match classes {
+        100 => 1,
+        120 => 2,
+        _ => 0,
+    };
+    let mut by_code = vec![None; NUM_ARCHS];
+    for r in rows {
+        by_code[r.arch.code().get() as usize] = Some(acc.acc[d][r.index.get() as usize]);
+    }
+    let load = |which: Split| -> Result<Vec<LatencyTable>> {
+        registry::split(which)
+            .map(|dev| {
+                LatencyTable::load(&dev.path(dir), dev.column, Some(nats), InvalidPolicy::Skip)
+                    .with_context(|| format!("device {}", dev.name))
+            })
+            .collect()
+    };
+    let (train, validation) = (load(Split::Train)?, load(Split::Validation)?);
+    let full = ScoreTable::load(path)?;
+    let mut s = format!(
+        "\n## Proxy ceiling under a latency limit ({})\n\n\
+         Per device, the limit is the p10 / p25 / p50 latency of the connected executed networks; the \
+         *ceiling* is the best-TF network that truly fits (what a perfect search with the proxy picks), *best* the \
+         most accurate one that fits; test accuracy (%), mean over the devices ({} training, {} validation).\n\n\
+         | devices | proxy | p10 ceiling | p10 best | p25 ceiling | p25 best | p50 ceiling | p50 best |\n|---|---|---:|---:|---:|---:|---:|---:|\n",
+        report::DATASETS[d].0,
+        train.len(),
+        validation.len()
+    );
+    for (split, tables) in [("training", &train), ("validation", &validation)] {
+        for proxy in table::Proxy::ALL {
+            let Ok(t) = full.clone().with_proxy(proxy) else { continue };
+            let t = t.executed();
+            let tf = tf_vector(|a| t.tf(a));
+            let mut sums = [(0.0, 0.0, 0usize); 3];
+            for lt in tables {
+                for (k, v) in proxy_ceiling(lt, &tf, &by_code).into_iter().enumerate() {
+                    if let Some((c, b)) = v {
+                        sums[k] = (sums[k].0 + c, sums[k].1 + b, sums[k].2 + 1);
+                    }
+                }
+            }
+            let _ = write!(s, "| {split} | {} |", proxy.name());
+            for (c, b, n) in sums {
+                let n = n.max(1) as f64;
+                let _ = write!(s, " {:.2} | {:.2} |", c / n, b / n);
+            }
+            s.push('\n');
+        }
+    }
+    let _ = writeln!(s, "\nLimits at {:?} of each device's latencies.", PERCENTILES);
+    Ok(s)
 }
 
 /// `score bench`: per-metric cost per cell on one thread.
@@ -538,23 +624,26 @@ fn bench_cmd(args: BenchArgs) -> Result<ExitCode> {
         .filter_map(|i| ArchCode::new(i.get()))
         .map(Arch::from_code)
         .collect();
-    let (mut tn, mut ts) = (Vec::new(), Vec::new());
+    let (mut tn, mut ts, mut tm) = (Vec::new(), Vec::new(), Vec::new());
     for a in &cells {
         let t0 = Instant::now();
         scorer.naswot(a, &mut ws)?;
         let t1 = Instant::now();
         scorer.logsynflow(a, &mut ws)?;
+        let t2 = Instant::now();
+        scorer.meco(a, &mut ws)?;
         tn.push((t1 - t0).as_secs_f64());
-        ts.push(t1.elapsed().as_secs_f64());
+        ts.push((t2 - t1).as_secs_f64());
+        tm.push(t2.elapsed().as_secs_f64());
     }
     let stats = |v: &mut Vec<f64>| {
         v.sort_by(f64::total_cmp);
         let mean = v.iter().sum::<f64>() / v.len() as f64;
         (1e3 * mean, 1e3 * v[v.len() / 2], 1e3 * v[(v.len() * 9 / 10).min(v.len() - 1)])
     };
-    let (n, s) = (stats(&mut tn), stats(&mut ts));
+    let (n, s, m) = (stats(&mut tn), stats(&mut ts), stats(&mut tm));
     let jobs = threads(args.jobs);
-    let per_cell = (n.0 + s.0) / 1e3;
+    let per_cell = (n.0 + s.0 + m.0) / 1e3;
     outln!(
         "{} random cells (sample seed {}), one thread, seed {} batch {} inits {} (setup {:.2} s)",
         cells.len(),
@@ -567,6 +656,7 @@ fn bench_cmd(args: BenchArgs) -> Result<ExitCode> {
     outln!("{:<12} {:>10} {:>10} {:>10}", "metric", "mean ms", "median ms", "p90 ms");
     outln!("{:<12} {:>10.1} {:>10.1} {:>10.1}", "NASWOT", n.0, n.1, n.2);
     outln!("{:<12} {:>10.1} {:>10.1} {:>10.1}", "LogSynflow", s.0, s.1, s.2);
+    outln!("{:<12} {:>10.1} {:>10.1} {:>10.1}", "MeCo", m.0, m.1, m.2);
     outln!("{:<12} {:>10} {:>10} {:>10}", "SkipScore", "~0", "~0", "~0");
     outln!(
         "whole space ({NUM_ARCHS} cells) on {jobs} threads: about {:.1} min if the threads run at this speed",

@@ -36,7 +36,8 @@ pub fn encode(table: &ScoreTable, meta: QuantMeta) -> Vec<u8> {
     out.extend_from_slice(&meta.seed.to_le_bytes());
     out.extend_from_slice(&meta.batch.to_le_bytes());
     out.extend_from_slice(&meta.inits.to_le_bytes());
-    out.extend_from_slice(&u32::from(meta.executed).to_le_bytes());
+    let flags = u32::from(meta.executed) | u32::from(table.proxy().id()) << 8;
+    out.extend_from_slice(&flags.to_le_bytes());
     for v in [r.naswot.0, r.naswot.1, r.logsynflow.0, r.logsynflow.1, r.skip.0, r.skip.1] {
         out.extend_from_slice(&v.to_le_bytes());
     }

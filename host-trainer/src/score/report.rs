@@ -12,7 +12,7 @@
 //! of their magnitude); that sum is reported too, as `NASWOT+LogSynflow (FreeREA scaling)`.
 //! The argmax of a metric is its highest-scoring row (the first in index order on ties).
 
-use super::table::{normalise, Ranges, ScoreRow};
+use super::table::{normalise, proxy_tf, Proxy, Ranges, ScoreRow};
 use crate::data::DataError;
 use crate::stats::{kendall_tau_b, spearman};
 use simnas_shared::NUM_ARCHS;
@@ -114,7 +114,7 @@ fn metrics(r: &Ranges) -> Vec<(&'static str, MetricFn<'_>)> {
         ),
         ("NASWOT+LogSynflow (FreeREA scaling)", Box::new(move |x: &ScoreRow| x.naswot / mn + x.logsynflow / ml)),
         (
-            "TF (all three)",
+            "TF freerea (NASWOT, LogSynflow, SkipScore)",
             Box::new(move |x: &ScoreRow| {
                 (normalise(x.naswot, r.naswot) + normalise(x.logsynflow, r.logsynflow) + normalise(x.skip, r.skip))
                     / 3.0
@@ -123,15 +123,23 @@ fn metrics(r: &Ranges) -> Vec<(&'static str, MetricFn<'_>)> {
     ]
 }
 
-/// Correlations and argmaxes of `rows` against `acc` (`None` for an empty table).
+/// Correlations and argmaxes of `rows` against `acc` (`None` for an empty table). MeCo and
+/// the rank-aggregate proxy (over these rows) are included when every row has MeCo.
 pub fn build(rows: &[ScoreRow], acc: &Accuracies) -> Option<Report> {
     let ranges = Ranges::of(rows)?;
     let accs: [Vec<f64>; 3] =
         std::array::from_fn(|d| rows.iter().map(|r| acc.acc[d][r.index.get() as usize]).collect());
     let optimum = std::array::from_fn(|d| accs[d].iter().copied().fold(f64::NEG_INFINITY, f64::max));
+    let mut columns: Vec<(&'static str, Vec<f64>)> =
+        metrics(&ranges).into_iter().map(|(name, f)| (name, rows.iter().map(&f).collect())).collect();
+    if let Some(meco) = rows.iter().map(|r| r.meco).collect::<Option<Vec<f64>>>() {
+        columns.insert(3, ("MeCo", meco));
+        if let Some(tf) = proxy_tf(rows, Proxy::MecoRank) {
+            columns.push(("TF meco-rank (MeCo, NASWOT, LogSynflow)", tf));
+        }
+    }
     let mut correlations = Vec::new();
-    for (name, f) in metrics(&ranges) {
-        let v: Vec<f64> = rows.iter().map(&f).collect();
+    for (name, v) in columns {
         let best =
             (0..v.len())
                 .fold(0, |b, i| if v[i] > v[b] || (v[i] == v[b] && rows[i].index < rows[b].index) { i } else { b });
@@ -150,43 +158,53 @@ fn fmt(v: Option<f64>) -> String {
     v.map(|v| format!("{v:.3}")).unwrap_or_else(|| "n/a".into())
 }
 
-/// The report as markdown; `command` and `table` say what produced it.
-pub fn markdown(r: &Report, command: &str, table: &str) -> String {
+/// The reports as markdown, one section per `(title, report)` (e.g. the connected executed
+/// networks, then every cell); `command` and `table` say what produced them.
+pub fn markdown(sections: &[(&str, &Report)], command: &str, table: &str) -> String {
     let mut s = String::new();
     let _ = writeln!(s, "# Training-free scores against NAS-Bench-201 test accuracy\n");
-    let _ = writeln!(s, "Table `{table}` ({} cells), report produced by `{command}`.\n", r.rows);
-    let _ = writeln!(s, "## Spearman rho\n");
-    let _ = writeln!(s, "| metric | {} | {} | {} |\n|---|---:|---:|---:|", DATASETS[0].0, DATASETS[1].0, DATASETS[2].0);
-    for c in &r.correlations {
-        let _ =
-            writeln!(s, "| {} | {} | {} | {} |", c.metric, fmt(c.spearman[0]), fmt(c.spearman[1]), fmt(c.spearman[2]));
-    }
-    let _ = writeln!(s, "\n## Kendall tau-b\n");
-    let _ = writeln!(s, "| metric | {} | {} | {} |\n|---|---:|---:|---:|", DATASETS[0].0, DATASETS[1].0, DATASETS[2].0);
-    for c in &r.correlations {
-        let _ = writeln!(s, "| {} | {} | {} | {} |", c.metric, fmt(c.kendall[0]), fmt(c.kendall[1]), fmt(c.kendall[2]));
-    }
-    let _ = writeln!(s, "\n## Test accuracy (%) of each metric's top cell\n");
-    let _ = writeln!(
-        s,
-        "| metric | top cell (index) | {} | {} | {} |\n|---|---|---:|---:|---:|",
-        DATASETS[0].0, DATASETS[1].0, DATASETS[2].0
-    );
-    for c in &r.correlations {
+    let _ = writeln!(s, "Table `{table}`, report produced by `{command}`.");
+    let head = format!("| metric | {} | {} | {} |\n|---|---:|---:|---:|", DATASETS[0].0, DATASETS[1].0, DATASETS[2].0);
+    for (title, r) in sections {
+        let _ = writeln!(s, "\n## {title} ({} cells)\n", r.rows);
+        let _ = writeln!(s, "### Spearman rho\n\n{head}");
+        for c in &r.correlations {
+            let _ = writeln!(
+                s,
+                "| {} | {} | {} | {} |",
+                c.metric,
+                fmt(c.spearman[0]),
+                fmt(c.spearman[1]),
+                fmt(c.spearman[2])
+            );
+        }
+        let _ = writeln!(s, "\n### Kendall tau-b\n\n{head}");
+        for c in &r.correlations {
+            let _ =
+                writeln!(s, "| {} | {} | {} | {} |", c.metric, fmt(c.kendall[0]), fmt(c.kendall[1]), fmt(c.kendall[2]));
+        }
+        let _ = writeln!(s, "\n### Test accuracy (%) of each metric's top cell\n");
         let _ = writeln!(
             s,
-            "| {} | `{}` ({}) | {:.2} | {:.2} | {:.2} |",
-            c.metric, c.argmax.arch, c.argmax.index, c.argmax_acc[0], c.argmax_acc[1], c.argmax_acc[2]
+            "| metric | top cell (index) | {} | {} | {} |\n|---|---|---:|---:|---:|",
+            DATASETS[0].0, DATASETS[1].0, DATASETS[2].0
         );
+        for c in &r.correlations {
+            let _ = writeln!(
+                s,
+                "| {} | `{}` ({}) | {:.2} | {:.2} | {:.2} |",
+                c.metric, c.argmax.arch, c.argmax.index, c.argmax_acc[0], c.argmax_acc[1], c.argmax_acc[2]
+            );
+        }
+        let _ = writeln!(s, "| best cell | | {:.2} | {:.2} | {:.2} |", r.optimum[0], r.optimum[1], r.optimum[2]);
     }
-    let _ =
-        writeln!(s, "| best cell of the table | | {:.2} | {:.2} | {:.2} |", r.optimum[0], r.optimum[1], r.optimum[2]);
     let _ = writeln!(
         s,
-        "\nCombinations: `NASWOT+LogSynflow = n(NASWOT) + n(LogSynflow)`, `TF = (n(NASWOT) + n(LogSynflow) + \
-         n(SkipScore)) / 3`, with `n` the min-max normalisation over the table; `FreeREA scaling` divides each metric by \
-         its largest absolute value instead (as FreeREA's code does). FreeREA (paper, CIFAR-10 Spearman): \
-         NASWOT 0.79, LogSynflow 0.83, NASWOT+LogSynflow 0.84; argmax 94.36%."
+        "\nCombinations: `NASWOT+LogSynflow = n(NASWOT) + n(LogSynflow)`, `TF freerea = (n(NASWOT) + n(LogSynflow) + \
+         n(SkipScore)) / 3`, with `n` the min-max normalisation over the section's cells; `FreeREA scaling` divides each \
+         metric by its largest absolute value instead (as FreeREA's code does); `TF meco-rank` sums `ln(rank / N)` of \
+         MeCo, NASWOT and LogSynflow over the section's `N` cells. FreeREA (paper, CIFAR-10 Spearman): NASWOT 0.79, \
+         LogSynflow 0.83, NASWOT+LogSynflow 0.84; argmax 94.36%."
     );
     s
 }
@@ -239,6 +257,7 @@ mod tests {
                 naswot: i as f64,
                 logsynflow: -(i as f64),
                 skip: 1.0,
+                meco: None,
             })
             .collect();
         let r = build(&rows, &acc).unwrap();
@@ -250,7 +269,7 @@ mod tests {
         assert_eq!(r.correlations.len(), 6);
         assert_eq!(r.correlations[1].argmax.index.get(), 0);
         assert_eq!(r.optimum, [49.0; 3]);
-        let md = markdown(&r, "simnas score report", "t.csv");
+        let md = markdown(&[("every cell", &r)], "simnas score report", "t.csv");
         assert!(md.contains("| NASWOT | 1.000 |") && md.contains("n/a"));
         let p = std::env::temp_dir().join(format!("simnas-report-{}.svg", std::process::id()));
         scatter_svg(&rows, &acc, Some(1.0), &p).unwrap();

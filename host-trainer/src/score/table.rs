@@ -85,6 +85,14 @@ pub enum TableError {
     /// The table has no row for a cell.
     #[error("no score for cell {0}")]
     MissingCell(String),
+    /// The proxy cannot be computed from this table.
+    #[error("the {} proxy {msg}", proxy.name())]
+    Proxy {
+        /// The proxy asked for.
+        proxy: Proxy,
+        /// Why not.
+        msg: String,
+    },
     /// An output file could not be written.
     #[error(transparent)]
     Output(#[from] crate::output::OutputError),
@@ -115,7 +123,7 @@ pub struct ScoreRow {
 }
 
 /// `(min, max)` of each metric: the normalisation of `TF`.
-#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct Ranges {
     /// NASWOT.
     pub naswot: (f64, f64),
@@ -151,6 +159,93 @@ pub fn normalise(v: f64, (lo, hi): (f64, f64)) -> f64 {
 /// `TF = mean of the three min-max normalised metrics`.
 pub fn tf_of(r: &Ranges, naswot: f64, logsynflow: f64, skip: f64) -> f64 {
     (normalise(naswot, r.naswot) + normalise(logsynflow, r.logsynflow) + normalise(skip, r.skip)) / 3.0
+}
+
+/// How a table's metrics combine into `TF(h)`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Proxy {
+    /// FreeREA's: the mean of NASWOT, LogSynflow and SkipScore, each min-max normalised over
+    /// the space (the paper's proxy).
+    #[default]
+    Freerea,
+    /// The rank aggregate of MeCo, NASWOT and LogSynflow: `A(h) = sum_m ln(rank_m(h) / N)`
+    /// over the three metrics (ranks over the `N` cells of the space, ties averaged), then
+    /// `A` min-max normalised over the space. No weights: every metric counts the same, and
+    /// a cell is high only if it ranks high on all three (the log punishes a low rank).
+    MecoRank,
+}
+
+impl Proxy {
+    /// Every proxy.
+    pub const ALL: [Proxy; 2] = [Proxy::Freerea, Proxy::MecoRank];
+
+    /// Its name on the command line and in files.
+    pub fn name(self) -> &'static str {
+        match self {
+            Proxy::Freerea => "freerea",
+            Proxy::MecoRank => "meco-rank",
+        }
+    }
+
+    /// Its id in a quantised table's header.
+    pub fn id(self) -> u8 {
+        match self {
+            Proxy::Freerea => 0,
+            Proxy::MecoRank => 1,
+        }
+    }
+
+    /// The proxy of header id `id`.
+    pub fn from_id(id: u8) -> Option<Proxy> {
+        Proxy::ALL.into_iter().find(|p| p.id() == id)
+    }
+}
+
+/// `ln(rank / n)` of `v` among `sorted` (ascending, `n` values): rank = the number of values
+/// below `v` plus half of `1 +` the number equal to it (the average rank of a tie; a value
+/// outside the set ranks between its neighbours).
+fn log_rank(sorted: &[f64], v: f64) -> f64 {
+    let below = sorted.partition_point(|&x| x < v);
+    let equal = sorted[below..].partition_point(|&x| x <= v);
+    let rank = below as f64 + (equal as f64 + 1.0) / 2.0;
+    (rank / sorted.len().max(1) as f64).ln()
+}
+
+/// `TF` of every row of `rows` under `proxy`, normalised over all of them (`None` when
+/// `proxy` needs a metric some row lacks).
+pub fn proxy_tf(rows: &[ScoreRow], proxy: Proxy) -> Option<Vec<f64>> {
+    combine(rows, |_| true, proxy).map(|(tf, _)| tf)
+}
+
+/// `TF` of every row under `proxy`, normalised over the rows `in_space` selects, with the
+/// min-max ranges of the metrics over those rows. `None` when `proxy` needs a metric some
+/// row of the space lacks (MeCo in a table written before it).
+fn combine(rows: &[ScoreRow], in_space: impl Fn(&ScoreRow) -> bool, proxy: Proxy) -> Option<(Vec<f64>, Ranges)> {
+    let space: Vec<ScoreRow> = rows.iter().filter(|r| in_space(r)).cloned().collect();
+    let ranges = Ranges::of(&space).unwrap_or(Ranges { naswot: (0.0, 0.0), logsynflow: (0.0, 0.0), skip: (0.0, 0.0) });
+    match proxy {
+        Proxy::Freerea => Some((rows.iter().map(|r| tf_of(&ranges, r.naswot, r.logsynflow, r.skip)).collect(), ranges)),
+        Proxy::MecoRank => {
+            let sorted = |f: &dyn Fn(&ScoreRow) -> Option<f64>| -> Option<Vec<f64>> {
+                let mut v = space.iter().map(f).collect::<Option<Vec<f64>>>()?;
+                v.sort_by(f64::total_cmp);
+                Some(v)
+            };
+            let naswot = sorted(&|r| Some(r.naswot))?;
+            let logsynflow = sorted(&|r| Some(r.logsynflow))?;
+            let meco = sorted(&|r| r.meco)?;
+            let agg = |r: &ScoreRow| {
+                Some(log_rank(&naswot, r.naswot) + log_rank(&logsynflow, r.logsynflow) + log_rank(&meco, r.meco?))
+            };
+            let (lo, hi) = space
+                .iter()
+                .filter_map(agg)
+                .fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), a| (lo.min(a), hi.max(a)));
+            let tf = rows.iter().map(|r| agg(r).map_or(0.0, |a| normalise(a, (lo, hi)))).collect();
+            Some((tf, ranges))
+        }
+    }
 }
 
 /// One parsed CSV line.
@@ -262,6 +357,8 @@ pub struct ScoreTable {
     rows: Option<Vec<ScoreRow>>,
     /// Every cell carries its executed network's scores ([`ScoreTable::executed`]).
     executed: bool,
+    /// How `tf` combines the metrics.
+    proxy: Proxy,
 }
 
 /// The shipped quantised CIFAR-10 table (`artifacts/scores/cifar10_scores.tf16`), compiled in.
@@ -292,14 +389,46 @@ impl ScoreTable {
 
     /// A table from rows covering every cell exactly once (checked by the caller).
     fn from_full_rows(rows: Vec<ScoreRow>) -> ScoreTable {
-        let ranges =
-            Ranges::of(&rows).unwrap_or(Ranges { naswot: (0.0, 0.0), logsynflow: (0.0, 0.0), skip: (0.0, 0.0) });
         let mut by_code = rows.clone();
         for r in rows {
             by_code[r.arch.code().get() as usize] = r;
         }
-        let tf = by_code.iter().map(|r| tf_of(&ranges, r.naswot, r.logsynflow, r.skip)).collect();
-        ScoreTable { ranges, tf, rows: Some(by_code), executed: false }
+        let (tf, ranges) = combine(&by_code, |_| true, Proxy::Freerea).unwrap_or_default();
+        ScoreTable { ranges, tf, rows: Some(by_code), executed: false, proxy: Proxy::Freerea }
+    }
+
+    /// [`ScoreTable::load`] with `TF` made by `proxy`.
+    pub fn load_with(path: &Path, proxy: Proxy) -> Result<ScoreTable> {
+        ScoreTable::load(path)?.with_proxy(proxy)
+    }
+
+    /// The same table with `TF` made by `proxy` (normalised over the same space). Needs the
+    /// per-metric values (a table read from its CSV) unless `proxy` is the table's own.
+    pub fn with_proxy(self, proxy: Proxy) -> Result<ScoreTable> {
+        if proxy == self.proxy {
+            return Ok(self);
+        }
+        let Some(rows) = &self.rows else {
+            return Err(TableError::Proxy {
+                proxy,
+                msg: format!(
+                    "needs the per-metric values; this quantised table holds the {} proxy's TF only (pass the CSV)",
+                    self.proxy.name()
+                ),
+            });
+        };
+        let executed = self.executed;
+        let in_space = |r: &ScoreRow| !executed || (r.arch.is_connected() && r.arch.is_executed());
+        let (tf, ranges) = combine(rows, in_space, proxy).ok_or_else(|| TableError::Proxy {
+            proxy,
+            msg: "needs MeCo, and this table has no meco column (add it with `simnas score --all --reuse TABLE --out TABLE`)".into(),
+        })?;
+        Ok(ScoreTable { ranges, tf, proxy, ..self })
+    }
+
+    /// The proxy `TF` is made by.
+    pub fn proxy(&self) -> Proxy {
+        self.proxy
     }
 
     /// Read a quantised table file ([`super::quant`]).
@@ -314,7 +443,8 @@ impl ScoreTable {
             .map_err(|err| TableError::Quant { path: path.to_path_buf(), err })?;
         let [naswot, logsynflow, skip] = t.ranges;
         let tf = ArchCode::all().map(|c| t.tf(&Arch::from_code(c))).collect();
-        Ok(ScoreTable { ranges: Ranges { naswot, logsynflow, skip }, tf, rows: None, executed: t.meta.executed })
+        let proxy = Proxy::from_id(t.meta.proxy).unwrap_or_default();
+        Ok(ScoreTable { ranges: Ranges { naswot, logsynflow, skip }, tf, rows: None, executed: t.meta.executed, proxy })
     }
 
     /// The table of executed networks: every cell carries the scores of its executed
@@ -347,15 +477,14 @@ impl ScoreTable {
                         }
                     })
                     .collect();
-                let space: Vec<ScoreRow> =
-                    by_code.iter().filter(|r| r.arch.is_connected() && r.arch.is_executed()).cloned().collect();
-                let ranges = Ranges::of(&space).unwrap_or(self.ranges);
-                let tf = by_code.iter().map(|r| tf_of(&ranges, r.naswot, r.logsynflow, r.skip)).collect();
-                ScoreTable { ranges, tf, rows: Some(by_code), executed: true }
+                // The proxy was computable over every row, hence over the space's.
+                let (tf, ranges) = combine(&by_code, |r| r.arch.is_connected() && r.arch.is_executed(), self.proxy)
+                    .unwrap_or_else(|| (self.tf.clone(), self.ranges));
+                ScoreTable { ranges, tf, rows: Some(by_code), executed: true, proxy: self.proxy }
             }
             None => {
                 let tf = (0..self.tf.len()).map(|c| self.tf[canon(c)]).collect();
-                ScoreTable { ranges: self.ranges, tf, rows: None, executed: true }
+                ScoreTable { ranges: self.ranges, tf, rows: None, executed: true, proxy: self.proxy }
             }
         }
     }
@@ -679,16 +808,29 @@ impl PartialTable {
     }
 }
 
-/// The quantised forms of a whole-space `table` read from or written to `csv`: the table of
-/// executed networks as `<stem>.tf16` (what searches and the board use by default) and the
-/// raw one as `<stem>_raw.tf16` (the paper's space). Returns both paths.
-pub fn write_quantised(table: &ScoreTable, csv: &Path, meta: QuantMeta) -> Result<[PathBuf; 2]> {
-    let raw = ScoreTable { executed: false, ..table.clone() };
-    let exec = table.executed();
-    let paths = [sibling(csv, ".tf16"), sibling(csv, "_raw.tf16")];
-    crate::output::write(&paths[0], &quant::encode(&exec, QuantMeta { executed: true, ..meta }))?;
-    crate::output::write(&paths[1], &quant::encode(&raw, QuantMeta { executed: false, ..meta }))?;
+/// The quantised forms of a whole-space `table` read from or written to `csv`, for every
+/// proxy the table can compute: the table of executed networks as `<stem><p>.tf16` (what
+/// searches and the board use) and the raw one as `<stem><p>_raw.tf16` (the paper's space),
+/// where `<p>` is empty for the default proxy and `_<name>` for the others. Returns the
+/// paths, executed then raw, per proxy.
+pub fn write_quantised(table: &ScoreTable, csv: &Path, meta: QuantMeta) -> Result<Vec<PathBuf>> {
+    let mut paths = Vec::new();
+    for proxy in Proxy::ALL {
+        let Ok(t) = table.clone().with_proxy(proxy) else { continue };
+        let [exec_path, raw_path] = quantised_paths(csv, proxy);
+        let raw = ScoreTable { executed: false, ..t.clone() };
+        let exec = t.executed();
+        crate::output::write(&exec_path, &quant::encode(&exec, QuantMeta { executed: true, ..meta }))?;
+        crate::output::write(&raw_path, &quant::encode(&raw, QuantMeta { executed: false, ..meta }))?;
+        paths.extend([exec_path, raw_path]);
+    }
     Ok(paths)
+}
+
+/// Where [`write_quantised`] puts the executed and raw tables of `proxy` beside `csv`.
+pub fn quantised_paths(csv: &Path, proxy: Proxy) -> [PathBuf; 2] {
+    let p = if proxy == Proxy::default() { String::new() } else { format!("_{}", proxy.name()) };
+    [sibling(csv, &format!("{p}.tf16")), sibling(csv, &format!("{p}_raw.tf16"))]
 }
 
 fn summary(m: &RunMeta) -> String {

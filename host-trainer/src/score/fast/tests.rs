@@ -4,6 +4,8 @@
 //! reference only where a unit sits within rounding of zero (a flipped code changes `K` by
 //! at most 2 per unit); the tolerance on `log|det K|` is `1e-6` relative. LogSynflow: both
 //! are `f64` on the same values, summed in different orders; tolerance `1e-10` relative.
+//! MeCo: the same `f32` maps, rounded differently; smallest eigenvalues amplify that, to
+//! `2e-5` relative on the CIFAR-10 network.
 
 use super::*;
 use crate::nb201::Nb201;
@@ -104,7 +106,8 @@ fn fast_paths_equal_the_references_on_the_cifar10_network() {
         let (g, w) = (scorer.logsynflow(&arch, &mut ws).unwrap(), logsynflow::reference(&s, arch).unwrap());
         assert!(rel(g, w) < 1e-10, "{cell}: LogSynflow {g} vs {w}");
         let (g, w) = (scorer.meco(&arch, &mut ws).unwrap(), meco::reference(&s, arch).unwrap());
-        assert!((g - w).abs() < 1e-5, "{cell}: MeCo {g} vs {w}");
+        // Smallest eigenvalues amplify the f32 forward's rounding (seen: 5e-6 relative).
+        assert!(rel(g, w) < 2e-5, "{cell}: MeCo {g} vs {w}");
     }
 }
 

@@ -13,7 +13,8 @@ fn tmp(name: &str) -> PathBuf {
 
 fn prow(i: u16, naswot: Option<f64>) -> PartialRow {
     let arch = Arch::from_code(ArchCode::new(i).unwrap());
-    PartialRow { index: NatsIndex::new(i).unwrap(), arch, naswot, logsynflow: 10.0 * i as f64, skip: 0.5 }
+    let meco = Some(0.25 * (i % 4) as f64);
+    PartialRow { index: NatsIndex::new(i).unwrap(), arch, naswot, logsynflow: 10.0 * i as f64, skip: 0.5, meco }
 }
 
 fn meta(sample: Option<usize>) -> RunMeta {
@@ -26,7 +27,8 @@ fn full_csv() -> String {
     for code in 0..NUM_ARCHS as u16 {
         let a = Arch::from_code(ArchCode::new(code).unwrap());
         let skip = crate::score::skip::skip_score(&a);
-        s += &format!("{code},{a},{},{},{skip}\n", 500.0 + (code % 97) as f64, (code as f64).sqrt());
+        let meco = ((code as u32 * 7) % 101) as f64 / 101.0;
+        s += &format!("{code},{a},{},{},{skip},{meco}\n", 500.0 + (code % 97) as f64, (code as f64).sqrt());
     }
     s
 }
@@ -161,4 +163,79 @@ fn edge_runtime_reads_the_shipped_table_bit_identically() {
         distinct.insert(board.quantised(code));
     }
     assert!(distinct.len() > 1000, "a real table has many distinct scores");
+}
+
+#[test]
+fn log_ranks_average_ties_and_place_outsiders_between_neighbours() {
+    let v = [1.0, 2.0, 2.0, 3.0];
+    assert!((log_rank(&v, 1.0) - (1.0f64 / 4.0).ln()).abs() < 1e-15);
+    assert!((log_rank(&v, 2.0) - (2.5f64 / 4.0).ln()).abs() < 1e-15, "ranks 2 and 3 average to 2.5");
+    assert!((log_rank(&v, 3.0) - 0.0).abs() < 1e-15);
+    assert!((log_rank(&v, 0.0) - (0.5f64 / 4.0).ln()).abs() < 1e-15);
+    assert!((log_rank(&v, 2.5) - (3.5f64 / 4.0).ln()).abs() < 1e-15);
+}
+
+fn row(code: u16, naswot: f64, logsynflow: f64, meco: Option<f64>) -> ScoreRow {
+    let arch = Arch::from_code(ArchCode::new(code).unwrap());
+    ScoreRow { index: NatsIndex::new(code).unwrap(), arch, naswot, logsynflow, skip: 0.0, meco }
+}
+
+#[test]
+fn the_rank_aggregate_by_hand() {
+    // Cell 0 is last on all three metrics, cell 2 first on all three, cell 1 is first on
+    // NASWOT only: A = ln(r_n/3) + ln(r_l/3) + ln(r_m/3).
+    let rows = [row(0, 1.0, 1.0, Some(0.1)), row(1, 9.0, 2.0, Some(0.2)), row(2, 5.0, 3.0, Some(0.3))];
+    let tf = proxy_tf(&rows, Proxy::MecoRank).unwrap();
+    let a = |r: [f64; 3]| r.iter().map(|r| (r / 3.0).ln()).sum::<f64>();
+    let (lo, hi) = (a([1.0, 1.0, 1.0]), a([2.0, 3.0, 3.0]));
+    assert_eq!(tf[0], 0.0);
+    assert!((tf[1] - (a([3.0, 2.0, 2.0]) - lo) / (hi - lo)).abs() < 1e-12);
+    assert_eq!(tf[2], 1.0);
+    // Ranks, not values: a monotone change of one metric changes nothing.
+    let squashed = rows.map(|r| ScoreRow { naswot: r.naswot.ln(), ..r });
+    assert_eq!(proxy_tf(&squashed, Proxy::MecoRank).unwrap(), tf);
+    // Without MeCo the aggregate cannot be made; FreeREA's mean can.
+    let v1 = [row(0, 1.0, 1.0, None), row(1, 9.0, 2.0, Some(0.2))];
+    assert!(proxy_tf(&v1, Proxy::MecoRank).is_none());
+    assert!(proxy_tf(&v1, Proxy::Freerea).is_some());
+}
+
+#[test]
+fn a_table_without_meco_loads_and_says_what_the_rank_proxy_needs() {
+    let d = tmp("v1");
+    let p = d.join("v1.csv");
+    let mut s = format!("{}\n", HEADER_V1.join(","));
+    for code in 0..NUM_ARCHS as u16 {
+        let a = Arch::from_code(ArchCode::new(code).unwrap());
+        s += &format!("{code},{a},{},{},0\n", 500.0 + (code % 97) as f64, (code as f64).sqrt());
+    }
+    std::fs::write(&p, s).unwrap();
+    let t = ScoreTable::load(&p).unwrap();
+    assert_eq!(t.proxy(), Proxy::Freerea);
+    assert_eq!(t.row(&Arch::uniform(simnas_shared::Op::SkipConnect)).unwrap().meco, None);
+    let e = t.with_proxy(Proxy::MecoRank).unwrap_err().to_string();
+    assert!(e.contains("meco-rank") && e.contains("--reuse"), "{e}");
+}
+
+#[test]
+fn the_rank_proxy_quantises_under_its_own_name_and_id() {
+    let d = tmp("proxies");
+    let p = d.join("t.csv");
+    std::fs::write(&p, full_csv()).unwrap();
+    let t = ScoreTable::load(&p).unwrap();
+    let meta = QuantMeta { seed: 0, batch: 64, inits: 3, executed: false };
+    let paths = write_quantised(&t, &p, meta).unwrap();
+    let names: Vec<String> = paths.iter().map(|p| p.file_name().unwrap().to_string_lossy().into_owned()).collect();
+    assert_eq!(names, ["t.tf16", "t_raw.tf16", "t_meco-rank.tf16", "t_meco-rank_raw.tf16"]);
+    let want = t.clone().with_proxy(Proxy::MecoRank).unwrap().executed();
+    let got = ScoreTable::load_quantised(&paths[2]).unwrap();
+    assert_eq!((got.proxy(), got.is_executed()), (Proxy::MecoRank, true));
+    for a in all_archs() {
+        assert!((got.tf(&a) - want.tf(&a)).abs() <= 0.5 / 65535.0 + 1e-12, "{a}");
+    }
+    // FreeREA's TF differs from the aggregate's, so the files are not copies.
+    assert_ne!(std::fs::read(&paths[0]).unwrap(), std::fs::read(&paths[2]).unwrap());
+    // A quantised table cannot change proxy: its metrics are gone.
+    let e = got.with_proxy(Proxy::Freerea).unwrap_err().to_string();
+    assert!(e.contains("pass the CSV"), "{e}");
 }

@@ -370,6 +370,24 @@ pub fn load_accuracy(path: &std::path::Path, map: &crate::data::NatsMap) -> Resu
     Ok(acc)
 }
 
+/// Under the limits at [`PERCENTILES`] of `table` (over the executed space): the accuracy of
+/// the proxy's ceiling (the best-TF candidate that truly fits, ties to the faster) and of
+/// the most accurate candidate that fits, per percentile; `accuracy` per code. `None` where
+/// nothing fits or an accuracy is missing.
+pub fn proxy_ceiling(table: &LatencyTable, tf: &[f64], accuracy: &[Option<f64>]) -> [Option<(f64, f64)>; 3] {
+    std::array::from_fn(|k| {
+        let limit = percentile_in(table, PERCENTILES[k], Space::Executed);
+        let objective = Objective::Constraint { max_latency_ms: limit };
+        let ceiling = oracle_pick(&objective, tf, table.values(), Space::Executed)?;
+        let best = in_space(table, Space::Executed)
+            .enumerate()
+            .filter(|(_, v)| v.is_some_and(|ms| ms <= limit))
+            .filter_map(|(c, _)| accuracy[c])
+            .fold(f64::NEG_INFINITY, f64::max);
+        Some((accuracy[code(ceiling)]?, best)).filter(|_| best.is_finite())
+    })
+}
+
 /// TF per code from any `tf(&Arch)` source.
 pub fn tf_vector(tf: impl Fn(&Arch) -> f64) -> Vec<f64> {
     ArchCode::all().map(|c| tf(&Arch::from_code(c))).collect()
