@@ -53,3 +53,60 @@ fn bad_input_gets_a_clear_error() {
     assert!(!o.status.success() && stderr(&o).contains("SIMNAS_DATA"), "{}", stderr(&o));
     assert!(!stderr(&o).contains("panicked"));
 }
+
+fn data() -> Option<std::path::PathBuf> {
+    let d = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/data");
+    d.join("nb201_archs.csv").exists().then_some(d)
+}
+
+fn rows(path: &std::path::Path) -> Vec<Vec<String>> {
+    let text = std::fs::read_to_string(path).unwrap();
+    text.lines().skip(1).map(|l| l.split(',').map(str::to_string).collect()).collect()
+}
+
+/// `--reuse` copies exactly the metrics the other table's settings fix the same way, says
+/// so in the sidecar, and refuses a table that fixes none.
+#[test]
+fn reuse_copies_what_the_settings_fix_and_nothing_else() {
+    let Some(data) = data() else {
+        eprintln!("skipped: no benchmark data beside the repository");
+        return;
+    };
+    let dir = std::env::temp_dir().join(format!("simnas-score-reuse-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let tiny = ["--channels", "4", "--cells", "1", "--resolution", "8", "--inits", "1", "--batch", "8"];
+    let run = |out: &str, extra: &[&str]| {
+        let out = dir.join(out);
+        let mut args = vec!["--data", data.to_str().unwrap(), "score", "--all", "--sample", "6"];
+        args.extend(tiny);
+        args.extend(extra);
+        args.extend(["--out", out.to_str().unwrap()]);
+        let o = simnas(&args);
+        assert!(o.status.success(), "{}", stderr(&o));
+        out
+    };
+    let base = run("base.csv", &[]);
+    let fresh = run("fresh7.csv", &["--classes", "7"]);
+    let reused = run("reused7.csv", &["--classes", "7", "--reuse", base.to_str().unwrap()]);
+    let side: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("reused7.json")).unwrap()).unwrap();
+    assert_eq!(side["run"]["reuse"]["metrics"], serde_json::json!(["naswot", "meco"]), "{side}");
+    // NASWOT and MeCo copied equal what 7 classes compute; LogSynflow was computed anew.
+    let (b, f, r) = (rows(&base), rows(&fresh), rows(&reused));
+    assert_eq!(r.len(), 6);
+    for ((b, f), r) in b.iter().zip(&f).zip(&r) {
+        assert_eq!((&r[2], &r[5]), (&f[2], &f[5]), "NASWOT and MeCo as computed with 7 classes");
+        assert_eq!(&r[3], &f[3], "LogSynflow computed with 7 classes");
+        assert_eq!(&r[2], &b[2]);
+    }
+    assert!(b.iter().zip(&f).any(|(b, f)| b[3] != f[3]), "LogSynflow depends on the classes");
+    // Another seed fixes nothing the same way.
+    let out = dir.join("other.csv");
+    let mut args = vec!["--data", data.to_str().unwrap(), "score", "--all", "--sample", "6", "--seed", "5"];
+    args.extend(tiny);
+    args.extend(["--reuse", base.to_str().unwrap(), "--out", out.to_str().unwrap()]);
+    let o = simnas(&args);
+    assert!(!o.status.success() && stderr(&o).contains("nothing to copy"), "{}", stderr(&o));
+    assert!(!stderr(&o).contains("panicked"));
+}
