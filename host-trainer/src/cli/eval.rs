@@ -1,7 +1,7 @@
 //! `simnas eval`: every strategy on every table device, at several budgets and seeds;
 //! markdown report, per-run CSVs and plots (see `host_trainer::search::eval`).
 
-use super::search::{load_calib, load_policy, load_prior, load_scores, locate, SearchInputs, SHIPPED_POLICY};
+use super::artifacts::{load_calib, load_policy, load_prior, load_scores, locate, SearchInputs, SHIPPED_POLICY};
 use anyhow::{bail, Context as _, Result};
 use clap::Args;
 use host_trainer::data::{data_dir, NatsMap};

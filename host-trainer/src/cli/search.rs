@@ -13,26 +13,19 @@
 //! budget must be the flags', its probes are replayed, and the file is rewritten only once
 //! the new record holds every probe of the old one.
 
+use super::artifacts::{load_calib, load_policy, load_prior, load_scores, SearchInputs};
+use super::device::{DeviceArgs, OpenWith, Opened};
 use super::NetArgs;
 use anyhow::{anyhow, bail, Context as _, Result};
 use clap::Args;
-use edge_runtime::calib::Prior;
-use host_trainer::board::{qemu, BoardDevice, ProbePolicy, DEFAULT_BAUD};
 use host_trainer::data::{data_dir, NatsMap};
-use host_trainer::device::command::{self, CommandDevice};
-use host_trainer::device::table::TableDevice;
-use host_trainer::device::{Clock, Device, DeviceSpec, HostDevice, Timing};
+use host_trainer::device::Device;
 use host_trainer::export::{ExportSpec, Format};
 use host_trainer::output;
-use host_trainer::score::ScoreTable;
 use host_trainer::search::json::SearchJson;
 use host_trainer::search::plot::{trajectories, Trajectory};
-use host_trainer::search::strategies::controller::PriorFile;
-use host_trainer::search::strategies::paper::Controller;
 use host_trainer::search::strategies::Policy;
 use host_trainer::search::{search, Context, Event, Measured, Normaliser, Objective, SearchConfig, Space, Strategy};
-use host_trainer::synth::lut::Lut;
-use host_trainer::synth::DeviceDistribution;
 use simnas_shared::Arch;
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
@@ -52,25 +45,8 @@ fn percent(s: &str) -> Result<f64, String> {
 /// The longest a measured probe waits before the `--json` record holds it.
 const REWRITE_EVERY: Duration = Duration::from_millis(500);
 
-/// The shipped score table (written by `simnas score --all`).
-pub(crate) const SHIPPED_SCORES: &str = "artifacts/scores/cifar10_scores.csv";
-/// The shipped controller (written by `simnas train`).
-pub(crate) const SHIPPED_POLICY: &str = "artifacts/policy/policy.safetensors";
-/// The shipped synthetic-device distribution (written by `simnas devices fit`).
-pub(crate) const SHIPPED_DEVICES: &str = "artifacts/devices/distribution.json";
-/// The shipped calibrated-controller prior (written by `simnas prior`).
-pub(crate) const SHIPPED_CALIB: &str = "artifacts/controller/prior.json";
-
 #[derive(Args, Debug)]
 pub struct SearchArgs {
-    /// Device: `host` (this CPU), `table:PATH#COLUMN` (a measured latency table, CSV keyed
-    /// by `index` or `arch`, column in ms), a benchmark device name (`simnas devices list`;
-    /// its table in --data), `qemu` (the firmware in QEMU), `serial:PORT`, or `cmd:COMMAND`
-    /// (your own runtime: COMMAND runs, without a shell, on each candidate exported as ONNX,
-    /// `{onnx}` replaced by the model's path and `{arch}` by the cell, and prints the
-    /// latency in ms, or `{"latency_ms": X}`, as its last line; use `sh -c '...'` for pipes).
-    #[arg(long, default_value = "host")]
-    device: DeviceSpec,
     /// Maximum number of latency probes.
     #[arg(long, default_value_t = 10)]
     budget: usize,
@@ -110,25 +86,6 @@ pub struct SearchArgs {
     inputs: SearchInputs,
     #[command(flatten)]
     net: NetArgs,
-    /// Host probes: untimed runs before timing.
-    #[arg(long, default_value_t = 3)]
-    warmup: usize,
-    /// Host and board probes: timed runs (the median is the latency).
-    #[arg(long, default_value_t = 15, value_parser = clap::value_parser!(u32).range(1..=100_000))]
-    repeats: u32,
-    /// Clock for host probes.
-    #[arg(long, value_enum, default_value_t = Clock::ThreadCpu)]
-    clock: Clock,
-    /// How host probes turn timings into a latency: `paired` (each sample against the
-    /// all-skip reference cell, interleaved; the median ratio times the reference's latency
-    /// calibrated when the device opens) or `direct` (the cell's own median).
-    #[arg(long, value_enum, default_value_t = Timing::Paired)]
-    timing: Timing,
-    /// Probe timeout. Boards: allowance per run (plus 5 s per attempt) [default: 10];
-    /// `cmd:` devices: time the command has per attempt before it is killed [default: 120].
-    /// More than 0, at most 86400 (one day).
-    #[arg(long, value_name = "SECONDS", allow_negative_numbers = true, value_parser = super::seconds)]
-    probe_timeout_s: Option<f64>,
     /// Write the pick's executed network here after the search: ONNX with the seeded
     /// weights of `simnas export --seed 0`, or PyTorch source for a `.py` file.
     #[arg(long, value_name = "FILE")]
@@ -138,112 +95,9 @@ pub struct SearchArgs {
     #[arg(long, value_name = "PERCENT", default_value_t = host_trainer::device::table::MIN_COVERAGE_PERCENT,
           value_parser = percent)]
     min_table_coverage: f64,
-    /// Firmware ELF for `--device qemu` [default: the `cargo fw-build` output].
-    #[arg(long, value_name = "PATH")]
-    firmware: Option<PathBuf>,
-}
-
-/// Inputs shared by `search` and `eval`.
-#[derive(Args, Debug, Clone)]
-pub struct SearchInputs {
-    /// Score table (CSV from `simnas score --all`, or its quantised `.tf16`).
-    #[arg(long, value_name = "FILE", default_value = SHIPPED_SCORES)]
-    pub scores: PathBuf,
-    /// Synthetic-device distribution (for `lut-prior`: the mean LUT of the training devices).
-    #[arg(long, value_name = "FILE", default_value = SHIPPED_DEVICES)]
-    pub prior: PathBuf,
-    /// The calibrated controller's meta-learned prior (JSON from `simnas prior`).
-    #[arg(long, value_name = "FILE", default_value = SHIPPED_CALIB)]
-    pub controller_prior: PathBuf,
-    /// Search space. `executed` (default): the 9,444 distinct networks that can run, a cell
-    /// counting as its executed network (dead branches removed) for its score and latency,
-    /// disconnected cells excluded, each network probed at most once. `raw`: the paper's
-    /// 15,625 cells as written, scored unpruned (for reproducing the paper).
-    #[arg(long, value_enum, default_value_t = SpaceArg::Executed)]
-    pub space: SpaceArg,
-}
-
-/// `--space`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
-pub enum SpaceArg {
-    /// Connected executed networks (dead branches removed).
-    Executed,
-    /// Every cell as written (the paper's space).
-    Raw,
-}
-
-impl From<SpaceArg> for Space {
-    fn from(s: SpaceArg) -> Space {
-        match s {
-            SpaceArg::Executed => Space::Executed,
-            SpaceArg::Raw => Space::Raw,
-        }
-    }
-}
-
-/// `rel` as given if it exists, else relative to the source tree this binary was built
-/// from (so shipped artifacts are found from any directory of a checkout).
-pub(crate) fn locate(rel: &Path) -> PathBuf {
-    if rel.exists() || rel.is_absolute() {
-        return rel.to_path_buf();
-    }
-    let tree = Path::new(env!("CARGO_MANIFEST_DIR")).join("..").join(rel);
-    if tree.exists() {
-        tree
-    } else {
-        rel.to_path_buf()
-    }
-}
-
-/// TF per code in `space` (each cell its executed network's in the executed space), and
-/// the index map if the table carries indices.
-pub(crate) fn load_scores(path: &Path, space: Space) -> Result<(Vec<f64>, Option<NatsMap>)> {
-    let path = locate(path);
-    let quantised = path.extension().is_some_and(|e| e == "tf16");
-    let table =
-        if quantised { ScoreTable::load_quantised(&path) } else { ScoreTable::load(&path) }.with_context(|| {
-            format!("score table {} (make one with `simnas score --all`, or pass --scores)", path.display())
-        })?;
-    if space == Space::Raw && table.is_executed() {
-        bail!(
-            "score table {} holds executed-network scores; --space raw needs the raw table (the CSV, or <stem>_raw.tf16)",
-            path.display()
-        );
-    }
-    let table = if space == Space::Executed { table.executed() } else { table };
-    let tf = host_trainer::search::eval::tf_vector(|a| table.tf(a));
-    let map = if quantised { None } else { std::fs::File::open(&path).ok().and_then(|f| NatsMap::read(f, &path).ok()) };
-    Ok((tf, map))
-}
-
-/// The controller: `--policy FILE`, else the shipped policy.
-pub(crate) fn load_policy(flag: Option<&Path>) -> Result<Controller> {
-    let path = locate(flag.unwrap_or(Path::new(SHIPPED_POLICY)));
-    if flag.is_none() && !path.exists() {
-        bail!(
-            "no trained controller policy at {} (train one with `simnas train`, pass --policy FILE, or choose a baseline with --strategy lut-probe)",
-            path.display()
-        );
-    }
-    Ok(Controller::load(&path)?)
-}
-
-/// The calibrated controller's prior.
-pub(crate) fn load_calib(path: &Path) -> Result<Prior> {
-    let path = locate(path);
-    let bytes = host_trainer::data::read_capped(&path, host_trainer::data::MAX_READ_BYTES).with_context(|| {
-        format!("controller prior {} (fit one with `simnas prior`, or pass --controller-prior FILE)", path.display())
-    })?;
-    let file: PriorFile = serde_json::from_slice(&bytes)
-        .with_context(|| format!("controller prior {}: not a prior file", path.display()))?;
-    file.prior().map_err(|e| anyhow!("controller prior {}: {e}", path.display()))
-}
-
-/// The training devices' mean per-op LUT (the paper's LUT).
-pub(crate) fn load_prior(path: &Path) -> Result<Lut> {
-    let path = locate(path);
-    let dist = DeviceDistribution::load(&path).with_context(|| format!("device distribution {}", path.display()))?;
-    Ok(dist.per_op.mean())
+    /// Which device, and how it measures.
+    #[command(flatten)]
+    device: DeviceArgs,
 }
 
 /// The index maps: for display, `--data`'s `nb201_archs.csv`, else the score table's
@@ -314,64 +168,18 @@ pub fn run(data: &Option<PathBuf>, args: SearchArgs) -> Result<ExitCode> {
         Strategy::Controller => Some(load_calib(&args.inputs.controller_prior)?),
         _ => None,
     };
-    let mut table_dev = None;
-    let mut other: Option<Box<dyn Device>> = None;
-    let spec = args.device.resolve(data.as_deref()).map_err(anyhow::Error::msg)?;
-    match &spec {
-        DeviceSpec::Table { path, column } => {
-            if let Some(w) = TableDevice::column_warning(column) {
-                eprintln!("warning: {w}");
-            }
-            table_dev = Some(
-                TableDevice::open(path, column, keyed_map.as_ref())
-                    .and_then(|t| t.searchable(path, column, args.min_table_coverage))
-                    .with_context(|| format!("device {}", args.device))?,
-            );
-        }
-        DeviceSpec::Host => {
-            let cfg = args.net.config()?;
-            other = Some(Box::new(
-                HostDevice::new(cfg, 0, args.warmup, args.repeats as usize, args.clock)?.with_timing(args.timing)?,
-            ));
-        }
-        DeviceSpec::Command(command) => {
-            let timeout = timeout_flag(args.probe_timeout_s, command::DEFAULT_TIMEOUT)?;
-            let cfg = args.net.config()?;
-            other = Some(Box::new(CommandDevice::new(command, cfg, timeout, command::DEFAULT_RETRIES)?));
-        }
-        spec => {
-            let per_run = timeout_flag(args.probe_timeout_s, Duration::from_secs(10))?;
-            let policy = ProbePolicy {
-                warmup: args.warmup.try_into().unwrap_or(u16::MAX),
-                repeats: args.repeats.try_into().unwrap_or(u16::MAX),
-                per_run,
-                retries: 1,
-            };
-            eprintln!(
-                "board probes wait up to {:.0} s per attempt (5 s + --probe-timeout-s {} x {} runs), {} attempts, before giving up on a silent board",
-                policy.timeout().as_secs_f64(),
-                per_run.as_secs_f64(),
-                u32::from(policy.warmup) + u32::from(policy.repeats),
-                policy.retries + 1
-            );
-            other = Some(match spec {
-                DeviceSpec::Qemu => {
-                    Box::new(BoardDevice::qemu(&args.firmware.clone().unwrap_or_else(qemu::default_firmware), policy)?)
-                }
-                DeviceSpec::Serial(port) => Box::new(BoardDevice::serial(port, DEFAULT_BAUD, policy)?),
-                _ => bail!("device {}: not a device this command can open", args.device),
-            });
-        }
-    }
-    if strategy == Strategy::Oracle && table_dev.is_none() {
+    if strategy == Strategy::Oracle && !args.device.is_table() {
         bail!("--strategy oracle reads the whole latency table: it needs a table:PATH#COLUMN device");
     }
-    let whole = table_dev.as_ref().map(|t| t.table().clone());
-    let device: &mut dyn Device = match (&mut table_dev, &mut other) {
-        (Some(t), _) => t,
-        (None, Some(o)) => o.as_mut(),
-        (None, None) => return Err(anyhow!("no device")),
+    let with = OpenWith {
+        net: export_cfg,
+        weights_seed: 0,
+        data: data.as_deref(),
+        nats: keyed_map.as_ref(),
+        min_table_coverage: Some(args.min_table_coverage),
     };
+    let Opened { mut device, table: whole } = args.device.open(&with)?;
+    let device: &mut dyn Device = device.as_mut();
     let name = device.name();
     let recorded = match (&args.json, &previous) {
         (Some(out), Some(rec)) => recorded_probes(out, rec, &name, whole.as_ref())?,
@@ -523,15 +331,6 @@ pub fn run(data: &Option<PathBuf>, args: SearchArgs) -> Result<ExitCode> {
     match save_error {
         Some(err) => Err(err),
         None => Ok(code),
-    }
-}
-
-/// `--probe-timeout-s`, or `default` without it; refused unless a positive number.
-pub(crate) fn timeout_flag(flag: Option<f64>, default: Duration) -> Result<Duration> {
-    match flag {
-        None => Ok(default),
-        Some(s) if s.is_finite() && s > 0.0 && s < 1e9 => Ok(Duration::from_secs_f64(s)),
-        Some(s) => bail!("--probe-timeout-s {s}: must be a positive number of seconds"),
     }
 }
 
