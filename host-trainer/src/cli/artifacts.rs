@@ -3,7 +3,7 @@
 //! another file, located from any directory of a checkout, and loaded with an error that
 //! says which file and how to make one.
 
-use anyhow::{anyhow, bail, Context as _, Result};
+use anyhow::{bail, Context as _, Result};
 use clap::Args;
 use edge_runtime::calib::Prior;
 use host_trainer::data::NatsMap;
@@ -117,7 +117,7 @@ pub(crate) fn load_calib(path: &Path) -> Result<Prior> {
     })?;
     let file: PriorFile = serde_json::from_slice(&bytes)
         .with_context(|| format!("controller prior {}: not a prior file", path.display()))?;
-    file.prior().map_err(|e| anyhow!("controller prior {}: {e}", path.display()))
+    file.prior().with_context(|| format!("controller prior {}", path.display()))
 }
 
 /// The training devices' mean per-op LUT (the paper's LUT).

@@ -79,7 +79,7 @@ pub fn run(data: &Option<PathBuf>, args: EvalArgs) -> Result<ExitCode> {
     let space = Space::from(args.inputs.space);
     let (tf, _) = load_scores(&args.inputs.scores, space)?;
     let prior = load_prior(&args.inputs.prior)?;
-    let accuracy = load_accuracy(&dir.join("nb201_accuracy.csv"), &nats).map_err(anyhow::Error::msg)?;
+    let accuracy = load_accuracy(&dir.join("nb201_accuracy.csv"), &nats)?;
 
     let names: Vec<String> = if args.devices.is_empty() {
         registry::split(Split::Validation).map(|d| d.name.to_string()).collect()
@@ -160,7 +160,7 @@ pub fn run(data: &Option<PathBuf>, args: EvalArgs) -> Result<ExitCode> {
         locate(&args.inputs.scores).display(),
         locate(&args.inputs.prior).display(),
     );
-    report::write_all(&results, &header, &args.out).map_err(anyhow::Error::msg)?;
+    report::write_all(&results, &header, &args.out)?;
 
     // Figure 6: one strategy, several devices, the same seed.
     let traj = args.trajectory.unwrap_or(if calib.is_some() { Strategy::Controller } else { Strategy::LutProbe });
@@ -195,8 +195,7 @@ pub fn run(data: &Option<PathBuf>, args: EvalArgs) -> Result<ExitCode> {
         &|a| tf[a.code().get() as usize],
         &format!("{} trajectories, {budget} probes, seed 0", traj.name()),
         &svg,
-    )
-    .map_err(anyhow::Error::msg)?;
+    )?;
 
     outln!("{}", std::fs::read_to_string(args.out.join("report.md")).unwrap_or_default());
     outln!(
