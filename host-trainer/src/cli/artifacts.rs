@@ -7,10 +7,12 @@ use anyhow::{bail, Context as _, Result};
 use clap::Args;
 use edge_runtime::calib::Prior;
 use host_trainer::data::NatsMap;
+use host_trainer::latency::LatencyTable;
 use host_trainer::score::ScoreTable;
 use host_trainer::search::strategies::controller::PriorFile;
 use host_trainer::search::strategies::paper::Controller;
-use host_trainer::search::Space;
+use host_trainer::search::strategies::Policy;
+use host_trainer::search::{Context, Space, Strategy};
 use host_trainer::synth::lut::Lut;
 use host_trainer::synth::DeviceDistribution;
 use std::path::{Path, PathBuf};
@@ -125,4 +127,55 @@ pub(crate) fn load_prior(path: &Path) -> Result<Lut> {
     let path = locate(path);
     let dist = DeviceDistribution::load(&path).with_context(|| format!("device distribution {}", path.display()))?;
     Ok(dist.per_op.mean())
+}
+
+/// What a strategy reads besides the score table, loaded for that strategy only.
+pub(crate) struct StrategyInputs {
+    /// The training devices' mean LUT (`lut-prior`; `controller-paper`'s start when present).
+    pub prior: Option<Lut>,
+    /// `controller-paper`'s policy.
+    pub controller: Option<Controller>,
+    /// The calibrated controller's prior (`controller`).
+    pub calib: Option<Prior>,
+}
+
+impl StrategyInputs {
+    /// The inputs of `strategy`: from `inputs`' paths, the policy from `policy` (else the
+    /// shipped one).
+    pub fn load(strategy: Strategy, inputs: &SearchInputs, policy: Option<&Path>) -> Result<StrategyInputs> {
+        let prior = match strategy {
+            Strategy::LutPrior => Some(load_prior(&inputs.prior)?),
+            // The paper's controller starts from the prior's best cell when it has one, else
+            // from all-skip.
+            Strategy::ControllerPaper => match load_prior(&inputs.prior) {
+                Ok(p) => Some(p),
+                Err(e) => {
+                    eprintln!("warning: {e:#}; controller-paper starts from the all-skip cell");
+                    None
+                }
+            },
+            _ => None,
+        };
+        let controller = match strategy {
+            Strategy::ControllerPaper => Some(load_policy(policy)?),
+            _ => None,
+        };
+        let calib = match strategy {
+            Strategy::Controller => Some(load_calib(&inputs.controller_prior)?),
+            _ => None,
+        };
+        Ok(StrategyInputs { prior, controller, calib })
+    }
+
+    /// The search's context: these inputs, the proxy scores `tf`, and a table device's
+    /// whole table (read only by `oracle`).
+    pub fn context<'a>(&'a self, tf: &'a [f64], table: Option<&'a LatencyTable>) -> Context<'a> {
+        Context {
+            tf,
+            prior: self.prior.as_ref(),
+            table,
+            policy: self.controller.as_ref().map(|c| c as &dyn Policy),
+            calib: self.calib.as_ref(),
+        }
+    }
 }

@@ -13,7 +13,7 @@
 //! budget must be the flags', its probes are replayed, and the file is rewritten only once
 //! the new record holds every probe of the old one.
 
-use super::artifacts::{load_calib, load_policy, load_prior, load_scores, SearchInputs};
+use super::artifacts::{load_scores, SearchInputs, StrategyInputs};
 use super::device::{DeviceArgs, OpenWith, Opened};
 use super::NetArgs;
 use anyhow::{anyhow, bail, Context as _, Result};
@@ -24,8 +24,9 @@ use host_trainer::export::{ExportSpec, Format};
 use host_trainer::output;
 use host_trainer::search::json::SearchJson;
 use host_trainer::search::plot::{trajectories, Trajectory};
-use host_trainer::search::strategies::Policy;
-use host_trainer::search::{search, Context, Event, Measured, Normaliser, Objective, SearchConfig, Space, Strategy};
+use host_trainer::search::{
+    search, Event, Measured, Normaliser, Objective, SearchConfig, SearchOutcome, Space, Strategy,
+};
 use simnas_shared::Arch;
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
@@ -115,26 +116,8 @@ pub(crate) fn index_maps(data: &Option<PathBuf>, from_scores: Option<NatsMap>) -
 }
 
 pub fn run(data: &Option<PathBuf>, args: SearchArgs) -> Result<ExitCode> {
-    if args.budget == 0 {
-        bail!("--budget 0: the search needs at least one probe");
-    }
-    let objective = match (args.weight, args.max_latency_ms) {
-        (_, Some(x)) => Objective::Constraint { max_latency_ms: x },
-        (w, None) => Objective::Weighted { weight: w.unwrap_or(0.5) },
-    };
-    objective.validate()?;
-    let strategy = match (args.strategy, &args.policy) {
-        (None, Some(_)) => Strategy::ControllerPaper,
-        (None, None) => Strategy::Controller,
-        (Some(s), Some(_)) if s != Strategy::ControllerPaper => {
-            bail!("--policy is the policy of --strategy controller-paper; {} does not use one", s.name())
-        }
-        (Some(s), _) => s,
-    };
-    let space = Space::from(args.inputs.space);
-    let cfg = SearchConfig { strategy, budget: args.budget, objective, seed: args.seed, space };
-    // Everything the flags decide is checked before a device is opened or a probe spent.
-    cfg.validate()?;
+    let cfg = config(&args)?;
+    let (strategy, objective, space) = (cfg.strategy, cfg.objective, cfg.space);
     // Output paths are checked (parents created) before anything is measured, and what is
     // at --json is continued or left alone.
     for out in args.json.iter().chain(&args.plot).chain(&args.export_pick) {
@@ -147,27 +130,7 @@ pub fn run(data: &Option<PathBuf>, args: SearchArgs) -> Result<ExitCode> {
     };
     let (tf, score_map) = load_scores(&args.inputs.scores, space)?;
     let (map, keyed_map) = index_maps(data, score_map);
-    let prior = match strategy {
-        Strategy::LutPrior => Some(load_prior(&args.inputs.prior)?),
-        // The paper's controller starts from the prior's best cell when it has one, else from
-        // all-skip.
-        Strategy::ControllerPaper => match load_prior(&args.inputs.prior) {
-            Ok(p) => Some(p),
-            Err(e) => {
-                eprintln!("warning: {e:#}; controller-paper starts from the all-skip cell");
-                None
-            }
-        },
-        _ => None,
-    };
-    let controller = match strategy {
-        Strategy::ControllerPaper => Some(load_policy(args.policy.as_deref())?),
-        _ => None,
-    };
-    let calib = match strategy {
-        Strategy::Controller => Some(load_calib(&args.inputs.controller_prior)?),
-        _ => None,
-    };
+    let inputs = StrategyInputs::load(strategy, &args.inputs, args.policy.as_deref())?;
     if strategy == Strategy::Oracle && !args.device.is_table() {
         bail!("--strategy oracle reads the whole latency table: it needs a table:PATH#COLUMN device");
     }
@@ -193,13 +156,7 @@ pub fn run(data: &Option<PathBuf>, args: SearchArgs) -> Result<ExitCode> {
     let rewrite = args.json.as_deref().is_some_and(output::replaces);
     let mut replay = host_trainer::device::Replay::new(device, recorded);
     let device: &mut dyn Device = &mut replay;
-    let ctx = Context {
-        tf: &tf,
-        prior: prior.as_ref(),
-        table: whole.as_ref(),
-        policy: controller.as_ref().map(|c| c as &dyn Policy),
-        calib: calib.as_ref(),
-    };
+    let ctx = inputs.context(&tf, whole.as_ref());
     let index = |a: Arch| map.as_ref().map(|m| m.index(a).get());
 
     outln!("device {name} | strategy {} | budget {} | {}", cfg.strategy.name(), cfg.budget, describe(&objective));
@@ -252,25 +209,8 @@ pub fn run(data: &Option<PathBuf>, args: SearchArgs) -> Result<ExitCode> {
     }
     // Saved before the verdict; a failure to save is reported after it, so the pick is on
     // stdout even when the file could not be written.
-    let mut save_error: Option<anyhow::Error> = None;
-    if let Some(out) = &args.json {
-        if let Some(a) = pending.iter().next() {
-            save_error = Some(anyhow!(
-                "the resumed search did not ask again for {} of the {had} cells recorded in {} (one is {a}): the record is left as it was; this run's probes are the ones printed above",
-                pending.len(),
-                out.display()
-            ));
-        } else if let Err(err) = output::write(out, &SearchJson::of(&name, &cfg, &outcome, &index).to_bytes()) {
-            save_error = Some(err.into());
-        }
-    }
-    if let Some(svg) = &args.plot {
-        let run = Trajectory { label: name.clone(), probes: &outcome.probes, pick: outcome.pick };
-        let title = format!("{} on {name}: {} probes", cfg.strategy.name(), outcome.probes.len());
-        if let Err(err) = trajectories(&[run], &|a| tf[a.code().get() as usize], &title, svg) {
-            save_error.get_or_insert(anyhow!(err));
-        }
-    }
+    let mut save_error =
+        save(&args, &Finished { name: &name, cfg: &cfg, outcome: &outcome, tf: &tf, index: &index }, &pending, had);
     if let Some(err) = io_error {
         return Err(err);
     }
@@ -284,7 +224,89 @@ pub fn run(data: &Option<PathBuf>, args: SearchArgs) -> Result<ExitCode> {
             }
         });
     }
-    let code = match outcome.pick {
+    let code = report_pick(
+        data,
+        &args,
+        &Finished { name: &name, cfg: &cfg, outcome: &outcome, tf: &tf, index: &index },
+        keyed_map.as_ref(),
+        &mut save_error,
+    )?;
+    match save_error {
+        Some(err) => Err(err),
+        None => Ok(code),
+    }
+}
+
+/// The search the flags ask for, checked before a device is opened or a probe spent.
+fn config(args: &SearchArgs) -> Result<SearchConfig> {
+    if args.budget == 0 {
+        bail!("--budget 0: the search needs at least one probe");
+    }
+    let objective = match (args.weight, args.max_latency_ms) {
+        (_, Some(x)) => Objective::Constraint { max_latency_ms: x },
+        (w, None) => Objective::Weighted { weight: w.unwrap_or(0.5) },
+    };
+    objective.validate()?;
+    let strategy = match (args.strategy, &args.policy) {
+        (None, Some(_)) => Strategy::ControllerPaper,
+        (None, None) => Strategy::Controller,
+        (Some(s), Some(_)) if s != Strategy::ControllerPaper => {
+            bail!("--policy is the policy of --strategy controller-paper; {} does not use one", s.name())
+        }
+        (Some(s), _) => s,
+    };
+    let space = Space::from(args.inputs.space);
+    let cfg = SearchConfig { strategy, budget: args.budget, objective, seed: args.seed, space };
+    cfg.validate()?;
+    Ok(cfg)
+}
+
+/// A finished search, as the files written after it see it.
+struct Finished<'a> {
+    name: &'a str,
+    cfg: &'a SearchConfig,
+    outcome: &'a SearchOutcome,
+    tf: &'a [f64],
+    index: &'a dyn Fn(Arch) -> Option<u16>,
+}
+
+/// Write the final `--json` record (unless a resumed search left recorded cells unasked:
+/// then the record stays as it was) and the `--plot`; the first failure, if any.
+fn save(args: &SearchArgs, done: &Finished<'_>, pending: &HashSet<Arch>, had: usize) -> Option<anyhow::Error> {
+    let Finished { name, cfg, outcome, tf, index } = *done;
+    let mut save_error: Option<anyhow::Error> = None;
+    if let Some(out) = &args.json {
+        if let Some(a) = pending.iter().next() {
+            save_error = Some(anyhow!(
+                "the resumed search did not ask again for {} of the {had} cells recorded in {} (one is {a}): the record is left as it was; this run's probes are the ones printed above",
+                pending.len(),
+                out.display()
+            ));
+        } else if let Err(err) = output::write(out, &SearchJson::of(name, cfg, outcome, index).to_bytes()) {
+            save_error = Some(err.into());
+        }
+    }
+    if let Some(svg) = &args.plot {
+        let run = Trajectory { label: name.to_string(), probes: &outcome.probes, pick: outcome.pick };
+        let title = format!("{} on {name}: {} probes", cfg.strategy.name(), outcome.probes.len());
+        if let Err(err) = trajectories(&[run], &|a| tf[a.code().get() as usize], &title, svg) {
+            save_error.get_or_insert(anyhow!(err));
+        }
+    }
+    save_error
+}
+
+/// Print the pick (or say there is none) and write `--export-pick`; a failed export is
+/// kept in `save_error`. Exit status 0 with a pick, 2 without one.
+fn report_pick(
+    data: &Option<PathBuf>,
+    args: &SearchArgs,
+    done: &Finished<'_>,
+    nats: Option<&NatsMap>,
+    save_error: &mut Option<anyhow::Error>,
+) -> Result<ExitCode> {
+    let Finished { cfg, outcome, index, .. } = *done;
+    Ok(match outcome.pick {
         Some(p) => {
             let idx = index(p.arch).map(|i| format!(" | index {i}")).unwrap_or_default();
             let l = Normaliser::of(&outcome.probes)
@@ -298,11 +320,11 @@ pub fn run(data: &Option<PathBuf>, args: SearchArgs) -> Result<ExitCode> {
                 p.tf,
                 p.score
             );
-            if let Some(acc) = benchmark_accuracy(data, keyed_map.as_ref(), p.arch) {
+            if let Some(acc) = benchmark_accuracy(data, nats, p.arch) {
                 outln!("      CIFAR-10 test accuracy {acc:.2}% (benchmark ground truth from --data, reported only: the search never reads it)");
             }
             if let Some(out) = &args.export_pick {
-                let spec = ExportSpec { arch: p.arch, cfg: export_cfg, batch: 1, seed: 0 };
+                let spec = ExportSpec { arch: p.arch, cfg: args.net.config()?, batch: 1, seed: 0 };
                 match spec.write(out, Format::of_path(out)) {
                     Ok(()) => outln!("      pick's network written to {}", out.display()),
                     Err(err) => {
@@ -313,7 +335,7 @@ pub fn run(data: &Option<PathBuf>, args: SearchArgs) -> Result<ExitCode> {
             ExitCode::SUCCESS
         }
         None => {
-            let why = match objective {
+            let why = match cfg.objective {
                 Objective::Constraint { max_latency_ms } => {
                     format!(
                         "no feasible architecture found: none of the {} measured cells ran within {max_latency_ms} ms",
@@ -327,11 +349,7 @@ pub fn run(data: &Option<PathBuf>, args: SearchArgs) -> Result<ExitCode> {
             eprintln!("{why}");
             ExitCode::from(2)
         }
-    };
-    match save_error {
-        Some(err) => Err(err),
-        None => Ok(code),
-    }
+    })
 }
 
 /// The benchmark's CIFAR-10 test accuracy of `arch` when a data directory is given (`None`
