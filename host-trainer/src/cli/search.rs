@@ -209,8 +209,8 @@ pub fn run(data: &Option<PathBuf>, args: SearchArgs) -> Result<ExitCode> {
     }
     // Saved before the verdict; a failure to save is reported after it, so the pick is on
     // stdout even when the file could not be written.
-    let mut save_error =
-        save(&args, &Finished { name: &name, cfg: &cfg, outcome: &outcome, tf: &tf, index: &index }, &pending, had);
+    let done = Finished { name: &name, cfg: &cfg, outcome: &outcome, tf: &tf, index: &index };
+    let mut save_error = save(&args, &done, &pending, had);
     if let Some(err) = io_error {
         return Err(err);
     }
@@ -224,13 +224,7 @@ pub fn run(data: &Option<PathBuf>, args: SearchArgs) -> Result<ExitCode> {
             }
         });
     }
-    let code = report_pick(
-        data,
-        &args,
-        &Finished { name: &name, cfg: &cfg, outcome: &outcome, tf: &tf, index: &index },
-        keyed_map.as_ref(),
-        &mut save_error,
-    )?;
+    let code = report_pick(data, &args, &done, keyed_map.as_ref(), &mut save_error)?;
     match save_error {
         Some(err) => Err(err),
         None => Ok(code),
