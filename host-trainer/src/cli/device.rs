@@ -183,3 +183,46 @@ pub(crate) fn open_host(net: NetConfig, seed: u64, t: HostTiming) -> Result<Host
 fn timeout(flag: Option<f64>, default: Duration) -> Duration {
     flag.map_or(default, Duration::from_secs_f64)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    #[derive(Parser)]
+    struct Flags {
+        #[command(flatten)]
+        device: DeviceArgs,
+    }
+
+    fn parse(args: &[&str]) -> DeviceArgs {
+        Flags::try_parse_from([&["simnas"][..], args].concat()).map(|f| f.device).unwrap()
+    }
+
+    #[test]
+    fn one_set_of_defaults() {
+        let d = parse(&[]);
+        assert_eq!(d.device, DeviceSpec::Host);
+        assert_eq!((d.warmup, d.repeats, d.clock, d.timing), (3, 15, Clock::ThreadCpu, Timing::Paired));
+        let board = d.board_policy().unwrap();
+        assert_eq!((board.warmup, board.repeats, board.per_run, board.retries), (3, 15, Duration::from_secs(10), 1));
+        // 5 s + 10 s for each of the 18 runs.
+        assert_eq!(board.timeout(), Duration::from_secs(185));
+    }
+
+    #[test]
+    fn board_flags_reach_the_policy_and_are_checked_first() {
+        let d = parse(&["--device", "qemu", "--warmup", "0", "--repeats", "2", "--probe-timeout-s", "0.5"]);
+        let board = d.board_policy().unwrap();
+        assert_eq!((board.warmup, board.repeats, board.per_run), (0, 2, Duration::from_millis(500)));
+        assert!(parse(&["--repeats", "1000"]).board_policy().is_err(), "more repeats than a board keeps");
+        assert!(Flags::try_parse_from(["simnas", "--probe-timeout-s", "-1"]).is_err());
+    }
+
+    #[test]
+    fn tables_are_told_apart() {
+        assert!(parse(&["--device", "table:t.csv#ms"]).is_table());
+        assert!(parse(&["--device", "hw-c10-pixel3"]).is_table());
+        assert!(!parse(&["--device", "serial:/dev/ttyACM0"]).is_table());
+    }
+}
