@@ -151,9 +151,7 @@ pub fn run(data: &Option<PathBuf>, args: SearchArgs) -> Result<ExitCode> {
     let had = recorded.len();
     // Recorded cells not asked for again yet: the file is rewritten only when the new record
     // holds every one of them, so nothing recorded is ever dropped.
-    let mut pending: HashSet<Arch> = recorded.iter().map(|&(a, _)| a).collect();
-    // A device or a FIFO at --json gets the final record only (each write adds to a stream).
-    let rewrite = args.json.as_deref().is_some_and(output::replaces);
+    let pending: HashSet<Arch> = recorded.iter().map(|&(a, _)| a).collect();
     let mut replay = host_trainer::device::Replay::new(device, recorded);
     let device: &mut dyn Device = &mut replay;
     let ctx = inputs.context(&tf, whole.as_ref());
@@ -161,43 +159,11 @@ pub fn run(data: &Option<PathBuf>, args: SearchArgs) -> Result<ExitCode> {
 
     outln!("device {name} | strategy {} | budget {} | {}", cfg.strategy.name(), cfg.budget, describe(&objective));
     outln!("{:>4} {:>11} {:>7} {:>6}  cell", "step", "latency ms", "TF", "index");
-    let mut probes: Vec<Measured> = Vec::new();
-    let mut skipped: Vec<Arch> = Vec::new();
-    let mut io_error: Option<anyhow::Error> = None;
-    // A failed rewrite after a probe is retried after the next one and at the end; it is an
-    // error only if the final write fails too.
-    let mut warned = false;
-    let mut last_write: Option<Instant> = None;
-    let mut observe = |e: Event| {
-        match e {
-            Event::Probe(m) => {
-                probes.push(*m);
-                pending.remove(&m.arch);
-                let idx = index(m.arch).map(|i| i.to_string()).unwrap_or_else(|| "-".into());
-                let tfv = tf[m.arch.code().get() as usize];
-                if let Err(err) = print_row(m, tfv, &idx) {
-                    io_error.get_or_insert(err);
-                }
-            }
-            Event::Skipped(a) => skipped.push(a),
-        }
-        // Rewritten in amortised steps: after the 1st, 2nd, 4th, 8th ... event, and whenever
-        // half a second has passed since the last write (so a slow device's every probe is
-        // on disk at once, and a fast one's record costs a bounded multiple of its final
-        // size instead of growing quadratically).
-        let events = probes.len() + skipped.len();
-        let due = events.is_power_of_two() || last_write.is_none_or(|t: Instant| t.elapsed() >= REWRITE_EVERY);
-        if let Some(out) = args.json.as_ref().filter(|_| rewrite && pending.is_empty() && due) {
-            last_write = Some(Instant::now());
-            let rec = SearchJson::new(&name, &cfg, &probes, &skipped, None, None, &index);
-            if let Err(err) = output::write(out, &rec.to_bytes()) {
-                if !std::mem::replace(&mut warned, true) {
-                    eprintln!("warning: {err} (tried again as the search goes on)");
-                }
-            }
-        }
-    };
-    let outcome = search(&cfg, &ctx, device, &mut observe);
+    // A device or a FIFO at --json gets the final record only (each write adds to a stream).
+    let out = args.json.as_deref().filter(|p| output::replaces(p));
+    let mut recorder = Recorder::new(out, &name, &cfg, &tf, &index, pending);
+    let outcome = search(&cfg, &ctx, device, &mut |e| recorder.observe(e));
+    let Recorder { pending, io_error, .. } = recorder;
     if !outcome.skipped.is_empty() {
         eprintln!(
             "{} cells were not in the table (no probe spent on them; listed under \"skipped\" in --json)",
@@ -253,6 +219,84 @@ fn config(args: &SearchArgs) -> Result<SearchConfig> {
     let cfg = SearchConfig { strategy, budget: args.budget, objective, seed: args.seed, space };
     cfg.validate()?;
     Ok(cfg)
+}
+
+/// The search as it goes: each probe printed as it arrives, and the `--json` record
+/// rewritten in amortised steps.
+struct Recorder<'a> {
+    /// `--json`, when it is a file a rewrite replaces.
+    out: Option<&'a Path>,
+    name: &'a str,
+    cfg: &'a SearchConfig,
+    tf: &'a [f64],
+    index: &'a dyn Fn(Arch) -> Option<u16>,
+    probes: Vec<Measured>,
+    skipped: Vec<Arch>,
+    /// Recorded cells not asked for again yet: the file is rewritten only when the new
+    /// record holds every one of them, so nothing recorded is ever dropped.
+    pending: HashSet<Arch>,
+    /// The first failure to print a probe.
+    io_error: Option<anyhow::Error>,
+    /// A failed rewrite after a probe is retried after the next one and at the end; it is
+    /// an error only if the final write fails too, and warned about once.
+    warned: bool,
+    last_write: Option<Instant>,
+}
+
+impl<'a> Recorder<'a> {
+    fn new(
+        out: Option<&'a Path>,
+        name: &'a str,
+        cfg: &'a SearchConfig,
+        tf: &'a [f64],
+        index: &'a dyn Fn(Arch) -> Option<u16>,
+        pending: HashSet<Arch>,
+    ) -> Recorder<'a> {
+        let (probes, skipped) = (Vec::new(), Vec::new());
+        Recorder {
+            out,
+            name,
+            cfg,
+            tf,
+            index,
+            probes,
+            skipped,
+            pending,
+            io_error: None,
+            warned: false,
+            last_write: None,
+        }
+    }
+
+    fn observe(&mut self, e: Event) {
+        match e {
+            Event::Probe(m) => {
+                self.probes.push(*m);
+                self.pending.remove(&m.arch);
+                let idx = (self.index)(m.arch).map(|i| i.to_string()).unwrap_or_else(|| "-".into());
+                let tfv = self.tf[m.arch.code().get() as usize];
+                if let Err(err) = print_row(m, tfv, &idx) {
+                    self.io_error.get_or_insert(err);
+                }
+            }
+            Event::Skipped(a) => self.skipped.push(a),
+        }
+        // Rewritten in amortised steps: after the 1st, 2nd, 4th, 8th ... event, and whenever
+        // half a second has passed since the last write (so a slow device's every probe is
+        // on disk at once, and a fast one's record costs a bounded multiple of its final
+        // size instead of growing quadratically).
+        let events = self.probes.len() + self.skipped.len();
+        let due = events.is_power_of_two() || self.last_write.is_none_or(|t: Instant| t.elapsed() >= REWRITE_EVERY);
+        if let Some(out) = self.out.filter(|_| self.pending.is_empty() && due) {
+            self.last_write = Some(Instant::now());
+            let rec = SearchJson::new(self.name, self.cfg, &self.probes, &self.skipped, None, None, self.index);
+            if let Err(err) = output::write(out, &rec.to_bytes()) {
+                if !std::mem::replace(&mut self.warned, true) {
+                    eprintln!("warning: {err} (tried again as the search goes on)");
+                }
+            }
+        }
+    }
 }
 
 /// A finished search, as the files written after it see it.
