@@ -42,18 +42,28 @@ pub enum DeviceSpec {
     Command(String),
 }
 
+/// A device named on the command line that cannot be used as it is named.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum SpecError {
+    /// A benchmark device without a data directory to find its table in.
+    #[error("device {name} is a benchmark table: pass --data DIR (or set SIMNAS_DATA) to the folder holding {file}")]
+    NoDataDir {
+        /// The benchmark device's name.
+        name: &'static str,
+        /// Its table's file name.
+        file: &'static str,
+    },
+}
+
 impl DeviceSpec {
     /// A benchmark name as its `table:` device in the data directory (`--data DIR` or
     /// `$SIMNAS_DATA`); every other device as it is.
-    pub fn resolve(&self, data: Option<&std::path::Path>) -> Result<DeviceSpec, String> {
+    pub fn resolve(&self, data: Option<&std::path::Path>) -> Result<DeviceSpec, SpecError> {
         match self {
             DeviceSpec::Bench(d) => {
-                let dir = crate::data::data_dir(data).map_err(|_| {
-                    format!(
-                        "device {} is a benchmark table: pass --data DIR (or set SIMNAS_DATA) to the folder holding {}",
-                        d.name, d.file
-                    )
-                })?;
+                let dir =
+                    crate::data::data_dir(data).map_err(|_| SpecError::NoDataDir { name: d.name, file: d.file })?;
                 Ok(DeviceSpec::Table { path: d.path(&dir), column: d.column.to_string() })
             }
             other => Ok(other.clone()),

@@ -110,15 +110,40 @@ pub fn write(path: &Path, bytes: &[u8]) -> Result<(), OutputError> {
     }
 }
 
+/// What plotters reports when it cannot draw into an SVG.
+pub type DrawError = plotters::drawing::DrawingAreaErrorKind<std::io::Error>;
+
+/// Why an SVG plot was not written.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum PlotError {
+    /// plotters could not lay out or draw the figure.
+    #[error("drawing the figure: {0}")]
+    Draw(#[from] DrawError),
+    /// The drawn figure could not be written.
+    #[error(transparent)]
+    Write(#[from] OutputError),
+}
+
+/// Drawing code that reports its failures as text (the score report's scatter plot) can
+/// hand [`write_svg`] a `String` error type.
+impl From<OutputError> for String {
+    fn from(e: OutputError) -> String {
+        e.to_string()
+    }
+}
+
 /// Draw an SVG with plotters into memory, then [`write`] it to `path` (so a plot is never
-/// left half-drawn, and devices and symlinks are treated like every other output).
-pub fn write_svg<F>(path: &Path, size: (u32, u32), draw: F) -> Result<(), String>
+/// left half-drawn, and devices and symlinks are treated like every other output). `draw`'s
+/// error type is the caller's ([`PlotError`] for plotters' errors).
+pub fn write_svg<F, E>(path: &Path, size: (u32, u32), draw: F) -> Result<(), E>
 where
-    F: FnOnce(DrawingArea<SVGBackend<'_>, Shift>) -> Result<(), String>,
+    F: FnOnce(DrawingArea<SVGBackend<'_>, Shift>) -> Result<(), E>,
+    E: From<OutputError>,
 {
     let mut svg = String::new();
     draw(SVGBackend::with_string(&mut svg, size).into_drawing_area())?;
-    write(path, svg.as_bytes()).map_err(|e| e.to_string())
+    Ok(write(path, svg.as_bytes())?)
 }
 
 /// Whether a second [`write`] to `path` replaces the first (a regular file, or nothing

@@ -1,12 +1,13 @@
 //! `simnas bench`: executor vs candle on the same network and weights, and probe spread;
 //! `--serve` times the executor for an outside benchmark (`scripts/bench-vs-ort.py`).
 
+use super::device::{open_host, HostTiming};
 use super::{NetArgs, SHOWCASE};
 use anyhow::{bail, Context, Result};
 use clap::Args;
 use edge_runtime::{DenseParams, Executor, NetConfig, ParamLayout, Plan};
 use host_trainer::bench::executor_vs_candle;
-use host_trainer::device::{Clock, Device, HostDevice, Timing};
+use host_trainer::device::{Clock, Device, Timing};
 use host_trainer::export::{seeded_params, ExportSpec};
 use simnas_shared::Arch;
 use std::hint::black_box;
@@ -149,7 +150,7 @@ pub fn run(args: BenchArgs) -> Result<ExitCode> {
         (Clock::Wall, Timing::Paired),
         (Clock::Wall, Timing::Direct),
     ] {
-        let mut dev = HostDevice::new(cfg, args.seed, args.warmup, repeats, clock)?.with_timing(timing)?;
+        let mut dev = open_host(cfg, args.seed, HostTiming { warmup: args.warmup, repeats, clock, timing })?;
         for &arch in &archs {
             let runs = (0..PROBE_RUNS)
                 .map(|_| {

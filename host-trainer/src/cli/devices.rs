@@ -1,7 +1,7 @@
 //! `simnas devices fit|report`: fit the synthetic-device distribution to the benchmark's
 //! real devices, and report how well it covers them.
 
-use anyhow::Result;
+use anyhow::{Context as _, Result};
 use clap::{Args, Subcommand};
 use host_trainer::data::{data_dir, NatsMap};
 use host_trainer::synth::{coverage, load_devices, DeviceDistribution, SynthPreset};
@@ -144,7 +144,7 @@ pub fn run(data: &Option<PathBuf>, args: DevicesArgs) -> Result<ExitCode> {
                 csv.push('\n');
             }
             write(&out.join("coverage.csv"), &csv)?;
-            coverage::plot(&rows, &out.join("coverage.svg")).map_err(|e| anyhow::anyhow!("plot: {e}"))?;
+            coverage::plot(&rows, &out.join("coverage.svg")).context("plot")?;
             outln!("{md}");
             outln!("wrote {}/coverage.{{md,csv,svg}}", out.display());
         }

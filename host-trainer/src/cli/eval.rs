@@ -1,7 +1,7 @@
 //! `simnas eval`: every strategy on every table device, at several budgets and seeds;
 //! markdown report, per-run CSVs and plots (see `host_trainer::search::eval`).
 
-use super::search::{load_calib, load_policy, load_prior, load_scores, locate, SearchInputs, SHIPPED_POLICY};
+use super::artifacts::{load_calib, load_policy, load_prior, load_scores, locate, SearchInputs, SHIPPED_POLICY};
 use anyhow::{bail, Context as _, Result};
 use clap::Args;
 use host_trainer::data::{data_dir, NatsMap};
@@ -13,7 +13,7 @@ use host_trainer::search::eval::{evaluate, load_accuracy, report, EvalDevice, Ev
 use host_trainer::search::plot::{trajectories, Trajectory};
 use host_trainer::search::strategies::Policy;
 use host_trainer::search::{search, Context, Objective, SearchConfig, Space, Strategy};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 /// The files `eval` writes into --out.
@@ -79,34 +79,9 @@ pub fn run(data: &Option<PathBuf>, args: EvalArgs) -> Result<ExitCode> {
     let space = Space::from(args.inputs.space);
     let (tf, _) = load_scores(&args.inputs.scores, space)?;
     let prior = load_prior(&args.inputs.prior)?;
-    let accuracy = load_accuracy(&dir.join("nb201_accuracy.csv"), &nats).map_err(anyhow::Error::msg)?;
+    let accuracy = load_accuracy(&dir.join("nb201_accuracy.csv"), &nats)?;
 
-    let names: Vec<String> = if args.devices.is_empty() {
-        registry::split(Split::Validation).map(|d| d.name.to_string()).collect()
-    } else {
-        args.devices.clone()
-    };
-    let mut devices = Vec::new();
-    for name in &names {
-        let (table, primary) = if let Some(d) = registry::by_name(name) {
-            if d.split == Split::Train {
-                eprintln!("warning: {name} is a training device (lut-prior and both controllers were fitted on it)");
-            }
-            (LatencyTable::load(&d.path(&dir), d.column, Some(&nats), InvalidPolicy::Reject), d.primary)
-        } else {
-            match name.parse::<DeviceSpec>() {
-                Ok(DeviceSpec::Table { path, column }) => {
-                    (TableDevice::open(&path, &column, Some(&nats)).map(|t| t.table().clone()), false)
-                }
-                _ => bail!("--devices: {name:?} is neither a registry device nor table:PATH#COLUMN"),
-            }
-        };
-        devices.push(EvalDevice {
-            name: name.clone(),
-            primary,
-            table: table.with_context(|| format!("device {name}"))?,
-        });
-    }
+    let devices = eval_devices(&args.devices, &dir, &nats)?;
     let strategies = if args.strategies.is_empty() {
         calib
             .iter()
@@ -160,10 +135,55 @@ pub fn run(data: &Option<PathBuf>, args: EvalArgs) -> Result<ExitCode> {
         locate(&args.inputs.scores).display(),
         locate(&args.inputs.prior).display(),
     );
-    report::write_all(&results, &header, &args.out).map_err(anyhow::Error::msg)?;
+    report::write_all(&results, &header, &args.out)?;
 
-    // Figure 6: one strategy, several devices, the same seed.
-    let traj = args.trajectory.unwrap_or(if calib.is_some() { Strategy::Controller } else { Strategy::LutProbe });
+    figure6(&args, &devices, &plan)?;
+
+    outln!("{}", std::fs::read_to_string(args.out.join("report.md")).unwrap_or_default());
+    outln!(
+        "wrote {}/{{report.md, weighted.csv, constrained.csv, fitness_vs_budget.svg, trajectories.svg}}",
+        args.out.display()
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The devices `--devices` names (registry devices or `table:PATH#COLUMN`), else the
+/// validation split, with their whole tables.
+fn eval_devices(names: &[String], dir: &Path, nats: &NatsMap) -> Result<Vec<EvalDevice>> {
+    let names: Vec<String> = if names.is_empty() {
+        registry::split(Split::Validation).map(|d| d.name.to_string()).collect()
+    } else {
+        names.to_vec()
+    };
+    let mut devices = Vec::new();
+    for name in &names {
+        let (table, primary) = if let Some(d) = registry::by_name(name) {
+            if d.split == Split::Train {
+                eprintln!("warning: {name} is a training device (lut-prior and both controllers were fitted on it)");
+            }
+            (LatencyTable::load(&d.path(dir), d.column, Some(nats), InvalidPolicy::Reject), d.primary)
+        } else {
+            match name.parse::<DeviceSpec>() {
+                Ok(DeviceSpec::Table { path, column }) => {
+                    (TableDevice::open(&path, &column, Some(nats)).map(|t| t.table().clone()), false)
+                }
+                _ => bail!("--devices: {name:?} is neither a registry device nor table:PATH#COLUMN"),
+            }
+        };
+        devices.push(EvalDevice {
+            name: name.clone(),
+            primary,
+            table: table.with_context(|| format!("device {name}"))?,
+        });
+    }
+    Ok(devices)
+}
+
+/// Figure 6: one strategy's trajectories on several devices (the primary ones, else the
+/// first six), the same seed, at budget 10 when it is evaluated.
+fn figure6(args: &EvalArgs, devices: &[EvalDevice], plan: &EvalPlan<'_>) -> Result<()> {
+    let (tf, space) = (plan.tf, plan.space);
+    let traj = args.trajectory.unwrap_or(if plan.calib.is_some() { Strategy::Controller } else { Strategy::LutProbe });
     let budget = if args.budgets.contains(&10) { 10 } else { args.budgets[0] };
     let shown: Vec<&EvalDevice> = {
         let p: Vec<&EvalDevice> = devices.iter().filter(|d| d.primary).collect();
@@ -175,8 +195,8 @@ pub fn run(data: &Option<PathBuf>, args: EvalArgs) -> Result<ExitCode> {
     };
     let mut runs = Vec::new();
     for d in &shown {
-        let policy = controller.as_ref().map(|c| c as &dyn Policy);
-        let ctx = Context { tf: &tf, prior: Some(&prior), table: Some(&d.table), policy, calib: calib.as_ref() };
+        let policy = plan.policy.map(|c| c as &dyn Policy);
+        let ctx = Context { tf, prior: plan.prior, table: Some(&d.table), policy, calib: plan.calib };
         let cfg = SearchConfig {
             strategy: traj,
             budget,
@@ -195,13 +215,6 @@ pub fn run(data: &Option<PathBuf>, args: EvalArgs) -> Result<ExitCode> {
         &|a| tf[a.code().get() as usize],
         &format!("{} trajectories, {budget} probes, seed 0", traj.name()),
         &svg,
-    )
-    .map_err(anyhow::Error::msg)?;
-
-    outln!("{}", std::fs::read_to_string(args.out.join("report.md")).unwrap_or_default());
-    outln!(
-        "wrote {}/{{report.md, weighted.csv, constrained.csv, fitness_vs_budget.svg, trajectories.svg}}",
-        args.out.display()
-    );
-    Ok(ExitCode::SUCCESS)
+    )?;
+    Ok(())
 }

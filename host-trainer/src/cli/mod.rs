@@ -26,8 +26,10 @@ impl StdoutError {
     }
 }
 
+mod artifacts;
 #[cfg(feature = "train")]
 mod bench;
+mod device;
 mod devices;
 mod eval;
 mod export;

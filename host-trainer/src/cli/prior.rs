@@ -1,6 +1,6 @@
 //! `simnas prior`: meta-fit the calibrated controller on the training devices.
 
-use super::search::{load_scores, SHIPPED_SCORES};
+use super::artifacts::{load_scores, SHIPPED_SCORES};
 use anyhow::{anyhow, Result};
 use clap::Args;
 use host_trainer::data::{data_dir, NatsMap};

@@ -497,7 +497,7 @@ fn quantise_cmd(args: QuantiseArgs) -> Result<ExitCode> {
 
 /// `score report`: correlations of a table with the benchmark's accuracies.
 fn report_cmd(data: &Option<PathBuf>, mut args: ReportArgs) -> Result<ExitCode> {
-    args.table = super::search::locate(&args.table);
+    args.table = super::artifacts::locate(&args.table);
     let dir = args.out.clone();
     let stem = args.table.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_else(|| "scores".into());
     let (md_name, svg_name) = (format!("{stem}_report.md"), format!("{stem}_tf_vs_cifar10.svg"));

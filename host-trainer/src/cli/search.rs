@@ -13,26 +13,20 @@
 //! budget must be the flags', its probes are replayed, and the file is rewritten only once
 //! the new record holds every probe of the old one.
 
+use super::artifacts::{load_scores, SearchInputs, StrategyInputs};
+use super::device::{DeviceArgs, OpenWith, Opened};
 use super::NetArgs;
 use anyhow::{anyhow, bail, Context as _, Result};
 use clap::Args;
-use edge_runtime::calib::Prior;
-use host_trainer::board::{qemu, BoardDevice, ProbePolicy, DEFAULT_BAUD};
 use host_trainer::data::{data_dir, NatsMap};
-use host_trainer::device::command::{self, CommandDevice};
-use host_trainer::device::table::TableDevice;
-use host_trainer::device::{Clock, Device, DeviceSpec, HostDevice, Timing};
+use host_trainer::device::Device;
 use host_trainer::export::{ExportSpec, Format};
 use host_trainer::output;
-use host_trainer::score::ScoreTable;
 use host_trainer::search::json::SearchJson;
 use host_trainer::search::plot::{trajectories, Trajectory};
-use host_trainer::search::strategies::controller::PriorFile;
-use host_trainer::search::strategies::paper::Controller;
-use host_trainer::search::strategies::Policy;
-use host_trainer::search::{search, Context, Event, Measured, Normaliser, Objective, SearchConfig, Space, Strategy};
-use host_trainer::synth::lut::Lut;
-use host_trainer::synth::DeviceDistribution;
+use host_trainer::search::{
+    search, Event, Measured, Normaliser, Objective, SearchConfig, SearchOutcome, Space, Strategy,
+};
 use simnas_shared::Arch;
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
@@ -52,25 +46,8 @@ fn percent(s: &str) -> Result<f64, String> {
 /// The longest a measured probe waits before the `--json` record holds it.
 const REWRITE_EVERY: Duration = Duration::from_millis(500);
 
-/// The shipped score table (written by `simnas score --all`).
-pub(crate) const SHIPPED_SCORES: &str = "artifacts/scores/cifar10_scores.csv";
-/// The shipped controller (written by `simnas train`).
-pub(crate) const SHIPPED_POLICY: &str = "artifacts/policy/policy.safetensors";
-/// The shipped synthetic-device distribution (written by `simnas devices fit`).
-pub(crate) const SHIPPED_DEVICES: &str = "artifacts/devices/distribution.json";
-/// The shipped calibrated-controller prior (written by `simnas prior`).
-pub(crate) const SHIPPED_CALIB: &str = "artifacts/controller/prior.json";
-
 #[derive(Args, Debug)]
 pub struct SearchArgs {
-    /// Device: `host` (this CPU), `table:PATH#COLUMN` (a measured latency table, CSV keyed
-    /// by `index` or `arch`, column in ms), a benchmark device name (`simnas devices list`;
-    /// its table in --data), `qemu` (the firmware in QEMU), `serial:PORT`, or `cmd:COMMAND`
-    /// (your own runtime: COMMAND runs, without a shell, on each candidate exported as ONNX,
-    /// `{onnx}` replaced by the model's path and `{arch}` by the cell, and prints the
-    /// latency in ms, or `{"latency_ms": X}`, as its last line; use `sh -c '...'` for pipes).
-    #[arg(long, default_value = "host")]
-    device: DeviceSpec,
     /// Maximum number of latency probes.
     #[arg(long, default_value_t = 10)]
     budget: usize,
@@ -110,25 +87,6 @@ pub struct SearchArgs {
     inputs: SearchInputs,
     #[command(flatten)]
     net: NetArgs,
-    /// Host probes: untimed runs before timing.
-    #[arg(long, default_value_t = 3)]
-    warmup: usize,
-    /// Host and board probes: timed runs (the median is the latency).
-    #[arg(long, default_value_t = 15, value_parser = clap::value_parser!(u32).range(1..=100_000))]
-    repeats: u32,
-    /// Clock for host probes.
-    #[arg(long, value_enum, default_value_t = Clock::ThreadCpu)]
-    clock: Clock,
-    /// How host probes turn timings into a latency: `paired` (each sample against the
-    /// all-skip reference cell, interleaved; the median ratio times the reference's latency
-    /// calibrated when the device opens) or `direct` (the cell's own median).
-    #[arg(long, value_enum, default_value_t = Timing::Paired)]
-    timing: Timing,
-    /// Probe timeout. Boards: allowance per run (plus 5 s per attempt) [default: 10];
-    /// `cmd:` devices: time the command has per attempt before it is killed [default: 120].
-    /// More than 0, at most 86400 (one day).
-    #[arg(long, value_name = "SECONDS", allow_negative_numbers = true, value_parser = super::seconds)]
-    probe_timeout_s: Option<f64>,
     /// Write the pick's executed network here after the search: ONNX with the seeded
     /// weights of `simnas export --seed 0`, or PyTorch source for a `.py` file.
     #[arg(long, value_name = "FILE")]
@@ -138,112 +96,9 @@ pub struct SearchArgs {
     #[arg(long, value_name = "PERCENT", default_value_t = host_trainer::device::table::MIN_COVERAGE_PERCENT,
           value_parser = percent)]
     min_table_coverage: f64,
-    /// Firmware ELF for `--device qemu` [default: the `cargo fw-build` output].
-    #[arg(long, value_name = "PATH")]
-    firmware: Option<PathBuf>,
-}
-
-/// Inputs shared by `search` and `eval`.
-#[derive(Args, Debug, Clone)]
-pub struct SearchInputs {
-    /// Score table (CSV from `simnas score --all`, or its quantised `.tf16`).
-    #[arg(long, value_name = "FILE", default_value = SHIPPED_SCORES)]
-    pub scores: PathBuf,
-    /// Synthetic-device distribution (for `lut-prior`: the mean LUT of the training devices).
-    #[arg(long, value_name = "FILE", default_value = SHIPPED_DEVICES)]
-    pub prior: PathBuf,
-    /// The calibrated controller's meta-learned prior (JSON from `simnas prior`).
-    #[arg(long, value_name = "FILE", default_value = SHIPPED_CALIB)]
-    pub controller_prior: PathBuf,
-    /// Search space. `executed` (default): the 9,444 distinct networks that can run, a cell
-    /// counting as its executed network (dead branches removed) for its score and latency,
-    /// disconnected cells excluded, each network probed at most once. `raw`: the paper's
-    /// 15,625 cells as written, scored unpruned (for reproducing the paper).
-    #[arg(long, value_enum, default_value_t = SpaceArg::Executed)]
-    pub space: SpaceArg,
-}
-
-/// `--space`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
-pub enum SpaceArg {
-    /// Connected executed networks (dead branches removed).
-    Executed,
-    /// Every cell as written (the paper's space).
-    Raw,
-}
-
-impl From<SpaceArg> for Space {
-    fn from(s: SpaceArg) -> Space {
-        match s {
-            SpaceArg::Executed => Space::Executed,
-            SpaceArg::Raw => Space::Raw,
-        }
-    }
-}
-
-/// `rel` as given if it exists, else relative to the source tree this binary was built
-/// from (so shipped artifacts are found from any directory of a checkout).
-pub(crate) fn locate(rel: &Path) -> PathBuf {
-    if rel.exists() || rel.is_absolute() {
-        return rel.to_path_buf();
-    }
-    let tree = Path::new(env!("CARGO_MANIFEST_DIR")).join("..").join(rel);
-    if tree.exists() {
-        tree
-    } else {
-        rel.to_path_buf()
-    }
-}
-
-/// TF per code in `space` (each cell its executed network's in the executed space), and
-/// the index map if the table carries indices.
-pub(crate) fn load_scores(path: &Path, space: Space) -> Result<(Vec<f64>, Option<NatsMap>)> {
-    let path = locate(path);
-    let quantised = path.extension().is_some_and(|e| e == "tf16");
-    let table =
-        if quantised { ScoreTable::load_quantised(&path) } else { ScoreTable::load(&path) }.with_context(|| {
-            format!("score table {} (make one with `simnas score --all`, or pass --scores)", path.display())
-        })?;
-    if space == Space::Raw && table.is_executed() {
-        bail!(
-            "score table {} holds executed-network scores; --space raw needs the raw table (the CSV, or <stem>_raw.tf16)",
-            path.display()
-        );
-    }
-    let table = if space == Space::Executed { table.executed() } else { table };
-    let tf = host_trainer::search::eval::tf_vector(|a| table.tf(a));
-    let map = if quantised { None } else { std::fs::File::open(&path).ok().and_then(|f| NatsMap::read(f, &path).ok()) };
-    Ok((tf, map))
-}
-
-/// The controller: `--policy FILE`, else the shipped policy.
-pub(crate) fn load_policy(flag: Option<&Path>) -> Result<Controller> {
-    let path = locate(flag.unwrap_or(Path::new(SHIPPED_POLICY)));
-    if flag.is_none() && !path.exists() {
-        bail!(
-            "no trained controller policy at {} (train one with `simnas train`, pass --policy FILE, or choose a baseline with --strategy lut-probe)",
-            path.display()
-        );
-    }
-    Ok(Controller::load(&path)?)
-}
-
-/// The calibrated controller's prior.
-pub(crate) fn load_calib(path: &Path) -> Result<Prior> {
-    let path = locate(path);
-    let bytes = host_trainer::data::read_capped(&path, host_trainer::data::MAX_READ_BYTES).with_context(|| {
-        format!("controller prior {} (fit one with `simnas prior`, or pass --controller-prior FILE)", path.display())
-    })?;
-    let file: PriorFile = serde_json::from_slice(&bytes)
-        .with_context(|| format!("controller prior {}: not a prior file", path.display()))?;
-    file.prior().map_err(|e| anyhow!("controller prior {}: {e}", path.display()))
-}
-
-/// The training devices' mean per-op LUT (the paper's LUT).
-pub(crate) fn load_prior(path: &Path) -> Result<Lut> {
-    let path = locate(path);
-    let dist = DeviceDistribution::load(&path).with_context(|| format!("device distribution {}", path.display()))?;
-    Ok(dist.per_op.mean())
+    /// Which device, and how it measures.
+    #[command(flatten)]
+    device: DeviceArgs,
 }
 
 /// The index maps: for display, `--data`'s `nb201_archs.csv`, else the score table's
@@ -261,6 +116,89 @@ pub(crate) fn index_maps(data: &Option<PathBuf>, from_scores: Option<NatsMap>) -
 }
 
 pub fn run(data: &Option<PathBuf>, args: SearchArgs) -> Result<ExitCode> {
+    let cfg = config(&args)?;
+    let (strategy, objective, space) = (cfg.strategy, cfg.objective, cfg.space);
+    // Output paths are checked (parents created) before anything is measured, and what is
+    // at --json is continued or left alone.
+    for out in args.json.iter().chain(&args.plot).chain(&args.export_pick) {
+        output::prepare(out)?;
+    }
+    let export_cfg = args.net.config()?;
+    let previous = match &args.json {
+        Some(out) => existing_record(out, args.resume, &cfg)?,
+        None => None,
+    };
+    let (tf, score_map) = load_scores(&args.inputs.scores, space)?;
+    let (map, keyed_map) = index_maps(data, score_map);
+    let inputs = StrategyInputs::load(strategy, &args.inputs, args.policy.as_deref())?;
+    if strategy == Strategy::Oracle && !args.device.is_table() {
+        bail!("--strategy oracle reads the whole latency table: it needs a table:PATH#COLUMN device");
+    }
+    let with = OpenWith {
+        net: export_cfg,
+        weights_seed: 0,
+        data: data.as_deref(),
+        nats: keyed_map.as_ref(),
+        min_table_coverage: Some(args.min_table_coverage),
+    };
+    let Opened { mut device, table: whole } = args.device.open(&with)?;
+    let device: &mut dyn Device = device.as_mut();
+    let name = device.name();
+    let recorded = match (&args.json, &previous) {
+        (Some(out), Some(rec)) => recorded_probes(out, rec, &name, whole.as_ref())?,
+        _ => Vec::new(),
+    };
+    let had = recorded.len();
+    // Recorded cells not asked for again yet: the file is rewritten only when the new record
+    // holds every one of them, so nothing recorded is ever dropped.
+    let pending: HashSet<Arch> = recorded.iter().map(|&(a, _)| a).collect();
+    let mut replay = host_trainer::device::Replay::new(device, recorded);
+    let device: &mut dyn Device = &mut replay;
+    let ctx = inputs.context(&tf, whole.as_ref());
+    let index = |a: Arch| map.as_ref().map(|m| m.index(a).get());
+
+    outln!("device {name} | strategy {} | budget {} | {}", cfg.strategy.name(), cfg.budget, describe(&objective));
+    outln!("{:>4} {:>11} {:>7} {:>6}  cell", "step", "latency ms", "TF", "index");
+    // A device or a FIFO at --json gets the final record only (each write adds to a stream).
+    let out = args.json.as_deref().filter(|p| output::replaces(p));
+    let mut recorder = Recorder::new(out, &name, &cfg, &tf, &index, pending);
+    let outcome = search(&cfg, &ctx, device, &mut |e| recorder.observe(e));
+    let Recorder { pending, io_error, .. } = recorder;
+    if !outcome.skipped.is_empty() {
+        eprintln!(
+            "{} cells were not in the table (no probe spent on them; listed under \"skipped\" in --json)",
+            outcome.skipped.len()
+        );
+    }
+    if had > 0 {
+        eprintln!("resumed: {} of {had} recorded probes replayed, the rest measured", replay.replayed());
+    }
+    // Saved before the verdict; a failure to save is reported after it, so the pick is on
+    // stdout even when the file could not be written.
+    let done = Finished { name: &name, cfg: &cfg, outcome: &outcome, tf: &tf, index: &index };
+    let mut save_error = save(&args, &done, &pending, had);
+    if let Some(err) = io_error {
+        return Err(err);
+    }
+    if let Some(err) = outcome.error {
+        return Err(match save_error {
+            Some(save) => save.context(format!("search stopped ({err}), and what it measured could not be saved")),
+            None => {
+                let saved =
+                    args.json.as_ref().map(|p| format!(" ({} probes saved to {})", outcome.probes.len(), p.display()));
+                anyhow!(err).context(format!("search stopped{}", saved.unwrap_or_default()))
+            }
+        });
+    }
+    let code = report_pick(data, &args, &done, keyed_map.as_ref(), &mut save_error)?;
+    match save_error {
+        Some(err) => Err(err),
+        None => Ok(code),
+    }
+}
+
+/// The search the flags ask for, checked before a device is opened or a probe spent.
+fn config(args: &SearchArgs) -> Result<SearchConfig> {
     if args.budget == 0 {
         bail!("--budget 0: the search needs at least one probe");
     }
@@ -279,171 +217,101 @@ pub fn run(data: &Option<PathBuf>, args: SearchArgs) -> Result<ExitCode> {
     };
     let space = Space::from(args.inputs.space);
     let cfg = SearchConfig { strategy, budget: args.budget, objective, seed: args.seed, space };
-    // Everything the flags decide is checked before a device is opened or a probe spent.
     cfg.validate()?;
-    // Output paths are checked (parents created) before anything is measured, and what is
-    // at --json is continued or left alone.
-    for out in args.json.iter().chain(&args.plot).chain(&args.export_pick) {
-        output::prepare(out)?;
-    }
-    let export_cfg = args.net.config()?;
-    let previous = match &args.json {
-        Some(out) => existing_record(out, args.resume, &cfg)?,
-        None => None,
-    };
-    let (tf, score_map) = load_scores(&args.inputs.scores, space)?;
-    let (map, keyed_map) = index_maps(data, score_map);
-    let prior = match strategy {
-        Strategy::LutPrior => Some(load_prior(&args.inputs.prior)?),
-        // The paper's controller starts from the prior's best cell when it has one, else from
-        // all-skip.
-        Strategy::ControllerPaper => match load_prior(&args.inputs.prior) {
-            Ok(p) => Some(p),
-            Err(e) => {
-                eprintln!("warning: {e:#}; controller-paper starts from the all-skip cell");
-                None
-            }
-        },
-        _ => None,
-    };
-    let controller = match strategy {
-        Strategy::ControllerPaper => Some(load_policy(args.policy.as_deref())?),
-        _ => None,
-    };
-    let calib = match strategy {
-        Strategy::Controller => Some(load_calib(&args.inputs.controller_prior)?),
-        _ => None,
-    };
-    let mut table_dev = None;
-    let mut other: Option<Box<dyn Device>> = None;
-    let spec = args.device.resolve(data.as_deref()).map_err(anyhow::Error::msg)?;
-    match &spec {
-        DeviceSpec::Table { path, column } => {
-            if let Some(w) = TableDevice::column_warning(column) {
-                eprintln!("warning: {w}");
-            }
-            table_dev = Some(
-                TableDevice::open(path, column, keyed_map.as_ref())
-                    .and_then(|t| t.searchable(path, column, args.min_table_coverage))
-                    .with_context(|| format!("device {}", args.device))?,
-            );
-        }
-        DeviceSpec::Host => {
-            let cfg = args.net.config()?;
-            other = Some(Box::new(
-                HostDevice::new(cfg, 0, args.warmup, args.repeats as usize, args.clock)?.with_timing(args.timing)?,
-            ));
-        }
-        DeviceSpec::Command(command) => {
-            let timeout = timeout_flag(args.probe_timeout_s, command::DEFAULT_TIMEOUT)?;
-            let cfg = args.net.config()?;
-            other = Some(Box::new(CommandDevice::new(command, cfg, timeout, command::DEFAULT_RETRIES)?));
-        }
-        spec => {
-            let per_run = timeout_flag(args.probe_timeout_s, Duration::from_secs(10))?;
-            let policy = ProbePolicy {
-                warmup: args.warmup.try_into().unwrap_or(u16::MAX),
-                repeats: args.repeats.try_into().unwrap_or(u16::MAX),
-                per_run,
-                retries: 1,
-            };
-            eprintln!(
-                "board probes wait up to {:.0} s per attempt (5 s + --probe-timeout-s {} x {} runs), {} attempts, before giving up on a silent board",
-                policy.timeout().as_secs_f64(),
-                per_run.as_secs_f64(),
-                u32::from(policy.warmup) + u32::from(policy.repeats),
-                policy.retries + 1
-            );
-            other = Some(match spec {
-                DeviceSpec::Qemu => {
-                    Box::new(BoardDevice::qemu(&args.firmware.clone().unwrap_or_else(qemu::default_firmware), policy)?)
-                }
-                DeviceSpec::Serial(port) => Box::new(BoardDevice::serial(port, DEFAULT_BAUD, policy)?),
-                _ => bail!("device {}: not a device this command can open", args.device),
-            });
-        }
-    }
-    if strategy == Strategy::Oracle && table_dev.is_none() {
-        bail!("--strategy oracle reads the whole latency table: it needs a table:PATH#COLUMN device");
-    }
-    let whole = table_dev.as_ref().map(|t| t.table().clone());
-    let device: &mut dyn Device = match (&mut table_dev, &mut other) {
-        (Some(t), _) => t,
-        (None, Some(o)) => o.as_mut(),
-        (None, None) => return Err(anyhow!("no device")),
-    };
-    let name = device.name();
-    let recorded = match (&args.json, &previous) {
-        (Some(out), Some(rec)) => recorded_probes(out, rec, &name, whole.as_ref())?,
-        _ => Vec::new(),
-    };
-    let had = recorded.len();
-    // Recorded cells not asked for again yet: the file is rewritten only when the new record
-    // holds every one of them, so nothing recorded is ever dropped.
-    let mut pending: HashSet<Arch> = recorded.iter().map(|&(a, _)| a).collect();
-    // A device or a FIFO at --json gets the final record only (each write adds to a stream).
-    let rewrite = args.json.as_deref().is_some_and(output::replaces);
-    let mut replay = host_trainer::device::Replay::new(device, recorded);
-    let device: &mut dyn Device = &mut replay;
-    let ctx = Context {
-        tf: &tf,
-        prior: prior.as_ref(),
-        table: whole.as_ref(),
-        policy: controller.as_ref().map(|c| c as &dyn Policy),
-        calib: calib.as_ref(),
-    };
-    let index = |a: Arch| map.as_ref().map(|m| m.index(a).get());
+    Ok(cfg)
+}
 
-    outln!("device {name} | strategy {} | budget {} | {}", cfg.strategy.name(), cfg.budget, describe(&objective));
-    outln!("{:>4} {:>11} {:>7} {:>6}  cell", "step", "latency ms", "TF", "index");
-    let mut probes: Vec<Measured> = Vec::new();
-    let mut skipped: Vec<Arch> = Vec::new();
-    let mut io_error: Option<anyhow::Error> = None;
-    // A failed rewrite after a probe is retried after the next one and at the end; it is an
-    // error only if the final write fails too.
-    let mut warned = false;
-    let mut last_write: Option<Instant> = None;
-    let mut observe = |e: Event| {
+/// The search as it goes: each probe printed as it arrives, and the `--json` record
+/// rewritten in amortised steps.
+struct Recorder<'a> {
+    /// `--json`, when it is a file a rewrite replaces.
+    out: Option<&'a Path>,
+    name: &'a str,
+    cfg: &'a SearchConfig,
+    tf: &'a [f64],
+    index: &'a dyn Fn(Arch) -> Option<u16>,
+    probes: Vec<Measured>,
+    skipped: Vec<Arch>,
+    /// Recorded cells not asked for again yet: the file is rewritten only when the new
+    /// record holds every one of them, so nothing recorded is ever dropped.
+    pending: HashSet<Arch>,
+    /// The first failure to print a probe.
+    io_error: Option<anyhow::Error>,
+    /// A failed rewrite after a probe is retried after the next one and at the end; it is
+    /// an error only if the final write fails too, and warned about once.
+    warned: bool,
+    last_write: Option<Instant>,
+}
+
+impl<'a> Recorder<'a> {
+    fn new(
+        out: Option<&'a Path>,
+        name: &'a str,
+        cfg: &'a SearchConfig,
+        tf: &'a [f64],
+        index: &'a dyn Fn(Arch) -> Option<u16>,
+        pending: HashSet<Arch>,
+    ) -> Recorder<'a> {
+        let (probes, skipped) = (Vec::new(), Vec::new());
+        Recorder {
+            out,
+            name,
+            cfg,
+            tf,
+            index,
+            probes,
+            skipped,
+            pending,
+            io_error: None,
+            warned: false,
+            last_write: None,
+        }
+    }
+
+    fn observe(&mut self, e: Event) {
         match e {
             Event::Probe(m) => {
-                probes.push(*m);
-                pending.remove(&m.arch);
-                let idx = index(m.arch).map(|i| i.to_string()).unwrap_or_else(|| "-".into());
-                let tfv = tf[m.arch.code().get() as usize];
+                self.probes.push(*m);
+                self.pending.remove(&m.arch);
+                let idx = (self.index)(m.arch).map(|i| i.to_string()).unwrap_or_else(|| "-".into());
+                let tfv = self.tf[m.arch.code().get() as usize];
                 if let Err(err) = print_row(m, tfv, &idx) {
-                    io_error.get_or_insert(err);
+                    self.io_error.get_or_insert(err);
                 }
             }
-            Event::Skipped(a) => skipped.push(a),
+            Event::Skipped(a) => self.skipped.push(a),
         }
         // Rewritten in amortised steps: after the 1st, 2nd, 4th, 8th ... event, and whenever
         // half a second has passed since the last write (so a slow device's every probe is
         // on disk at once, and a fast one's record costs a bounded multiple of its final
         // size instead of growing quadratically).
-        let events = probes.len() + skipped.len();
-        let due = events.is_power_of_two() || last_write.is_none_or(|t: Instant| t.elapsed() >= REWRITE_EVERY);
-        if let Some(out) = args.json.as_ref().filter(|_| rewrite && pending.is_empty() && due) {
-            last_write = Some(Instant::now());
-            let rec = SearchJson::new(&name, &cfg, &probes, &skipped, None, None, &index);
+        let events = self.probes.len() + self.skipped.len();
+        let due = events.is_power_of_two() || self.last_write.is_none_or(|t: Instant| t.elapsed() >= REWRITE_EVERY);
+        if let Some(out) = self.out.filter(|_| self.pending.is_empty() && due) {
+            self.last_write = Some(Instant::now());
+            let rec = SearchJson::new(self.name, self.cfg, &self.probes, &self.skipped, None, None, self.index);
             if let Err(err) = output::write(out, &rec.to_bytes()) {
-                if !std::mem::replace(&mut warned, true) {
+                if !std::mem::replace(&mut self.warned, true) {
                     eprintln!("warning: {err} (tried again as the search goes on)");
                 }
             }
         }
-    };
-    let outcome = search(&cfg, &ctx, device, &mut observe);
-    if !outcome.skipped.is_empty() {
-        eprintln!(
-            "{} cells were not in the table (no probe spent on them; listed under \"skipped\" in --json)",
-            outcome.skipped.len()
-        );
     }
-    if had > 0 {
-        eprintln!("resumed: {} of {had} recorded probes replayed, the rest measured", replay.replayed());
-    }
-    // Saved before the verdict; a failure to save is reported after it, so the pick is on
-    // stdout even when the file could not be written.
+}
+
+/// A finished search, as the files written after it see it.
+struct Finished<'a> {
+    name: &'a str,
+    cfg: &'a SearchConfig,
+    outcome: &'a SearchOutcome,
+    tf: &'a [f64],
+    index: &'a dyn Fn(Arch) -> Option<u16>,
+}
+
+/// Write the final `--json` record (unless a resumed search left recorded cells unasked:
+/// then the record stays as it was) and the `--plot`; the first failure, if any.
+fn save(args: &SearchArgs, done: &Finished<'_>, pending: &HashSet<Arch>, had: usize) -> Option<anyhow::Error> {
+    let Finished { name, cfg, outcome, tf, index } = *done;
     let mut save_error: Option<anyhow::Error> = None;
     if let Some(out) = &args.json {
         if let Some(a) = pending.iter().next() {
@@ -452,31 +320,31 @@ pub fn run(data: &Option<PathBuf>, args: SearchArgs) -> Result<ExitCode> {
                 pending.len(),
                 out.display()
             ));
-        } else if let Err(err) = output::write(out, &SearchJson::of(&name, &cfg, &outcome, &index).to_bytes()) {
+        } else if let Err(err) = output::write(out, &SearchJson::of(name, cfg, outcome, index).to_bytes()) {
             save_error = Some(err.into());
         }
     }
     if let Some(svg) = &args.plot {
-        let run = Trajectory { label: name.clone(), probes: &outcome.probes, pick: outcome.pick };
+        let run = Trajectory { label: name.to_string(), probes: &outcome.probes, pick: outcome.pick };
         let title = format!("{} on {name}: {} probes", cfg.strategy.name(), outcome.probes.len());
         if let Err(err) = trajectories(&[run], &|a| tf[a.code().get() as usize], &title, svg) {
             save_error.get_or_insert(anyhow!(err));
         }
     }
-    if let Some(err) = io_error {
-        return Err(err);
-    }
-    if let Some(err) = outcome.error {
-        return Err(match save_error {
-            Some(save) => save.context(format!("search stopped ({err}), and what it measured could not be saved")),
-            None => {
-                let saved =
-                    args.json.as_ref().map(|p| format!(" ({} probes saved to {})", outcome.probes.len(), p.display()));
-                anyhow!(err).context(format!("search stopped{}", saved.unwrap_or_default()))
-            }
-        });
-    }
-    let code = match outcome.pick {
+    save_error
+}
+
+/// Print the pick (or say there is none) and write `--export-pick`; a failed export is
+/// kept in `save_error`. Exit status 0 with a pick, 2 without one.
+fn report_pick(
+    data: &Option<PathBuf>,
+    args: &SearchArgs,
+    done: &Finished<'_>,
+    nats: Option<&NatsMap>,
+    save_error: &mut Option<anyhow::Error>,
+) -> Result<ExitCode> {
+    let Finished { cfg, outcome, index, .. } = *done;
+    Ok(match outcome.pick {
         Some(p) => {
             let idx = index(p.arch).map(|i| format!(" | index {i}")).unwrap_or_default();
             let l = Normaliser::of(&outcome.probes)
@@ -490,11 +358,11 @@ pub fn run(data: &Option<PathBuf>, args: SearchArgs) -> Result<ExitCode> {
                 p.tf,
                 p.score
             );
-            if let Some(acc) = benchmark_accuracy(data, keyed_map.as_ref(), p.arch) {
+            if let Some(acc) = benchmark_accuracy(data, nats, p.arch) {
                 outln!("      CIFAR-10 test accuracy {acc:.2}% (benchmark ground truth from --data, reported only: the search never reads it)");
             }
             if let Some(out) = &args.export_pick {
-                let spec = ExportSpec { arch: p.arch, cfg: export_cfg, batch: 1, seed: 0 };
+                let spec = ExportSpec { arch: p.arch, cfg: args.net.config()?, batch: 1, seed: 0 };
                 match spec.write(out, Format::of_path(out)) {
                     Ok(()) => outln!("      pick's network written to {}", out.display()),
                     Err(err) => {
@@ -505,7 +373,7 @@ pub fn run(data: &Option<PathBuf>, args: SearchArgs) -> Result<ExitCode> {
             ExitCode::SUCCESS
         }
         None => {
-            let why = match objective {
+            let why = match cfg.objective {
                 Objective::Constraint { max_latency_ms } => {
                     format!(
                         "no feasible architecture found: none of the {} measured cells ran within {max_latency_ms} ms",
@@ -519,20 +387,7 @@ pub fn run(data: &Option<PathBuf>, args: SearchArgs) -> Result<ExitCode> {
             eprintln!("{why}");
             ExitCode::from(2)
         }
-    };
-    match save_error {
-        Some(err) => Err(err),
-        None => Ok(code),
-    }
-}
-
-/// `--probe-timeout-s`, or `default` without it; refused unless a positive number.
-pub(crate) fn timeout_flag(flag: Option<f64>, default: Duration) -> Result<Duration> {
-    match flag {
-        None => Ok(default),
-        Some(s) if s.is_finite() && s > 0.0 && s < 1e9 => Ok(Duration::from_secs_f64(s)),
-        Some(s) => bail!("--probe-timeout-s {s}: must be a positive number of seconds"),
-    }
+    })
 }
 
 /// The benchmark's CIFAR-10 test accuracy of `arch` when a data directory is given (`None`

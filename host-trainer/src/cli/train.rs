@@ -159,7 +159,7 @@ pub fn run(data: &Option<PathBuf>, args: TrainArgs) -> Result<ExitCode> {
     let out = |name: &str| args.out.join(name);
     output::write(&out("policy.safetensors"), &bytes)?;
     output::write(&out("curves.csv"), plot::csv(&curves)?.as_bytes())?;
-    plot::figure5(&curves, &args.out.join("curves.svg")).map_err(|e| anyhow::anyhow!("plot: {e}"))?;
+    plot::figure5(&curves, &args.out.join("curves.svg")).context("plot")?;
     let summary = serde_json::json!({
         "command": command, "config": cfg, "seconds": secs,
         "steps_per_second": cfg.total_steps as f64 / secs,

@@ -1,6 +1,7 @@
 //! Training curves as CSV and as an SVG of the paper's Figure 5 panels.
 
 use super::train::CurveRow;
+use crate::output::PlotError;
 use std::path::Path;
 
 /// The curves as CSV (header from the row's fields).
@@ -15,10 +16,10 @@ pub fn csv(rows: &[CurveRow]) -> Result<String, csv::Error> {
 
 /// Six panels over environment steps: TF, normalised latency, latency percentile and
 /// ground-truth accuracy of the final cell, the reference network's latency, the return.
-pub fn figure5(rows: &[CurveRow], path: &Path) -> Result<(), String> {
+pub fn figure5(rows: &[CurveRow], path: &Path) -> Result<(), PlotError> {
     use plotters::prelude::*;
     crate::output::write_svg(path, (1200, 700), |root| {
-        root.fill(&WHITE).map_err(|e| e.to_string())?;
+        root.fill(&WHITE)?;
         let panels = root.split_evenly((2, 3));
         type Get = fn(&CurveRow) -> f64;
         let specs: [(&str, Get); 6] = [
@@ -44,11 +45,10 @@ pub fn figure5(rows: &[CurveRow], path: &Path) -> Result<(), String> {
                 .margin(8)
                 .x_label_area_size(28)
                 .y_label_area_size(48)
-                .build_cartesian_2d(0.0..x_max, lo..hi)
-                .map_err(|e| e.to_string())?;
-            chart.configure_mesh().x_labels(5).y_labels(5).x_desc("steps").draw().map_err(|e| e.to_string())?;
-            chart.draw_series(LineSeries::new(pts, BLUE.stroke_width(1))).map_err(|e| e.to_string())?;
+                .build_cartesian_2d(0.0..x_max, lo..hi)?;
+            chart.configure_mesh().x_labels(5).y_labels(5).x_desc("steps").draw()?;
+            chart.draw_series(LineSeries::new(pts, BLUE.stroke_width(1)))?;
         }
-        root.present().map_err(|e| e.to_string())
+        Ok(root.present()?)
     })
 }

@@ -9,6 +9,7 @@
 use super::{DeviceDistribution, SynthPreset};
 use crate::latency::registry::{BenchDevice, Split};
 use crate::latency::LatencyTable;
+use crate::output::PlotError;
 use crate::stats::{pearson, ranks};
 use rand::SeedableRng;
 use simnas_shared::NUM_ARCHS;
@@ -161,10 +162,10 @@ pub fn markdown(rows: &[CoverageRow], samples: usize, command: &str) -> String {
 }
 
 /// An SVG plot: per device, own-LUT rho and closest-synthetic rho of each preset.
-pub fn plot(rows: &[CoverageRow], path: &std::path::Path) -> Result<(), String> {
+pub fn plot(rows: &[CoverageRow], path: &std::path::Path) -> Result<(), PlotError> {
     use plotters::prelude::*;
     crate::output::write_svg(path, (1100, 520), |root| {
-        root.fill(&WHITE).map_err(|e| e.to_string())?;
+        root.fill(&WHITE)?;
         let lo = rows
             .iter()
             .flat_map(|r| r.presets.iter().map(|p| p.1).chain([r.own_edge.1, r.own_op.1]))
@@ -179,22 +180,18 @@ pub fn plot(rows: &[CoverageRow], path: &std::path::Path) -> Result<(), String> 
             .margin(12)
             .x_label_area_size(36)
             .y_label_area_size(50)
-            .build_cartesian_2d(-0.5f64..rows.len() as f64 - 0.5, lo..1.0f64)
-            .map_err(|e| e.to_string())?;
+            .build_cartesian_2d(-0.5f64..rows.len() as f64 - 0.5, lo..1.0f64)?;
         chart
             .configure_mesh()
             .x_desc("device (registry order, train first)")
             .y_desc("Spearman rho")
             .disable_x_mesh()
-            .draw()
-            .map_err(|e| e.to_string())?;
+            .draw()?;
         let n_train = rows.iter().filter(|r| r.split == Split::Train).count();
-        chart
-            .draw_series(LineSeries::new(
-                [(n_train as f64 - 0.5, lo), (n_train as f64 - 0.5, 1.0)],
-                BLACK.stroke_width(1),
-            ))
-            .map_err(|e| e.to_string())?;
+        chart.draw_series(LineSeries::new(
+            [(n_train as f64 - 0.5, lo), (n_train as f64 - 0.5, 1.0)],
+            BLACK.stroke_width(1),
+        ))?;
         let colors = [RED, BLUE, GREEN, MAGENTA, CYAN, BLACK];
         let mut series: Vec<(String, Vec<f64>)> =
             vec![("own per-edge LUT".into(), rows.iter().map(|r| r.own_edge.1).collect())];
@@ -206,8 +203,7 @@ pub fn plot(rows: &[CoverageRow], path: &std::path::Path) -> Result<(), String> 
         for (k, (label, ys)) in series.iter().enumerate() {
             let c = colors[k % colors.len()];
             chart
-                .draw_series(ys.iter().enumerate().map(|(i, &y)| Circle::new((i as f64, y), 3, c.filled())))
-                .map_err(|e| e.to_string())?
+                .draw_series(ys.iter().enumerate().map(|(i, &y)| Circle::new((i as f64, y), 3, c.filled())))?
                 .label(label.clone())
                 .legend(move |(x, y)| Circle::new((x, y), 3, c.filled()));
         }
@@ -216,8 +212,7 @@ pub fn plot(rows: &[CoverageRow], path: &std::path::Path) -> Result<(), String> 
             .background_style(WHITE.mix(0.8))
             .border_style(BLACK)
             .position(SeriesLabelPosition::LowerLeft)
-            .draw()
-            .map_err(|e| e.to_string())?;
-        root.present().map_err(|e| e.to_string())
+            .draw()?;
+        Ok(root.present()?)
     })
 }

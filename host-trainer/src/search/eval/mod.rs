@@ -350,20 +350,67 @@ pub fn evaluate(devices: &[EvalDevice], plan: &EvalPlan, threads: usize, done: &
     out
 }
 
+/// Why `nb201_accuracy.csv` could not be read.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum AccuracyError {
+    /// The file could not be opened or its header read.
+    #[error("{path}: {source}")]
+    Read {
+        /// The file.
+        path: std::path::PathBuf,
+        /// Why.
+        source: csv::Error,
+    },
+    /// A column the reader needs is missing.
+    #[error("{path}: no column {column}")]
+    NoColumn {
+        /// The file.
+        path: std::path::PathBuf,
+        /// The column.
+        column: &'static str,
+    },
+    /// A record could not be read.
+    #[error("{path}, line {line}: {source}")]
+    Record {
+        /// The file.
+        path: std::path::PathBuf,
+        /// Its line (the header is line 1).
+        line: usize,
+        /// Why.
+        source: csv::Error,
+    },
+    /// A record's index is not a benchmark index.
+    #[error("{path}, line {line}: bad index")]
+    BadIndex {
+        /// The file.
+        path: std::path::PathBuf,
+        /// Its line (the header is line 1).
+        line: usize,
+    },
+}
+
 /// CIFAR-10 test accuracy per code from `nb201_accuracy.csv` (`index` keyed).
-pub fn load_accuracy(path: &std::path::Path, map: &crate::data::NatsMap) -> Result<Vec<Option<f64>>, String> {
-    let mut rdr = csv::Reader::from_path(path).map_err(|e| format!("{}: {e}", path.display()))?;
-    let headers = rdr.headers().map_err(|e| format!("{}: {e}", path.display()))?.clone();
-    let col = |n: &str| headers.iter().position(|h| h == n).ok_or_else(|| format!("{}: no column {n}", path.display()));
+pub fn load_accuracy(path: &std::path::Path, map: &crate::data::NatsMap) -> Result<Vec<Option<f64>>, AccuracyError> {
+    let read = |source| AccuracyError::Read { path: path.to_path_buf(), source };
+    let mut rdr = csv::Reader::from_path(path).map_err(read)?;
+    let headers = rdr.headers().map_err(read)?.clone();
+    let col = |column: &'static str| {
+        headers
+            .iter()
+            .position(|h| h == column)
+            .ok_or_else(|| AccuracyError::NoColumn { path: path.to_path_buf(), column })
+    };
     let (ci, ca) = (col("index")?, col("cifar10_test")?);
     let mut acc = vec![None; NUM_ARCHS];
     for (row, rec) in rdr.records().enumerate() {
-        let rec = rec.map_err(|e| format!("{}, line {}: {e}", path.display(), row + 2))?;
+        let line = row + 2;
+        let rec = rec.map_err(|source| AccuracyError::Record { path: path.to_path_buf(), line, source })?;
         let idx = rec
             .get(ci)
             .and_then(|s| s.trim().parse::<u16>().ok())
             .and_then(simnas_shared::NatsIndex::new)
-            .ok_or_else(|| format!("{}, line {}: bad index", path.display(), row + 2))?;
+            .ok_or_else(|| AccuracyError::BadIndex { path: path.to_path_buf(), line })?;
         let v = rec.get(ca).and_then(|s| s.trim().parse::<f64>().ok()).filter(|v| v.is_finite());
         acc[code(map.arch(idx))] = v;
     }

@@ -10,8 +10,9 @@
 //! * `fitness_vs_budget.svg`: mean fitness / oracle against budget, one line per strategy.
 
 use super::{ConstrainedRun, EvalResults, WeightedRun, PERCENTILES};
+use crate::output::{OutputError, PlotError};
 use std::fmt::Write as _;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 fn mean(v: impl Iterator<Item = f64>) -> f64 {
     let (s, n) = v.fold((0.0, 0usize), |(s, n), x| (s + x, n + 1));
@@ -203,18 +204,39 @@ pub fn markdown(r: &EvalResults, header: &str) -> String {
     s
 }
 
-fn csv_write<T: serde::Serialize>(path: &Path, rows: &[T]) -> Result<(), String> {
+/// Why the report was not written.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ReportError {
+    /// A CSV row could not be encoded.
+    #[error("{path}: {source}")]
+    Csv {
+        /// The CSV file.
+        path: PathBuf,
+        /// Why.
+        source: csv::Error,
+    },
+    /// The output directory or a file in it could not be written.
+    #[error(transparent)]
+    Output(#[from] OutputError),
+    /// The budget plot could not be drawn or written.
+    #[error(transparent)]
+    Plot(#[from] PlotError),
+}
+
+fn csv_write<T: serde::Serialize>(path: &Path, rows: &[T]) -> Result<(), ReportError> {
+    let csv_error = |source| ReportError::Csv { path: path.to_path_buf(), source };
     let mut w = csv::Writer::from_writer(Vec::new());
     for r in rows {
-        w.serialize(r).map_err(|e| format!("{}: {e}", path.display()))?;
+        w.serialize(r).map_err(csv_error)?;
     }
-    let bytes = w.into_inner().map_err(|e| format!("{}: {}", path.display(), e.error()))?;
-    crate::output::write(path, &bytes).map_err(|e| e.to_string())
+    let bytes = w.into_inner().map_err(|e| csv_error(e.into_error().into()))?;
+    Ok(crate::output::write(path, &bytes)?)
 }
 
 /// Write `report.md`, the CSVs and the budget plot into `dir`.
-pub fn write_all(r: &EvalResults, header: &str, dir: &Path) -> Result<(), String> {
-    crate::output::prepare_dir(dir, &[]).map_err(|e| e.to_string())?;
+pub fn write_all(r: &EvalResults, header: &str, dir: &Path) -> Result<(), ReportError> {
+    crate::output::prepare_dir(dir, &[])?;
     csv_write::<WeightedRun>(&dir.join("weighted.csv"), &r.weighted)?;
     csv_write::<ConstrainedRun>(&dir.join("constrained.csv"), &r.constrained)?;
     let series: Vec<(String, Vec<(usize, f64)>)> = strategies(r)
@@ -226,5 +248,5 @@ pub fn write_all(r: &EvalResults, header: &str, dir: &Path) -> Result<(), String
         "Mean fitness / oracle over the evaluated devices (w = 0.5)",
         &dir.join("fitness_vs_budget.svg"),
     )?;
-    crate::output::write(&dir.join("report.md"), markdown(r, header).as_bytes()).map_err(|e| e.to_string())
+    Ok(crate::output::write(&dir.join("report.md"), markdown(r, header).as_bytes())?)
 }

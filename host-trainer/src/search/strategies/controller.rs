@@ -538,6 +538,30 @@ pub const FEATURE_NAMES: [&str; COEFS] = [
     "live_avg_pool_3x3",
 ];
 
+/// Why a prior file cannot be used.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum PriorFileError {
+    /// Written by another version of the format.
+    #[error("format version {found} (this build reads version {FORMAT_VERSION}); refit it with `simnas prior`")]
+    Version {
+        /// The file's version.
+        found: u32,
+    },
+    /// Fitted on other latency features.
+    #[error("features {found:?}, expected {FEATURE_NAMES:?}")]
+    Features {
+        /// The file's feature names.
+        found: Vec<String>,
+    },
+    /// The mean or covariance has the wrong shape.
+    #[error("mean and cov must be {COEFS} and {COEFS}x{COEFS}")]
+    Shape,
+    /// The numbers are not a usable prior.
+    #[error("{0}")]
+    Invalid(edge_runtime::calib::CalibError),
+}
+
 impl PriorFile {
     /// The file of `prior`.
     pub fn new(
@@ -570,18 +594,15 @@ impl PriorFile {
     }
 
     /// The prior, validated.
-    pub fn prior(&self) -> Result<Prior, String> {
+    pub fn prior(&self) -> Result<Prior, PriorFileError> {
         if self.format_version != FORMAT_VERSION {
-            return Err(format!(
-                "format version {} (this build reads version {FORMAT_VERSION}); refit it with `simnas prior`",
-                self.format_version
-            ));
+            return Err(PriorFileError::Version { found: self.format_version });
         }
         if self.features != FEATURE_NAMES {
-            return Err(format!("features {:?}, expected {:?}", self.features, FEATURE_NAMES));
+            return Err(PriorFileError::Features { found: self.features.clone() });
         }
         if self.mean.len() != COEFS || self.cov.len() != COEFS || self.cov.iter().any(|r| r.len() != COEFS) {
-            return Err(format!("mean and cov must be {COEFS} and {COEFS}x{COEFS}"));
+            return Err(PriorFileError::Shape);
         }
         let mut p = Prior {
             mean: [0.0; COEFS],
@@ -598,7 +619,7 @@ impl PriorFile {
             p.cov[i].copy_from_slice(r);
         }
         p.range_factor = self.range_factor;
-        p.validate().map_err(|e| e.to_string())?;
+        p.validate().map_err(PriorFileError::Invalid)?;
         Ok(p)
     }
 }
