@@ -528,3 +528,39 @@ fn resume_checks_the_record_against_itself_and_the_table() {
     assert!(out.status.success(), "{}", stderr(&out));
     assert!(stderr(&out).contains("resumed: 10 of 10 recorded probes replayed"), "{}", stderr(&out));
 }
+
+/// `--proxy` chooses how the table's metrics make TF: a table without MeCo cannot make the
+/// rank aggregate, a quantised table holds one proxy, and the shipped CSV serves both.
+#[test]
+fn the_proxy_flag_reads_the_table_it_needs() {
+    let fx = Fixture::new("proxy");
+    let dev = fx.table();
+    let out = fx.search(&["--device", &dev, "--strategy", "oracle", "--proxy", "meco-rank"]);
+    assert_refused(&out, "meco");
+    assert!(stderr(&out).contains("--reuse"), "{}", stderr(&out));
+    let shipped = |f: &str| format!("{}/../artifacts/scores/{f}", env!("CARGO_MANIFEST_DIR"));
+    let tf16 = shipped("cifar10_scores.tf16");
+    let data = fx.dir.display().to_string();
+    let out = simnas(&["--data", &data, "search", "--scores", &tf16, "--device", &dev, "--proxy", "meco-rank"]);
+    assert_refused(&out, "--proxy freerea");
+    assert!(stderr(&out).contains("cifar10_scores_meco-rank.tf16") || stderr(&out).contains("_meco-rank.tf16"));
+    let mut picks = Vec::new();
+    for (i, (proxy, scores)) in [
+        ("freerea", shipped("cifar10_scores.csv")),
+        ("meco-rank", shipped("cifar10_scores.csv")),
+        ("meco-rank", shipped("cifar10_scores_meco-rank.tf16")),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let json = fx.path(&format!("{proxy}-{i}.json"));
+        let args = ["--data", &data, "search", "--scores", &scores, "--device", &dev, "--strategy", "oracle"];
+        let out = simnas(&[&args[..], &["--proxy", proxy, "--json", &json]].concat());
+        assert!(out.status.success(), "{proxy}: {}", stderr(&out));
+        let v = read_json(&json);
+        picks.push((v["result"]["arch"].clone(), v["result"]["tf"].as_f64().unwrap()));
+    }
+    assert_ne!(picks[0], picks[1], "the two proxies rank cells differently");
+    assert_eq!(picks[1].0, picks[2].0, "the CSV and the quantised table agree");
+    assert!((picks[1].1 - picks[2].1).abs() <= 0.5 / 65535.0 + 1e-9);
+}

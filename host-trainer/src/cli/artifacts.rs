@@ -8,6 +8,7 @@ use clap::Args;
 use edge_runtime::calib::Prior;
 use host_trainer::data::NatsMap;
 use host_trainer::latency::LatencyTable;
+use host_trainer::score::table::Proxy;
 use host_trainer::score::ScoreTable;
 use host_trainer::search::strategies::controller::PriorFile;
 use host_trainer::search::strategies::paper::Controller;
@@ -44,6 +45,38 @@ pub struct SearchInputs {
     /// 15,625 cells as written, scored unpruned (for reproducing the paper).
     #[arg(long, value_enum, default_value_t = SpaceArg::Executed)]
     pub space: SpaceArg,
+    #[command(flatten)]
+    pub proxy: ProxyArgs,
+}
+
+/// How the score table's metrics combine into TF.
+#[derive(Args, Debug, Clone, Copy)]
+pub struct ProxyArgs {
+    /// Training-free proxy. `freerea` (default): FreeREA's mean of NASWOT, LogSynflow and
+    /// SkipScore, min-max normalised. `meco-rank`: the rank aggregate of MeCo, NASWOT and
+    /// LogSynflow (ranks far better with accuracy; under latency limits it is not better
+    /// on the training devices: artifacts/scores/README.md). A `.tf16` holds one proxy's TF
+    /// (`<stem>_meco-rank.tf16` for meco-rank); a CSV serves both.
+    #[arg(long, value_enum, default_value_t = ProxyArg::Freerea)]
+    pub proxy: ProxyArg,
+}
+
+/// `--proxy`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum ProxyArg {
+    /// FreeREA's TF (the paper's).
+    Freerea,
+    /// Rank aggregate of MeCo, NASWOT and LogSynflow.
+    MecoRank,
+}
+
+impl From<ProxyArg> for Proxy {
+    fn from(p: ProxyArg) -> Proxy {
+        match p {
+            ProxyArg::Freerea => Proxy::Freerea,
+            ProxyArg::MecoRank => Proxy::MecoRank,
+        }
+    }
 }
 
 /// `--space`.
@@ -80,13 +113,25 @@ pub(crate) fn locate(rel: &Path) -> PathBuf {
 
 /// TF per code in `space` (each cell its executed network's in the executed space), and
 /// the index map if the table carries indices.
-pub(crate) fn load_scores(path: &Path, space: Space) -> Result<(Vec<f64>, Option<NatsMap>)> {
+pub(crate) fn load_scores(path: &Path, space: Space, proxy: ProxyArgs) -> Result<(Vec<f64>, Option<NatsMap>)> {
     let path = locate(path);
     let quantised = path.extension().is_some_and(|e| e == "tf16");
     let table =
         if quantised { ScoreTable::load_quantised(&path) } else { ScoreTable::load(&path) }.with_context(|| {
             format!("score table {} (make one with `simnas score --all`, or pass --scores)", path.display())
         })?;
+    let want = Proxy::from(proxy.proxy);
+    if quantised && table.proxy() != want {
+        bail!(
+            "score table {} holds the {} proxy's TF; pass --proxy {} or a table of the {} proxy (the CSV, or <stem>_{}.tf16)",
+            path.display(),
+            table.proxy().name(),
+            table.proxy().name(),
+            want.name(),
+            want.name()
+        );
+    }
+    let table = table.with_proxy(want).with_context(|| format!("score table {}", path.display()))?;
     if space == Space::Raw && table.is_executed() {
         bail!(
             "score table {} holds executed-network scores; --space raw needs the raw table (the CSV, or <stem>_raw.tf16)",

@@ -77,7 +77,7 @@ pub fn run(data: &Option<PathBuf>, args: EvalArgs) -> Result<ExitCode> {
     let dir = data_dir(data.as_deref())?;
     let nats = NatsMap::load(&dir)?;
     let space = Space::from(args.inputs.space);
-    let (tf, _) = load_scores(&args.inputs.scores, space)?;
+    let (tf, _) = load_scores(&args.inputs.scores, space, args.inputs.proxy)?;
     let prior = load_prior(&args.inputs.prior)?;
     let accuracy = load_accuracy(&dir.join("nb201_accuracy.csv"), &nats)?;
 

@@ -24,13 +24,15 @@ pub struct PriorArgs {
     /// quantised `.tf16`). The prior is selected over the executed networks.
     #[arg(long, value_name = "FILE", default_value = SHIPPED_SCORES)]
     scores: PathBuf,
+    #[command(flatten)]
+    proxy: super::artifacts::ProxyArgs,
 }
 
 pub fn run(data: &Option<PathBuf>, args: PriorArgs) -> Result<ExitCode> {
     output::prepare(&args.out)?;
     let dir = data_dir(data.as_deref())?;
     let map = NatsMap::load(&dir)?;
-    let (tf, _) = load_scores(&args.scores, host_trainer::search::Space::Executed)?;
+    let (tf, _) = load_scores(&args.scores, host_trainer::search::Space::Executed, args.proxy)?;
     let all = load_devices(&dir, &map)?;
     let train: Vec<_> = all.iter().filter(|(d, _)| d.split == Split::Train).collect();
     let devices: Vec<TrainDevice> = train.iter().map(|(d, t)| TrainDevice::new(d.name, d.family, t)).collect();
