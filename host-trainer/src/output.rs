@@ -125,14 +125,6 @@ pub enum PlotError {
     Write(#[from] OutputError),
 }
 
-/// Drawing code that reports its failures as text (the score report's scatter plot) can
-/// hand [`write_svg`] a `String` error type.
-impl From<OutputError> for String {
-    fn from(e: OutputError) -> String {
-        e.to_string()
-    }
-}
-
 /// Draw an SVG with plotters into memory, then [`write`] it to `path` (so a plot is never
 /// left half-drawn, and devices and symlinks are treated like every other output). `draw`'s
 /// error type is the caller's ([`PlotError`] for plotters' errors).

@@ -500,7 +500,9 @@ fn report_cmd(data: &Option<PathBuf>, mut args: ReportArgs) -> Result<ExitCode> 
     args.table = super::artifacts::locate(&args.table);
     let dir = args.out.clone();
     let stem = args.table.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_else(|| "scores".into());
-    let (md_name, svg_name) = (format!("{stem}_report.md"), format!("{stem}_tf_vs_cifar10.svg"));
+    let d = dataset_of(&args.table);
+    let key = ["cifar10", "cifar100", "imagenet16"][d];
+    let (md_name, svg_name) = (format!("{stem}_report.md"), format!("{stem}_tf_vs_{key}.svg"));
     host_trainer::output::prepare_dir(&dir, &[&md_name, &svg_name])?;
     let rows = table::read_rows(&args.table)?;
     let dir_data = data_dir(data.as_deref())?;
@@ -531,11 +533,25 @@ fn report_cmd(data: &Option<PathBuf>, mut args: ReportArgs) -> Result<ExitCode> 
     let md_path = dir.join(md_name);
     host_trainer::output::write(&md_path, md.as_bytes())?;
     let svg = dir.join(svg_name);
-    let rho = r.correlations.iter().find(|c| c.metric.starts_with("TF freerea")).and_then(|c| c.spearman[0]);
-    report::scatter_svg(&rows, &acc, rho, &svg).map_err(|e| anyhow::anyhow!("plot {}: {e}", svg.display()))?;
+    // The search space's cells, as the search sees them.
+    report::scatter_svg(&space, &acc, d, &svg).with_context(|| format!("plot {}", svg.display()))?;
     outln!("{md}");
     outln!("wrote {} and {}", md_path.display(), svg.display());
     Ok(ExitCode::SUCCESS)
+}
+
+/// The table's dataset (an index into [`report::DATASETS`]) from its sidecar's classes:
+/// CIFAR-10 without a sidecar.
+fn dataset_of(path: &Path) -> usize {
+    let classes = std::fs::read_to_string(table::sibling(path, ".json"))
+        .ok()
+        .and_then(|t| serde_json::from_str::<table::Sidecar>(&t).ok())
+        .map_or(10, |s| s.run.classes);
+    match classes {
+        100 => 1,
+        120 => 2,
+        _ => 0,
+    }
 }
 
 /// The report's last section: per proxy the table supports, the accuracy (on the table's
@@ -552,16 +568,7 @@ fn ceiling_section(
     use host_trainer::latency::{InvalidPolicy, LatencyTable};
     use host_trainer::search::eval::{proxy_ceiling, tf_vector, PERCENTILES};
     use std::fmt::Write as _;
-    // The table's dataset, from its sidecar's classes (CIFAR-10 without a sidecar).
-    let classes = std::fs::read_to_string(table::sibling(path, ".json"))
-        .ok()
-        .and_then(|t| serde_json::from_str::<table::Sidecar>(&t).ok())
-        .map_or(10, |s| s.run.classes);
-    let d = match classes {
-        100 => 1,
-        120 => 2,
-        _ => 0,
-    };
+    let d = dataset_of(path);
     let mut by_code = vec![None; NUM_ARCHS];
     for r in rows {
         by_code[r.arch.code().get() as usize] = Some(acc.acc[d][r.index.get() as usize]);

@@ -14,6 +14,7 @@
 
 use super::table::{normalise, proxy_tf, Proxy, Ranges, ScoreRow};
 use crate::data::DataError;
+use crate::output::PlotError;
 use crate::stats::{kendall_tau_b, spearman};
 use simnas_shared::NUM_ARCHS;
 use std::fmt::Write as _;
@@ -209,35 +210,42 @@ pub fn markdown(sections: &[(&str, &Report)], command: &str, table: &str) -> Str
     s
 }
 
-/// SVG scatter plot of `TF` against CIFAR-10 test accuracy.
-pub fn scatter_svg(rows: &[ScoreRow], acc: &Accuracies, rho: Option<f64>, path: &Path) -> Result<(), String> {
+/// SVG scatter plot of `TF` against the test accuracy of dataset `dataset` (an index into
+/// [`DATASETS`]), one panel per proxy the rows can make (FreeREA's, then the rank
+/// aggregate), each titled with its Spearman rho.
+pub fn scatter_svg(rows: &[ScoreRow], acc: &Accuracies, dataset: usize, path: &Path) -> Result<(), PlotError> {
     use plotters::prelude::*;
-    let ranges = Ranges::of(rows).ok_or("empty table")?;
-    crate::output::write_svg(path, (900, 640), |root| {
-        root.fill(&WHITE).map_err(|e| e.to_string())?;
-        let caption = format!("TF vs CIFAR-10 test accuracy ({} cells, Spearman {})", rows.len(), fmt(rho));
-        let mut chart = ChartBuilder::on(&root)
-            .caption(caption, ("sans-serif", 20))
-            .margin(14)
-            .x_label_area_size(40)
-            .y_label_area_size(50)
-            .build_cartesian_2d(0f64..1f64, 0f64..100f64)
-            .map_err(|e| e.to_string())?;
-        chart
-            .configure_mesh()
-            .x_desc("TF (mean of min-max normalised NASWOT, LogSynflow, SkipScore)")
-            .y_desc("CIFAR-10 test accuracy (%)")
-            .draw()
-            .map_err(|e| e.to_string())?;
-        let points = rows.iter().map(|r| {
-            let tf = (normalise(r.naswot, ranges.naswot)
-                + normalise(r.logsynflow, ranges.logsynflow)
-                + normalise(r.skip, ranges.skip))
-                / 3.0;
-            Circle::new((tf, acc.acc[0][r.index.get() as usize]), 1, BLUE.mix(0.35).filled())
-        });
-        chart.draw_series(points).map_err(|e| e.to_string())?;
-        root.present().map_err(|e| e.to_string())
+    let d = dataset.min(DATASETS.len() - 1);
+    let y: Vec<f64> = rows.iter().map(|r| acc.acc[d][r.index.get() as usize]).collect();
+    let panels: Vec<(Proxy, Vec<f64>)> =
+        Proxy::ALL.into_iter().filter_map(|p| proxy_tf(rows, p).map(|tf| (p, tf))).collect();
+    let (lo, hi) = y.iter().fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), &v| (lo.min(v), hi.max(v)));
+    let (lo, hi) = if lo < hi { (lo.floor(), hi.ceil()) } else { (0.0, 100.0) };
+    crate::output::write_svg(path, (520 * panels.len().max(1) as u32, 600), |root| {
+        root.fill(&WHITE)?;
+        for (area, (proxy, tf)) in root.split_evenly((1, panels.len().max(1))).iter().zip(&panels) {
+            let caption = format!(
+                "TF {} vs {} ({} cells, Spearman {})",
+                proxy.name(),
+                DATASETS[d].0,
+                rows.len(),
+                fmt(spearman(tf, &y))
+            );
+            let mut chart = ChartBuilder::on(area)
+                .caption(caption, ("sans-serif", 17))
+                .margin(14)
+                .x_label_area_size(40)
+                .y_label_area_size(50)
+                .build_cartesian_2d(0f64..1f64, lo..hi)?;
+            chart
+                .configure_mesh()
+                .x_desc(format!("TF ({})", proxy.name()))
+                .y_desc(format!("{} test accuracy (%)", DATASETS[d].0))
+                .draw()?;
+            chart.draw_series(tf.iter().zip(&y).map(|(&t, &a)| Circle::new((t, a), 1, BLUE.mix(0.35).filled())))?;
+        }
+        root.present()?;
+        Ok(())
     })
 }
 
@@ -272,7 +280,7 @@ mod tests {
         let md = markdown(&[("every cell", &r)], "simnas score report", "t.csv");
         assert!(md.contains("| NASWOT | 1.000 |") && md.contains("n/a"));
         let p = std::env::temp_dir().join(format!("simnas-report-{}.svg", std::process::id()));
-        scatter_svg(&rows, &acc, Some(1.0), &p).unwrap();
+        scatter_svg(&rows, &acc, 0, &p).unwrap();
         assert!(std::fs::read_to_string(&p).unwrap().contains("<svg"));
         assert!(build(&[], &acc).is_none());
     }
