@@ -564,3 +564,25 @@ fn the_proxy_flag_reads_the_table_it_needs() {
     assert_eq!(picks[1].0, picks[2].0, "the CSV and the quantised table agree");
     assert!((picks[1].1 - picks[2].1).abs() <= 0.5 / 65535.0 + 1e-9);
 }
+
+/// Without `--scores`, the table is the shipped one of `--net`'s dataset.
+#[test]
+fn the_net_preset_chooses_the_shipped_score_table() {
+    let fx = Fixture::new("preset");
+    let dev = fx.table();
+    let data = fx.dir.display().to_string();
+    let shipped = |f: &str| format!("{}/../artifacts/scores/{f}", env!("CARGO_MANIFEST_DIR"));
+    let mut tf = Vec::new();
+    for (i, extra) in
+        [vec!["--net", "cifar100"], vec!["--scores", &shipped("cifar100_scores.csv")], vec![]].into_iter().enumerate()
+    {
+        let json = fx.path(&format!("p{i}.json"));
+        let args = ["--data", &data, "search", "--device", &dev, "--strategy", "oracle", "--json", &json];
+        let out = simnas(&[&args[..], &extra].concat());
+        assert!(out.status.success(), "{extra:?}: {}", stderr(&out));
+        let v = read_json(&json);
+        tf.push(v["result"]["tf"].as_f64().unwrap());
+    }
+    assert_eq!(tf[0], tf[1], "--net cifar100 reads the CIFAR-100 table");
+    assert_ne!(tf[0], tf[2], "the default is CIFAR-10's");
+}

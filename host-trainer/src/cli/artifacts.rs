@@ -30,9 +30,11 @@ pub(crate) const SHIPPED_CALIB: &str = "artifacts/controller/prior.json";
 /// Inputs shared by `search` and `eval`.
 #[derive(Args, Debug, Clone)]
 pub struct SearchInputs {
-    /// Score table (CSV from `simnas score --all`, or its quantised `.tf16`).
-    #[arg(long, value_name = "FILE", default_value = SHIPPED_SCORES)]
-    pub scores: PathBuf,
+    /// Score table (CSV from `simnas score --all`, or its quantised `.tf16`) [default: the
+    /// shipped table of the network's dataset, `artifacts/scores/<net>_scores.csv`, i.e.
+    /// CIFAR-10's unless `search --net` names another preset].
+    #[arg(long, value_name = "FILE")]
+    pub scores: Option<PathBuf>,
     /// Synthetic-device distribution (for `lut-prior`: the mean LUT of the training devices).
     #[arg(long, value_name = "FILE", default_value = SHIPPED_DEVICES)]
     pub prior: PathBuf,
@@ -47,6 +49,23 @@ pub struct SearchInputs {
     pub space: SpaceArg,
     #[command(flatten)]
     pub proxy: ProxyArgs,
+}
+
+impl SearchInputs {
+    /// `--scores`, else the shipped table of `preset`'s dataset.
+    pub fn scores_for(&self, preset: super::Preset) -> PathBuf {
+        self.scores.clone().unwrap_or_else(|| shipped_scores(preset))
+    }
+}
+
+/// The shipped score table of `preset`'s dataset.
+pub(crate) fn shipped_scores(preset: super::Preset) -> PathBuf {
+    let name = match preset {
+        super::Preset::Cifar10 => "cifar10",
+        super::Preset::Cifar100 => "cifar100",
+        super::Preset::Imagenet16 => "imagenet16",
+    };
+    PathBuf::from(format!("artifacts/scores/{name}_scores.csv"))
 }
 
 /// How the score table's metrics combine into TF.

@@ -77,7 +77,8 @@ pub fn run(data: &Option<PathBuf>, args: EvalArgs) -> Result<ExitCode> {
     let dir = data_dir(data.as_deref())?;
     let nats = NatsMap::load(&dir)?;
     let space = Space::from(args.inputs.space);
-    let (tf, _) = load_scores(&args.inputs.scores, space, args.inputs.proxy)?;
+    let scores = args.inputs.scores_for(super::Preset::Cifar10);
+    let (tf, _) = load_scores(&scores, space, args.inputs.proxy)?;
     let prior = load_prior(&args.inputs.prior)?;
     let accuracy = load_accuracy(&dir.join("nb201_accuracy.csv"), &nats)?;
 
@@ -132,7 +133,7 @@ pub fn run(data: &Option<PathBuf>, args: EvalArgs) -> Result<ExitCode> {
         args.budgets,
         args.seeds,
         args.weight,
-        locate(&args.inputs.scores).display(),
+        locate(&scores).display(),
         locate(&args.inputs.prior).display(),
     );
     report::write_all(&results, &header, &args.out)?;
