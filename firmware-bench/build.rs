@@ -64,7 +64,7 @@ fn main() {
 /// The embedded files: (environment variable, default relative to the workspace).
 const FILES: [(&str, &str); 3] = [
     ("SIMNAS_FW_POLICY", "artifacts/policy/policy.safetensors"),
-    ("SIMNAS_FW_SCORES", "artifacts/scores/cifar10_scores.tf16"),
+    ("SIMNAS_FW_SCORES", "artifacts/scores/imagenet16_scores.tf16"),
     ("SIMNAS_FW_PRIOR", "artifacts/devices/distribution.json"),
 ];
 

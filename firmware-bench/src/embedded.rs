@@ -1,7 +1,7 @@
 //! What the firmware embeds for its on-board search, fixed at build time by `build.rs`:
 //! the policy (`$SIMNAS_FW_POLICY`, default `artifacts/policy/policy.safetensors`), the
 //! quantised score table (`$SIMNAS_FW_SCORES`, default
-//! `artifacts/scores/cifar10_scores.tf16`), the start cells precomputed from them and the
+//! `artifacts/scores/imagenet16_scores.tf16`, the table of the board's ImageNet16-120 network), the start cells precomputed from them and the
 //! prior LUT (`$SIMNAS_FW_PRIOR`, default `artifacts/devices/distribution.json`), and the
 //! settings `$SIMNAS_FW_BUDGET` (10), `$SIMNAS_FW_WEIGHT` (0.5),
 //! `$SIMNAS_FW_SEARCH_WARMUP` (1) and `$SIMNAS_FW_SEARCH_REPEATS` (3).

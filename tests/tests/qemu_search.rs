@@ -116,7 +116,7 @@ fn autonomous_search_on_the_board() {
     let table = dir.join("board.csv");
     std::fs::write(&table, csv).unwrap();
     let json = dir.join("host.json");
-    let scores = workspace().join("artifacts/scores/cifar10_scores.tf16");
+    let scores = workspace().join("artifacts/scores/imagenet16_scores.tf16");
     let out = Command::new(simnas())
         .current_dir(workspace())
         .args(["search", "--budget", &BUDGET.to_string(), "--min-table-coverage", "0", "--device"])
