@@ -32,7 +32,8 @@ pub(crate) const SHIPPED_CALIB: &str = "artifacts/controller/prior.json";
 pub struct SearchInputs {
     /// Score table (CSV from `simnas score --all`, or its quantised `.tf16`) [default: the
     /// shipped table of the network's dataset, `artifacts/scores/<net>_scores.csv`, i.e.
-    /// CIFAR-10's unless `search --net` names another preset].
+    /// CIFAR-10's unless `search --net` names another preset; ImageNet16-120's for a board,
+    /// whose firmware runs that network].
     #[arg(long, value_name = "FILE")]
     pub scores: Option<PathBuf>,
     /// Synthetic-device distribution (for `lut-prior`: the mean LUT of the training devices).

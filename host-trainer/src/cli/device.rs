@@ -110,6 +110,12 @@ impl DeviceArgs {
         matches!(self.device, DeviceSpec::Table { .. } | DeviceSpec::Bench(_))
     }
 
+    /// Whether `--device` names a board running the firmware (QEMU or a serial port),
+    /// whose network is the firmware's (ImageNet16-120), whatever `--net` says.
+    pub fn is_board(&self) -> bool {
+        matches!(self.device, DeviceSpec::Qemu | DeviceSpec::Serial(_))
+    }
+
     /// How host probes are timed.
     pub fn host_timing(&self) -> HostTiming {
         HostTiming { warmup: self.warmup, repeats: self.repeats as usize, clock: self.clock, timing: self.timing }

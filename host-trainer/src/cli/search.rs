@@ -128,7 +128,9 @@ pub fn run(data: &Option<PathBuf>, args: SearchArgs) -> Result<ExitCode> {
         Some(out) => existing_record(out, args.resume, &cfg)?,
         None => None,
     };
-    let (tf, score_map) = load_scores(&args.inputs.scores_for(args.net.net), space, args.inputs.proxy)?;
+    // A board runs the firmware's ImageNet16-120 network: its table unless --scores says.
+    let preset = if args.device.is_board() { super::Preset::Imagenet16 } else { args.net.net };
+    let (tf, score_map) = load_scores(&args.inputs.scores_for(preset), space, args.inputs.proxy)?;
     let (map, keyed_map) = index_maps(data, score_map);
     let inputs = StrategyInputs::load(strategy, &args.inputs, args.policy.as_deref())?;
     if strategy == Strategy::Oracle && !args.device.is_table() {
