@@ -265,7 +265,8 @@ fn a_search_stopped_by_a_signal_leaves_no_qemu_running() {
     for sig in [libc::SIGTERM, libc::SIGHUP, libc::SIGKILL] {
         let mut child = Command::new(simnas())
             .current_dir(workspace())
-            .args(["search", "--device", "qemu", "--budget", "10", "--warmup", "0", "--repeats", "5", "--firmware"])
+            // Enough repeats that the search is still probing when the signal arrives.
+            .args(["search", "--device", "qemu", "--budget", "10", "--warmup", "0", "--repeats", "60", "--firmware"])
             .arg(firmware())
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
