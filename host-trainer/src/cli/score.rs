@@ -269,9 +269,8 @@ impl Reused {
         for r in &rows {
             by_index[r.index.get() as usize] = Some(r);
         }
-        let covered = |f: &dyn Fn(&table::ScoreRow) -> bool| {
-            targets.iter().all(|i| by_index[i.get() as usize].is_some_and(|r| f(r)))
-        };
+        let covered =
+            |f: &dyn Fn(&table::ScoreRow) -> bool| targets.iter().all(|i| by_index[i.get() as usize].is_some_and(f));
         let mut out = Reused::default();
         let mut metrics = Vec::new();
         // A degenerate (disconnected) cell's NASWOT is stored as the table's floor: copied

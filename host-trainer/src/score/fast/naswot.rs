@@ -130,6 +130,10 @@ impl CellPlan {
     }
 }
 
+/// What [`FastNaswot::kernel_observed`] hands every cell output: the map (NHWC), its side,
+/// its channels, and whether it is all zero.
+pub type CellObserver<'a> = dyn FnMut(&[f32], usize, usize, bool) -> Result<()> + 'a;
+
 /// Per-thread buffers of the fast forward pass (about 28 MB for CIFAR-10 at batch 64).
 #[derive(Debug, Default)]
 pub struct Workspace {
@@ -286,7 +290,7 @@ impl FastNaswot {
         arch: &Arch,
         init: usize,
         ws: &mut Workspace,
-        on_cell: &mut dyn FnMut(&[f32], usize, usize, bool) -> Result<()>,
+        on_cell: &mut CellObserver<'_>,
     ) -> Result<IntKernel> {
         let (Some(w), Some(wino)) = (self.weights.get(init), self.wino.get(init)) else {
             return Err(ScoreError::Settings(format!("no initialisation {init}")));
