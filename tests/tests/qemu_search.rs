@@ -262,12 +262,24 @@ fn running(pid: u32) -> bool {
 
 #[test]
 fn a_search_stopped_by_a_signal_leaves_no_qemu_running() {
+    use std::os::unix::process::CommandExt;
     for sig in [libc::SIGTERM, libc::SIGHUP, libc::SIGKILL] {
-        let mut child = Command::new(simnas())
-            .current_dir(workspace())
-            // Enough repeats that the search is still probing when the signal arrives.
-            .args(["search", "--device", "qemu", "--budget", "10", "--warmup", "0", "--repeats", "60", "--firmware"])
-            .arg(firmware())
+        let mut cmd = Command::new(simnas());
+        cmd.current_dir(workspace())
+            .args(["search", "--device", "qemu", "--budget", "10", "--warmup", "0", "--repeats", "5", "--firmware"])
+            .arg(firmware());
+        // simnas leaves alone a signal its parent ignores (`nohup` ignores SIGHUP): give it
+        // the default dispositions, however this test was started.
+        // SAFETY: between fork and exec only signal(2), which is async-signal-safe.
+        unsafe {
+            cmd.pre_exec(|| {
+                for s in [libc::SIGTERM, libc::SIGHUP, libc::SIGINT] {
+                    libc::signal(s, libc::SIG_DFL);
+                }
+                Ok(())
+            });
+        }
+        let mut child = cmd
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
