@@ -95,10 +95,11 @@ fn json_schema_budget_and_a_measured_pick() {
         let keys: Vec<&str> = v.as_object().unwrap().keys().map(|k| k.as_str()).collect();
         assert_eq!(
             keys,
-            ["budget", "device", "objective", "probes", "result", "seed", "space", "strategy"],
+            ["budget", "device", "objective", "probes", "proxy", "result", "seed", "space", "strategy"],
             "{strategy}"
         );
         assert_eq!(v["strategy"], strategy);
+        assert_eq!(v["proxy"], "freerea");
         assert_eq!((&v["budget"], &v["seed"]), (&serde_json::json!(10), &serde_json::json!(0)));
         assert_eq!(v["objective"], serde_json::json!({"kind": "weighted", "weight": 0.5}));
         let probes = v["probes"].as_array().unwrap();
@@ -561,6 +562,13 @@ fn the_proxy_flag_reads_the_table_it_needs() {
         picks.push((v["result"]["arch"].clone(), v["result"]["tf"].as_f64().unwrap()));
     }
     assert_ne!(picks[0], picks[1], "the two proxies rank cells differently");
+    assert_eq!(read_json(&fx.path("meco-rank-1.json"))["proxy"], "meco-rank");
+    // A record is resumed under the proxy it was made with.
+    let json = fx.path("meco-rank-1.json");
+    let scores = shipped("cifar10_scores.csv");
+    let args = ["--data", &data, "search", "--scores", &scores, "--device", &dev, "--strategy", "oracle"];
+    let out = simnas(&[&args[..], &["--json", &json, "--resume"]].concat());
+    assert_refused(&out, "--proxy meco-rank");
     assert_eq!(picks[1].0, picks[2].0, "the CSV and the quantised table agree");
     assert!((picks[1].1 - picks[2].1).abs() <= 0.5 / 65535.0 + 1e-9);
 }

@@ -22,6 +22,7 @@ use host_trainer::data::{data_dir, NatsMap};
 use host_trainer::device::Device;
 use host_trainer::export::{ExportSpec, Format};
 use host_trainer::output;
+use host_trainer::score::table::Proxy;
 use host_trainer::search::json::SearchJson;
 use host_trainer::search::plot::{trajectories, Trajectory};
 use host_trainer::search::{
@@ -125,7 +126,7 @@ pub fn run(data: &Option<PathBuf>, args: SearchArgs) -> Result<ExitCode> {
     }
     let export_cfg = args.net.config()?;
     let previous = match &args.json {
-        Some(out) => existing_record(out, args.resume, &cfg)?,
+        Some(out) => existing_record(out, args.resume, &cfg, args.inputs.proxy.proxy.into())?,
         None => None,
     };
     // A board runs the firmware's ImageNet16-120 network: its table unless --scores says.
@@ -163,7 +164,8 @@ pub fn run(data: &Option<PathBuf>, args: SearchArgs) -> Result<ExitCode> {
     outln!("{:>4} {:>11} {:>7} {:>6}  cell", "step", "latency ms", "TF", "index");
     // A device or a FIFO at --json gets the final record only (each write adds to a stream).
     let out = args.json.as_deref().filter(|p| output::replaces(p));
-    let mut recorder = Recorder::new(out, &name, &cfg, &tf, &index, pending);
+    let proxy = Proxy::from(args.inputs.proxy.proxy).name();
+    let mut recorder = Recorder::new(out, &name, &cfg, &tf, &index, pending).with_proxy(proxy);
     let outcome = search(&cfg, &ctx, device, &mut |e| recorder.observe(e));
     let Recorder { pending, io_error, .. } = recorder;
     if !outcome.skipped.is_empty() {
@@ -232,6 +234,8 @@ struct Recorder<'a> {
     cfg: &'a SearchConfig,
     tf: &'a [f64],
     index: &'a dyn Fn(Arch) -> Option<u16>,
+    /// The proxy's name, for the record.
+    proxy: &'static str,
     probes: Vec<Measured>,
     skipped: Vec<Arch>,
     /// Recorded cells not asked for again yet: the file is rewritten only when the new
@@ -261,6 +265,7 @@ impl<'a> Recorder<'a> {
             cfg,
             tf,
             index,
+            proxy: Proxy::Freerea.name(),
             probes,
             skipped,
             pending,
@@ -268,6 +273,11 @@ impl<'a> Recorder<'a> {
             warned: false,
             last_write: None,
         }
+    }
+
+    /// Records that TF came from `proxy`.
+    fn with_proxy(self, proxy: &'static str) -> Recorder<'a> {
+        Recorder { proxy, ..self }
     }
 
     fn observe(&mut self, e: Event) {
@@ -291,7 +301,8 @@ impl<'a> Recorder<'a> {
         let due = events.is_power_of_two() || self.last_write.is_none_or(|t: Instant| t.elapsed() >= REWRITE_EVERY);
         if let Some(out) = self.out.filter(|_| self.pending.is_empty() && due) {
             self.last_write = Some(Instant::now());
-            let rec = SearchJson::new(self.name, self.cfg, &self.probes, &self.skipped, None, None, self.index);
+            let rec = SearchJson::new(self.name, self.cfg, &self.probes, &self.skipped, None, None, self.index)
+                .with_proxy(self.proxy);
             if let Err(err) = output::write(out, &rec.to_bytes()) {
                 if !std::mem::replace(&mut self.warned, true) {
                     eprintln!("warning: {err} (tried again as the search goes on)");
@@ -314,6 +325,7 @@ struct Finished<'a> {
 /// then the record stays as it was) and the `--plot`; the first failure, if any.
 fn save(args: &SearchArgs, done: &Finished<'_>, pending: &HashSet<Arch>, had: usize) -> Option<anyhow::Error> {
     let Finished { name, cfg, outcome, tf, index } = *done;
+    let proxy = Proxy::from(args.inputs.proxy.proxy).name();
     let mut save_error: Option<anyhow::Error> = None;
     if let Some(out) = &args.json {
         if let Some(a) = pending.iter().next() {
@@ -322,7 +334,9 @@ fn save(args: &SearchArgs, done: &Finished<'_>, pending: &HashSet<Arch>, had: us
                 pending.len(),
                 out.display()
             ));
-        } else if let Err(err) = output::write(out, &SearchJson::of(name, cfg, outcome, index).to_bytes()) {
+        } else if let Err(err) =
+            output::write(out, &SearchJson::of(name, cfg, outcome, index).with_proxy(proxy).to_bytes())
+        {
             save_error = Some(err.into());
         }
     }
@@ -404,7 +418,7 @@ fn benchmark_accuracy(data: &Option<PathBuf>, nats: Option<&NatsMap>, arch: Arch
 /// The record at `path` to continue: `None` when there is nothing to keep (no file, an
 /// empty one, a device or a FIFO). A record without `resume`, or one made with other
 /// settings than `cfg`, is refused: replacing it would lose what it measured.
-fn existing_record(path: &Path, resume: bool, cfg: &SearchConfig) -> Result<Option<SearchJson>> {
+fn existing_record(path: &Path, resume: bool, cfg: &SearchConfig, proxy: Proxy) -> Result<Option<SearchJson>> {
     match std::fs::metadata(path) {
         Ok(m) if m.is_file() && m.len() > 0 => {}
         _ => return Ok(None),
@@ -471,6 +485,11 @@ fn existing_record(path: &Path, resume: bool, cfg: &SearchConfig) -> Result<Opti
     }
     if let Some(seed) = rec.seed.filter(|&s| s != cfg.seed) {
         return Err(refuse(format!("--seed {seed}"), format!("--seed {}", cfg.seed), ""));
+    }
+    let recorded_proxy = rec.proxy.as_deref().unwrap_or(Proxy::Freerea.name());
+    if recorded_proxy != proxy.name() {
+        let why = " (the search chose its cells by that proxy's TF)";
+        return Err(refuse(format!("--proxy {recorded_proxy}"), format!("--proxy {}", proxy.name()), why));
     }
     if rec.budget != cfg.budget {
         let why = " (a strategy plans with its budget: another one would not ask for the recorded cells)";

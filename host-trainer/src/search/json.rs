@@ -3,12 +3,14 @@
 //! ```text
 //! {"device": str, "strategy": str, "budget": int, "seed": int,
 //!  "objective": {"kind": "weighted", "weight": f} | {"kind": "constraint", "max_latency_ms": f},
-//!  "space": "executed" | "raw",
+//!  "space": "executed" | "raw", "proxy": "freerea" | "meco-rank",
 //!  "probes": [{"step": int, "arch": str, "index": int, "latency_ms": f}],
 //!  "result": {"arch": str, "index": int, "latency_ms": f, "tf": f}}
 //! ```
 //!
-//! * `seed` is absent only in records written before it was recorded.
+//! * `seed` is absent only in records written before it was recorded; `proxy` (how the
+//!   score table made TF, `simnas search --proxy`) in records written before proxies, which
+//!   used `freerea`.
 //! * `index` is the NATS-Bench index; it is `null` only when no index map was available
 //!   (no `--data` directory and a score table without indices).
 //! * `result` is `null` when there is no pick: constrained, no measured cell satisfied the
@@ -68,6 +70,9 @@ pub struct SearchJson {
     /// existed, which searched the raw cells).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub space: Option<String>,
+    /// The proxy TF came from (`None` in records written before proxies: `freerea`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub proxy: Option<String>,
     /// Probes in order.
     pub probes: Vec<ProbeJson>,
     /// The pick, or `null`.
@@ -98,6 +103,7 @@ impl SearchJson {
             seed: Some(cfg.seed),
             objective: cfg.objective,
             space: Some(cfg.space.name().into()),
+            proxy: None,
             probes: probes
                 .iter()
                 .map(|p| ProbeJson {
@@ -116,6 +122,11 @@ impl SearchJson {
             skipped: skipped.iter().map(|a| a.to_string()).collect(),
             error,
         }
+    }
+
+    /// The record, naming the proxy its TF came from.
+    pub fn with_proxy(self, proxy: &str) -> SearchJson {
+        SearchJson { proxy: Some(proxy.into()), ..self }
     }
 
     /// The record of a finished search.
