@@ -59,6 +59,10 @@ fn data() -> Option<std::path::PathBuf> {
     d.join("nb201_archs.csv").exists().then_some(d)
 }
 
+fn p(path: &std::path::Path) -> &str {
+    path.to_str().unwrap()
+}
+
 fn rows(path: &std::path::Path) -> Vec<Vec<String>> {
     let text = std::fs::read_to_string(path).unwrap();
     text.lines().skip(1).map(|l| l.split(',').map(str::to_string).collect()).collect()
@@ -101,6 +105,12 @@ fn reuse_copies_what_the_settings_fix_and_nothing_else() {
         assert_eq!(&r[2], &b[2]);
     }
     assert!(b.iter().zip(&f).any(|(b, f)| b[3] != f[3]), "LogSynflow depends on the classes");
+    // A sampled table gets a report (without the whole-space ceilings).
+    let rep = dir.join("rep");
+    let o = simnas(&["--data", data.to_str().unwrap(), "score", "report", "--table", p(&base), "--out", p(&rep)]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let md = std::fs::read_to_string(rep.join("base_report.md")).unwrap();
+    assert!(md.contains("Spearman") && !md.contains("Proxy ceiling"), "{md}");
     // Another seed fixes nothing the same way.
     let out = dir.join("other.csv");
     let mut args = vec!["--data", data.to_str().unwrap(), "score", "--all", "--sample", "6", "--seed", "5"];

@@ -528,7 +528,7 @@ fn report_cmd(data: &Option<PathBuf>, mut args: ReportArgs) -> Result<ExitCode> 
     }
     sections.push(("Every cell as scored (the paper's raw space)", &r));
     let mut md = report::markdown(&sections, &command_line(), &args.table.display().to_string());
-    md += &ceiling_section(&args.table, &rows, &acc, &nats, &dir_data)?;
+    md += &ceiling_section(d, &rows, &acc, &nats, &dir_data)?;
     let md_path = dir.join(md_name);
     host_trainer::output::write(&md_path, md.as_bytes())?;
     let svg = dir.join(svg_name);
@@ -553,21 +553,17 @@ fn dataset_of(path: &Path) -> usize {
     }
 }
 
-/// The report's last section: per proxy the table supports, the accuracy (on the table's
-/// dataset) of the proxy's ceiling under the p10/p25/p50 limits of the validation devices,
-/// next to the most accurate cell that fits, averaged over the devices.
-fn ceiling_section(
-    path: &Path,
-    rows: &[table::ScoreRow],
-    acc: &Accuracies,
-    nats: &NatsMap,
-    dir: &Path,
-) -> Result<String> {
+/// The report's last section: per proxy the table supports, the accuracy (on dataset `d`)
+/// of the proxy's ceiling under the p10/p25/p50 limits of the training and the validation
+/// devices, next to the most accurate cell that fits, averaged over the devices; empty for
+/// a table that does not cover the space.
+fn ceiling_section(d: usize, rows: &[table::ScoreRow], acc: &Accuracies, nats: &NatsMap, dir: &Path) -> Result<String> {
     use host_trainer::latency::registry::{self, Split};
     use host_trainer::latency::{InvalidPolicy, LatencyTable};
     use host_trainer::search::eval::{proxy_ceiling, tf_vector, PERCENTILES};
     use std::fmt::Write as _;
-    let d = dataset_of(path);
+    // Ceilings need every cell (a sampled table has no ceiling to report).
+    let Some(full) = ScoreTable::from_rows(rows) else { return Ok(String::new()) };
     let mut by_code = vec![None; NUM_ARCHS];
     for r in rows {
         by_code[r.arch.code().get() as usize] = Some(acc.acc[d][r.index.get() as usize]);
@@ -581,7 +577,6 @@ fn ceiling_section(
             .collect()
     };
     let (train, validation) = (load(Split::Train)?, load(Split::Validation)?);
-    let full = ScoreTable::load(path)?;
     let mut s = format!(
         "\n## Proxy ceiling under a latency limit ({})\n\n\
          Per device, the limit is the p10 / p25 / p50 latency of the connected executed networks; the \

@@ -387,6 +387,12 @@ impl ScoreTable {
         Ok(ScoreTable::from_full_rows(rows))
     }
 
+    /// The table of `rows` read by [`read_rows`] (which refuses a cell listed twice), or
+    /// `None` unless they cover the whole space.
+    pub fn from_rows(rows: &[ScoreRow]) -> Option<ScoreTable> {
+        (rows.len() == NUM_ARCHS).then(|| ScoreTable::from_full_rows(rows.to_vec()))
+    }
+
     /// A table from rows covering every cell exactly once (checked by the caller).
     fn from_full_rows(rows: Vec<ScoreRow>) -> ScoreTable {
         let mut by_code = rows.clone();
