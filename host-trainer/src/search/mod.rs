@@ -42,6 +42,7 @@
 pub mod eval;
 pub mod json;
 pub mod plot;
+pub mod pool;
 pub mod strategies;
 
 use crate::device::{Device, DeviceError};
@@ -382,6 +383,17 @@ impl<'a> Session<'a> {
     /// Probes so far.
     pub fn probes(&self) -> &[Measured] {
         &self.probes
+    }
+
+    /// The range factor the pick is scored with ([`Session::set_range_factor`]).
+    pub fn range_factor(&self) -> f64 {
+        self.range_factor
+    }
+
+    /// Change the budget (a pool search gives each device's own search a share of it); a
+    /// budget below the probes already made leaves none.
+    pub fn limit_budget(&mut self, budget: usize) {
+        self.budget = budget.max(self.probes.len());
     }
 
     /// The space the session measures in.

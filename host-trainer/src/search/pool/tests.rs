@@ -1,0 +1,230 @@
+//! The pool search's guarantees on synthetic table devices: the total budget, picks measured
+//! on every device, every limit met by measurement, bad pools refused before a probe, and a
+//! device failing half-way keeping what was measured.
+
+use super::*;
+use crate::device::table::TableDevice;
+use crate::device::{DeviceError, Probe};
+use crate::latency::LatencyTable;
+use simnas_shared::{ArchCode, Op};
+
+/// A deterministic stand-in for TF in [0, 1].
+fn fake_tf() -> Vec<f64> {
+    ArchCode::all()
+        .map(|c| {
+            let mut z = u64::from(c.get()).wrapping_add(0x9E37_79B9_7F4A_7C15);
+            z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+            z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+            (z ^ (z >> 31)) as f64 / u64::MAX as f64
+        })
+        .collect()
+}
+
+/// A per-op LUT device `[none, skip, conv1x1, conv3x3, pool]` plus a base, slightly
+/// non-additive.
+fn lut_table(name: &str, base: f64, t: [f64; 5], wobble: f64) -> LatencyTable {
+    let vals = ArchCode::all()
+        .map(|c| {
+            let a = Arch::from_code(c);
+            let add: f64 = a.ops.iter().map(|&o| t[o as usize]).sum();
+            Some(base + add + wobble * ((c.get() % 7) as f64 - 3.0))
+        })
+        .collect();
+    LatencyTable::from_codes(format!("{name}.csv#ms"), vals).unwrap()
+}
+
+fn prior() -> Prior {
+    // Per-edge costs in units of the reference range (all-conv3x3 - all-skip = 6 edges).
+    let mut p = Prior::isotropic([0.0, 0.05, 1.0 / 6.0, 0.04, 0.0, 0.0, 0.0, 0.0], 0.01);
+    p.range_rule = RangeRule::Model;
+    p.range_factor = 1.15;
+    p
+}
+
+fn tables() -> [LatencyTable; 3] {
+    [
+        lut_table("cpu", 2.0, [0.0, 0.05, 0.4, 1.6, 0.2], 0.01),
+        lut_table("gpu", 1.0, [0.02, 0.02, 0.05, 0.12, 0.15], 0.002),
+        lut_table("phone", 5.0, [0.1, 0.1, 1.0, 2.5, 0.9], 0.05),
+    ]
+}
+
+fn run(cfg: &PoolConfig, tables: &[LatencyTable]) -> PoolOutcome {
+    let tf = fake_tf();
+    let p = prior();
+    let ctx = Context { tf: &tf, prior: None, table: None, policy: None, calib: Some(&p) };
+    let mut devs: Vec<TableDevice> = tables.iter().cloned().map(TableDevice::new).collect();
+    let mut refs: Vec<&mut dyn Device> = devs.iter_mut().map(|d| d as &mut dyn Device).collect();
+    search_pool(cfg, &ctx, &mut refs, &mut |_, _| {})
+}
+
+fn cfg(strategy: PoolStrategy, budget: usize, objective: PoolObjective) -> PoolConfig {
+    PoolConfig { strategy, budget, objective, seed: 0, space: Space::Executed }
+}
+
+fn check_pick(out: &PoolOutcome, tables: &[LatencyTable]) {
+    let pick = out.pick.as_ref().expect("a pick");
+    for (d, t) in tables.iter().enumerate() {
+        assert_eq!(pick.latency_ms[d], t.get(pick.arch).unwrap(), "device {d}'s latency is its measurement");
+        assert!(out.probes.iter().any(|p| p.device == d && p.arch == pick.arch), "the pick was measured on device {d}");
+    }
+    assert!(pick.arch.is_connected() && pick.arch.is_executed());
+}
+
+#[test]
+fn weighted_pool_spends_the_total_budget_and_picks_a_cell_measured_everywhere() {
+    let t = tables();
+    for strategy in [PoolStrategy::Pool, PoolStrategy::Independent] {
+        for (n, budget) in [(2, 4), (2, 20), (3, 9), (3, 30)] {
+            let out = run(&cfg(strategy, budget, PoolObjective::Weighted { weight: 0.5 }), &t[..n]);
+            assert!(out.error.is_none(), "{:?}", out.error);
+            assert!(out.probes.len() <= budget);
+            if strategy == PoolStrategy::Pool {
+                assert_eq!(out.probes.len(), budget, "{strategy:?} spends the whole budget");
+            }
+            for (i, p) in out.probes.iter().enumerate() {
+                assert_eq!(p.step, i + 1);
+                assert!(
+                    out.probes[..i].iter().all(|q| (q.device, q.arch) != (p.device, p.arch)),
+                    "a cell measured twice on one device"
+                );
+            }
+            check_pick(&out, &t[..n]);
+        }
+    }
+}
+
+#[test]
+fn constrained_pick_meets_every_limit_by_measurement() {
+    let t = tables();
+    // Around each device's 25th percentile.
+    let limits: Vec<f64> = t
+        .iter()
+        .map(|tab| {
+            let mut v: Vec<f64> = tab.values().iter().flatten().copied().collect();
+            v.sort_by(f64::total_cmp);
+            v[v.len() / 4]
+        })
+        .collect();
+    for strategy in [PoolStrategy::Pool, PoolStrategy::Independent] {
+        let out = run(&cfg(strategy, 30, PoolObjective::Constraint { max_latency_ms: limits.clone() }), &t);
+        assert!(out.error.is_none(), "{:?}", out.error);
+        check_pick(&out, &t);
+        let pick = out.pick.unwrap();
+        assert!(pick.latency_ms.iter().zip(&limits).all(|(ms, lim)| ms <= lim));
+        assert!(out.infeasible_on.is_empty());
+    }
+}
+
+#[test]
+fn an_impossible_limit_names_its_device() {
+    let t = tables();
+    // The gpu's limit is below its fastest cell.
+    let limits = vec![100.0, 0.1, 100.0];
+    let out = run(&cfg(PoolStrategy::Pool, 12, PoolObjective::Constraint { max_latency_ms: limits }), &t);
+    assert!(out.error.is_none());
+    assert!(out.pick.is_none());
+    assert_eq!(out.infeasible_on, vec![1]);
+}
+
+#[test]
+fn bad_pools_are_refused_before_any_probe() {
+    let t = tables();
+    let w = PoolObjective::Weighted { weight: 0.5 };
+    let twice = [t[0].clone(), t[1].clone(), t[0].clone()];
+    let out = run(&cfg(PoolStrategy::Pool, 10, w.clone()), &twice);
+    assert!(matches!(out.error, Some(PoolError::Duplicate { first: 1, second: 3, .. })), "{:?}", out.error);
+    assert!(out.probes.is_empty());
+    let limits = PoolObjective::Constraint { max_latency_ms: vec![1.0, 2.0] };
+    let out = run(&cfg(PoolStrategy::Pool, 10, limits), &t);
+    assert!(matches!(out.error, Some(PoolError::LimitCount { limits: 2, devices: 3 })));
+    let out = run(&cfg(PoolStrategy::Pool, 10, w.clone()), &t[..1]);
+    assert!(matches!(out.error, Some(PoolError::TooFew(1))));
+    let out = run(&cfg(PoolStrategy::Independent, 8, w.clone()), &t);
+    assert!(matches!(out.error, Some(PoolError::BudgetTooSmall { least: 9, .. })));
+    let out = run(&cfg(PoolStrategy::Pool, 2, w), &t);
+    assert!(matches!(out.error, Some(PoolError::BudgetTooSmall { least: 3, .. })));
+    assert!(out.probes.is_empty());
+}
+
+/// A table device that fails after `ok` probes.
+struct Failing {
+    inner: TableDevice,
+    ok: usize,
+}
+
+impl Device for Failing {
+    fn name(&self) -> String {
+        "failing".into()
+    }
+    fn probe(&mut self, arch: Arch) -> Result<Probe, DeviceError> {
+        if self.ok == 0 {
+            return Err(DeviceError::Runtime(edge_runtime::Error::NoRepeats));
+        }
+        self.ok -= 1;
+        self.inner.probe(arch)
+    }
+}
+
+#[test]
+fn a_device_failing_half_way_keeps_what_was_measured() {
+    let t = tables();
+    let tf = fake_tf();
+    let p = prior();
+    let ctx = Context { tf: &tf, prior: None, table: None, policy: None, calib: Some(&p) };
+    let mut a = TableDevice::new(t[0].clone());
+    let mut b = Failing { inner: TableDevice::new(t[1].clone()), ok: 4 };
+    let mut seen = Vec::new();
+    let out = {
+        let mut devs: Vec<&mut dyn Device> = vec![&mut a, &mut b];
+        let mut obs = |d: usize, e: Event| {
+            if let Event::Probe(m) = e {
+                seen.push((d, m.arch));
+            }
+        };
+        search_pool(&cfg(PoolStrategy::Pool, 20, PoolObjective::Weighted { weight: 0.5 }), &ctx, &mut devs, &mut obs)
+    };
+    let err = out.error.as_ref().expect("the failure is reported");
+    assert!(matches!(err, PoolError::Device { device: 2, .. }), "{err:?}");
+    assert!(err.message().contains("failing"), "{}", err.message());
+    assert_eq!(out.probes.iter().filter(|p| p.device == 1).count(), 4, "the failing device's 4 probes are kept");
+    assert_eq!(out.probes.iter().map(|p| (p.device, p.arch)).collect::<Vec<_>>(), seen);
+    // The references were measured on both: the all-skip cell is a pick.
+    assert!(out.pick.is_some());
+}
+
+#[test]
+fn same_seed_same_probes() {
+    let t = tables();
+    let c = cfg(PoolStrategy::Pool, 15, PoolObjective::Weighted { weight: 0.5 });
+    let a = run(&c, &t);
+    let b = run(&c, &t);
+    assert_eq!(a.probes, b.probes);
+    assert_eq!(a.pick, b.pick);
+}
+
+#[test]
+fn pool_pick_by_hand() {
+    let m = |step, arch, latency_ms| Measured { step, arch, latency_ms };
+    let mid = Arch::uniform(Op::NorConv1x1);
+    let mut tf = vec![0.0; NUM_ARCHS];
+    tf[code(LO)] = 0.2;
+    tf[code(HI)] = 0.9;
+    tf[code(mid)] = 0.6;
+    // Device 0: lo 1, hi 11; device 1: lo 2, hi 4 (mid not measured there).
+    let per = vec![vec![m(1, LO, 1.0), m(2, HI, 11.0), m(3, mid, 3.0)], vec![m(1, LO, 2.0), m(2, HI, 4.0)]];
+    let w = PoolObjective::Weighted { weight: 0.5 };
+    // LO: 0.1 + 0.5 (1 - 0) = 0.6; HI: 0.45 + 0.5 (1 - 1) = 0.45; mid is not on device 1.
+    let p = pool_pick(&w, &tf, &per, &[1.0, 1.0]).unwrap();
+    assert_eq!((p.arch, p.latency_ms.clone()), (LO, vec![1.0, 2.0]));
+    assert!((p.score - 0.6).abs() < 1e-12);
+    // With mid measured on device 1 at 2.5 ms: l = (0.2 + 0.25) / 2 = 0.225, 0.3 + 0.3875.
+    let mut per2 = per.clone();
+    per2[1].push(m(3, mid, 2.5));
+    let p = pool_pick(&w, &tf, &per2, &[1.0, 1.0]).unwrap();
+    assert_eq!(p.arch, mid);
+    assert!((p.score - 0.6875).abs() < 1e-12);
+    // Constrained: mid is over device 1's 2.4 ms limit; HI is over device 0's 10 ms.
+    let c = PoolObjective::Constraint { max_latency_ms: vec![10.0, 2.4] };
+    assert_eq!(pool_pick(&c, &tf, &per2, &[1.0, 1.0]).unwrap().arch, LO);
+}
