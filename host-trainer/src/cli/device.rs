@@ -39,9 +39,9 @@ pub struct DeviceArgs {
     /// replaced by the model's path and `{arch}` by the cell, and prints the latency in ms,
     /// or `{"latency_ms": X}`, as its last line; use `sh -c '...'` for pipes). Boards
     /// measure their own network (see their Hello); the network flags apply to `host` and
-    /// `cmd:`.
-    #[arg(long, default_value = "host")]
-    pub device: DeviceSpec,
+    /// `cmd:`. `search` takes several (`--device A --device B`): one network for the pool.
+    #[arg(long = "device", value_name = "DEVICE", default_value = "host", action = clap::ArgAction::Append)]
+    pub devices: Vec<DeviceSpec>,
     /// Host and board probes: untimed runs before timing (caches, clocks).
     #[arg(long, default_value_t = WARMUP)]
     pub warmup: usize,
@@ -105,15 +105,28 @@ pub(crate) struct Opened {
 }
 
 impl DeviceArgs {
+    /// The device (the first `--device`; [`DeviceArgs::one`] refuses more).
+    pub fn device(&self) -> &DeviceSpec {
+        self.devices.first().unwrap_or(&DeviceSpec::Host)
+    }
+
+    /// Refuse several `--device` flags, for a command that measures one device.
+    pub fn one(&self, command: &str) -> Result<()> {
+        if self.devices.len() > 1 {
+            bail!("simnas {command} measures one device; {} were given with --device", self.devices.len());
+        }
+        Ok(())
+    }
+
     /// Whether `--device` names a latency table (a path or a benchmark device).
     pub fn is_table(&self) -> bool {
-        matches!(self.device, DeviceSpec::Table { .. } | DeviceSpec::Bench(_))
+        is_table(self.device())
     }
 
     /// Whether `--device` names a board running the firmware (QEMU or a serial port),
     /// whose network is the firmware's (ImageNet16-120), whatever `--net` says.
     pub fn is_board(&self) -> bool {
-        matches!(self.device, DeviceSpec::Qemu | DeviceSpec::Serial(_))
+        is_board(self.device())
     }
 
     /// How host probes are timed.
@@ -137,7 +150,12 @@ impl DeviceArgs {
 
     /// Open the device `--device` names.
     pub fn open(&self, with: &OpenWith<'_>) -> Result<Opened> {
-        let spec = self.device.resolve(with.data)?;
+        self.open_spec(self.device(), with)
+    }
+
+    /// Open `device` with these flags (each device of a pool).
+    pub fn open_spec(&self, device: &DeviceSpec, with: &OpenWith<'_>) -> Result<Opened> {
+        let spec = device.resolve(with.data)?;
         let device: Box<dyn Device> = match &spec {
             DeviceSpec::Host => Box::new(open_host(with.net, with.weights_seed, self.host_timing())?),
             DeviceSpec::Table { path, column } => {
@@ -149,7 +167,7 @@ impl DeviceArgs {
                         Some(percent) => t.searchable(path, column, percent),
                         None => Ok(t),
                     })
-                    .with_context(|| format!("device {}", self.device))?;
+                    .with_context(|| format!("device {device}"))?;
                 let whole = table.table().clone();
                 return Ok(Opened { device: Box::new(table), table: Some(whole) });
             }
@@ -180,6 +198,16 @@ impl DeviceArgs {
     }
 }
 
+/// Whether `spec` names a latency table (a path or a benchmark device).
+pub(crate) fn is_table(spec: &DeviceSpec) -> bool {
+    matches!(spec, DeviceSpec::Table { .. } | DeviceSpec::Bench(_))
+}
+
+/// Whether `spec` names a board running the firmware (QEMU or a serial port).
+pub(crate) fn is_board(spec: &DeviceSpec) -> bool {
+    matches!(spec, DeviceSpec::Qemu | DeviceSpec::Serial(_))
+}
+
 /// This CPU, timing the executor on `net` with weights and input seeded by `seed`.
 pub(crate) fn open_host(net: NetConfig, seed: u64, t: HostTiming) -> Result<HostDevice> {
     Ok(HostDevice::new(net, seed, t.warmup, t.repeats, t.clock)?.with_timing(t.timing)?)
@@ -208,7 +236,7 @@ mod tests {
     #[test]
     fn one_set_of_defaults() {
         let d = parse(&[]);
-        assert_eq!(d.device, DeviceSpec::Host);
+        assert_eq!(d.devices, vec![DeviceSpec::Host]);
         assert_eq!((d.warmup, d.repeats, d.clock, d.timing), (3, 15, Clock::ThreadCpu, Timing::Paired));
         let board = d.board_policy().unwrap();
         assert_eq!((board.warmup, board.repeats, board.per_run, board.retries), (3, 15, Duration::from_secs(10), 1));

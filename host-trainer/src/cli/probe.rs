@@ -30,6 +30,7 @@ pub struct ProbeArgs {
 }
 
 pub fn run(data: &Option<PathBuf>, args: ProbeArgs) -> Result<ExitCode> {
+    args.device.one("probe")?;
     let archs: Vec<Arch> = if args.archs.is_empty() {
         super::SHOWCASE.iter().map(|s| Arch::parse(s)).collect::<Result<_, _>>()?
     } else {
@@ -51,7 +52,7 @@ pub fn run(data: &Option<PathBuf>, args: ProbeArgs) -> Result<ExitCode> {
     };
     let mut dev = args.device.open(&with)?.device;
     let (warmup, repeats) = (args.device.warmup, args.device.repeats);
-    if !args.json && args.device.device != DeviceSpec::Host {
+    if !args.json && *args.device.device() != DeviceSpec::Host {
         outln!("device {} | warmup {} repeats {}", dev.name(), warmup, repeats);
         outln!("{:>10} {:>10} {:>8}  cell", "median ms", "min ms", "spread");
     } else if !args.json {

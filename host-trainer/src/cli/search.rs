@@ -44,21 +44,34 @@ fn percent(s: &str) -> Result<f64, String> {
     }
 }
 
+/// Probes of a search on one device (per device for a pool) when `--budget` is not given.
+const BUDGET: usize = 10;
+
+mod pool;
+
 /// The longest a measured probe waits before the `--json` record holds it.
 const REWRITE_EVERY: Duration = Duration::from_millis(500);
 
 #[derive(Args, Debug)]
 pub struct SearchArgs {
-    /// Maximum number of latency probes.
-    #[arg(long, default_value_t = 10)]
-    budget: usize,
+    /// Maximum number of latency probes [default: 10; for a pool, 10 per device]. For a
+    /// pool it is the total over the pool: a probe measures one cell on one device.
+    #[arg(long)]
+    budget: Option<usize>,
     /// Weight of the proxy in `w * TF + (1 - w) * (1 - normalised latency)` (the default
     /// objective, w = 0.5).
     #[arg(long, conflicts_with = "max_latency_ms", allow_negative_numbers = true, value_parser = super::unit_weight)]
     weight: Option<f64>,
-    /// Constrained objective instead: maximise TF subject to measured latency <= X ms.
-    #[arg(long, value_name = "X", allow_negative_numbers = true, value_parser = super::positive_ms)]
-    max_latency_ms: Option<f64>,
+    /// Constrained objective instead: maximise TF subject to measured latency <= X ms. For a
+    /// pool, one per --device, in the same order.
+    #[arg(long, value_name = "X", allow_negative_numbers = true, value_parser = super::positive_ms,
+          action = clap::ArgAction::Append)]
+    max_latency_ms: Vec<f64>,
+    /// A pool's strategy (several --device): `pool` decides which cell to measure on which
+    /// device next; `independent` searches each device alone with an equal share of the
+    /// budget, then measures every device's pick on the others (the baseline).
+    #[arg(long, value_enum, value_name = "S")]
+    pool_strategy: Option<host_trainer::search::pool::PoolStrategy>,
     /// How candidates are chosen [default: controller, or controller-paper when --policy is
     /// given].
     #[arg(long, value_enum)]
@@ -117,6 +130,18 @@ pub(crate) fn index_maps(data: &Option<PathBuf>, from_scores: Option<NatsMap>) -
 }
 
 pub fn run(data: &Option<PathBuf>, args: SearchArgs) -> Result<ExitCode> {
+    if args.device.devices.len() > 1 {
+        return pool::run(data, args);
+    }
+    if args.pool_strategy.is_some() {
+        bail!("--pool-strategy is for a pool of devices (several --device); a search on one device takes --strategy");
+    }
+    if args.max_latency_ms.len() > 1 {
+        bail!(
+            "{} values of --max-latency-ms for one device: give one limit, or one --device per limit",
+            args.max_latency_ms.len()
+        );
+    }
     let cfg = config(&args)?;
     let (strategy, objective, space) = (cfg.strategy, cfg.objective, cfg.space);
     // Output paths are checked (parents created) before anything is measured, and what is
@@ -203,11 +228,12 @@ pub fn run(data: &Option<PathBuf>, args: SearchArgs) -> Result<ExitCode> {
 
 /// The search the flags ask for, checked before a device is opened or a probe spent.
 fn config(args: &SearchArgs) -> Result<SearchConfig> {
-    if args.budget == 0 {
+    let budget = args.budget.unwrap_or(BUDGET);
+    if budget == 0 {
         bail!("--budget 0: the search needs at least one probe");
     }
-    let objective = match (args.weight, args.max_latency_ms) {
-        (_, Some(x)) => Objective::Constraint { max_latency_ms: x },
+    let objective = match (args.weight, args.max_latency_ms.first()) {
+        (_, Some(&x)) => Objective::Constraint { max_latency_ms: x },
         (w, None) => Objective::Weighted { weight: w.unwrap_or(0.5) },
     };
     objective.validate()?;
@@ -220,7 +246,7 @@ fn config(args: &SearchArgs) -> Result<SearchConfig> {
         (Some(s), _) => s,
     };
     let space = Space::from(args.inputs.space);
-    let cfg = SearchConfig { strategy, budget: args.budget, objective, seed: args.seed, space };
+    let cfg = SearchConfig { strategy, budget, objective, seed: args.seed, space };
     cfg.validate()?;
     Ok(cfg)
 }
