@@ -30,7 +30,7 @@ use super::{
     Strategy, HI, LO,
 };
 use crate::device::Device;
-use edge_runtime::calib::{predict, Posterior, Precision, Prior, RangeRule, Sums};
+use edge_runtime::calib::{predict, Posterior, Precision, Prior, RangeRule, Sums, DEAD_EDGE_CELL};
 use simnas_shared::{Arch, NUM_ARCHS};
 use std::cell::RefCell;
 
@@ -144,11 +144,17 @@ pub enum PoolError {
         /// Its name.
         name: String,
         /// What failed.
-        source: SearchError,
+        source: Box<SearchError>,
     },
     /// What every device's search shares (objective parameters, scores, the prior).
     #[error(transparent)]
-    Search(#[from] SearchError),
+    Search(Box<SearchError>),
+}
+
+impl From<SearchError> for PoolError {
+    fn from(e: SearchError) -> PoolError {
+        PoolError::Search(Box::new(e))
+    }
 }
 
 impl PoolError {
@@ -257,6 +263,9 @@ pub struct PoolOutcome {
     pub error: Option<PoolError>,
 }
 
+/// What each device's session reports to.
+type SessionObserver<'a> = Box<dyn FnMut(Event) + 'a>;
+
 /// Live events: which device, and what happened.
 pub type PoolObserver<'a> = dyn FnMut(usize, Event) + 'a;
 
@@ -358,7 +367,7 @@ pub fn search_pool(
     // reports into it.
     let log: RefCell<Log> = RefCell::new(Log::default());
     let outer = RefCell::new(observe);
-    let mut observers: Vec<Box<dyn FnMut(Event) + '_>> = (0..n)
+    let mut observers: Vec<SessionObserver<'_>> = (0..n)
         .map(|d| {
             let (log, outer) = (&log, &outer);
             Box::new(move |e: Event| {
@@ -449,7 +458,7 @@ impl Pool<'_, '_> {
         self.sessions[d].measure(arch).map_err(|source| PoolError::Device {
             device: d + 1,
             name: self.names[d].clone(),
-            source,
+            source: Box::new(source),
         })
     }
 }
@@ -475,7 +484,7 @@ fn independent(cfg: &PoolConfig, ctx: &Context, pool: &mut Pool) -> (Result<(), 
         factors[d] = s.range_factor();
         s.limit_budget(cfg.budget);
         if let Err(source) = r {
-            return (Err(PoolError::Device { device: d + 1, name, source }), factors);
+            return (Err(PoolError::Device { device: d + 1, name, source: Box::new(source) }), factors);
         }
         if let Some(p) = pick_with(&single.objective, ctx.tf, s.probes(), factors[d]) {
             picks.push(p.arch);
@@ -570,6 +579,17 @@ impl<'a> Joint<'a> {
                 pool.measure(d, LO)?;
                 pool.measure(d, HI)?;
             }
+            // Then the probe plan the single-device controller was selected with: the
+            // dead-edge cell's network (the fastest connected one) fixes the low end.
+            let dead = match self.objective {
+                PoolObjective::Weighted { .. } => self.prior.dead_edge_probe,
+                PoolObjective::Constraint { .. } => self.prior.constrained_dead_edge_probe,
+            };
+            if dead && pool.remaining() >= 2 * n {
+                for d in 0..n {
+                    pool.measure(d, DEAD_EDGE_CELL)?;
+                }
+            }
         } else {
             for d in 0..n {
                 pool.measure(d, LO)?;
@@ -585,7 +605,7 @@ impl<'a> Joint<'a> {
                     self.model(s).map_err(|source| PoolError::Device {
                         device: d + 1,
                         name: pool.names[d].clone(),
-                        source,
+                        source: Box::new(source),
                     })
                 })
                 .collect::<Result<_, _>>()?;
@@ -636,7 +656,7 @@ impl<'a> Joint<'a> {
                 continue;
             }
             let views: Option<Vec<(f64, f64, f64, bool)>> = (0..n).map(|d| view(d, a)).collect();
-            let Some(views) = views else { return None };
+            let views = views?;
             if views.iter().all(|v| v.3) {
                 continue; // measured everywhere: nothing to learn
             }
