@@ -9,8 +9,10 @@ use host_trainer::device::table::TableDevice;
 use host_trainer::device::DeviceSpec;
 use host_trainer::latency::registry::{self, Split};
 use host_trainer::latency::{InvalidPolicy, LatencyTable};
+use host_trainer::search::eval::pool::{self, PoolPlan};
 use host_trainer::search::eval::{evaluate, load_accuracy, report, EvalDevice, EvalPlan};
 use host_trainer::search::plot::{trajectories, Trajectory};
+use host_trainer::search::pool::PoolStrategy;
 use host_trainer::search::strategies::Policy;
 use host_trainer::search::{search, Context, Objective, SearchConfig, Space, Strategy};
 use std::path::{Path, PathBuf};
@@ -53,9 +55,23 @@ pub struct EvalArgs {
     /// Worker threads [default: every core].
     #[arg(long)]
     jobs: Option<usize>,
+    /// Evaluate pools of devices instead (multi-device search): the sizes, e.g. `2,3`. Every
+    /// pool of that many --devices [default: the validation split's primary devices] from
+    /// different families; `pool` against `independent`, --budgets per device. Writes
+    /// report.md and pools.csv.
+    #[arg(long, value_delimiter = ',', value_name = "SIZES")]
+    pools: Vec<usize>,
+    /// With --pools: search each pool with the calibrated prior refitted on the training
+    /// devices of the families not in the pool (the honest test when the pools are made of
+    /// training devices).
+    #[arg(long, requires = "pools")]
+    leave_pool_families_out: bool,
     #[command(flatten)]
     inputs: SearchInputs,
 }
+
+/// The files `eval --pools` writes into --out.
+const POOL_OUTPUTS: [&str; 2] = ["report.md", "pools.csv"];
 
 pub fn run(data: &Option<PathBuf>, args: EvalArgs) -> Result<ExitCode> {
     if args.budgets.is_empty() || args.budgets.contains(&0) {
@@ -63,6 +79,9 @@ pub fn run(data: &Option<PathBuf>, args: EvalArgs) -> Result<ExitCode> {
     }
     if args.seeds == 0 {
         bail!("--seeds must be at least 1");
+    }
+    if !args.pools.is_empty() {
+        return run_pools(data, &args);
     }
     host_trainer::output::prepare_dir(&args.out, &OUTPUTS)?;
     // controller-paper joins when asked for, given a policy, or when the shipped one exists;
@@ -218,4 +237,93 @@ fn figure6(args: &EvalArgs, devices: &[EvalDevice], plan: &EvalPlan<'_>) -> Resu
         &svg,
     )?;
     Ok(())
+}
+
+/// `eval --pools`: the multi-device search against independent searches on pools of table
+/// devices from different families.
+fn run_pools(data: &Option<PathBuf>, args: &EvalArgs) -> Result<ExitCode> {
+    if args.pools.iter().any(|&n| n < 2) {
+        bail!("--pools: a pool has at least 2 devices");
+    }
+    if !args.strategies.is_empty() || args.policy.is_some() || args.trajectory.is_some() {
+        bail!("--pools compares the pool search with independent searches: --strategies, --policy and --trajectory do not apply");
+    }
+    host_trainer::output::prepare_dir(&args.out, &POOL_OUTPUTS)?;
+    let calib = load_calib(&args.inputs.controller_prior)?;
+    let dir = data_dir(data.as_deref())?;
+    let nats = NatsMap::load(&dir)?;
+    let space = Space::from(args.inputs.space);
+    let scores = args.inputs.scores_for(super::Preset::Cifar10);
+    let (tf, _) = load_scores(&scores, space, args.inputs.proxy)?;
+    let accuracy = load_accuracy(&dir.join("nb201_accuracy.csv"), &nats)?;
+    let names: Vec<String> = if args.devices.is_empty() {
+        registry::split(Split::Validation).filter(|d| d.primary).map(|d| d.name.to_string()).collect()
+    } else {
+        args.devices.clone()
+    };
+    let devices = eval_devices(&names, &dir, &nats)?;
+    let family =
+        |i: usize| registry::by_name(&devices[i].name).map_or(devices[i].name.clone(), |d| d.family.to_string());
+    let mut pools = Vec::new();
+    for &n in &args.pools {
+        let of_n = pool::pools(devices.len(), n, family);
+        if of_n.is_empty() {
+            bail!("--pools {n}: the {} devices do not hold {n} from different families", devices.len());
+        }
+        pools.extend(of_n);
+    }
+    let train: Vec<(String, LatencyTable)> = if args.leave_pool_families_out {
+        let mut v = Vec::new();
+        for d in registry::split(Split::Train) {
+            let t = LatencyTable::load(&d.path(&dir), d.column, Some(&nats), InvalidPolicy::Skip)
+                .with_context(|| format!("device {}", d.name))?;
+            v.push((d.name.to_string(), t));
+        }
+        v
+    } else {
+        Vec::new()
+    };
+    let plan = PoolPlan {
+        refit_on: args.leave_pool_families_out.then_some(&train[..]),
+        strategies: vec![PoolStrategy::Pool, PoolStrategy::Independent],
+        budgets: args.budgets.clone(),
+        weight: args.weight,
+        tf: &tf,
+        accuracy: &accuracy,
+        calib: &calib,
+        space,
+    };
+    let jobs = args.jobs.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get())).max(1);
+    let bar = indicatif::ProgressBar::new(pools.len() as u64);
+    bar.set_style(
+        indicatif::ProgressStyle::with_template("{elapsed_precise} [{bar:30}] {pos}/{len} pools {msg}")
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+    );
+    let runs = pool::evaluate_pools(&devices, &pools, &plan, jobs, &|name| {
+        bar.set_message(name.to_string());
+        bar.inc(1);
+    });
+    bar.finish_and_clear();
+    let header = format!(
+        "# Multi-device search evaluation\n\nProduced by:\n\n```sh\n{}\n```\n\n* devices: {}\n* pools: every pool of {:?} devices from different families ({} pools)\n* strategies: pool (one decision over the pool), independent (each device alone with an equal share, then every pick measured on every device)\n* budgets per device: {:?} (a pool of n devices spends n times that in total)\n* proxy: {}; w = {}\n* calibrated prior: {}\n* accuracy: `nb201_accuracy.csv` column `cifar10_test` (reporting only)\n",
+        super::devices::command_line(),
+        names.join(", "),
+        args.pools,
+        pools.len(),
+        args.budgets,
+        locate(&scores).display(),
+        args.weight,
+        locate(&args.inputs.controller_prior).display(),
+    );
+    let md = pool::markdown(&runs, &plan, &header);
+    host_trainer::output::write(&args.out.join("report.md"), md.as_bytes())?;
+    let mut csv = csv::Writer::from_writer(Vec::new());
+    for r in &runs {
+        csv.serialize(r)?;
+    }
+    let bytes = csv.into_inner().map_err(|e| anyhow::anyhow!("pools.csv: {e}"))?;
+    host_trainer::output::write(&args.out.join("pools.csv"), &bytes)?;
+    outln!("{md}");
+    outln!("wrote {}/{{report.md, pools.csv}}", args.out.display());
+    Ok(ExitCode::SUCCESS)
 }

@@ -12,6 +12,7 @@
 //!   CIFAR-10 test accuracy of the pick (reporting only; no strategy ever sees it). For
 //!   comparison: the proxy's own ceiling (the best-TF cell that truly satisfies the limit).
 
+pub mod pool;
 pub mod report;
 
 use super::strategies::{oracle_pick, space_range, Policy};
