@@ -355,3 +355,50 @@ fn the_firmware_readme_sample_is_current() {
     let final_readme = block.lines().find(|l| l.starts_with("final")).and_then(pick);
     assert!(final_now.is_some() && final_now == final_readme, "README: {final_readme:?}\nnow: {final_now:?}");
 }
+
+/// A pool mixing the board and a benchmark table: one network for both, every probe on one
+/// of them, the pick measured on each (the board's latency its own tick count, the table's
+/// its value).
+#[test]
+fn a_pool_of_the_board_and_a_table_device() {
+    let data = std::env::var_os("SIMNAS_DATA")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| workspace().join("../shared/data"));
+    let dir = std::env::temp_dir().join(format!("simnas-pool-qemu-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let json = dir.join("pool.json");
+    let out = Command::new(simnas())
+        .current_dir(workspace())
+        .arg("--data")
+        .arg(&data)
+        .args(["search", "--device", "qemu", "--device", "help-samsung-s7", "--budget", "6"])
+        .args(["--warmup", "0", "--repeats", "1", "--json"])
+        .arg(&json)
+        .arg("--firmware")
+        .arg(firmware())
+        .output()
+        .expect("running simnas search");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "simnas search on a pool with qemu failed: {stderr}");
+    let v: Value = serde_json::from_slice(&std::fs::read(&json).unwrap()).unwrap();
+    std::fs::remove_dir_all(&dir).ok();
+    let devices = v["devices"].as_array().unwrap();
+    assert!(devices[0].as_str().unwrap().starts_with("qemu (mps2-an386"), "{v}");
+    assert!(devices[1].as_str().unwrap().contains("samsung_s7_ms"), "{v}");
+    let probes = v["probes"].as_array().unwrap();
+    assert_eq!(probes.len(), 6, "{v}");
+    for d in [1, 2] {
+        assert!(probes.iter().any(|p| p["device"] == d), "device {d} was probed: {v}");
+    }
+    let r = &v["result"];
+    let pick = r["arch"].as_str().unwrap();
+    let lat = r["latency_ms"].as_array().unwrap();
+    assert_eq!(lat.len(), 2);
+    for (d, ms) in lat.iter().enumerate() {
+        assert!(
+            probes.iter().any(|p| p["device"] == d + 1 && p["arch"] == pick && p["latency_ms"] == *ms),
+            "the pick was measured on device {}: {v}",
+            d + 1
+        );
+    }
+}
