@@ -101,7 +101,7 @@ pub fn run(data: &Option<PathBuf>, args: EvalArgs) -> Result<ExitCode> {
     let prior = load_prior(&args.inputs.prior)?;
     let accuracy = load_accuracy(&dir.join("nb201_accuracy.csv"), &nats)?;
 
-    let devices = eval_devices(&args.devices, &dir, &nats)?;
+    let devices = eval_devices(&args.devices, &dir, &nats, false)?;
     let strategies = if args.strategies.is_empty() {
         calib
             .iter()
@@ -168,8 +168,9 @@ pub fn run(data: &Option<PathBuf>, args: EvalArgs) -> Result<ExitCode> {
 }
 
 /// The devices `--devices` names (registry devices or `table:PATH#COLUMN`), else the
-/// validation split, with their whole tables.
-fn eval_devices(names: &[String], dir: &Path, nats: &NatsMap) -> Result<Vec<EvalDevice>> {
+/// validation split, with their whole tables; a training device is warned about unless
+/// `refit` (its prior is refitted without its family).
+fn eval_devices(names: &[String], dir: &Path, nats: &NatsMap, refit: bool) -> Result<Vec<EvalDevice>> {
     let names: Vec<String> = if names.is_empty() {
         registry::split(Split::Validation).map(|d| d.name.to_string()).collect()
     } else {
@@ -178,7 +179,7 @@ fn eval_devices(names: &[String], dir: &Path, nats: &NatsMap) -> Result<Vec<Eval
     let mut devices = Vec::new();
     for name in &names {
         let (table, primary) = if let Some(d) = registry::by_name(name) {
-            if d.split == Split::Train {
+            if d.split == Split::Train && !refit {
                 eprintln!("warning: {name} is a training device (lut-prior and both controllers were fitted on it)");
             }
             (LatencyTable::load(&d.path(dir), d.column, Some(nats), InvalidPolicy::Reject), d.primary)
@@ -261,7 +262,7 @@ fn run_pools(data: &Option<PathBuf>, args: &EvalArgs) -> Result<ExitCode> {
     } else {
         args.devices.clone()
     };
-    let devices = eval_devices(&names, &dir, &nats)?;
+    let devices = eval_devices(&names, &dir, &nats, args.leave_pool_families_out)?;
     let family =
         |i: usize| registry::by_name(&devices[i].name).map_or(devices[i].name.clone(), |d| d.family.to_string());
     let mut pools = Vec::new();
