@@ -202,3 +202,33 @@ fn a_device_failing_half_way_keeps_every_probe_and_the_pool_resumes() {
     assert_eq!(asked, new_on_cmd, "only cells without a record were measured");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// The committed pool evaluation is what the code computes now: one of its pools, rerun
+/// at every committed budget, gives the committed rows byte for byte.
+#[test]
+fn the_committed_pool_evaluation_is_current() {
+    let dir = tmp("eval");
+    let root = PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/.."));
+    let out = simnas(&[
+        "eval",
+        "--pools",
+        "3",
+        "--devices",
+        "hw-c10-pixel3,help-titanxp-bs1,help-samsung-s7",
+        "--budgets",
+        "5,10,20",
+        "--jobs",
+        "1",
+        "--out",
+        dir.to_str().unwrap(),
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let now = std::fs::read_to_string(dir.join("pools.csv")).unwrap();
+    let committed = std::fs::read_to_string(root.join("artifacts/eval-pool/pools.csv")).unwrap();
+    let pool = "hw-c10-pixel3+help-titanxp-bs1+help-samsung-s7,";
+    let rows = |text: &str| text.lines().filter(|l| l.starts_with(pool)).map(str::to_owned).collect::<Vec<_>>();
+    let (a, b) = (rows(&now), rows(&committed));
+    assert_eq!(a.len(), 2 * 3 * 4, "2 strategies x 3 budgets x 4 objectives");
+    assert_eq!(a, b, "rerun `simnas eval --pools 2,3 --budgets 5,10,20 --out artifacts/eval-pool`");
+    let _ = std::fs::remove_dir_all(&dir);
+}
