@@ -194,7 +194,7 @@ impl From<command::CommandError> for DeviceError {
 pub const MAX_PARAM_BYTES: usize = 1 << 30;
 
 /// Something that measures cells.
-pub trait Device {
+pub trait Device: Send {
     /// Short name for reports.
     fn name(&self) -> String;
     /// Measure `arch` once (one probe).

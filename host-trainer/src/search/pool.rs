@@ -29,7 +29,7 @@ use super::{
     pick_with, Ask, Context, Event, Measured, Normaliser, Objective, SearchConfig, SearchError, Session, Space,
     Strategy, HI, LO,
 };
-use crate::device::Device;
+use crate::device::{Device, DeviceError, Probe};
 use edge_runtime::calib::{predict, Posterior, Precision, Prior, RangeRule, Sums, DEAD_EDGE_CELL};
 use simnas_shared::{Arch, NUM_ARCHS};
 use std::cell::RefCell;
@@ -377,22 +377,44 @@ pub fn search_pool(
             }) as Box<dyn FnMut(Event)>
         })
         .collect();
-    let mut sessions: Vec<Session> = devices
+    // The pool strategy's first probes (the references and the dead-edge cell on every
+    // device) do not depend on one another: they are measured on all devices at once, and
+    // the search then takes them in its own order, as if measured one by one.
+    let plan = match cfg.strategy {
+        PoolStrategy::Pool => opening(cfg, prior, n),
+        PoolStrategy::Independent => Vec::new(),
+    };
+    let ready = prefetch(devices, &plan);
+    let fetched: Vec<Vec<Arch>> =
+        ready.iter().map(|r| r.iter().filter(|(_, p)| p.is_ok()).map(|&(a, _)| a).collect()).collect();
+    let mut wrapped: Vec<Prefetched> =
+        devices.iter_mut().zip(ready).map(|(dev, ready)| Prefetched { inner: &mut **dev, ready }).collect();
+    let mut sessions: Vec<Session> = wrapped
         .iter_mut()
         .zip(observers.iter_mut())
-        .map(|(dev, obs)| Session::new(&mut **dev, cfg.budget, cfg.space, obs.as_mut()))
+        .map(|(dev, obs)| Session::new(dev, cfg.budget, cfg.space, obs.as_mut()))
         .collect();
     let mut pool = Pool { sessions: &mut sessions, budget: cfg.budget, names: &names };
     let (result, factors) = match cfg.strategy {
         PoolStrategy::Pool => {
             let mut run = Joint::new(prior, ctx.tf, cfg, n);
             let r = run.run(&mut pool);
+            if r.is_err() {
+                // What was measured in parallel is recorded even when another device failed
+                // before the search asked for it (answered from the prefetch, no new probe).
+                for (d, archs) in fetched.iter().enumerate() {
+                    for &a in archs {
+                        let _ = pool.sessions[d].measure(a);
+                    }
+                }
+            }
             (r, run.range_factors(&pool))
         }
         PoolStrategy::Independent => independent(cfg, ctx, &mut pool),
     };
     let per: Vec<Vec<Measured>> = pool.sessions.iter().map(|s| s.probes().to_vec()).collect();
     drop(sessions);
+    drop(wrapped);
     drop(observers);
     let log = log.into_inner();
     let pick = pool_pick(&cfg.objective, ctx.tf, &per, &factors);
@@ -413,6 +435,75 @@ pub fn search_pool(
         infeasible_on,
         range_factors: factors,
         error: result.err(),
+    }
+}
+
+/// The cells the pool strategy measures first on every device, in order: the references,
+/// then the dead-edge cell's network when the prior's probe plan says so (only what the
+/// budget lets [`Joint::run`] ask for).
+fn opening(cfg: &PoolConfig, prior: &Prior, n: usize) -> Vec<Arch> {
+    let mut plan = Vec::new();
+    if cfg.budget >= 2 * n {
+        plan.extend([LO, HI]);
+        let dead = match cfg.objective {
+            PoolObjective::Weighted { .. } => prior.dead_edge_probe,
+            PoolObjective::Constraint { .. } => prior.constrained_dead_edge_probe,
+        };
+        if dead && cfg.budget >= 4 * n {
+            plan.extend(cfg.space.member(DEAD_EDGE_CELL));
+        }
+    } else {
+        plan.push(LO);
+    }
+    plan
+}
+
+/// Measure `plan` on every device, the devices in parallel (each in order, stopping at its
+/// first failure; a cell a table lacks is not one).
+fn prefetch(devices: &mut [&mut dyn Device], plan: &[Arch]) -> Vec<Vec<(Arch, Result<Probe, DeviceError>)>> {
+    if plan.is_empty() {
+        return devices.iter().map(|_| Vec::new()).collect();
+    }
+    std::thread::scope(|s| {
+        let handles: Vec<_> = devices
+            .iter_mut()
+            .map(|dev| {
+                s.spawn(move || {
+                    let mut out = Vec::new();
+                    for &a in plan {
+                        let r = dev.probe(a);
+                        let stop = matches!(&r, Err(e) if !matches!(e, DeviceError::NotMeasured { .. }));
+                        out.push((a, r));
+                        if stop {
+                            break;
+                        }
+                    }
+                    out
+                })
+            })
+            .collect();
+        // A device whose thread panicked has nothing prefetched: the search measures it
+        // again, one probe at a time, and meets the same failure there.
+        handles.into_iter().map(|h| h.join().unwrap_or_default()).collect()
+    })
+}
+
+/// A device that first answers from what [`prefetch`] measured (each answer once).
+struct Prefetched<'a> {
+    inner: &'a mut dyn Device,
+    ready: Vec<(Arch, Result<Probe, DeviceError>)>,
+}
+
+impl Device for Prefetched<'_> {
+    fn name(&self) -> String {
+        self.inner.name()
+    }
+
+    fn probe(&mut self, arch: Arch) -> Result<Probe, DeviceError> {
+        match self.ready.iter().position(|(a, _)| *a == arch) {
+            Some(i) => self.ready.remove(i).1,
+            None => self.inner.probe(arch),
+        }
     }
 }
 

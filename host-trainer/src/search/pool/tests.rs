@@ -228,3 +228,84 @@ fn pool_pick_by_hand() {
     let c = PoolObjective::Constraint { max_latency_ms: vec![10.0, 2.4] };
     assert_eq!(pool_pick(&c, &tf, &per2, &[1.0, 1.0]).unwrap().arch, LO);
 }
+
+/// A table device that notes when each probe ran and takes a while over it.
+struct Slow {
+    inner: TableDevice,
+    name: String,
+    spans: std::sync::Arc<std::sync::Mutex<Vec<(usize, std::time::Instant, std::time::Instant)>>>,
+    id: usize,
+    fail_first: bool,
+}
+
+impl Device for Slow {
+    fn name(&self) -> String {
+        self.name.clone()
+    }
+    fn probe(&mut self, arch: Arch) -> Result<Probe, DeviceError> {
+        let t0 = std::time::Instant::now();
+        std::thread::sleep(std::time::Duration::from_millis(50));
+        if std::mem::take(&mut self.fail_first) {
+            return Err(DeviceError::Runtime(edge_runtime::Error::NoRepeats));
+        }
+        let r = self.inner.probe(arch);
+        if let Ok(mut g) = self.spans.lock() {
+            g.push((self.id, t0, std::time::Instant::now()));
+        }
+        r
+    }
+}
+
+fn slow_pool(fail_first: bool) -> (PoolOutcome, Vec<(usize, std::time::Instant, std::time::Instant)>) {
+    let t = tables();
+    let tf = fake_tf();
+    let p = prior();
+    let ctx = Context { tf: &tf, prior: None, table: None, policy: None, calib: Some(&p) };
+    let spans = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let mut devs: Vec<Slow> = t
+        .iter()
+        .enumerate()
+        .map(|(id, tab)| Slow {
+            inner: TableDevice::new(tab.clone()),
+            name: format!("slow{id}"),
+            spans: spans.clone(),
+            id,
+            fail_first: fail_first && id == 0,
+        })
+        .collect();
+    let out = {
+        let mut refs: Vec<&mut dyn Device> = devs.iter_mut().map(|d| d as &mut dyn Device).collect();
+        search_pool(
+            &cfg(PoolStrategy::Pool, 9, PoolObjective::Weighted { weight: 0.5 }),
+            &ctx,
+            &mut refs,
+            &mut |_, _| {},
+        )
+    };
+    let spans = spans.lock().map(|g| g.clone()).unwrap_or_default();
+    (out, spans)
+}
+
+#[test]
+fn the_opening_probes_run_on_every_device_at_once_and_are_recorded_in_order() {
+    let (out, spans) = slow_pool(false);
+    assert!(out.error.is_none(), "{:?}", out.error);
+    // Some probes of different devices overlap in time.
+    let overlap = spans.iter().any(|a| spans.iter().any(|b| a.0 != b.0 && a.1 < b.2 && b.1 < a.2));
+    assert!(overlap, "the references were measured one device after another");
+    // The record is the sequential order: both references of device 0, then device 1, ...
+    let head: Vec<(usize, Arch)> = out.probes.iter().take(6).map(|p| (p.device, p.arch)).collect();
+    assert_eq!(head, vec![(0, LO), (0, HI), (1, LO), (1, HI), (2, LO), (2, HI)]);
+    // The same record as one device at a time would give.
+    let t = tables();
+    let one_by_one = run(&cfg(PoolStrategy::Pool, 9, PoolObjective::Weighted { weight: 0.5 }), &t);
+    assert_eq!(out.probes, one_by_one.probes);
+}
+
+#[test]
+fn what_other_devices_measured_in_parallel_is_kept_when_one_fails() {
+    let (out, _) = slow_pool(true);
+    assert!(matches!(out.error, Some(PoolError::Device { device: 1, .. })), "{:?}", out.error);
+    let kept: Vec<(usize, Arch)> = out.probes.iter().map(|p| (p.device, p.arch)).collect();
+    assert_eq!(kept, vec![(1, LO), (1, HI), (2, LO), (2, HI)], "devices 2 and 3 measured their references");
+}
