@@ -69,7 +69,7 @@ impl Calibration {
 
 /// Candidates grouped by [`PACKED`] op counts (groups in increasing packed value), each group's
 /// members sorted by TF, highest first (ties: lower code). Built once per score table:
-/// [`Groups::build`] on the host, at build time for a board.
+/// `GroupTable::build` (`std` feature) on the host, at build time for a board.
 #[derive(Clone, Copy, Debug)]
 pub struct Groups<'a> {
     /// Group `g` is `members[starts[g]..starts[g + 1]]`.
@@ -225,7 +225,7 @@ fn predict_packed(theta: &[f32; FEATURES], packed: u32) -> f32 {
     p
 }
 
-/// Every cell's [`super::features`] counts, 4 bits each (`n_skip` in the low nibble ...
+/// Every cell's [`crate::calib::features`] counts, 4 bits each (`n_skip` in the low nibble ...
 /// `m_pool` in the high one), indexed by compact code. Built at compile time.
 pub static PACKED: [u32; NUM_ARCHS] = pack_all();
 
