@@ -15,10 +15,11 @@
 #[allow(dead_code)]
 mod config;
 
-use edge_runtime::calib::search::GroupTable;
 use edge_runtime::layout::ParamLayout;
 use edge_runtime::rng::{fill_uniform, SplitMix64};
-use edge_runtime::search::{prior_top, Lut, Space, PRIOR_TOP};
+use edge_runtime::search::calibrated::GroupTable;
+use edge_runtime::search::paper::{prior_top, PRIOR_TOP};
+use edge_runtime::search::{Lut, Space};
 use edge_runtime::tf16::Tf16;
 use edge_runtime::Plan;
 use simnas_shared::{Arch, Op};

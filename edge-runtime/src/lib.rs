@@ -5,10 +5,12 @@
 //!   caller-given arena (no allocator), never allocating and never panicking.
 //! * [`params`]: where weights come from: a dense vector, or a small shared bank for boards
 //!   too small to hold every weight.
-//! * [`calib`]: the calibrated controller (the default): its latency model, a per-op LUT
-//!   with a meta-learned prior updated by each probe, and its search loop.
+//! * [`search`]: the search core both controllers share: the one probe record
+//!   ([`search::Probes`]) over a [`search::Device`], the pick, and the controllers' loops
+//!   ([`search::calibrated`], the default; [`search::paper`], the paper's RL walk).
+//! * [`calib`]: the calibrated controller's latency model, a per-op LUT with a meta-learned
+//!   prior updated by each probe.
 //! * [`policy`]: the paper controller's actor read from safetensors bytes, and its observation.
-//! * [`search`]: the paper controller's search walk over a [`search::Device`], and the pick.
 //! * [`tf16`]: the quantised proxy-score table read in place.
 //! * [`timing`]: the [`Timer`] trait and robust in-place measurement (warm-up, repeats,
 //!   median, spread).

@@ -10,7 +10,7 @@
 //! search starts), never trusted because the build read them.
 
 use crate::server::SearchInputs;
-use edge_runtime::calib::search::Groups;
+use edge_runtime::search::calibrated::Groups;
 
 mod generated {
     include!(concat!(env!("OUT_DIR"), "/search_inputs.rs"));
@@ -55,7 +55,7 @@ mod tests {
     fn the_embedded_files_are_valid_and_the_start_is_the_prior_of_the_table() {
         assert!(Policy::from_bytes(POLICY).is_ok());
         let table = Tf16::parse(SCORES).unwrap();
-        assert_eq!(START.len(), edge_runtime::search::PRIOR_TOP);
+        assert_eq!(START.len(), edge_runtime::search::paper::PRIOR_TOP);
         assert!(START.iter().all(|&c| usize::from(c) < simnas_shared::NUM_ARCHS));
         // The prior ranks high-TF, low-latency cells first: none is a reference cell
         // in the shipped artifacts, so the board starts at START[0].

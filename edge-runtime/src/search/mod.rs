@@ -1,42 +1,35 @@
-//! The controller's search walk, shared by the host (`simnas search --strategy controller`)
-//! and the board's autonomous mode: no allocator, the device behind the [`Device`] trait.
+//! The search core the host (`simnas search`) and the board's autonomous mode share: no
+//! allocator, the device behind the [`Device`] trait.
 //!
-//! With a budget of `B` probes ([`walk`]):
-//! 1. measure the two reference cells [`LO`] (all-`skip_connect`) and [`HI`]
-//!    (all-`nor_conv_3x3`) when at least two probes are left: the latency normalisation of
-//!    training;
-//! 2. start at the first cell of the zero-shot prior's ranking ([`prior_top`]) not tried
-//!    yet, or at `LO` without a prior; measure it (free if it was a reference);
-//! 3. each step, encode the last five (state, action) pairs ([`History`]), take the
-//!    policy's most likely action among those that change the cell and lead to a cell not
-//!    tried yet ([`Policy::greedy`]), measure the new cell and push it into the history
-//!    with its normalised latency (clamped, as trained) and TF (if the policy observes it);
-//! 4. stop when the budget is spent, no action is allowed, the device says it is
-//!    exhausted, or after [`EPISODE_LEN`] steps.
+//! * Here: the space a search runs over ([`Space`]), the [`Objective`], a probe
+//!   ([`Measured`]), the latency normalisation ([`Normaliser`]) and the pick ([`pick`]).
+//! * [`Probes`] (in `probes.rs`): the one budgeted record every search spends its probes
+//!   through, over a caller-given buffer, with the [`Device`] trait, its [`Answer`] and the
+//!   [`SearchError`] a search ends with. A cell the device has no value for
+//!   ([`Answer::Missing`], e.g. a table without it) costs no budget and is never asked
+//!   again.
+//! * [`calibrated`]: the calibrated controller's loop (the default controller; its latency
+//!   model is [`crate::calib`]).
+//! * [`paper`]: the paper's RL walk (`controller-paper`).
 //!
-//! A cell the device has no value for ([`Answer::Missing`], e.g. a table without it) costs
-//! no budget and is never asked again. [`Probes`] keeps every measurement (in a
-//! caller-given buffer) and which cells were tried (a bit set of the space).
-//!
-//! The pick is then the best measured cell under the [`Objective`] ([`pick`]): weighted,
-//! `w TF + (1 - w)(1 - l)` with `l` *unclamped* over the probed latency range
-//! ([`Normaliser::of`]); constrained, the best-TF cell whose measured latency is within
-//! the limit.
+//! A controller is a function of the record and the device; the pick is then the best
+//! measured cell under the [`Objective`] ([`pick`]): weighted, `w TF + (1 - w)(1 - l)` with
+//! `l` *unclamped* over the probed latency range ([`Normaliser::of`], widened by the
+//! controller's range estimate with [`pick_with`]); constrained, the best-TF cell whose
+//! measured latency is within the limit.
 
-use crate::policy::{normalise_latency, History, Policy, PolicyError, Step, OBS_DIM};
-use simnas_shared::{Action, Arch, ArchCode, Op, NUM_ARCHS, NUM_EDGES, NUM_OPS};
+pub mod calibrated;
+pub mod paper;
+mod probes;
+
+pub use probes::{Answer, CellSet, Device, Probes, SearchError};
+
+use simnas_shared::{Arch, ArchCode, Op, NUM_ARCHS, NUM_EDGES, NUM_OPS};
 
 /// The fast reference cell: all `skip_connect`.
 pub const LO: Arch = Arch::uniform(Op::SkipConnect);
 /// The slow reference cell: all `nor_conv_3x3`.
 pub const HI: Arch = Arch::uniform(Op::NorConv3x3);
-/// Steps of a training episode (the bound on a walk that finds no new cells).
-pub const EPISODE_LEN: usize = 50;
-/// Most probes a walk makes: the two references, the start and one cell per step.
-pub const MAX_WALK_PROBES: usize = EPISODE_LEN + 3;
-/// Length of the prior's ranking a walk needs: at most the two references are tried when
-/// the start is chosen, so the third cell is always available.
-pub const PRIOR_TOP: usize = 3;
 
 /// Which cells a search may measure.
 ///
@@ -244,312 +237,6 @@ impl Lut {
     /// Predicted latency of `arch`.
     pub fn latency(&self, arch: Arch) -> f64 {
         self.base + arch.ops.iter().enumerate().map(|(e, &op)| self.t[e][op as usize]).sum::<f64>()
-    }
-}
-
-/// The first `K` cells of the zero-shot prior's ranking, best first (ties: lower code):
-/// `0.5 TF + 0.5 (1 - l_pred)` with `l_pred = clamp((lut(h) - lut(LO)) / (lut(HI) -
-/// lut(LO)), 0, 1)` (0 when `lut(HI) <= lut(LO)`). `latency` is the prior LUT's prediction.
-/// Only candidates of `space` are ranked.
-pub fn prior_top<const K: usize>(
-    space: Space,
-    latency: impl Fn(Arch) -> f64,
-    tf: impl Fn(Arch) -> f64,
-) -> [Option<Arch>; K] {
-    let (lo, hi) = (latency(LO), latency(HI));
-    let norm = Normaliser { lo, hi };
-    let mut top: [Option<(f64, Arch)>; K] = [None; K];
-    for code in ArchCode::all() {
-        let a = Arch::from_code(code);
-        if !space.contains(a) {
-            continue;
-        }
-        let v = weighted(0.5, tf(a), if hi > lo { norm.l(latency(a)) } else { 0.0 });
-        if let Some(i) = top.iter().position(|e| e.is_none_or(|(bv, _)| v > bv)) {
-            top.copy_within(i..K - 1, i + 1);
-            top[i] = Some((v, a));
-        }
-    }
-    top.map(|e| e.map(|(_, a)| a))
-}
-
-/// A device's answer to "measure this cell".
-#[derive(Clone, Copy, Debug, PartialEq)]
-pub enum Answer {
-    /// Measured, ms.
-    Latency(f64),
-    /// The device has no measurement of this cell; no budget spent.
-    Missing,
-    /// The device will measure nothing more (its own budget or request bound).
-    Exhausted,
-}
-
-/// Anything that can measure the latency of a cell: a board timing the network in place,
-/// the host's CPU, a table, a board over a serial line.
-pub trait Device {
-    /// What can go wrong (ends the walk).
-    type Error;
-    /// Measure `arch` (called at most once per cell); `step` is the number of policy
-    /// decisions taken so far (0 for the references and the start).
-    fn measure(&mut self, arch: Arch, step: usize) -> Result<Answer, Self::Error>;
-}
-
-const WORDS: usize = NUM_ARCHS.div_ceil(32);
-
-/// A set of cells: one bit per [`ArchCode`].
-#[derive(Clone, Debug)]
-pub struct CellSet {
-    bits: [u32; WORDS],
-}
-
-impl Default for CellSet {
-    fn default() -> Self {
-        CellSet::new()
-    }
-}
-
-impl CellSet {
-    /// The empty set.
-    pub const fn new() -> CellSet {
-        CellSet { bits: [0; WORDS] }
-    }
-
-    /// Add `arch`.
-    pub fn insert(&mut self, arch: Arch) {
-        let c = usize::from(arch.code().get());
-        if let Some(w) = self.bits.get_mut(c / 32) {
-            *w |= 1 << (c % 32);
-        }
-    }
-
-    /// Is `arch` in the set.
-    pub fn contains(&self, arch: Arch) -> bool {
-        let c = usize::from(arch.code().get());
-        self.bits.get(c / 32).is_some_and(|w| w & (1 << (c % 32)) != 0)
-    }
-}
-
-/// Why a walk could not run or stopped.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-#[non_exhaustive]
-pub enum WalkError<E> {
-    /// The probe buffer is shorter than the budget.
-    Buffer {
-        /// The budget.
-        budget: usize,
-        /// Slots in the buffer.
-        got: usize,
-    },
-    /// A budget of zero probes.
-    ZeroBudget,
-    /// The policy refused its input (cannot happen with a validated policy).
-    Policy(PolicyError),
-    /// The device failed; what was measured before is kept.
-    Device(E),
-}
-
-impl<E: core::fmt::Display> core::fmt::Display for WalkError<E> {
-    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-        match self {
-            WalkError::Buffer { budget, got } => {
-                write!(f, "a probe buffer of {got} slots cannot hold a budget of {budget} probes")
-            }
-            WalkError::ZeroBudget => write!(f, "the probe budget must be at least 1"),
-            WalkError::Policy(e) => write!(f, "policy: {e}"),
-            WalkError::Device(e) => write!(f, "device: {e}"),
-        }
-    }
-}
-
-/// The budgeted record of a search: every measurement in order, and the cells tried.
-/// Requests are taken through the record's [`Space`]: in the executed space a cell is
-/// measured (and recorded) as its executed network, and a disconnected cell is answered
-/// [`Answer::Missing`] without reaching the device.
-pub struct Probes<'b> {
-    buf: &'b mut [Measured],
-    len: usize,
-    budget: usize,
-    space: Space,
-    measured: CellSet,
-    missing: CellSet,
-}
-
-impl<'b> Probes<'b> {
-    /// A record of at most `budget` probes kept in `buf` (at least `budget` long).
-    pub fn new<E>(buf: &'b mut [Measured], budget: usize) -> Result<Probes<'b>, WalkError<E>> {
-        if budget == 0 {
-            return Err(WalkError::ZeroBudget);
-        }
-        if buf.len() < budget {
-            return Err(WalkError::Buffer { budget, got: buf.len() });
-        }
-        Ok(Probes { buf, len: 0, budget, space: Space::Executed, measured: CellSet::new(), missing: CellSet::new() })
-    }
-
-    /// The same record over `space` (default [`Space::Executed`]).
-    pub fn in_space(mut self, space: Space) -> Probes<'b> {
-        self.space = space;
-        self
-    }
-
-    /// The space requests are taken in.
-    pub fn space(&self) -> Space {
-        self.space
-    }
-
-    /// Probes left.
-    pub fn remaining(&self) -> usize {
-        self.budget - self.len
-    }
-
-    /// Probes so far, in order.
-    pub fn probes(&self) -> &[Measured] {
-        self.buf.get(..self.len).unwrap_or_default()
-    }
-
-    /// The measured latency of `arch` (of its executed network in the executed space), if
-    /// it was probed.
-    pub fn known(&self, arch: Arch) -> Option<f64> {
-        let arch = self.space.member(arch)?;
-        if !self.measured.contains(arch) {
-            return None;
-        }
-        self.probes().iter().find(|p| p.arch == arch).map(|p| p.latency_ms)
-    }
-
-    /// True if asking for `arch` teaches nothing new: what it measures was measured or
-    /// found missing, or it is not a candidate of the space.
-    pub fn tried(&self, arch: Arch) -> bool {
-        match self.space.member(arch) {
-            Some(a) => self.measured.contains(a) || self.missing.contains(a),
-            None => true,
-        }
-    }
-
-    /// Measure `arch` (its executed network in the executed space) on `dev` (at controller
-    /// step `step`), one probe unless it was tried already.
-    pub fn measure<D: Device>(&mut self, dev: &mut D, arch: Arch, step: usize) -> Result<Answer, D::Error> {
-        let Some(arch) = self.space.member(arch) else { return Ok(Answer::Missing) };
-        if let Some(ms) = self.known(arch) {
-            return Ok(Answer::Latency(ms));
-        }
-        if self.missing.contains(arch) {
-            return Ok(Answer::Missing);
-        }
-        if self.remaining() == 0 {
-            return Ok(Answer::Exhausted);
-        }
-        let answer = dev.measure(arch, step)?;
-        match answer {
-            Answer::Latency(ms) => {
-                let Some(slot) = self.buf.get_mut(self.len) else { return Ok(Answer::Exhausted) };
-                *slot = Measured { step: self.len + 1, arch, latency_ms: ms };
-                self.len += 1;
-                self.measured.insert(arch);
-            }
-            Answer::Missing => self.missing.insert(arch),
-            Answer::Exhausted => {}
-        }
-        Ok(answer)
-    }
-}
-
-/// Why a walk ended.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Stop {
-    /// Every probe of the budget was spent.
-    Budget,
-    /// The start cell could not be measured (budget spent on the references, or missing).
-    NoStart,
-    /// No allowed action is left (every neighbour tried).
-    NoAction,
-    /// The device measures nothing more.
-    Exhausted,
-    /// [`EPISODE_LEN`] steps were taken.
-    EpisodeEnd,
-}
-
-/// How a walk went (the probes are in the [`Probes`]).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct WalkReport {
-    /// The cell the episode started from.
-    pub start: Arch,
-    /// Policy decisions taken.
-    pub steps: usize,
-    /// Why it ended.
-    pub stop: Stop,
-}
-
-/// The controller's settings besides its policy.
-#[derive(Clone, Copy, Debug)]
-pub struct Walker<'p, 'w> {
-    /// The actor.
-    pub policy: &'p Policy<'w>,
-    /// TF is part of the policy's observation (its training config's `obs_tf`).
-    pub obs_tf: bool,
-}
-
-impl Walker<'_, '_> {
-    /// Run the walk described in the module doc on `dev`, recording into `probes`.
-    /// `tf` is `TF(h)` in `[0, 1]`; `start` the prior's ranking ([`prior_top`]), empty
-    /// without a prior.
-    pub fn walk<D: Device>(
-        &self,
-        tf: impl Fn(Arch) -> f64,
-        start: &[Arch],
-        probes: &mut Probes<'_>,
-        dev: &mut D,
-    ) -> Result<WalkReport, WalkError<D::Error>> {
-        if probes.remaining() >= 2 {
-            probes.measure(dev, LO, 0).map_err(WalkError::Device)?;
-            probes.measure(dev, HI, 0).map_err(WalkError::Device)?;
-        }
-        let first = start.iter().copied().find(|&a| !probes.tried(a)).unwrap_or(LO);
-        // The walk's state is the network that runs (the cell itself in the raw space).
-        let first = probes.space().member(first).unwrap_or(LO);
-        let mut report = WalkReport { start: first, steps: 0, stop: Stop::NoStart };
-        probes.measure(dev, first, 0).map_err(WalkError::Device)?; // free if it was `LO`
-        let Some(mut lat) = probes.known(first) else { return Ok(report) };
-        let mut cur = first;
-        let tf_obs = |a: Arch| if self.obs_tf { tf(a) as f32 } else { 0.0 };
-        let l = |p: &Probes<'_>, ms: f64| match Normaliser::of(p.probes()) {
-            Some(n) => normalise_latency(ms, n.lo, n.hi),
-            None => 0.0,
-        };
-        let mut history = History::new();
-        history.push(Step { arch: cur, latency: l(probes, lat), tf: tf_obs(cur), action: None });
-        let mut obs = [0f32; OBS_DIM];
-        report.stop = Stop::EpisodeEnd;
-        for _ in 0..EPISODE_LEN {
-            if probes.remaining() == 0 {
-                report.stop = Stop::Budget;
-                break;
-            }
-            history.encode(&mut obs);
-            let allowed = |a: Action| cur.ops[a.edge.index()] != a.op && !probes.tried(cur.apply(a));
-            let action = self.policy.greedy(&obs, allowed).map_err(WalkError::Policy)?;
-            report.steps += 1;
-            let Some(action) = action else {
-                report.stop = Stop::NoAction;
-                break;
-            };
-            let next = cur.apply(action);
-            let next = probes.space().member(next).unwrap_or(next);
-            match probes.measure(dev, next, report.steps).map_err(WalkError::Device)? {
-                Answer::Latency(ms) => lat = ms,
-                Answer::Missing => continue,
-                Answer::Exhausted => {
-                    report.stop = Stop::Exhausted;
-                    break;
-                }
-            }
-            cur = next;
-            history.push(Step { arch: cur, latency: l(probes, lat), tf: tf_obs(cur), action: Some(action) });
-        }
-        if report.stop == Stop::EpisodeEnd && probes.remaining() == 0 {
-            report.stop = Stop::Budget;
-        }
-        Ok(report)
     }
 }
 

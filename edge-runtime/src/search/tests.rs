@@ -1,7 +1,9 @@
-//! The walk against LUT devices with the shipped policy, and the pieces against naive
-//! references.
+//! The paper walk against LUT devices with the shipped policy through the record, and the
+//! pieces against naive references.
 
+use super::paper::*;
 use super::*;
+use crate::policy::Policy;
 use std::vec;
 use std::vec::Vec;
 
@@ -68,7 +70,7 @@ fn walk_spends_at_most_the_budget_on_distinct_cells_references_first() {
         for budget in [1, 2, 3, 5, 10, 20] {
             let mut dev = device(seed);
             let mut buf = [Measured { step: 0, arch: LO, latency_ms: 0.0 }; 20];
-            let mut probes = Probes::new::<()>(&mut buf, budget).unwrap().in_space(Space::Raw);
+            let mut probes = Probes::new::<()>(&mut buf[..], budget).unwrap().in_space(Space::Raw);
             let r = walker(&policy).walk(tf, &start, &mut probes, &mut dev).unwrap();
             let p = probes.probes();
             assert!(p.len() <= budget && !p.is_empty(), "seed {seed} budget {budget}: {} probes", p.len());
@@ -110,7 +112,7 @@ fn executed_space_walk_measures_distinct_connected_executed_networks() {
     for (seed, first) in [(0, start[0]), (1, dead), (2, Arch::uniform(Op::None))] {
         let mut dev = device(seed);
         let mut buf = [Measured { step: 0, arch: LO, latency_ms: 0.0 }; 20];
-        let mut probes = Probes::new::<()>(&mut buf, 20).unwrap();
+        let mut probes = Probes::new::<()>(&mut buf[..], 20).unwrap();
         walker(&policy).walk(tf, &[first], &mut probes, &mut dev).unwrap();
         let p = probes.probes();
         assert_eq!(p.len(), dev.asked.len(), "every request is a probe");
@@ -130,13 +132,13 @@ fn budget_one_measures_the_start_alone() {
     let start = [HI, Arch::uniform(Op::NorConv1x1)];
     let mut dev = device(1);
     let mut buf = [Measured { step: 0, arch: LO, latency_ms: 0.0 }; 1];
-    let mut probes = Probes::new::<()>(&mut buf, 1).unwrap();
+    let mut probes = Probes::new::<()>(&mut buf[..], 1).unwrap();
     let r = walker(&policy).walk(tf, &start, &mut probes, &mut dev).unwrap();
     assert_eq!((probes.probes().len(), probes.probes()[0].arch, r.steps, r.stop), (1, HI, 0, Stop::Budget));
     // Budget 2: both references, the start never measured.
     let mut dev = device(1);
     let mut buf = [Measured { step: 0, arch: LO, latency_ms: 0.0 }; 2];
-    let mut probes = Probes::new::<()>(&mut buf, 2).unwrap();
+    let mut probes = Probes::new::<()>(&mut buf[..], 2).unwrap();
     let r = walker(&policy).walk(tf, &start, &mut probes, &mut dev).unwrap();
     assert_eq!((r.start, r.stop), (Arch::uniform(Op::NorConv1x1), Stop::NoStart));
     assert_eq!(dev.asked, vec![LO, HI]);
@@ -148,12 +150,12 @@ fn missing_cells_cost_nothing_and_are_not_asked_again() {
     // First run: see where the walk goes; then hide its third and fourth cells.
     let mut dev = device(3);
     let mut buf = [Measured { step: 0, arch: LO, latency_ms: 0.0 }; 8];
-    let mut probes = Probes::new::<()>(&mut buf, 8).unwrap();
+    let mut probes = Probes::new::<()>(&mut buf[..], 8).unwrap();
     walker(&policy).walk(tf, &[], &mut probes, &mut dev).unwrap();
     let hidden = vec![probes.probes()[2].arch, probes.probes()[3].arch];
     let mut dev = LutDevice { missing: hidden.clone(), ..device(3) };
     let mut buf = [Measured { step: 0, arch: LO, latency_ms: 0.0 }; 8];
-    let mut probes = Probes::new::<()>(&mut buf, 8).unwrap();
+    let mut probes = Probes::new::<()>(&mut buf[..], 8).unwrap();
     walker(&policy).walk(tf, &[], &mut probes, &mut dev).unwrap();
     assert_eq!(probes.probes().len(), 8);
     assert!(probes.probes().iter().all(|m| !hidden.contains(&m.arch)));
@@ -169,17 +171,17 @@ fn a_device_error_ends_the_walk_and_keeps_the_probes() {
     let policy = Policy::from_bytes(POLICY).unwrap();
     let mut dev = LutDevice { fail_after: Some(4), ..device(2) };
     let mut buf = [Measured { step: 0, arch: LO, latency_ms: 0.0 }; 10];
-    let mut probes = Probes::new::<()>(&mut buf, 10).unwrap();
+    let mut probes = Probes::new::<()>(&mut buf[..], 10).unwrap();
     let err = walker(&policy).walk(tf, &[], &mut probes, &mut dev).unwrap_err();
-    assert_eq!(err, WalkError::Device("unplugged"));
+    assert_eq!(err, SearchError::Device("unplugged"));
     assert_eq!(probes.probes().len(), 4);
 }
 
 #[test]
 fn refuses_a_short_buffer_and_a_zero_budget() {
     let mut buf = [Measured { step: 0, arch: LO, latency_ms: 0.0 }; 3];
-    assert_eq!(Probes::new::<()>(&mut buf, 4).err(), Some(WalkError::Buffer { budget: 4, got: 3 }));
-    assert_eq!(Probes::new::<()>(&mut buf, 0).err(), Some(WalkError::ZeroBudget));
+    assert_eq!(Probes::new::<()>(&mut buf[..], 4).err(), Some(SearchError::Buffer { budget: 4, got: 3 }));
+    assert_eq!(Probes::new::<()>(&mut buf[..], 0).err(), Some(SearchError::ZeroBudget));
 }
 
 #[test]
@@ -241,8 +243,28 @@ fn cell_set_holds_every_code() {
 }
 
 #[test]
-fn walk_errors_say_what_went_wrong() {
-    let e: WalkError<&str> = WalkError::Buffer { budget: 4, got: 3 };
+fn search_errors_say_what_went_wrong() {
+    let e: SearchError<&str> = SearchError::Buffer { budget: 4, got: 3 };
     assert_eq!(e.to_string(), "a probe buffer of 3 slots cannot hold a budget of 4 probes");
-    assert_eq!(WalkError::Device("unplugged").to_string(), "device: unplugged");
+    assert_eq!(SearchError::Device("unplugged").to_string(), "device: unplugged");
+    let e: SearchError<&str> = SearchError::Calib(crate::calib::CalibError::NotPositiveDefinite);
+    assert!(e.to_string().starts_with("calibrated model: "), "{e}");
+}
+
+#[test]
+fn a_vec_record_takes_the_budget_and_hands_back_the_probes() {
+    let mut probes = Probes::with_budget::<()>(3).unwrap().in_space(Space::Raw);
+    let mut dev = LutDevice { missing: vec![HI], ..device(4) };
+    for a in [LO, HI, LO, Arch::uniform(Op::NorConv1x1), Arch::uniform(Op::AvgPool3x3), Arch::uniform(Op::None)] {
+        probes.measure(&mut dev, a, 0).unwrap();
+    }
+    // HI is missing (no budget), LO asked twice is one probe; the third probe spends the budget.
+    assert_eq!(dev.asked, vec![LO, HI, Arch::uniform(Op::NorConv1x1), Arch::uniform(Op::AvgPool3x3)]);
+    assert_eq!(probes.remaining(), 0);
+    assert_eq!(probes.probes().len(), 3);
+    let code = |a: Arch| usize::from(a.code().get());
+    assert!(probes.tried_code(code(HI)) && !probes.tried_code(code(Arch::uniform(Op::None))));
+    let v = probes.into_vec();
+    assert_eq!(v.iter().map(|m| m.step).collect::<Vec<_>>(), [1, 2, 3]);
+    assert_eq!(v[2].arch, Arch::uniform(Op::AvgPool3x3));
 }

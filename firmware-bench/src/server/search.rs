@@ -1,24 +1,23 @@
-//! The search on the board: edge-runtime's controller walk ([`edge_runtime::search`], the
-//! code `simnas search --strategy controller` runs on the host) with the board itself as
-//! the device. Each candidate network is timed in place exactly as a host `Probe` is
-//! ([`Server::measure`]); each probe is streamed as a [`SearchProbe`] the moment it is
-//! measured, and a [`Final`] closes the search.
+//! The search on the board: one of edge-runtime's controllers (the calibrated loop,
+//! [`edge_runtime::search::calibrated`], the code `simnas search --strategy controller` runs
+//! on the host, or the paper's walk, [`edge_runtime::search::paper`], `controller-paper`)
+//! on the board's [`Probes`] record with the board itself as the [`Device`]. Each
+//! candidate network is timed in place exactly as a host `Probe` is ([`Server::measure`]);
+//! each probe is streamed as a [`SearchProbe`] the moment it is measured, and a [`Final`]
+//! closes the search.
 //!
 //! The controller's own time is measured with the board's timer: a probe's
 //! `controller_ticks` are the ticks between the end of the previous probe and the start of
-//! this one (policy inference, history, bookkeeping; the serial output of the previous
-//! record is excluded), the final record adds the pick.
+//! this one (policy inference or the calibrated scan, bookkeeping; the serial output of the
+//! previous record is excluded), the final record adds the pick.
 
 use super::Server;
 use crate::board::Board;
-use edge_runtime::calib::search::{
-    Groups, Probed, Prober, Walk, WalkError as CalibWalkError, MAX_BUDGET as CALIB_MAX_BUDGET,
-};
+use edge_runtime::calib::Prior;
 use edge_runtime::policy::{Policy, PolicyError};
-use edge_runtime::search::{
-    pick, pick_with, Answer, Device, Measured, Objective, Pick, Probes, Stop, WalkError, Walker, LO,
-};
-use edge_runtime::search::{MAX_WALK_PROBES, PRIOR_TOP};
+use edge_runtime::search::calibrated::{self, Calibration, Groups, MAX_BUDGET as CALIB_MAX_BUDGET};
+use edge_runtime::search::paper::{Stop, Walker, MAX_WALK_PROBES, PRIOR_TOP};
+use edge_runtime::search::{pick_with, Answer, Device, Measured, Objective, Pick, Probes, SearchError, LO};
 use edge_runtime::tf16::{Tf16, Tf16Error};
 use simnas_shared::protocol::{BoardMsg, ErrorCode, Final, SearchProbe, SearchStop};
 use simnas_shared::{Arch, ArchCode};
@@ -88,10 +87,14 @@ pub fn scores_detail(e: Tf16Error) -> u32 {
     }
 }
 
-/// The most probes either controller records: the paper walk's and the calibrated loop's.
+/// The most probes either controller records: the paper walk's and the calibrated loop's
+/// (the length of the board's record).
 const MAX_PROBES: usize = if MAX_WALK_PROBES > CALIB_MAX_BUDGET { MAX_WALK_PROBES } else { CALIB_MAX_BUDGET };
 
-/// The board as the walk's device.
+/// The board's record: a fixed array of [`MAX_PROBES`] slots.
+type Record<'b> = Probes<&'b mut [Measured]>;
+
+/// The board as the controllers' device.
 struct OnBoard<'s, 'a, B: Board> {
     server: &'s mut Server<'a, B>,
     id: u32,
@@ -185,27 +188,103 @@ impl<B: Board> Device for OnBoard<'_, '_, B> {
     }
 }
 
-impl<B: Board> Prober for OnBoard<'_, '_, B> {
-    type Error = (ErrorCode, u32);
+/// How a controller's search ended, for the `Final` record.
+struct Ended {
+    stop: SearchStop,
+    steps: usize,
+}
 
-    fn probe(&mut self, arch: Arch) -> Result<Probed, (ErrorCode, u32)> {
-        let step = usize::from(self.probes);
-        match self.measure(arch, step)? {
-            Answer::Latency(ms) => Ok(Probed::Latency(ms)),
-            _ => Ok(Probed::Missing),
-        }
+/// A controller the board runs on its record, with the board as the device.
+trait Controller {
+    /// The most probes it spends: the budget cap (and the detail of a `Budget` error).
+    const MAX_BUDGET: usize;
+    /// Spend the record's budget on `dev`.
+    fn run<D: Device>(&mut self, probes: &mut Record<'_>, dev: &mut D) -> Result<Ended, SearchError<D::Error>>;
+    /// The latency range the pick is scored with, in units of the probed reference range.
+    fn range(&self) -> f64;
+    /// The `Final`'s `steps` after a failure (the probes measured until then).
+    fn steps_on_failure(&self, probes: &[Measured]) -> usize;
+}
+
+/// The paper's RL walk: `steps` are its policy decisions.
+struct PaperWalk<'p, 'w, T> {
+    walker: Walker<'p, 'w>,
+    start: [Arch; PRIOR_TOP],
+    starts: usize,
+    tf: T,
+}
+
+impl<T: Fn(Arch) -> f64> Controller for PaperWalk<'_, '_, T> {
+    const MAX_BUDGET: usize = MAX_WALK_PROBES;
+
+    fn run<D: Device>(&mut self, probes: &mut Record<'_>, dev: &mut D) -> Result<Ended, SearchError<D::Error>> {
+        let start = self.start.get(..self.starts).unwrap_or_default();
+        let r = self.walker.walk(&self.tf, start, probes, dev)?;
+        let stop = match r.stop {
+            Stop::Budget | Stop::Exhausted => SearchStop::Budget,
+            Stop::NoStart => SearchStop::NoStart,
+            Stop::NoAction => SearchStop::NoAction,
+            Stop::EpisodeEnd => SearchStop::EpisodeEnd,
+        };
+        Ok(Ended { stop, steps: r.steps })
+    }
+
+    fn range(&self) -> f64 {
+        1.0
+    }
+
+    fn steps_on_failure(&self, _: &[Measured]) -> usize {
+        // The walk's report is lost with its error.
+        0
+    }
+}
+
+/// The calibrated controller: `steps` are its probes.
+struct CalibratedLoop<'a, T> {
+    prior: &'a Prior,
+    weight: f64,
+    tf: T,
+    groups: Groups<'a>,
+    cal: Calibration,
+}
+
+impl<T: Fn(usize) -> f64> Controller for CalibratedLoop<'_, T> {
+    const MAX_BUDGET: usize = CALIB_MAX_BUDGET;
+
+    fn run<D: Device>(&mut self, probes: &mut Record<'_>, dev: &mut D) -> Result<Ended, SearchError<D::Error>> {
+        calibrated::search(self.prior, self.weight, &self.tf, self.groups, probes, dev, &mut self.cal)?;
+        Ok(Ended { stop: SearchStop::Budget, steps: probes.probes().len() })
+    }
+
+    fn range(&self) -> f64 {
+        self.cal.range()
+    }
+
+    fn steps_on_failure(&self, probes: &[Measured]) -> usize {
+        probes.len()
     }
 }
 
 impl<B: Board> Server<'_, B> {
     /// Run the search with `budget` probes and stream its records (answers `Search`, and
-    /// runs at boot with the `autonomous` feature). Unusable inputs or a bad budget are
-    /// answered with an `Error` naming `id`; a failed probe with its `Error`, then the
-    /// `Final` of what was measured.
+    /// runs at boot with the `autonomous` feature): the calibrated controller when a prior
+    /// is embedded, else the paper's walk. Unusable inputs or a bad budget are answered
+    /// with an `Error` naming `id`; a failed probe with its `Error`, then the `Final` of
+    /// what was measured.
     pub fn search(&mut self, id: u32, budget: u16) {
         let inputs = self.work.search;
         if let Some(prior) = inputs.calib {
-            return self.search_calibrated(id, budget, prior);
+            let scores = match Tf16::parse(inputs.scores) {
+                Ok(s) => s,
+                Err(e) => return self.send_error(ErrorCode::Scores, Some(id), scores_detail(e)),
+            };
+            if prior.validate().is_err() {
+                return self.send_error(ErrorCode::Policy, Some(id), 0);
+            }
+            let tf = |c: usize| ArchCode::new(c as u16).map_or(0.0, |code| scores.tf(&Arch::from_code(code)));
+            let controller =
+                CalibratedLoop { prior, weight: inputs.weight, tf, groups: inputs.groups, cal: Calibration::new() };
+            return self.run_search(id, budget, controller, |a| scores.tf(&a));
         }
         let policy = match Policy::from_bytes(inputs.policy) {
             Ok(p) => p,
@@ -215,10 +294,6 @@ impl<B: Board> Server<'_, B> {
             Ok(s) => s,
             Err(e) => return self.send_error(ErrorCode::Scores, Some(id), scores_detail(e)),
         };
-        let n = usize::from(budget);
-        if n == 0 || n > MAX_WALK_PROBES {
-            return self.send_error(ErrorCode::Budget, Some(id), MAX_WALK_PROBES as u32);
-        }
         let mut start = [LO; PRIOR_TOP];
         let mut starts = 0;
         for (slot, code) in start.iter_mut().zip(inputs.start.iter().filter_map(|&c| ArchCode::new(c))) {
@@ -226,82 +301,45 @@ impl<B: Board> Server<'_, B> {
             starts += 1;
         }
         let tf = |a: Arch| scores.tf(&a);
-        let mut buf = [Measured { step: 0, arch: LO, latency_ms: 0.0 }; MAX_WALK_PROBES];
-        let mut dev = OnBoard::new(self, id);
         let walker = Walker { policy: &policy, obs_tf: inputs.obs_tf };
-        let (walk, chosen) = match Probes::new(&mut buf, n) {
+        self.run_search(id, budget, PaperWalk { walker, start, starts, tf }, tf);
+    }
+
+    /// [`Server::search`] with its controller chosen and its inputs validated: the budget
+    /// checked against the controller's cap, the controller run on the board's record, the
+    /// pick (`tf` the proxy score) with the controller's range estimate, the `Final`.
+    fn run_search<C: Controller>(&mut self, id: u32, budget: u16, mut controller: C, tf: impl Fn(Arch) -> f64) {
+        let objective = Objective::Weighted { weight: self.work.search.weight };
+        let n = usize::from(budget);
+        if n == 0 || n > C::MAX_BUDGET {
+            return self.send_error(ErrorCode::Budget, Some(id), C::MAX_BUDGET as u32);
+        }
+        let mut buf = [Measured { step: 0, arch: LO, latency_ms: 0.0 }; MAX_PROBES];
+        let mut dev = OnBoard::new(self, id);
+        let (result, chosen, failed_steps) = match Probes::new(&mut buf[..], n) {
             Ok(mut probes) => {
-                let walk = walker.walk(tf, &start[..starts], &mut probes, &mut dev);
-                let chosen = pick(&Objective::Weighted { weight: inputs.weight }, tf, probes.probes());
-                (walk, chosen)
+                let result = controller.run(&mut probes, &mut dev);
+                let chosen = pick_with(&objective, &tf, probes.probes(), controller.range());
+                (result, chosen, controller.steps_on_failure(probes.probes()))
             }
-            Err(e) => (Err(e), None),
+            Err(e) => (Err(e), None, 0),
         };
         let end = dev.server.board.ticks();
         let controller_ticks = dev.controller_ticks + end.saturating_sub(dev.last_end);
-        let (stop, steps) = match walk {
-            Ok(r) => (
-                match r.stop {
-                    Stop::Budget | Stop::Exhausted => SearchStop::Budget,
-                    Stop::NoStart => SearchStop::NoStart,
-                    Stop::NoAction => SearchStop::NoAction,
-                    Stop::EpisodeEnd => SearchStop::EpisodeEnd,
-                },
-                r.steps,
-            ),
+        let (stop, steps) = match result {
+            Ok(ended) => (ended.stop, ended.steps),
             Err(e) => {
                 let (code, detail) = match e {
-                    WalkError::Device(cd) => cd,
-                    WalkError::Policy(p) => (ErrorCode::Policy, policy_detail(p)),
-                    WalkError::Buffer { .. } | WalkError::ZeroBudget => (ErrorCode::Budget, MAX_WALK_PROBES as u32),
+                    SearchError::Device(cd) => cd,
+                    SearchError::Policy(p) => (ErrorCode::Policy, policy_detail(p)),
+                    SearchError::Calib(_) => (ErrorCode::Policy, 0),
+                    SearchError::Buffer { .. } | SearchError::ZeroBudget => (ErrorCode::Budget, C::MAX_BUDGET as u32),
                     _ => (ErrorCode::Unsupported, 0),
                 };
                 dev.server.send_error(code, Some(id), detail);
-                (SearchStop::Failed, 0)
+                (SearchStop::Failed, failed_steps)
             }
         };
         dev.finish(budget, u16::try_from(steps).unwrap_or(u16::MAX), stop, chosen, controller_ticks);
-    }
-}
-
-impl<B: Board> Server<'_, B> {
-    /// [`Server::search`] with the calibrated controller: edge-runtime's
-    /// [`edge_runtime::calib::search`] loop (the host's `controller`), the board as its
-    /// prober, and the pick with the loop's range estimate.
-    fn search_calibrated(&mut self, id: u32, budget: u16, prior: &edge_runtime::calib::Prior) {
-        let inputs = self.work.search;
-        let scores = match Tf16::parse(inputs.scores) {
-            Ok(s) => s,
-            Err(e) => return self.send_error(ErrorCode::Scores, Some(id), scores_detail(e)),
-        };
-        if prior.validate().is_err() {
-            return self.send_error(ErrorCode::Policy, Some(id), 0);
-        }
-        let n = usize::from(budget);
-        if n == 0 || n > CALIB_MAX_BUDGET {
-            return self.send_error(ErrorCode::Budget, Some(id), CALIB_MAX_BUDGET as u32);
-        }
-        let tf_code = |c: usize| ArchCode::new(c as u16).map_or(0.0, |code| scores.tf(&Arch::from_code(code)));
-        let mut dev = OnBoard::new(self, id);
-        let mut walk = Walk::new();
-        let result =
-            edge_runtime::calib::search::search(prior, inputs.weight, n, tf_code, inputs.groups, &mut dev, &mut walk);
-        let tf = |a: Arch| scores.tf(&a);
-        let chosen = pick_with(&Objective::Weighted { weight: inputs.weight }, tf, walk.probes(), walk.range());
-        let end = dev.server.board.ticks();
-        let controller_ticks = dev.controller_ticks + end.saturating_sub(dev.last_end);
-        let stop = match result {
-            Ok(()) => SearchStop::Budget,
-            Err(e) => {
-                let (code, detail) = match e {
-                    CalibWalkError::Probe(cd) => cd,
-                    CalibWalkError::Calib(_) => (ErrorCode::Policy, 0),
-                };
-                dev.server.send_error(code, Some(id), detail);
-                SearchStop::Failed
-            }
-        };
-        let steps = dev.probes;
-        dev.finish(budget, steps, stop, chosen, controller_ticks);
     }
 }

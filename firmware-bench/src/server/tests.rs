@@ -225,6 +225,36 @@ fn search_streams_one_record_per_probe_and_a_final() {
     assert_eq!(run(), got);
 }
 
+/// The paper's walk (no calibrated prior embedded) through the same search function: the
+/// references, then the prior's best cell, one record per probe with the walk's step, a
+/// `Final` counting its policy decisions; a budget above the walk's 53 probes is refused
+/// with 53 as the detail.
+#[test]
+fn the_paper_walk_streams_its_records_and_refuses_budgets_above_its_cap() {
+    use edge_runtime::search::{HI, LO};
+    let good = crate::embedded::inputs();
+    with_search_inputs(SearchInputs { calib: None, ..good }, |s| {
+        let mut input = frame(0, &HostMsg::Search { id: 9, budget: 6 });
+        input.extend(frame(1, &HostMsg::Search { id: 10, budget: 54 }));
+        let got: Vec<_> = exchange(s, &input).into_iter().map(|f| f.msg).collect();
+        assert_eq!(got.len(), 8, "{got:?}");
+        let probes: Vec<SearchProbe> = got[..6]
+            .iter()
+            .map(|m| match m {
+                BoardMsg::SearchProbe(p) => *p,
+                other => panic!("{other:?}"),
+            })
+            .collect();
+        assert_eq!((probes[0].arch, probes[1].arch), (LO.code(), HI.code()));
+        assert!(good.start.contains(&probes[2].arch.get()), "the walk starts at the prior's ranking");
+        assert_eq!(probes.iter().map(|p| p.step).collect::<Vec<_>>(), [0, 0, 0, 1, 2, 3]);
+        let BoardMsg::Final(f) = got[6] else { panic!("{:?}", got[6]) };
+        assert_eq!((f.id, f.budget, f.probes, f.steps, f.stop), (9, 6, 6, 3, SearchStop::Budget));
+        assert!(probes.iter().any(|p| Some(p.arch) == f.arch), "the pick was measured");
+        assert_eq!(got[7], BoardMsg::Error(ErrorReport { code: ErrorCode::Budget, request: Some(10), detail: 53 }));
+    });
+}
+
 #[test]
 fn unusable_search_inputs_and_budgets_are_errors() {
     let good = crate::embedded::inputs();

@@ -43,21 +43,19 @@ pub mod eval;
 pub mod json;
 pub mod plot;
 pub mod pool;
+mod session;
 pub mod strategies;
 
 use crate::device::{Device, DeviceError};
 use crate::latency::LatencyTable;
 use crate::synth::lut::Lut;
 use simnas_shared::{Arch, NUM_ARCHS};
-use std::collections::{HashMap, HashSet};
 
-/// The reference cells, the measurement record, the latency normalisation and the pick
-/// are edge-runtime's: the board's on-device search runs the same code.
-pub use edge_runtime::search::{weighted, Measured, Normaliser, Pick, Space, HI, LO};
-
-/// Requests (measured, cached or skipped) after which a session stops answering: a bound
-/// on any strategy that keeps asking for cells it already knows or a table does not have.
-pub const MAX_ASKS: usize = 4 * NUM_ARCHS;
+/// The reference cells, a device's answer, the measurement record, the latency
+/// normalisation and the pick are edge-runtime's: the board's on-device search runs the
+/// same code.
+pub use edge_runtime::search::{weighted, Answer, Measured, Normaliser, Pick, Space, HI, LO};
+pub use session::{Session, SessionDevice, MAX_ASKS};
 
 /// What the search maximises.
 #[derive(Clone, Copy, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
@@ -125,14 +123,14 @@ impl Strategy {
     pub const BASELINES: [Strategy; 5] =
         [Strategy::Random, Strategy::Evolution, Strategy::LutPrior, Strategy::LutProbe, Strategy::Oracle];
 
-    /// The most probes the strategy can spend, when it is bounded by construction: the
-    /// calibrated controller records at most [`edge_runtime::calib::search::MAX_BUDGET`]
-    /// probes (the board's fixed buffer), the paper's walk the references, its start and
-    /// one cell per step of its training episode.
+    /// The most probes the strategy can spend, when it is bounded: the calibrated
+    /// controller at most [`edge_runtime::search::calibrated::MAX_BUDGET`] probes (the
+    /// record a board keeps for it; the host accepts the same budgets), the paper's walk
+    /// the references, its start and one cell per step of its training episode.
     pub fn max_budget(self) -> Option<usize> {
         match self {
-            Strategy::Controller => Some(edge_runtime::calib::search::MAX_BUDGET),
-            Strategy::ControllerPaper => Some(edge_runtime::search::MAX_WALK_PROBES),
+            Strategy::Controller => Some(edge_runtime::search::calibrated::MAX_BUDGET),
+            Strategy::ControllerPaper => Some(edge_runtime::search::paper::MAX_WALK_PROBES),
             _ => None,
         }
     }
@@ -313,163 +311,6 @@ pub fn pick_with(objective: &Objective, tf: &[f64], probes: &[Measured], range_f
     edge_runtime::search::pick_with(&objective.edge(), tf_of, probes, range_factor)
 }
 
-/// The answer to a request for a latency.
-#[derive(Clone, Copy, Debug, PartialEq)]
-pub enum Ask {
-    /// Measured now or earlier, ms.
-    Latency(f64),
-    /// The device has no measurement of this cell; no budget spent.
-    Missing,
-    /// The budget (or the request bound) is used up; nothing was measured.
-    Exhausted,
-}
-
-/// The budgeted connection between a strategy and the device: every measurement goes
-/// through here and is recorded.
-pub struct Session<'a> {
-    device: &'a mut dyn Device,
-    budget: usize,
-    space: Space,
-    probes: Vec<Measured>,
-    cache: HashMap<Arch, f64>,
-    missing: HashSet<Arch>,
-    skipped: Vec<Arch>,
-    asks: usize,
-    range_factor: f64,
-    observe: &'a mut dyn FnMut(Event),
-}
-
-impl<'a> Session<'a> {
-    /// A session of at most `budget` probes on `device`, over `space`: in the executed
-    /// space every request measures the cell's executed network (recorded as such) and a
-    /// disconnected cell is answered [`Ask::Missing`] without a probe.
-    pub fn new(
-        device: &'a mut dyn Device,
-        budget: usize,
-        space: Space,
-        observe: &'a mut dyn FnMut(Event),
-    ) -> Session<'a> {
-        Session {
-            device,
-            budget,
-            space,
-            probes: Vec::new(),
-            cache: HashMap::new(),
-            missing: HashSet::new(),
-            skipped: Vec::new(),
-            asks: 0,
-            range_factor: 1.0,
-            observe,
-        }
-    }
-
-    /// Probes left.
-    pub fn remaining(&self) -> usize {
-        if self.asks >= MAX_ASKS {
-            0
-        } else {
-            self.budget - self.probes.len()
-        }
-    }
-
-    /// Score the pick with the latency range estimated as `factor` times the probed range
-    /// (default 1).
-    pub fn set_range_factor(&mut self, factor: f64) {
-        if factor.is_finite() && factor > 0.0 {
-            self.range_factor = factor;
-        }
-    }
-
-    /// Probes so far.
-    pub fn probes(&self) -> &[Measured] {
-        &self.probes
-    }
-
-    /// The range factor the pick is scored with ([`Session::set_range_factor`]).
-    pub fn range_factor(&self) -> f64 {
-        self.range_factor
-    }
-
-    /// Change the budget (a pool search gives each device's own search a share of it); a
-    /// budget below the probes already made leaves none.
-    pub fn limit_budget(&mut self, budget: usize) {
-        self.budget = budget.max(self.probes.len());
-    }
-
-    /// The space the session measures in.
-    pub fn space(&self) -> Space {
-        self.space
-    }
-
-    /// True when `arch` is a candidate of the space not tried yet: what a scan over the
-    /// space may still ask for.
-    pub fn candidate(&self, arch: Arch) -> bool {
-        self.space.contains(arch) && !self.tried(arch)
-    }
-
-    /// The measured latency of `arch` (its executed network's), if it was probed.
-    pub fn known(&self, arch: Arch) -> Option<f64> {
-        self.cache.get(&self.space.member(arch)?).copied()
-    }
-
-    /// True if asking for `arch` teaches nothing: what it measures was probed or found
-    /// missing, or it is no candidate of the space.
-    pub fn tried(&self, arch: Arch) -> bool {
-        match self.space.member(arch) {
-            Some(a) => self.cache.contains_key(&a) || self.missing.contains(&a),
-            None => true,
-        }
-    }
-
-    /// Measure `arch` (its executed network in the executed space; one probe unless
-    /// already measured).
-    pub fn measure(&mut self, arch: Arch) -> Result<Ask, SearchError> {
-        self.asks += 1;
-        let Some(arch) = self.space.member(arch) else { return Ok(Ask::Missing) };
-        if let Some(&ms) = self.cache.get(&arch) {
-            return Ok(Ask::Latency(ms));
-        }
-        if self.missing.contains(&arch) {
-            return Ok(Ask::Missing);
-        }
-        if self.remaining() == 0 {
-            return Ok(Ask::Exhausted);
-        }
-        let step = self.probes.len() + 1;
-        match self.device.probe(arch) {
-            // Whatever the device, a pick is never made of a latency that is none.
-            Ok(p) if !(p.latency_ms.is_finite() && p.latency_ms > 0.0) => Err(SearchError::Probe {
-                step,
-                arch: arch.to_string(),
-                source: DeviceError::BadLatency { latency_ms: p.latency_ms },
-            }),
-            Ok(p) => {
-                let m = Measured { step, arch, latency_ms: p.latency_ms };
-                self.cache.insert(arch, p.latency_ms);
-                self.probes.push(m);
-                (self.observe)(Event::Probe(&m));
-                Ok(Ask::Latency(p.latency_ms))
-            }
-            Err(DeviceError::NotMeasured { .. }) => {
-                self.missing.insert(arch);
-                self.skipped.push(arch);
-                (self.observe)(Event::Skipped(arch));
-                Ok(Ask::Missing)
-            }
-            Err(source) => Err(SearchError::Probe { step, arch: arch.to_string(), source }),
-        }
-    }
-
-    /// Measure the two reference cells (`lo`, then `hi`) if at least two probes are left.
-    pub fn measure_references(&mut self) -> Result<(), SearchError> {
-        if self.remaining() >= 2 {
-            self.measure(LO)?;
-            self.measure(HI)?;
-        }
-        Ok(())
-    }
-}
-
 /// Run one search. Never panics on device errors: the outcome keeps what was measured.
 pub fn search(
     cfg: &SearchConfig,
@@ -484,11 +325,16 @@ pub fn search(
     if ctx.tf.len() != NUM_ARCHS {
         return fail(SearchError::Scores(ctx.tf.len()));
     }
-    let mut session = Session::new(device, cfg.budget, cfg.space, observe);
+    let mut session = match Session::new(device, cfg.budget, cfg.space, observe) {
+        Ok(s) => s,
+        Err(e) => return fail(e),
+    };
     let error = strategies::run(cfg, ctx, &mut session).err();
-    debug_assert!(session.probes.len() <= cfg.budget);
-    let pick = pick_with(&cfg.objective, ctx.tf, &session.probes, session.range_factor);
-    SearchOutcome { probes: session.probes, skipped: session.skipped, pick, error, range_factor: session.range_factor }
+    debug_assert!(session.probes().len() <= cfg.budget);
+    let range_factor = session.range_factor();
+    let pick = pick_with(&cfg.objective, ctx.tf, session.probes(), range_factor);
+    let (probes, skipped) = session.finish();
+    SearchOutcome { probes, skipped, pick, error, range_factor }
 }
 
 #[cfg(test)]

@@ -26,7 +26,7 @@
 
 use super::strategies::members;
 use super::{
-    pick_with, Ask, Context, Event, Measured, Normaliser, Objective, SearchConfig, SearchError, Session, Space,
+    pick_with, Answer, Context, Event, Measured, Normaliser, Objective, SearchConfig, SearchError, Session, Space,
     Strategy, HI, LO,
 };
 use crate::device::{Device, DeviceError, Probe};
@@ -389,11 +389,15 @@ pub fn search_pool(
         ready.iter().map(|r| r.iter().filter(|(_, p)| p.is_ok()).map(|&(a, _)| a).collect()).collect();
     let mut wrapped: Vec<Prefetched> =
         devices.iter_mut().zip(ready).map(|(dev, ready)| Prefetched { inner: &mut **dev, ready }).collect();
-    let mut sessions: Vec<Session> = wrapped
+    let mut sessions: Vec<Session> = match wrapped
         .iter_mut()
         .zip(observers.iter_mut())
         .map(|(dev, obs)| Session::new(dev, cfg.budget, cfg.space, obs.as_mut()))
-        .collect();
+        .collect::<Result<_, _>>()
+    {
+        Ok(s) => s,
+        Err(e) => return fail(e.into()),
+    };
     let mut pool = Pool { sessions: &mut sessions, budget: cfg.budget, names: &names };
     let (result, factors) = match cfg.strategy {
         PoolStrategy::Pool => {
@@ -542,9 +546,9 @@ impl Pool<'_, '_> {
     }
 
     /// Measure `arch` on device `d` unless the pool's budget is spent.
-    fn measure(&mut self, d: usize, arch: Arch) -> Result<Ask, PoolError> {
+    fn measure(&mut self, d: usize, arch: Arch) -> Result<Answer, PoolError> {
         if self.remaining() == 0 && self.sessions[d].known(arch).is_none() {
-            return Ok(Ask::Exhausted);
+            return Ok(Answer::Exhausted);
         }
         self.sessions[d].measure(arch).map_err(|source| PoolError::Device {
             device: d + 1,
@@ -702,15 +706,15 @@ impl<'a> Joint<'a> {
                 .collect::<Result<_, _>>()?;
             let Some((arch, d)) = self.next(pool, &models) else { break };
             match pool.measure(d, arch)? {
-                Ask::Latency(ms) => {
+                Answer::Latency(ms) => {
                     if let PoolObjective::Constraint { max_latency_ms } = &self.objective {
                         if ms > max_latency_ms[d] {
                             self.dropped[code(arch)] = true;
                         }
                     }
                 }
-                Ask::Missing => self.dropped[code(arch)] = true,
-                Ask::Exhausted => break,
+                Answer::Missing => self.dropped[code(arch)] = true,
+                Answer::Exhausted => break,
             }
         }
         Ok(())

@@ -225,6 +225,51 @@ fn a_failing_probe_ends_the_search_and_keeps_the_measurements() {
     assert!(out.pick.is_some(), "the best of what was measured is still known");
 }
 
+/// The calibrated controller runs on the session's record and device: a failing probe
+/// keeps what was measured, numbered as the session numbers it, and the observer saw each
+/// probe once.
+#[test]
+fn a_failing_probe_ends_the_calibrated_controller_with_the_session_s_numbering() {
+    let tf = fake_tf();
+    let prior = calib_prior();
+    let ctx = Context { tf: &tf, prior: None, table: None, policy: None, calib: Some(&prior) };
+    let cfg = SearchConfig {
+        strategy: Strategy::Controller,
+        budget: 10,
+        objective: Objective::Weighted { weight: 0.5 },
+        seed: 0,
+        space: Space::Executed,
+    };
+    let mut seen = Vec::new();
+    let out = search(&cfg, &ctx, &mut Flaky { ok: 3 }, &mut |e| {
+        if let Event::Probe(m) = e {
+            seen.push(*m);
+        }
+    });
+    assert_eq!(out.probes, seen);
+    assert_eq!(out.probes.iter().map(|m| m.step).collect::<Vec<_>>(), [1, 2, 3]);
+    assert_eq!((out.probes[0].arch, out.probes[1].arch), (LO, HI));
+    assert!(matches!(out.error, Some(SearchError::Probe { step: 4, .. })), "{:?}", out.error);
+    assert!(out.pick.is_some());
+}
+
+/// After `MAX_ASKS` requests a session answers what it knows and nothing new.
+#[test]
+fn the_session_stops_measuring_after_its_request_bound() {
+    let mut dev = Flaky { ok: 100 };
+    let mut observe = |_: Event| {};
+    let mut s = Session::new(&mut dev, 5, Space::Executed, &mut observe).unwrap();
+    assert_eq!(s.measure(LO).unwrap(), Answer::Latency(1.0));
+    for _ in 1..MAX_ASKS - 1 {
+        assert_eq!(s.measure(LO).unwrap(), Answer::Latency(1.0));
+    }
+    assert_eq!(s.remaining(), 4);
+    assert_eq!(s.measure(HI).unwrap(), Answer::Exhausted);
+    assert_eq!((s.remaining(), s.probes().len()), (0, 1));
+    assert_eq!(s.measure(LO).unwrap(), Answer::Latency(1.0), "what was measured is still answered");
+    assert!(Session::new(&mut Flaky { ok: 1 }, 0, Space::Executed, &mut observe).is_err());
+}
+
 #[test]
 fn refusals_before_any_probe() {
     let tf = fake_tf();

@@ -3,7 +3,8 @@
 //! probe goes to the cell the calibrated model ranks best.
 //!
 //! **At test time** (budget `B`, weighted objective), the edge runtime's `no_std` loop
-//! ([`edge_runtime::calib::search`], the code a board runs) through the session:
+//! ([`edge_runtime::search::calibrated`], the code a board runs) on the session's record
+//! and device ([`Session::record_and_device`]):
 //! 1. measure the reference cells `lo` (all-`skip_connect`) and `hi` (all-`nor_conv_3x3`):
 //!    they fix the units (`scale = lat(hi) - lat(lo)`); then the dead-edge cell if the
 //!    prior says so;
@@ -25,13 +26,12 @@
 //! hardware family out of the prior it is searched with ([`select`]).
 
 use super::super::{
-    search as run_search, Ask, Context, Normaliser, Objective, SearchConfig, SearchError, Session, Space, Strategy, HI,
-    LO,
+    search as run_search, Context, Normaliser, Objective, SearchConfig, SearchError, Session, Space, Strategy, HI, LO,
 };
 use crate::device::table::TableDevice;
 use crate::latency::LatencyTable;
-use edge_runtime::calib::search::{self, GroupTable, Probed, Prober, Walk, WalkError};
 use edge_runtime::calib::{features, predict, Prior, RangeRule, COEFS, DEAD_EDGE_CELL, FEATURES};
+use edge_runtime::search::calibrated::{self, Calibration, GroupTable};
 use simnas_shared::{Arch, ArchCode, NUM_ARCHS};
 
 /// Noise levels [`select`] tries (units of the reference range).
@@ -56,20 +56,21 @@ pub fn run(cfg: &SearchConfig, ctx: &Context, s: &mut Session) -> Result<(), Sea
     match cfg.objective {
         Objective::Weighted { weight } => {
             prior.validate().map_err(|e| SearchError::Policy(format!("calibrated prior: {e}")))?;
-            // The edge runtime's loop, the code a board runs, through the budgeted session.
-            let mut walk = Walk::in_space(cfg.space);
-            let budget = s.remaining();
+            // The edge runtime's loop, the code a board runs, on the session's record.
             let groups = GroupTable::build(cfg.space, |c| ctx.tf[c]);
             let tf = |c: usize| ctx.tf[c];
-            let result = search::search(prior, weight, budget, tf, groups.groups(), &mut SessionProber(s), &mut walk);
-            s.set_range_factor(walk.range());
+            let mut cal = Calibration::new();
+            let (probes, device) = s.record_and_device();
+            let result = calibrated::search(prior, weight, tf, groups.groups(), probes, device, &mut cal);
+            s.set_range_factor(cal.range());
             match result {
                 Ok(()) => Ok(()),
-                Err(WalkError::Probe(e)) => Err(e),
+                Err(edge_runtime::search::SearchError::Device(e)) => Err(e),
                 // The prior was checked above: what failed is the fit to the measurements.
-                Err(WalkError::Calib(e)) => Err(SearchError::Policy(format!(
+                Err(edge_runtime::search::SearchError::Calib(e)) => Err(SearchError::Policy(format!(
                     "the calibrated controller cannot fit the device's measured latencies ({e}): are they in milliseconds?"
                 ))),
+                Err(e) => Err(SearchError::Policy(format!("the calibrated controller refused to start: {e}"))),
             }
         }
         Objective::Constraint { max_latency_ms } => {
@@ -79,20 +80,6 @@ pub fn run(cfg: &SearchConfig, ctx: &Context, s: &mut Session) -> Result<(), Sea
             }
             constrained(prior, s, ctx.tf, max_latency_ms)
         }
-    }
-}
-
-/// The session as the edge runtime's prober.
-struct SessionProber<'s, 'a>(&'s mut Session<'a>);
-
-impl Prober for SessionProber<'_, '_> {
-    type Error = SearchError;
-    fn probe(&mut self, arch: Arch) -> Result<Probed, SearchError> {
-        Ok(match self.0.measure(arch)? {
-            Ask::Latency(ms) => Probed::Latency(ms),
-            Ask::Missing => Probed::Missing,
-            Ask::Exhausted => Probed::Exhausted,
-        })
     }
 }
 

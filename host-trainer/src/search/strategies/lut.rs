@@ -24,7 +24,7 @@
 //! probe only considers cells predicted within [`LAST_PROBE_MARGIN`] of the limit.
 
 use super::super::{
-    weighted, Ask, Context, Measured, Normaliser, Objective, SearchConfig, SearchError, Session, HI, LO,
+    weighted, Answer, Context, Measured, Normaliser, Objective, SearchConfig, SearchError, Session, HI, LO,
 };
 use crate::synth::stats::solve_spd;
 use simnas_shared::{Arch, ArchCode, Op, NUM_ARCHS};
@@ -71,7 +71,7 @@ pub fn prior(cfg: &SearchConfig, ctx: &Context, s: &mut Session) -> Result<(), S
 /// `lut-probe`.
 pub fn probe(cfg: &SearchConfig, ctx: &Context, s: &mut Session) -> Result<(), SearchError> {
     for a in DESIGN {
-        if s.measure(a)? == Ask::Exhausted {
+        if s.measure(a)? == Answer::Exhausted {
             return Ok(());
         }
     }
@@ -89,7 +89,7 @@ pub fn probe(cfg: &SearchConfig, ctx: &Context, s: &mut Session) -> Result<(), S
                     .collect();
                 match best_untried(s, &predicted) {
                     Some(a) if s.remaining() > 0 => {
-                        if s.measure(a)? == Ask::Exhausted {
+                        if s.measure(a)? == Answer::Exhausted {
                             return Ok(());
                         }
                     }
@@ -136,7 +136,7 @@ fn verify_ranked(s: &mut Session, score: &[f64]) -> Result<(), SearchError> {
         }
         let Some(code) = ArchCode::new(c as u16) else { continue };
         let a = Arch::from_code(code);
-        if s.candidate(a) && s.measure(a)? == Ask::Exhausted {
+        if s.candidate(a) && s.measure(a)? == Answer::Exhausted {
             break;
         }
     }
@@ -176,7 +176,7 @@ pub(super) fn constrained(
         }
         let Some(c) = within.or(fastest) else { break };
         let Some(code) = ArchCode::new(c as u16) else { break };
-        if s.measure(Arch::from_code(code))? == Ask::Exhausted {
+        if s.measure(Arch::from_code(code))? == Answer::Exhausted {
             break;
         }
     }

@@ -24,7 +24,7 @@ pub mod controller;
 pub mod lut;
 pub mod paper;
 
-use super::{Ask, Context, Measured, Normaliser, Objective, SearchConfig, SearchError, Session, Space, Strategy};
+use super::{Answer, Context, Measured, Normaliser, Objective, SearchConfig, SearchError, Session, Space, Strategy};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use simnas_shared::{Action, Arch, ArchCode, Op};
@@ -99,7 +99,7 @@ fn random(cfg: &SearchConfig, s: &mut Session, rng: &mut impl Rng) -> Result<(),
     }
     while s.remaining() > 0 {
         let Some(a) = untried(s, rng) else { break };
-        if s.measure(a)? == Ask::Exhausted {
+        if s.measure(a)? == Answer::Exhausted {
             break;
         }
     }
@@ -167,15 +167,15 @@ fn evolution(cfg: &SearchConfig, ctx: &Context, s: &mut Session, rng: &mut impl 
         };
         let Some(child) = child.or_else(|| untried(s, rng)) else { break };
         match s.measure(child)? {
-            Ask::Latency(latency_ms) => {
+            Answer::Latency(latency_ms) => {
                 let step = s.probes().len();
                 population.push(Measured { step, arch: child, latency_ms });
                 if population.len() > POPULATION {
                     population.remove(0);
                 }
             }
-            Ask::Missing => stalls += 1,
-            Ask::Exhausted => break,
+            Answer::Missing => stalls += 1,
+            Answer::Exhausted => break,
         }
     }
     Ok(())

@@ -1,6 +1,6 @@
 //! `controller-paper`: the paper's meta-trained RL policy as a search strategy: edge-runtime's no_std walk
-//! ([`edge_runtime::search::Walker`]), the very code a board runs in its autonomous mode,
-//! with the host's [`Session`] as the device.
+//! ([`edge_runtime::search::paper::Walker`]), the very code a board runs in its autonomous
+//! mode, on the session's record and device ([`Session::record_and_device`]).
 //!
 //! At test time, with a budget of `B` probes:
 //! 1. measure the two reference cells `lo` (all-`skip_connect`) and `hi`
@@ -22,13 +22,13 @@
 //! weighted objective; in constrained mode it walks the same way and the pick is the
 //! best-TF feasible cell it measured.
 
-use super::super::{Ask, Context, Measured, SearchConfig, SearchError, Session, LO};
+use super::super::{Context, SearchConfig, SearchError, Session, LO};
 use super::Policy;
-use edge_runtime::search::{prior_top, Answer, Probes, WalkError, Walker, PRIOR_TOP};
+use edge_runtime::search::paper::{prior_top, Walker, PRIOR_TOP};
 use simnas_shared::Arch;
 use std::path::Path;
 
-pub use edge_runtime::search::{EPISODE_LEN, MAX_WALK_PROBES};
+pub use edge_runtime::search::paper::{EPISODE_LEN, MAX_WALK_PROBES};
 
 /// A policy file, validated.
 #[derive(Clone, Debug)]
@@ -65,20 +65,6 @@ fn train_config(bytes: &[u8]) -> Option<serde_json::Value> {
     serde_json::from_str(header.pointer("/__metadata__/train_config")?.as_str()?).ok()
 }
 
-/// The session as the walk's device.
-struct SessionDevice<'s, 'a>(&'s mut Session<'a>);
-
-impl edge_runtime::search::Device for SessionDevice<'_, '_> {
-    type Error = SearchError;
-    fn measure(&mut self, arch: Arch, _step: usize) -> Result<Answer, SearchError> {
-        Ok(match self.0.measure(arch)? {
-            Ask::Latency(ms) => Answer::Latency(ms),
-            Ask::Missing => Answer::Missing,
-            Ask::Exhausted => Answer::Exhausted,
-        })
-    }
-}
-
 impl Policy for Controller {
     fn run(&self, cfg: &SearchConfig, ctx: &Context, s: &mut Session) -> Result<(), SearchError> {
         let policy = edge_runtime::policy::Policy::from_bytes(&self.bytes)
@@ -88,18 +74,15 @@ impl Policy for Controller {
             Some(lut) => prior_top::<PRIOR_TOP>(cfg.space, |a| lut.latency(a), tf).into_iter().flatten().collect(),
             None => vec![LO],
         };
-        // A walk measures at most the references, the start and one cell per step.
-        let budget = cfg.budget.min(MAX_WALK_PROBES);
-        let mut buf = vec![Measured { step: 0, arch: LO, latency_ms: 0.0 }; budget];
         let walker = Walker { policy: &policy, obs_tf: self.obs_tf };
-        let walk = Probes::new(&mut buf, budget)
-            .map(|p| p.in_space(cfg.space))
-            .and_then(|mut probes| walker.walk(tf, &start, &mut probes, &mut SessionDevice(s)));
-        match walk {
+        let (probes, device) = s.record_and_device();
+        match walker.walk(tf, &start, probes, device) {
             Ok(_) => Ok(()),
-            Err(WalkError::Device(e)) => Err(e),
-            Err(WalkError::Policy(e)) => Err(SearchError::Policy(format!("{}: {e}", self.source))),
-            Err(WalkError::ZeroBudget) => Err(SearchError::ZeroBudget),
+            Err(edge_runtime::search::SearchError::Device(e)) => Err(e),
+            Err(edge_runtime::search::SearchError::Policy(e)) => {
+                Err(SearchError::Policy(format!("{}: {e}", self.source)))
+            }
+            Err(edge_runtime::search::SearchError::ZeroBudget) => Err(SearchError::ZeroBudget),
             Err(e) => Err(SearchError::Policy(format!("{}: the walk refused to start: {e}", self.source))),
         }
     }

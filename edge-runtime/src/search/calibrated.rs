@@ -1,5 +1,6 @@
-//! The calibrated controller's weighted search, without an allocator: the loop a board runs
-//! on itself and the host runs through its budgeted session (the same code).
+//! The calibrated controller (`controller`, the default): the weighted search a board runs
+//! on itself and the host runs through its session's record (the same code), over the
+//! per-op latency model of [`crate::calib`].
 //!
 //! 1. Measure the reference cells all-`skip_connect` and all-`nor_conv_3x3` (when two probes
 //!    are left): they fix the units. Then, if the prior says so, the [`DEAD_EDGE_CELL`].
@@ -10,125 +11,65 @@
 //!    [`Groups`] (a few hundred): in each, the untried cell with the highest TF (ties: the
 //!    lower code) is the group's candidate; the best-scoring candidate wins (ties: the
 //!    lower code). A step costs a few hundred predictions, not 15,625.
-//! 3. Stop when the budget is spent or the prober says so. [`Walk::range`] is the final
-//!    range estimate (reference units) the pick must use.
+//! 3. Stop when the record's budget is spent or the device says it is exhausted.
+//!    [`Calibration::range`] is the final range estimate (reference units) the pick must
+//!    use ([`super::pick_with`]).
+//!
+//! The probes live in the caller's [`Probes`] record; the loop keeps only the probes'
+//! normal equations as running sums ([`Calibration`]), brought up to date from the record
+//! before each step.
 //!
 //! The scan runs in `f32` (a Cortex-M4 has a single-precision FPU); the posterior, a 9x9
 //! system per step, in `f64`.
 
-use super::{Prior, RangeRule, Sums, COEFS, DEAD_EDGE_CELL, FEATURES};
-use crate::search::{Measured, Normaliser, Space};
+use super::{Answer, Device, Measured, Normaliser, Probes, SearchError};
+use crate::calib::{Prior, RangeRule, Sums, COEFS, DEAD_EDGE_CELL, FEATURES};
 use simnas_shared::{Arch, ArchCode, Op, NUM_ARCHS};
 
-/// Most probes a walk records.
+/// Most probes the calibrated controller spends: the length of the record a board keeps
+/// for it. The host refuses a larger budget too, so both accept the same budgets.
 pub const MAX_BUDGET: usize = 64;
 
-/// What a probe returned.
-#[derive(Clone, Copy, Debug, PartialEq)]
-pub enum Probed {
-    /// Measured latency, ms.
-    Latency(f64),
-    /// The device has no measurement of this cell (no budget spent).
-    Missing,
-    /// No more probes may be spent (nothing was measured).
-    Exhausted,
-}
-
-/// Measures cells for the walk.
-pub trait Prober {
-    /// The device's error (ends the walk).
-    type Error;
-    /// Measure `arch` once.
-    fn probe(&mut self, arch: Arch) -> Result<Probed, Self::Error>;
-}
-
-/// The walk's state: its probes and the cells it tried. Requests are taken through its
-/// [`Space`] (default [`Space::Executed`]): a cell is measured and recorded as its
-/// executed network, a disconnected cell is skipped without a probe.
-pub struct Walk {
-    probes: [Measured; MAX_BUDGET],
-    len: usize,
-    tried: [u32; NUM_ARCHS.div_ceil(32)],
-    range: f64,
+/// What the loop keeps besides the record: the normal equations of the record's probes
+/// (running sums, so a step solves the same 9x9 system whatever the number of probes) and
+/// its latest estimate of the device's latency range.
+#[derive(Clone, Debug)]
+pub struct Calibration {
     sums: Sums,
-    space: Space,
+    summed: usize,
+    range: f64,
 }
 
-impl Default for Walk {
+impl Default for Calibration {
     fn default() -> Self {
-        Walk::new()
+        Calibration::new()
     }
 }
 
-impl Walk {
-    /// An empty walk.
-    pub const fn new() -> Walk {
-        Walk {
-            probes: [Measured { step: 0, arch: Arch::uniform(Op::None), latency_ms: 0.0 }; MAX_BUDGET],
-            len: 0,
-            tried: [0; NUM_ARCHS.div_ceil(32)],
-            range: 1.0,
-            sums: Sums::new(),
-            space: Space::Executed,
-        }
+impl Calibration {
+    /// Nothing summed yet, the range at 1 (the probed reference range).
+    pub const fn new() -> Calibration {
+        Calibration { sums: Sums::new(), summed: 0, range: 1.0 }
     }
 
-    /// An empty walk over `space`.
-    pub const fn in_space(space: Space) -> Walk {
-        let mut w = Walk::new();
-        w.space = space;
-        w
-    }
-
-    /// The probes, in order (steps from 1).
-    pub fn probes(&self) -> &[Measured] {
-        &self.probes[..self.len]
-    }
-
-    /// The device's latency range estimated at the end, in units of the probed reference
-    /// range (the pick's normalisation).
+    /// The device's latency range estimated last, in units of the probed reference range
+    /// (the pick's normalisation).
     pub fn range(&self) -> f64 {
         self.range
     }
 
-    fn tried(&self, code: usize) -> bool {
-        self.tried[code / 32] & (1 << (code % 32)) != 0
-    }
-
-    fn mark(&mut self, code: usize) {
-        self.tried[code / 32] |= 1 << (code % 32);
-    }
-
-    /// Measure `a` unless tried; `false` when the walk must stop.
-    fn measure<P: Prober>(&mut self, p: &mut P, a: Arch, budget: usize) -> Result<bool, P::Error> {
-        let Some(a) = self.space.member(a) else { return Ok(true) };
-        let code = a.code().get() as usize;
-        if self.tried(code) {
-            return Ok(true);
+    /// Add the probes the sums do not hold yet (the record only grows).
+    fn absorb(&mut self, probes: &[Measured]) {
+        for p in probes.get(self.summed..).unwrap_or_default() {
+            self.sums.add(&p.arch, p.latency_ms);
         }
-        if self.len >= budget.min(MAX_BUDGET) {
-            return Ok(false);
-        }
-        match p.probe(a)? {
-            Probed::Latency(ms) => {
-                self.mark(code);
-                self.probes[self.len] = Measured { step: self.len + 1, arch: a, latency_ms: ms };
-                self.len += 1;
-                self.sums.add(&a, ms);
-                Ok(true)
-            }
-            Probed::Missing => {
-                self.mark(code);
-                Ok(true)
-            }
-            Probed::Exhausted => Ok(false),
-        }
+        self.summed = self.summed.max(probes.len());
     }
 }
 
 /// Candidates grouped by [`PACKED`] op counts (groups in increasing packed value), each group's
 /// members sorted by TF, highest first (ties: lower code). Built once per score table:
-/// [`Groups::build`] on the host, at build time for a board.
+/// `GroupTable::build` (`std` feature) on the host, at build time for a board.
 #[derive(Clone, Copy, Debug)]
 pub struct Groups<'a> {
     /// Group `g` is `members[starts[g]..starts[g + 1]]`.
@@ -159,7 +100,7 @@ pub struct GroupTable {
 #[cfg(feature = "std")]
 impl GroupTable {
     /// Group every candidate of `space`; `tf(code)` is the proxy score.
-    pub fn build(space: Space, tf: impl Fn(usize) -> f64) -> GroupTable {
+    pub fn build(space: super::Space, tf: impl Fn(usize) -> f64) -> GroupTable {
         let mut codes: std::vec::Vec<u16> =
             (0..NUM_ARCHS as u16).filter(|&c| space.contains_code(usize::from(c))).collect();
         codes.sort_by(|&a, &b| {
@@ -185,49 +126,52 @@ impl GroupTable {
     }
 }
 
-/// Why the walk stopped early.
-#[derive(Debug, PartialEq)]
-pub enum WalkError<E> {
-    /// The prober failed.
-    Probe(E),
-    /// The prior or the posterior is unusable.
-    Calib(super::CalibError),
-}
-
-/// Run the weighted search (`w = weight`) with at most `budget` probes. `tf(code)` is the
-/// proxy score of a cell.
-pub fn search<P: Prober>(
+/// Run the weighted search (`w = weight`) until the record's budget is spent, recording
+/// into `probes`; `tf(code)` is the proxy score of a cell. `cal` keeps the loop's sums and
+/// range estimate (also when a probe fails).
+pub fn search<B, D>(
     prior: &Prior,
     weight: f64,
-    budget: usize,
     tf: impl Fn(usize) -> f64,
     groups: Groups,
-    prober: &mut P,
-    walk: &mut Walk,
-) -> Result<(), WalkError<P::Error>> {
+    probes: &mut Probes<B>,
+    dev: &mut D,
+    cal: &mut Calibration,
+) -> Result<(), SearchError<D::Error>>
+where
+    B: AsRef<[Measured]> + AsMut<[Measured]>,
+    D: Device + ?Sized,
+{
     let group = |g: usize| -> &[u16] {
         let (a, b) = (groups.starts[g], groups.starts.get(g + 1).copied().unwrap_or(groups.starts[g]));
         groups.members.get(usize::from(a)..usize::from(b)).unwrap_or(&[])
     };
     let n_groups = groups.starts.len().saturating_sub(1).min(groups.packed.len()).min(groups.tf0.len());
-    let precision = prior.precision().map_err(WalkError::Calib)?;
-    let m = |w: &mut Walk, p: &mut P, a: Arch| w.measure(p, a, budget).map_err(WalkError::Probe);
-    if budget.saturating_sub(walk.len) >= 2
-        && (!m(walk, prober, Arch::uniform(Op::SkipConnect))? || !m(walk, prober, Arch::uniform(Op::NorConv3x3))?)
+    let precision = prior.precision().map_err(SearchError::Calib)?;
+    // One probe unless tried; `false` when the record or the device says stop. The step a
+    // board reports is the number of probes before this one.
+    let m = |p: &mut Probes<B>, d: &mut D, a: Arch| -> Result<bool, SearchError<D::Error>> {
+        let step = p.probes().len();
+        match p.measure(d, a, step).map_err(SearchError::Device)? {
+            Answer::Exhausted => Ok(false),
+            Answer::Latency(_) | Answer::Missing => Ok(true),
+        }
+    };
+    if probes.remaining() >= 2
+        && (!m(probes, dev, Arch::uniform(Op::SkipConnect))? || !m(probes, dev, Arch::uniform(Op::NorConv3x3))?)
     {
         return Ok(());
     }
-    if prior.dead_edge_probe && walk.len < budget && !m(walk, prober, DEAD_EDGE_CELL)? {
+    if prior.dead_edge_probe && probes.remaining() > 0 && !m(probes, dev, DEAD_EDGE_CELL)? {
         return Ok(());
     }
     loop {
-        // Each step solves the same 9x9 system whatever the number of probes: the probes'
-        // normal equations are kept as running sums.
-        let post = match Normaliser::of(walk.probes()) {
-            Some(n) => prior.posterior_from_sums(&precision, &walk.sums, n.lo, n.hi),
+        cal.absorb(probes.probes());
+        let post = match Normaliser::of(probes.probes()) {
+            Some(n) => prior.posterior_from_sums(&precision, &cal.sums, n.lo, n.hi),
             None => prior.posterior_from_sums(&precision, &Sums::new(), 0.0, 1.0),
         }
-        .map_err(WalkError::Calib)?;
+        .map_err(SearchError::Calib)?;
         let theta: [f32; FEATURES] = core::array::from_fn(|i| post.theta[i] as f32);
         let range = match prior.range_rule {
             RangeRule::Reference => prior.range_factor,
@@ -243,15 +187,15 @@ pub fn search<P: Prober>(
             }
         }
         .max(1e-9);
-        walk.range = range;
-        if walk.len >= budget.min(MAX_BUDGET) {
+        cal.range = range;
+        if probes.remaining() == 0 {
             return Ok(());
         }
         let (w, inv) = (weight as f32, (1.0 / range) as f32);
         let mut best: Option<(f32, usize)> = None;
         for g in 0..n_groups {
             let members = group(g);
-            let Some(i) = members.iter().position(|&c| !walk.tried(usize::from(c))) else { continue };
+            let Some(i) = members.iter().position(|&c| !probes.tried_code(usize::from(c))) else { continue };
             let code = usize::from(members[i]);
             let t = if i == 0 { groups.tf0[g] } else { tf(code) as f32 };
             let mut pred = predict_packed(&theta, groups.packed[g]);
@@ -266,7 +210,7 @@ pub fn search<P: Prober>(
             }
         }
         let Some(a) = best.and_then(|(_, c)| ArchCode::new(c as u16)).map(Arch::from_code) else { return Ok(()) };
-        if !m(walk, prober, a)? {
+        if !m(probes, dev, a)? {
             return Ok(());
         }
     }
@@ -281,7 +225,7 @@ fn predict_packed(theta: &[f32; FEATURES], packed: u32) -> f32 {
     p
 }
 
-/// Every cell's [`super::features`] counts, 4 bits each (`n_skip` in the low nibble ...
+/// Every cell's [`crate::calib::features`] counts, 4 bits each (`n_skip` in the low nibble ...
 /// `m_pool` in the high one), indexed by compact code. Built at compile time.
 pub static PACKED: [u32; NUM_ARCHS] = pack_all();
 
@@ -327,6 +271,7 @@ const fn pack(code: usize) -> u32 {
 mod tests {
     use super::*;
     use crate::calib::{features, predict};
+    use crate::search::Space;
 
     #[test]
     fn packed_counts_are_the_features() {
@@ -347,12 +292,18 @@ mod tests {
         theta: [f64; FEATURES],
         calls: usize,
     }
-    impl Prober for Exact {
+    impl Device for Exact {
         type Error = ();
-        fn probe(&mut self, a: Arch) -> Result<Probed, ()> {
+        fn measure(&mut self, a: Arch, step: usize) -> Result<Answer, ()> {
+            assert_eq!(step, self.calls, "the step is the number of probes so far");
             self.calls += 1;
-            Ok(Probed::Latency(10.0 * predict(&self.theta, &a)))
+            Ok(Answer::Latency(10.0 * predict(&self.theta, &a)))
         }
+    }
+
+    /// A record of `budget` probes in a buffer of its own.
+    fn record(budget: usize, space: Space) -> Probes<std::vec::Vec<Measured>> {
+        Probes::with_budget::<()>(budget).unwrap().in_space(space)
     }
 
     fn prior() -> Prior {
@@ -360,14 +311,15 @@ mod tests {
     }
 
     #[test]
-    fn walk_spends_its_budget_on_distinct_cells_references_first() {
+    fn search_spends_its_budget_on_distinct_cells_references_first() {
         let mut dev = Exact { theta: [1.0, 0.01, 0.1, 0.3, 0.05, 0.0, 0.0, 0.0, 0.0], calls: 0 };
-        let mut walk = Walk::in_space(Space::Raw);
+        let mut probes = record(10, Space::Raw);
+        let mut cal = Calibration::new();
         let tf = |c: usize| (c % 97) as f64 / 97.0;
         let groups = GroupTable::build(Space::Raw, tf);
-        search(&prior(), 0.5, 10, tf, groups.groups(), &mut dev, &mut walk).unwrap();
+        search(&prior(), 0.5, tf, groups.groups(), &mut probes, &mut dev, &mut cal).unwrap();
         assert_eq!(dev.calls, 10);
-        let p = walk.probes();
+        let p = probes.probes();
         assert_eq!(p.len(), 10);
         assert_eq!(
             (p[0].arch, p[1].arch, p[2].arch),
@@ -378,18 +330,18 @@ mod tests {
                 assert_ne!(p[i].arch, p[j].arch);
             }
         }
-        assert_eq!(walk.range(), 1.0);
+        assert_eq!(cal.range(), 1.0);
     }
 
     #[test]
-    fn executed_space_walk_probes_distinct_connected_executed_networks() {
+    fn executed_space_search_probes_distinct_connected_executed_networks() {
         let mut dev = Exact { theta: [1.0, 0.01, 0.1, 0.3, 0.05, 0.0, 0.0, 0.0, 0.0], calls: 0 };
-        let mut walk = Walk::new();
+        let mut probes = record(20, Space::Executed);
         let tf = |c: usize| (c % 97) as f64 / 97.0;
         let groups = GroupTable::build(Space::Executed, tf);
         assert_eq!(groups.members.len(), simnas_shared::NUM_CONNECTED_EXECUTED);
-        search(&prior(), 0.5, 20, tf, groups.groups(), &mut dev, &mut walk).unwrap();
-        let p = walk.probes();
+        search(&prior(), 0.5, tf, groups.groups(), &mut probes, &mut dev, &mut Calibration::new()).unwrap();
+        let p = probes.probes();
         assert_eq!((p.len(), dev.calls), (20, 20));
         // The dead-edge cell is measured as the network it runs: one skip, input to output.
         assert_eq!(p[2].arch, DEAD_EDGE_CELL.executed());
@@ -402,25 +354,26 @@ mod tests {
     }
 
     #[test]
-    fn small_budgets_and_a_failing_prober() {
-        for budget in [0, 1, 2, 3] {
+    fn small_budgets_and_a_failing_device() {
+        for budget in [1, 2, 3] {
             let mut dev = Exact { theta: [1.0, 0.01, 0.1, 0.3, 0.05, 0.0, 0.0, 0.0, 0.0], calls: 0 };
-            let mut walk = Walk::in_space(Space::Raw);
+            let mut probes = record(budget, Space::Raw);
             let groups = GroupTable::build(Space::Raw, |_| 0.5);
-            search(&prior(), 0.5, budget, |_| 0.5, groups.groups(), &mut dev, &mut walk).unwrap();
-            assert_eq!(walk.probes().len(), budget);
+            search(&prior(), 0.5, |_| 0.5, groups.groups(), &mut probes, &mut dev, &mut Calibration::new()).unwrap();
+            assert_eq!(probes.probes().len(), budget);
         }
         struct Broken;
-        impl Prober for Broken {
+        impl Device for Broken {
             type Error = &'static str;
-            fn probe(&mut self, _: Arch) -> Result<Probed, &'static str> {
+            fn measure(&mut self, _: Arch, _: usize) -> Result<Answer, &'static str> {
                 Err("unplugged")
             }
         }
-        let mut walk = Walk::in_space(Space::Raw);
+        let mut probes = record(10, Space::Raw);
         let groups = GroupTable::build(Space::Raw, |_| 0.5);
-        let r = search(&prior(), 0.5, 10, |_| 0.5, groups.groups(), &mut Broken, &mut walk);
-        assert_eq!(r, Err(WalkError::Probe("unplugged")));
+        let r = search(&prior(), 0.5, |_| 0.5, groups.groups(), &mut probes, &mut Broken, &mut Calibration::new());
+        assert_eq!(r, Err(SearchError::Device("unplugged")));
+        assert!(probes.probes().is_empty());
     }
 
     #[test]

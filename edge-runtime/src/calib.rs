@@ -19,8 +19,8 @@
 //! the coefficients is the solution of `(X^T X / s^2 + P) theta = X^T y / s^2 + P mu`, with
 //! `P` the prior precision (`Cov^-1` on the op coefficients, ~0 on `base`). Without probes it
 //! is the prior mean: the zero-shot ranking.
-
-pub mod search;
+//!
+//! The controller's search loop over this model is [`crate::search::calibrated`].
 
 use simnas_shared::{Arch, Op};
 
