@@ -170,45 +170,33 @@ fn calibrated(out: &Path, score_bytes: &[u8]) {
         "paper" => true,
         other => panic!("SIMNAS_FW_CONTROLLER={other}: expected calibrated or paper"),
     };
-    let v: serde_json::Value =
-        serde_json::from_slice(&fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display())))
-            .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-    let num =
-        |k: &str| v.get(k).and_then(serde_json::Value::as_f64).unwrap_or_else(|| panic!("{}: no {k}", path.display()));
-    let flag =
-        |k: &str| v.get(k).and_then(serde_json::Value::as_bool).unwrap_or_else(|| panic!("{}: no {k}", path.display()));
-    let mean: Vec<f64> = v["mean"].as_array().expect("mean").iter().map(|x| x.as_f64().expect("mean")).collect();
-    let cov: Vec<Vec<f64>> = v["cov"]
-        .as_array()
-        .expect("cov")
-        .iter()
-        .map(|r| r.as_array().expect("cov").iter().map(|x| x.as_f64().expect("cov")).collect())
-        .collect();
-    assert_eq!(v["format_version"].as_u64(), Some(1), "{}: format version", path.display());
-    let rule = match v["range_rule"].as_str() {
-        Some("reference") => "Reference",
-        Some("model") => "Model",
-        r => panic!("{}: range_rule {r:?}", path.display()),
+    // The prior file's own type and checks (format version, features, shape, a positive
+    // definite covariance): the host reads it the same way.
+    let bytes = fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    let file: simnas_formats::PriorFile =
+        serde_json::from_slice(&bytes).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    let prior = file.prior().unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    let rule = match prior.range_rule {
+        edge_runtime::calib::RangeRule::Reference => "Reference",
+        edge_runtime::calib::RangeRule::Model => "Model",
     };
     let table = Tf16::parse(score_bytes).expect("the embedded score table");
     let groups = GroupTable::build(Space::Executed, |c| {
         table.tf(&Arch::from_code(simnas_shared::ArchCode::new(c as u16).expect("code in range")))
     });
     use std::fmt::Write as _;
-    let mean = <[f64; 8]>::try_from(mean).expect("8 means");
-    let cov: Vec<[f64; 8]> = cov.iter().map(|r| <[f64; 8]>::try_from(r.clone()).expect("8x8 cov")).collect();
     let mut code = String::new();
     let w = &mut code;
     writeln!(w, "/// Run the paper's RL walk instead of the calibrated controller.").unwrap();
     writeln!(w, "pub const CONTROLLER_PAPER: bool = {paper};").unwrap();
     writeln!(w, "/// The calibrated controller's prior ({path:?}).").unwrap();
     writeln!(w, "pub const CALIB: edge_runtime::calib::Prior = edge_runtime::calib::Prior {{").unwrap();
-    writeln!(w, "    mean: {mean:?},\n    cov: {cov:?},").unwrap();
-    writeln!(w, "    noise: {:?},\n    range_factor: {:?},", num("noise"), num("range_factor")).unwrap();
+    writeln!(w, "    mean: {:?},\n    cov: {:?},", prior.mean, prior.cov).unwrap();
+    writeln!(w, "    noise: {:?},\n    range_factor: {:?},", prior.noise, prior.range_factor).unwrap();
     writeln!(w, "    range_rule: edge_runtime::calib::RangeRule::{rule},").unwrap();
-    writeln!(w, "    dead_edge_probe: {},", flag("dead_edge_probe")).unwrap();
-    writeln!(w, "    constrained_dead_edge_probe: {},", flag("constrained_dead_edge_probe")).unwrap();
-    writeln!(w, "    explore: {:?},\n}};", num("explore")).unwrap();
+    writeln!(w, "    dead_edge_probe: {},", prior.dead_edge_probe).unwrap();
+    writeln!(w, "    constrained_dead_edge_probe: {},", prior.constrained_dead_edge_probe).unwrap();
+    writeln!(w, "    explore: {:?},\n}};", prior.explore).unwrap();
     writeln!(w, "/// Group starts of the calibrated scan.").unwrap();
     writeln!(w, "pub static GROUP_STARTS: [u16; {}] = {:?};", groups.starts.len(), groups.starts).unwrap();
     writeln!(w, "/// Group members of the calibrated scan.").unwrap();

@@ -44,8 +44,9 @@ pub const RULE_GRID: [RangeRule; 2] = [RangeRule::Reference, RangeRule::Model];
 pub const DEAD_GRID: [bool; 2] = [false, true];
 /// The budget [`select`] tunes for.
 pub const SELECT_BUDGET: usize = 10;
-/// Prior file format version.
-pub const FORMAT_VERSION: u32 = 1;
+pub use simnas_formats::{
+    BudgetRow, ConstrainedPoint, ExplorePoint, GridPoint, PriorFile, PriorFileError, FEATURE_NAMES, FORMAT_VERSION,
+};
 
 /// Run the calibrated controller.
 pub fn run(cfg: &SearchConfig, ctx: &Context, s: &mut Session) -> Result<(), SearchError> {
@@ -255,37 +256,6 @@ pub fn per_device(
     Some(ratios)
 }
 
-/// One grid point of [`select`].
-#[derive(Clone, Copy, Debug, serde::Serialize, serde::Deserialize, PartialEq)]
-pub struct GridPoint {
-    /// Noise level tried.
-    pub noise: f64,
-    /// Range factor tried.
-    pub range_factor: f64,
-    /// Range rule tried.
-    #[serde(with = "rule_name")]
-    pub range_rule: RangeRule,
-    /// Dead-edge probe tried.
-    pub dead_edge_probe: bool,
-    /// Mean over the training devices of `F(pick) / F(oracle)` at [`SELECT_BUDGET`] probes.
-    pub mean: f64,
-    /// The worst training device.
-    pub worst: f64,
-}
-
-/// The constrained objective on one setting of the dead-edge probe: mean over training
-/// devices and limits (their 10th, 25th and 50th latency percentiles) of
-/// `TF(pick) / TF(best feasible cell)` (0 without a feasible pick).
-#[derive(Clone, Copy, Debug, serde::Serialize, serde::Deserialize, PartialEq)]
-pub struct ConstrainedPoint {
-    /// Dead-edge probe tried.
-    pub dead_edge_probe: bool,
-    /// The mean TF ratio.
-    pub mean: f64,
-    /// Fraction of feasible picks.
-    pub feasible: f64,
-}
-
 /// Choose the probe plan and noise, range rule and factor on the training devices: each
 /// device is searched with a prior fitted on the training devices of *other* families
 /// (leave one family out), at [`SELECT_BUDGET`] probes, w = 0.5; the grid point with the
@@ -314,22 +284,6 @@ pub fn select(devices: &[TrainDevice], tf: &[f64]) -> Option<(Vec<GridPoint>, us
 
 /// The budgets [`by_budget`] compares at.
 pub const COMPARE_BUDGETS: [usize; 3] = [5, 10, 20];
-
-/// One row of [`by_budget`]: a strategy at one budget over the training devices, each
-/// searched with what the devices of *other* families give it (w = 0.5).
-#[derive(Clone, Debug, serde::Serialize, serde::Deserialize, PartialEq)]
-pub struct BudgetRow {
-    /// The strategy's CLI name.
-    pub strategy: String,
-    /// Probes.
-    pub budget: usize,
-    /// Mean over the training devices of `F(pick) / F(oracle)`.
-    pub mean: f64,
-    /// The worst training device.
-    pub worst: f64,
-    /// Its name.
-    pub worst_device: String,
-}
 
 /// The calibrated controller with the chosen setting `g` (optimism `explore`) against the
 /// LUT baselines at [`COMPARE_BUDGETS`], leave one family out on the training devices:
@@ -383,17 +337,6 @@ pub fn by_budget(devices: &[TrainDevice], tf: &[f64], g: &GridPoint, explore: f6
 
 /// Optimism levels [`select_explore`] tries.
 pub const EXPLORE_GRID: [f64; 4] = [0.0, 0.5, 1.0, 2.0];
-
-/// One point of [`select_explore`].
-#[derive(Clone, Copy, Debug, serde::Serialize, serde::Deserialize, PartialEq)]
-pub struct ExplorePoint {
-    /// Optimism tried.
-    pub explore: f64,
-    /// Mean over the training devices of `F(pick) / F(oracle)`.
-    pub mean: f64,
-    /// The worst training device.
-    pub worst: f64,
-}
 
 /// With the weighted choice fixed, choose the search's optimism the same way (leave one
 /// family out, [`SELECT_BUDGET`] probes; ties: the earlier, less optimistic, level).
@@ -472,164 +415,4 @@ fn ratio_with_fitness(
     let out = run_search(&cfg, ctx, &mut TableDevice::new(table.clone()), &mut |_| {});
     let f = out.pick.map_or(0.0, |p| fit[p.arch.code().get() as usize].unwrap_or(0.0));
     (best > 0.0).then(|| f / best)
-}
-
-/// The prior file: the fitted prior, where it came from, and the selection grid.
-#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
-pub struct PriorFile {
-    /// [`FORMAT_VERSION`].
-    pub format_version: u32,
-    /// The command that produced it.
-    pub command: String,
-    /// Feature order of `mean` and `cov`.
-    pub features: Vec<String>,
-    /// Prior mean.
-    pub mean: Vec<f64>,
-    /// Prior covariance.
-    pub cov: Vec<Vec<f64>>,
-    /// Probe noise (units of the reference range).
-    pub noise: f64,
-    /// Range factor.
-    pub range_factor: f64,
-    /// Range rule: `reference` or `model`.
-    #[serde(with = "rule_name")]
-    pub range_rule: RangeRule,
-    /// Measure the dead-edge cell after the references.
-    pub dead_edge_probe: bool,
-    /// The same, for the constrained objective.
-    pub constrained_dead_edge_probe: bool,
-    /// Training devices fitted on.
-    pub devices: Vec<String>,
-    /// The selection grid (leave-one-family-out on the training devices).
-    pub grid: Vec<GridPoint>,
-    /// The constrained objective's selection.
-    pub constrained_grid: Vec<ConstrainedPoint>,
-    /// Optimism of the weighted search.
-    pub explore: f64,
-    /// Its selection.
-    pub explore_grid: Vec<ExplorePoint>,
-    /// The chosen setting against the LUT baselines at several budgets ([`by_budget`]).
-    #[serde(default)]
-    pub by_budget: Vec<BudgetRow>,
-}
-
-/// Names of [`PriorFile::features`].
-pub const FEATURE_NAMES: [&str; COEFS] = [
-    "skip_connect",
-    "nor_conv_1x1",
-    "nor_conv_3x3",
-    "avg_pool_3x3",
-    "live_skip_connect",
-    "live_nor_conv_1x1",
-    "live_nor_conv_3x3",
-    "live_avg_pool_3x3",
-];
-
-/// Why a prior file cannot be used.
-#[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
-pub enum PriorFileError {
-    /// Written by another version of the format.
-    #[error("format version {found} (this build reads version {FORMAT_VERSION}); refit it with `simnas prior`")]
-    Version {
-        /// The file's version.
-        found: u32,
-    },
-    /// Fitted on other latency features.
-    #[error("features {found:?}, expected {FEATURE_NAMES:?}")]
-    Features {
-        /// The file's feature names.
-        found: Vec<String>,
-    },
-    /// The mean or covariance has the wrong shape.
-    #[error("mean and cov must be {COEFS} and {COEFS}x{COEFS}")]
-    Shape,
-    /// The numbers are not a usable prior.
-    #[error("{0}")]
-    Invalid(edge_runtime::calib::CalibError),
-}
-
-impl PriorFile {
-    /// The file of `prior`.
-    pub fn new(
-        prior: &Prior,
-        command: String,
-        devices: Vec<String>,
-        grid: Vec<GridPoint>,
-        constrained_grid: Vec<ConstrainedPoint>,
-        explore_grid: Vec<ExplorePoint>,
-        by_budget: Vec<BudgetRow>,
-    ) -> PriorFile {
-        PriorFile {
-            format_version: FORMAT_VERSION,
-            command,
-            features: FEATURE_NAMES.iter().map(|s| s.to_string()).collect(),
-            mean: prior.mean.to_vec(),
-            cov: prior.cov.iter().map(|r| r.to_vec()).collect(),
-            noise: prior.noise,
-            range_factor: prior.range_factor,
-            range_rule: prior.range_rule,
-            dead_edge_probe: prior.dead_edge_probe,
-            constrained_dead_edge_probe: prior.constrained_dead_edge_probe,
-            devices,
-            grid,
-            constrained_grid,
-            explore: prior.explore,
-            explore_grid,
-            by_budget,
-        }
-    }
-
-    /// The prior, validated.
-    pub fn prior(&self) -> Result<Prior, PriorFileError> {
-        if self.format_version != FORMAT_VERSION {
-            return Err(PriorFileError::Version { found: self.format_version });
-        }
-        if self.features != FEATURE_NAMES {
-            return Err(PriorFileError::Features { found: self.features.clone() });
-        }
-        if self.mean.len() != COEFS || self.cov.len() != COEFS || self.cov.iter().any(|r| r.len() != COEFS) {
-            return Err(PriorFileError::Shape);
-        }
-        let mut p = Prior {
-            mean: [0.0; COEFS],
-            cov: [[0.0; COEFS]; COEFS],
-            noise: self.noise,
-            range_factor: 0.0,
-            range_rule: self.range_rule,
-            dead_edge_probe: self.dead_edge_probe,
-            constrained_dead_edge_probe: self.constrained_dead_edge_probe,
-            explore: self.explore,
-        };
-        p.mean.copy_from_slice(&self.mean);
-        for (i, r) in self.cov.iter().enumerate() {
-            p.cov[i].copy_from_slice(r);
-        }
-        p.range_factor = self.range_factor;
-        p.validate().map_err(PriorFileError::Invalid)?;
-        Ok(p)
-    }
-}
-
-/// `RangeRule` as `"reference"` / `"model"` in JSON.
-mod rule_name {
-    use edge_runtime::calib::RangeRule;
-    use serde::{Deserialize, Deserializer, Serializer};
-
-    pub fn serialize<S: Serializer>(r: &RangeRule, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_str(match r {
-            RangeRule::Reference => "reference",
-            RangeRule::Model => "model",
-        })
-    }
-
-    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<RangeRule, D::Error> {
-        match String::deserialize(d)?.as_str() {
-            "reference" => Ok(RangeRule::Reference),
-            "model" => Ok(RangeRule::Model),
-            other => {
-                Err(serde::de::Error::custom(format!("range_rule {other:?}: expected \"reference\" or \"model\"")))
-            }
-        }
-    }
 }
