@@ -58,7 +58,7 @@ pub struct EvalArgs {
     /// Evaluate pools of devices instead (multi-device search): the sizes, e.g. `2,3`. Every
     /// pool of that many --devices [default: the validation split's primary devices] from
     /// different families; `pool` against `independent`, --budgets per device. Writes
-    /// report.md and pools.csv.
+    /// report.md, pools.csv and fitness_vs_budget.svg (x: probes per device).
     #[arg(long, value_delimiter = ',', value_name = "SIZES")]
     pools: Vec<usize>,
     /// With --pools: search each pool with the calibrated prior refitted on the training
@@ -71,7 +71,7 @@ pub struct EvalArgs {
 }
 
 /// The files `eval --pools` writes into --out.
-const POOL_OUTPUTS: [&str; 2] = ["report.md", "pools.csv"];
+const POOL_OUTPUTS: [&str; 3] = ["report.md", "pools.csv", "fitness_vs_budget.svg"];
 
 pub fn run(data: &Option<PathBuf>, args: EvalArgs) -> Result<ExitCode> {
     if args.budgets.is_empty() || args.budgets.contains(&0) {
@@ -324,7 +324,13 @@ fn run_pools(data: &Option<PathBuf>, args: &EvalArgs) -> Result<ExitCode> {
     }
     let bytes = csv.into_inner().map_err(|e| anyhow::anyhow!("pools.csv: {e}"))?;
     host_trainer::output::write(&args.out.join("pools.csv"), &bytes)?;
+    let series = pool::budget_series(&runs, &plan);
+    host_trainer::search::plot::fitness_vs_budget(
+        &series,
+        &format!("pool vs independent, weighted (w = {}), mean over pools; x: probes per device", args.weight),
+        &args.out.join("fitness_vs_budget.svg"),
+    )?;
     outln!("{md}");
-    outln!("wrote {}/{{report.md, pools.csv}}", args.out.display());
+    outln!("wrote {}/{{report.md, pools.csv, fitness_vs_budget.svg}}", args.out.display());
     Ok(ExitCode::SUCCESS)
 }

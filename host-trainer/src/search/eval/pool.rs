@@ -270,6 +270,31 @@ fn mean(runs: &[PoolRun], keep: impl Fn(&PoolRun) -> bool, f: impl Fn(&PoolRun) 
     }
 }
 
+/// The weighted fraction of the pool oracle against the budget per device: one line per
+/// (strategy, pool size), for [`crate::search::plot::fitness_vs_budget`].
+pub fn budget_series(runs: &[PoolRun], plan: &PoolPlan) -> Vec<(String, Vec<(usize, f64)>)> {
+    let mut sizes: Vec<usize> = runs.iter().map(|r| r.size).collect();
+    sizes.sort_unstable();
+    sizes.dedup();
+    let mut out = Vec::new();
+    for &n in &sizes {
+        for st in &plan.strategies {
+            let pts = plan
+                .budgets
+                .iter()
+                .map(|&b| {
+                    let keep = |r: &PoolRun| {
+                        r.size == n && r.budget_per_device == b && r.strategy == st.name() && r.percentile.is_none()
+                    };
+                    (b, mean(runs, keep, |r| r.ratio))
+                })
+                .collect();
+            out.push((format!("{}, {n} devices", st.name()), pts));
+        }
+    }
+    out
+}
+
 /// The markdown report: per pool size, budget and strategy, the weighted fraction of the
 /// pool oracle (mean and worst pool), and constrained feasibility and accuracy against the
 /// ceiling; then the probes the pool search saves.
