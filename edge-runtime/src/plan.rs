@@ -146,6 +146,10 @@ impl Plan {
 
 type Analysis = ([NodeState; 4], [bool; 4], [bool; NUM_EDGES], [bool; NUM_EDGES]);
 
+/// What the executor computes of `arch`. Not [`Arch::nodes`]: the executor follows values,
+/// not paths, so a convolution out of a zero node still makes its target non-zero (its
+/// folded BN shift), and such an edge into a computed node is run for its bias alone. On
+/// executed networks (what the search measures) the two agree, as a test below checks.
 fn analyse(arch: &Arch) -> Analysis {
     let mut state = [NodeState::Live, NodeState::Zero, NodeState::Zero, NodeState::Zero];
     for e in Edge::ALL {

@@ -17,6 +17,6 @@ pub mod protocol;
 pub mod space;
 
 pub use space::{
-    Action, Arch, ArchCode, Edge, NatsIndex, Op, ParseError, MAX_STR_LEN, NUM_ARCHS, NUM_CONNECTED_EXECUTED, NUM_EDGES,
-    NUM_EXECUTED, NUM_OPS,
+    Action, Arch, ArchCode, CellNodes, Edge, NatsIndex, Op, ParseError, MAX_STR_LEN, NUM_ARCHS, NUM_CONNECTED_EXECUTED,
+    NUM_EDGES, NUM_EXECUTED, NUM_OPS,
 };

@@ -128,6 +128,16 @@ pub const NUM_EXECUTED: usize = 9445;
 /// Connected executed networks: the search space of every strategy by default.
 pub const NUM_CONNECTED_EXECUTED: usize = NUM_EXECUTED - 1;
 
+/// Reachability of a cell's nodes along non-`none` edges ([`Arch::nodes`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct CellNodes {
+    /// Node `n` is reached from the input (node 0 always is): it carries a value that
+    /// depends on the input.
+    pub from_input: [bool; 4],
+    /// Node `n` reaches the output (node 3 always does): its value can affect the output.
+    pub to_output: [bool; 4],
+}
+
 /// A cell: one op per edge, edges in NATS-Bench string order.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct Arch {
@@ -279,6 +289,27 @@ impl Arch {
         reach
     }
 
+    /// Which nodes reach the output (node 3) along a path of non-`none` edges.
+    const fn reaching_output(&self) -> [bool; 4] {
+        let mut to_out = [false, false, false, true];
+        let mut i = NUM_EDGES;
+        while i > 0 {
+            i -= 1;
+            let e = Edge(i as u8);
+            if !matches!(self.ops[i], Op::None) && to_out[e.to() as usize] {
+                to_out[e.from() as usize] = true;
+            }
+        }
+        to_out
+    }
+
+    /// The cell's graph, node by node: which nodes the input reaches and which reach the
+    /// output, along non-`none` edges (the one reachability analysis [`Arch::live_edges`],
+    /// [`Arch::executed`] and the scores' gradient flow are built on).
+    pub const fn nodes(&self) -> CellNodes {
+        CellNodes { from_input: self.reached_from_input(), to_output: self.reaching_output() }
+    }
+
     /// Which edges are *live*: not `none`, their source reachable from the cell input and
     /// their target reaching the cell output, both along non-`none` edges. An edge is live
     /// exactly when it lies on a path from input to output.
@@ -289,15 +320,7 @@ impl Arch {
     /// prunes computes and no accuracy depends on; it is counted as dead.
     pub const fn live_edges(&self) -> [bool; NUM_EDGES] {
         let from_in = self.reached_from_input();
-        let mut to_out = [false, false, false, true];
-        let mut i = NUM_EDGES;
-        while i > 0 {
-            i -= 1;
-            let e = Edge(i as u8);
-            if !matches!(self.ops[i], Op::None) && to_out[e.to() as usize] {
-                to_out[e.from() as usize] = true;
-            }
-        }
+        let to_out = self.reaching_output();
         let mut live = [false; NUM_EDGES];
         let mut i = 0;
         while i < NUM_EDGES {

@@ -109,7 +109,9 @@ pub struct CellPlan {
 }
 
 impl CellPlan {
-    /// The plan of `arch`.
+    /// The plan of `arch`. Not [`Arch::nodes`]: NASWOT observes every convolution's input
+    /// (its ReLU pattern), so a node feeding a convolution is needed even when that
+    /// convolution's output never reaches the cell output.
     pub fn new(arch: &Arch) -> CellPlan {
         let mut mult = [0u64; 4];
         for e in Edge::ALL {

@@ -72,19 +72,10 @@ struct Flow {
 }
 
 impl Flow {
+    /// The cell's reachability ([`Arch::nodes`], the one analysis of the cell graph).
     fn new(arch: &Arch) -> Flow {
-        let mut nonzero = [true, false, false, false];
-        for e in Edge::ALL {
-            if arch.op(e) != Op::None && nonzero[e.from() as usize] {
-                nonzero[e.to() as usize] = true;
-            }
-        }
-        let mut live = [false, false, false, true];
-        for n in (0..3u8).rev() {
-            live[n as usize] =
-                (n + 1..4).any(|t| Edge::between(n, t).is_some_and(|e| arch.op(e) != Op::None && live[t as usize]));
-        }
-        Flow { nonzero, live }
+        let nodes = arch.nodes();
+        Flow { nonzero: nodes.from_input, live: nodes.to_output }
     }
 
     /// Whether edge `e` carries a gradient-bearing contribution.
@@ -462,5 +453,32 @@ fn reduction_backward(
         Ok(score)
     } else {
         Err(kernel_failed("reduction gradient"))
+    }
+}
+
+#[cfg(test)]
+mod flow_tests {
+    use simnas_shared::{Arch, ArchCode, Edge, Op};
+
+    /// The shared analysis gives what this module computed by itself before: nodes carrying
+    /// a value forward, nodes reaching the output backward, over every cell.
+    #[test]
+    fn flow_is_the_cell_graphs_reachability_on_every_cell() {
+        for c in ArchCode::all() {
+            let arch = Arch::from_code(c);
+            let mut nonzero = [true, false, false, false];
+            for e in Edge::ALL {
+                if arch.op(e) != Op::None && nonzero[e.from() as usize] {
+                    nonzero[e.to() as usize] = true;
+                }
+            }
+            let mut live = [false, false, false, true];
+            for n in (0..3u8).rev() {
+                live[n as usize] =
+                    (n + 1..4).any(|t| Edge::between(n, t).is_some_and(|e| arch.op(e) != Op::None && live[t as usize]));
+            }
+            let f = super::Flow::new(&arch);
+            assert_eq!((f.nonzero, f.live), (nonzero, live), "{arch}");
+        }
     }
 }
