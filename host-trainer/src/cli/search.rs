@@ -400,18 +400,7 @@ fn report_pick(
                 p.tf,
                 p.score
             );
-            if let Some(acc) = benchmark_accuracy(data, nats, p.arch) {
-                outln!("      CIFAR-10 test accuracy {acc:.2}% (benchmark ground truth from --data, reported only: the search never reads it)");
-            }
-            if let Some(out) = &args.export_pick {
-                let spec = ExportSpec { arch: p.arch, cfg: args.net.config()?, batch: 1, seed: 0 };
-                match spec.write(out, Format::of_path(out)) {
-                    Ok(()) => outln!("      pick's network written to {}", out.display()),
-                    Err(err) => {
-                        save_error.get_or_insert(anyhow!(err).context(format!("--export-pick {}", out.display())));
-                    }
-                }
-            }
+            after_pick(data, args, nats, p.arch, save_error)?;
             ExitCode::SUCCESS
         }
         None => {
@@ -430,6 +419,30 @@ fn report_pick(
             ExitCode::from(2)
         }
     })
+}
+
+/// Below the pick line: the pick's benchmark accuracy (with `--data`), and `--export-pick`
+/// written (a failed export is kept in `save_error`).
+fn after_pick(
+    data: &Option<PathBuf>,
+    args: &SearchArgs,
+    nats: Option<&NatsMap>,
+    arch: Arch,
+    save_error: &mut Option<anyhow::Error>,
+) -> Result<()> {
+    if let Some(acc) = benchmark_accuracy(data, nats, arch) {
+        outln!("      CIFAR-10 test accuracy {acc:.2}% (benchmark ground truth from --data, reported only: the search never reads it)");
+    }
+    if let Some(out) = &args.export_pick {
+        let spec = ExportSpec { arch, cfg: args.net.config()?, batch: 1, seed: 0 };
+        match spec.write(out, Format::of_path(out)) {
+            Ok(()) => outln!("      pick's network written to {}", out.display()),
+            Err(err) => {
+                save_error.get_or_insert(anyhow!(err).context(format!("--export-pick {}", out.display())));
+            }
+        }
+    }
+    Ok(())
 }
 
 /// The benchmark's CIFAR-10 test accuracy of `arch` when a data directory is given (`None`

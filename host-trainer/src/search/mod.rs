@@ -207,16 +207,21 @@ pub enum SearchError {
     },
 }
 
+/// An error and every cause under it, `: `-separated (as `{:#}` prints an anyhow chain).
+pub fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut cause = e.source();
+    while let Some(c) = cause {
+        text += &format!(": {c}");
+        cause = c.source();
+    }
+    text
+}
+
 impl SearchError {
     /// The error and every cause under it, `: `-separated (as `{:#}` prints an anyhow chain).
     pub fn message(&self) -> String {
-        let mut text = self.to_string();
-        let mut cause = std::error::Error::source(self);
-        while let Some(c) = cause {
-            text += &format!(": {c}");
-            cause = c.source();
-        }
-        text
+        error_chain(self)
     }
 }
 

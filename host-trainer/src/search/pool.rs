@@ -160,13 +160,7 @@ impl From<SearchError> for PoolError {
 impl PoolError {
     /// The error and every cause under it, `: `-separated.
     pub fn message(&self) -> String {
-        let mut text = self.to_string();
-        let mut cause = std::error::Error::source(self);
-        while let Some(c) = cause {
-            text += &format!(": {c}");
-            cause = c.source();
-        }
-        text
+        super::error_chain(self)
     }
 }
 

@@ -10,10 +10,9 @@
 
 use super::super::artifacts::{load_scores, StrategyInputs};
 use super::super::device::{is_board, OpenWith, Opened};
-use super::{benchmark_accuracy, index_maps, SearchArgs, BUDGET, REWRITE_EVERY};
+use super::{after_pick, index_maps, SearchArgs, BUDGET, REWRITE_EVERY};
 use anyhow::{anyhow, bail, Context as _, Result};
 use host_trainer::device::{Device, Replay};
-use host_trainer::export::{ExportSpec, Format};
 use host_trainer::output;
 use host_trainer::score::table::Proxy;
 use host_trainer::search::json::{PoolJson, PoolObjectiveJson, PoolRecord};
@@ -339,18 +338,7 @@ fn report_pick(
         p.tf,
         p.score
     );
-    if let Some(acc) = benchmark_accuracy(data, nats, p.arch) {
-        outln!("      CIFAR-10 test accuracy {acc:.2}% (benchmark ground truth from --data, reported only: the search never reads it)");
-    }
-    if let Some(out) = &args.export_pick {
-        let spec = ExportSpec { arch: p.arch, cfg: args.net.config()?, batch: 1, seed: 0 };
-        match spec.write(out, Format::of_path(out)) {
-            Ok(()) => outln!("      pick's network written to {}", out.display()),
-            Err(err) => {
-                save_error.get_or_insert(anyhow!(err).context(format!("--export-pick {}", out.display())));
-            }
-        }
-    }
+    after_pick(data, args, nats, p.arch, save_error)?;
     Ok(ExitCode::SUCCESS)
 }
 
