@@ -187,9 +187,10 @@ fn same_seed_same_search_other_seed_other_search() {
     }
 }
 
-/// A device that measures `ok` cells and then fails.
-struct Flaky {
-    ok: usize,
+/// A device that measures `ok` cells and then fails (the search's tests and the pool's).
+pub(super) struct Flaky {
+    /// Probes left before it fails.
+    pub(super) ok: usize,
 }
 
 impl Device for Flaky {

@@ -147,25 +147,6 @@ fn bad_pools_are_refused_before_any_probe() {
     assert!(out.probes.is_empty());
 }
 
-/// A table device that fails after `ok` probes.
-struct Failing {
-    inner: TableDevice,
-    ok: usize,
-}
-
-impl Device for Failing {
-    fn name(&self) -> String {
-        "failing".into()
-    }
-    fn probe(&mut self, arch: Arch) -> Result<Probe, DeviceError> {
-        if self.ok == 0 {
-            return Err(DeviceError::Runtime(edge_runtime::Error::NoRepeats));
-        }
-        self.ok -= 1;
-        self.inner.probe(arch)
-    }
-}
-
 #[test]
 fn a_device_failing_half_way_keeps_what_was_measured() {
     let t = tables();
@@ -173,7 +154,7 @@ fn a_device_failing_half_way_keeps_what_was_measured() {
     let p = prior();
     let ctx = Context { tf: &tf, prior: None, table: None, policy: None, calib: Some(&p) };
     let mut a = TableDevice::new(t[0].clone());
-    let mut b = Failing { inner: TableDevice::new(t[1].clone()), ok: 4 };
+    let mut b = crate::search::tests::Flaky { ok: 4 };
     let mut seen = Vec::new();
     let out = {
         let mut devs: Vec<&mut dyn Device> = vec![&mut a, &mut b];
@@ -186,7 +167,7 @@ fn a_device_failing_half_way_keeps_what_was_measured() {
     };
     let err = out.error.as_ref().expect("the failure is reported");
     assert!(matches!(err, PoolError::Device { device: 2, .. }), "{err:?}");
-    assert!(err.message().contains("failing"), "{}", err.message());
+    assert!(err.message().contains("flaky"), "{}", err.message());
     assert_eq!(out.probes.iter().filter(|p| p.device == 1).count(), 4, "the failing device's 4 probes are kept");
     assert_eq!(out.probes.iter().map(|p| (p.device, p.arch)).collect::<Vec<_>>(), seen);
     // The references were measured on both: the all-skip cell is a pick.
