@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Every test simnas has, from a fresh clone: installs what the tests need when missing
-# (the Cortex-M4 target, QEMU), checks formatting and lints, builds the no_std crates and
+# (the Cortex-M4 target, QEMU), checks formatting, lints and docs, builds the no_std crates and
 # the firmware for the board, then runs the workspace tests.
 #
 # Benchmark tables are read from $SIMNAS_DATA (default: ../shared/data beside the repo).
@@ -86,6 +86,9 @@ cargo clippy -q --release -p firmware-bench --target thumbv7em-none-eabihf --fea
     --target-dir target/fw-autonomous -- -D warnings
 cargo clippy -q --release -p firmware-bench --target thumbv7em-none-eabihf --no-default-features \
     --features board-nucleo-f411 --target-dir target/nucleo-f411 -- -D warnings
+
+step "docs (every intra-doc link resolves)"
+RUSTDOCFLAGS="-D warnings" cargo doc -q --no-deps --workspace --features "$HOST_FEATURES"
 
 step "the default build (what a fresh clone's first command builds): the main job, and the commands it leaves out"
 cargo build -q --release -p host-trainer --bin simnas

@@ -9,7 +9,7 @@
 //! * [`server`]: `Hello` on boot, then probes, pings, the bench and the on-board search
 //!   (on the host's `Search`, or at boot with the `autonomous` feature);
 //! * [`embedded`]: the policy, score table and settings the search runs with;
-//! * [`bench`]: what the benchmark measures.
+//! * [`mod@bench`]: what the benchmark measures.
 //!
 //! The binary (`src/main.rs`) holds the board implementations and the entry point, for
 //! `thumbv7em-none-eabihf` only.

@@ -1,5 +1,5 @@
 //! Host-driven mode: greet with `Hello`, then answer host commands forever; the on-board
-//! search ([`search`]) runs on the host's `Search` command, or at boot with the
+//! search (the `search` module) runs on the host's `Search` command, or at boot with the
 //! `autonomous` feature.
 //!
 //! Every frame the board receives is answered: a command with its result, anything it

@@ -10,7 +10,7 @@
 //! * [`data`]: benchmark files from a user-named data directory.
 //! * [`device`]: things that measure latency (this CPU first).
 //! * [`board`]: boards over a serial line (and the firmware in QEMU) as devices.
-//! * [`bench`] (`train`): the executor against candle on the identical network.
+//! * [`mod@bench`] (`train`): the executor against candle on the identical network.
 //! * [`export`]: a cell's executed network as ONNX (for the user's own runtime) or PyTorch.
 //! * [`rl`] (`train`): the PPO meta-training of the controller, its export and evaluation.
 //! * [`synth`]: synthetic devices: LUTs fitted to real devices, their distribution, coverage.

@@ -1,5 +1,9 @@
 //! `simnas`: hardware-aware NAS without a latency predictor.
 
+// The flags' doc comments are `--help` text (clap), written for a terminal: `<stem>` and
+// `[default: ...]` there are words, not HTML or links.
+#![allow(rustdoc::invalid_html_tags, rustdoc::broken_intra_doc_links)]
+
 mod cli;
 
 use std::process::ExitCode;

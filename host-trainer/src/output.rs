@@ -1,7 +1,7 @@
 //! Writing the files simnas produces: one writer for every command, and the check a command
 //! runs on its output paths before it starts measuring.
 //!
-//! [`write`] never destroys what is at the path:
+//! [`fn@write`] never destroys what is at the path:
 //!
 //! * nothing there, or a regular file: the bytes go to a new file in the same directory
 //!   (`.NAME.PID.COUNTER.NANOS.tmp`, opened with `create_new`, so no existing file is ever
@@ -19,7 +19,7 @@
 //!
 //! [`prepare`] (a file) and [`prepare_dir`] (a directory of files) apply the same rules
 //! before a command does its work: missing parent directories are created, and a path
-//! [`write`] would refuse, or a directory where no file can be created (read-only file
+//! [`fn@write`] would refuse, or a directory where no file can be created (read-only file
 //! system, no permission), is an error at once instead of after the last measurement.
 
 use plotters::coord::Shift;
@@ -125,7 +125,7 @@ pub enum PlotError {
     Write(#[from] OutputError),
 }
 
-/// Draw an SVG with plotters into memory, then [`write`] it to `path` (so a plot is never
+/// Draw an SVG with plotters into memory, then [`fn@write`] it to `path` (so a plot is never
 /// left half-drawn, and devices and symlinks are treated like every other output). `draw`'s
 /// error type is the caller's ([`PlotError`] for plotters' errors).
 pub fn write_svg<F, E>(path: &Path, size: (u32, u32), draw: F) -> Result<(), E>
@@ -138,14 +138,14 @@ where
     Ok(write(path, svg.as_bytes())?)
 }
 
-/// Whether a second [`write`] to `path` replaces the first (a regular file, or nothing
+/// Whether a second [`fn@write`] to `path` replaces the first (a regular file, or nothing
 /// yet), rather than adding to a stream (a device, a FIFO, a terminal).
 pub fn replaces(path: &Path) -> bool {
     std::fs::metadata(path).map_or(true, |m| m.is_file())
 }
 
-/// Check, before any work, that [`write`] to `path` can succeed: create its missing parent
-/// directories, refuse what [`write`] refuses, and make sure a file can be created in its
+/// Check, before any work, that [`fn@write`] to `path` can succeed: create its missing parent
+/// directories, refuse what [`fn@write`] refuses, and make sure a file can be created in its
 /// directory. A device is opened for writing (nothing written); a FIFO is not opened.
 pub fn prepare(path: &Path) -> Result<(), OutputError> {
     create_dirs(parent(path))?;
@@ -169,7 +169,7 @@ pub fn prepare(path: &Path) -> Result<(), OutputError> {
 
 /// [`prepare`] for an output directory and the `files` a command writes into it: create
 /// the directory, check it is one and a file can be created in it, and refuse any of the
-/// files [`write`] would refuse.
+/// files [`fn@write`] would refuse.
 pub fn prepare_dir(dir: &Path, files: &[&str]) -> Result<(), OutputError> {
     create_dirs(dir)?;
     let (tmp, file) = create_temp(dir, &dir.join("check"))?;

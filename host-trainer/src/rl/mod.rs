@@ -1,6 +1,6 @@
 //! Meta-training the history-based controller with PPO on synthetic devices.
 //!
-//! * [`env`]: the MDP (state = cell + normalised latency, 30 edit actions, reward
+//! * [`mod@env`]: the MDP (state = cell + normalised latency, 30 edit actions, reward
 //!   `w * TF + (1 - w) * (1 - l)`), vectorised, a fresh synthetic device at every reset.
 //! * [`net`]: the actor-critic MLPs in candle (the actor is what the board runs).
 //! * [`buffer`], [`gae`], [`ppo`]: the rollout buffer, generalised advantage estimation and

@@ -52,7 +52,7 @@ impl TrainConfig {
     }
 
     /// The default setting: TF in the state, devices drawn around the training devices
-    /// ([`SynthPreset::Around`], chosen for its coverage of the *training* devices in the
+    /// ([`crate::synth::SynthPreset::Around`], chosen for its coverage of the *training* devices in the
     /// coverage report: closest-draw rho 0.845 vs 0.785 for the paper's Gaussians).
     pub fn default_with(seed: u64) -> TrainConfig {
         TrainConfig {

@@ -32,7 +32,7 @@ pub fn synflow_sum<'a>(weights: impl IntoIterator<Item = &'a Var>, grads: &GradS
 }
 
 /// LogSynflow of `model` as it stands (the caller has initialised it and taken absolute
-/// values; see [`reference`]). The model should be `f64`.
+/// values; see [`fn@reference`]). The model should be `f64`.
 pub fn logsynflow_of(model: &Nb201) -> Result<f64> {
     let r = model.config().resolution;
     let ones = Tensor::ones((1, 3, r, r), model.dtype(), model.device())?;

@@ -12,7 +12,7 @@
 //! [`super::ScoreSettings::input_batch`] at batch 1, so BN normalises over that image's
 //! positions), averaged over the same initialisations as NASWOT and LogSynflow.
 //!
-//! [`map_value`] is the per-map computation shared by the candle reference ([`reference`],
+//! [`map_value`] is the per-map computation shared by the candle reference ([`fn@reference`],
 //! `train` feature) and the fast path ([`super::fast::meco`]).
 
 use super::linalg::min_eigenvalue;

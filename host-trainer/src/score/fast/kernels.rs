@@ -11,7 +11,7 @@
 //! following batch norm needs), so the output is not read again just for them.
 //!
 //! The conv runs a register-blocked AVX2/FMA kernel when the CPU has it (see
-//! [`super::simd`], the only `unsafe` code of the crate) and this module's portable kernel
+//! `simd`, the only `unsafe` code of the crate) and this module's portable kernel
 //! otherwise; both are tested against a naive loop.
 
 use super::simd;

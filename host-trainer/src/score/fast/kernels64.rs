@@ -11,7 +11,7 @@
 //!
 //! Lengths are checked by [`conv_fwd`] and friends; on a mismatch they do nothing and return
 //! `false`. The bodies are `#[inline(always)]` and are also compiled with AVX2/FMA enabled
-//! by [`super::simd`].
+//! by `simd`.
 
 use super::kernels::ConvGeom;
 

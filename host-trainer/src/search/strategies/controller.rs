@@ -226,7 +226,7 @@ fn loo_weighted(devices: &[TrainDevice], tf: &[f64], g: &GridPoint, adjust: impl
 /// The prior a training device is searched with in [`per_device`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum PriorOf {
-    /// Fitted on the training devices of other families ([`loo_prior`]): an honest test.
+    /// Fitted on the training devices of other families (`loo_prior`): an honest test.
     OtherFamilies,
     /// The device's own whole-table fit as the mean, with a negligible covariance: the best
     /// a prior could be (a diagnostic; what remains below 1 is the range estimate, the
