@@ -263,8 +263,7 @@ fn run_pools(data: &Option<PathBuf>, args: &EvalArgs) -> Result<ExitCode> {
         args.devices.clone()
     };
     let devices = eval_devices(&names, &dir, &nats, args.leave_pool_families_out)?;
-    let family =
-        |i: usize| registry::by_name(&devices[i].name).map_or(devices[i].name.clone(), |d| d.family.to_string());
+    let family = |i: usize| pool::family(&devices[i].name).to_string();
     let mut pools = Vec::new();
     for &n in &args.pools {
         let of_n = pool::pools(devices.len(), n, family);

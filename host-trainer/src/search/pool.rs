@@ -396,7 +396,7 @@ pub fn search_pool(
     let (result, factors) = match cfg.strategy {
         PoolStrategy::Pool => {
             let mut run = Joint::new(prior, ctx.tf, cfg, n);
-            let r = run.run(&mut pool);
+            let r = run.run(&mut pool, &plan);
             if r.is_err() {
                 // What was measured in parallel is recorded even when another device failed
                 // before the search asked for it (answered from the prefetch, no new probe).
@@ -654,50 +654,43 @@ impl<'a> Joint<'a> {
         Ok(Some(Model { post, lo: norm.lo, hi: norm.hi, range }))
     }
 
+    /// [`Joint::model`] of device `d`, its failure naming the device.
+    fn model_of(&self, pool: &Pool, d: usize) -> Result<Option<Model>, PoolError> {
+        self.model(&pool.sessions[d]).map_err(|source| PoolError::Device {
+            device: d + 1,
+            name: pool.names[d].clone(),
+            source: Box::new(source),
+        })
+    }
+
     /// Each device's final range estimate (what the pick normalises with).
     fn range_factors(&self, pool: &Pool) -> Vec<f64> {
         pool.sessions.iter().map(|s| self.model(s).ok().flatten().map_or(1.0, |m| m.range)).collect()
     }
 
-    fn run(&mut self, pool: &mut Pool) -> Result<(), PoolError> {
+    /// Spend the pool's budget: the `opening` cells ([`opening`]: the references on every
+    /// device, one device after another, then the dead-edge cell on every device), then one
+    /// (cell, device) decision per probe. With no room for the references the all-skip cell
+    /// everywhere (a pick) is all it measures.
+    fn run(&mut self, pool: &mut Pool, opening: &[Arch]) -> Result<(), PoolError> {
         let n = self.devices;
-        // The references fix each device's units; a pool too small for them all measures
-        // the all-skip cell everywhere (a pick) and stops.
-        if pool.remaining() >= 2 * n {
-            for d in 0..n {
-                pool.measure(d, LO)?;
-                pool.measure(d, HI)?;
+        let (refs, rest) = opening.split_at(opening.len().min(2));
+        for d in 0..n {
+            for &a in refs {
+                pool.measure(d, a)?;
             }
-            // Then the probe plan the single-device controller was selected with: the
-            // dead-edge cell's network (the fastest connected one) fixes the low end.
-            let dead = match self.objective {
-                PoolObjective::Weighted { .. } => self.prior.dead_edge_probe,
-                PoolObjective::Constraint { .. } => self.prior.constrained_dead_edge_probe,
-            };
-            if dead && pool.remaining() >= 2 * n {
-                for d in 0..n {
-                    pool.measure(d, DEAD_EDGE_CELL)?;
-                }
-            }
-        } else {
-            for d in 0..n {
-                pool.measure(d, LO)?;
-            }
+        }
+        if refs.len() < 2 {
             return Ok(());
         }
+        for &a in rest {
+            for d in 0..n {
+                pool.measure(d, a)?;
+            }
+        }
+        // A device's model changes only when it is measured.
+        let mut models: Vec<Option<Model>> = (0..n).map(|d| self.model_of(pool, d)).collect::<Result<_, _>>()?;
         while pool.remaining() > 0 {
-            let models: Vec<Option<Model>> = pool
-                .sessions
-                .iter()
-                .enumerate()
-                .map(|(d, s)| {
-                    self.model(s).map_err(|source| PoolError::Device {
-                        device: d + 1,
-                        name: pool.names[d].clone(),
-                        source: Box::new(source),
-                    })
-                })
-                .collect::<Result<_, _>>()?;
             let Some((arch, d)) = self.next(pool, &models) else { break };
             match pool.measure(d, arch)? {
                 Answer::Latency(ms) => {
@@ -706,6 +699,7 @@ impl<'a> Joint<'a> {
                             self.dropped[code(arch)] = true;
                         }
                     }
+                    models[d] = self.model_of(pool, d)?;
                 }
                 Answer::Missing => self.dropped[code(arch)] = true,
                 Answer::Exhausted => break,

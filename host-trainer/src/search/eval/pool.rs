@@ -125,7 +125,7 @@ pub fn pool_fitness(tables: &[&EvalDevice], tf: &[f64], weight: f64, space: Spac
 }
 
 /// A device's hardware family (its own name outside the registry).
-fn family(name: &str) -> &str {
+pub fn family(name: &str) -> &str {
     registry::by_name(name).map_or(name, |d| d.family)
 }
 
