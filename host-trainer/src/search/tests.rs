@@ -8,7 +8,7 @@ use crate::device::Probe;
 use simnas_shared::{ArchCode, Op};
 
 /// A deterministic stand-in for TF in [0, 1] (SplitMix64 of the code).
-fn fake_tf() -> Vec<f64> {
+pub(super) fn fake_tf() -> Vec<f64> {
     ArchCode::all()
         .map(|c| {
             let mut z = u64::from(c.get()).wrapping_add(0x9E37_79B9_7F4A_7C15);
@@ -22,6 +22,11 @@ fn fake_tf() -> Vec<f64> {
 /// A table from a per-op LUT `[none, skip, conv1x1, conv3x3, pool]` plus a base, with a
 /// small deterministic interaction term so the device is not exactly additive.
 fn lut_table(base: f64, t: [f64; 5], wobble: f64) -> LatencyTable {
+    lut_table_named("synthetic", base, t, wobble)
+}
+
+/// [`lut_table`] whose source is `NAME.csv#ms` (table devices are named by their source).
+pub(super) fn lut_table_named(name: &str, base: f64, t: [f64; 5], wobble: f64) -> LatencyTable {
     let vals = ArchCode::all()
         .map(|c| {
             let a = Arch::from_code(c);
@@ -29,7 +34,7 @@ fn lut_table(base: f64, t: [f64; 5], wobble: f64) -> LatencyTable {
             Some(base + add + wobble * ((c.get() % 7) as f64 - 3.0))
         })
         .collect();
-    LatencyTable::from_codes("synthetic.csv#ms", vals).unwrap()
+    LatencyTable::from_codes(format!("{name}.csv#ms"), vals).unwrap()
 }
 
 fn run(strategy: Strategy, budget: usize, objective: Objective, table: &LatencyTable, seed: u64) -> SearchOutcome {

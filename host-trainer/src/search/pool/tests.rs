@@ -6,32 +6,9 @@ use super::*;
 use crate::device::table::TableDevice;
 use crate::device::{DeviceError, Probe};
 use crate::latency::LatencyTable;
-use simnas_shared::{ArchCode, Op};
+use simnas_shared::Op;
 
-/// A deterministic stand-in for TF in [0, 1].
-fn fake_tf() -> Vec<f64> {
-    ArchCode::all()
-        .map(|c| {
-            let mut z = u64::from(c.get()).wrapping_add(0x9E37_79B9_7F4A_7C15);
-            z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-            z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-            (z ^ (z >> 31)) as f64 / u64::MAX as f64
-        })
-        .collect()
-}
-
-/// A per-op LUT device `[none, skip, conv1x1, conv3x3, pool]` plus a base, slightly
-/// non-additive.
-fn lut_table(name: &str, base: f64, t: [f64; 5], wobble: f64) -> LatencyTable {
-    let vals = ArchCode::all()
-        .map(|c| {
-            let a = Arch::from_code(c);
-            let add: f64 = a.ops.iter().map(|&o| t[o as usize]).sum();
-            Some(base + add + wobble * ((c.get() % 7) as f64 - 3.0))
-        })
-        .collect();
-    LatencyTable::from_codes(format!("{name}.csv#ms"), vals).unwrap()
-}
+use crate::search::tests::{fake_tf, lut_table_named as lut_table};
 
 fn prior() -> Prior {
     // Per-edge costs in units of the reference range (all-conv3x3 - all-skip = 6 edges).
