@@ -94,3 +94,31 @@ fn default_outputs_leave_the_shipped_artifacts_alone() {
     }
     std::fs::remove_dir_all(&cwd).ok();
 }
+
+#[test]
+fn shipped_device_distribution_is_what_devices_fit_computes() {
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
+    let tmp = std::env::temp_dir().join(format!("simnas-dist-{}", std::process::id()));
+    std::fs::create_dir_all(&tmp).unwrap();
+    let out_path = tmp.join("distribution.json");
+    let out = Command::new(env!("CARGO_BIN_EXE_simnas"))
+        .current_dir(&root)
+        .arg("--data")
+        .arg(data_dir())
+        .args(["devices", "fit", "--out"])
+        .arg(&out_path)
+        .output()
+        .expect("run simnas");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let mut fresh: Value = serde_json::from_slice(&std::fs::read(&out_path).unwrap()).unwrap();
+    let mut shipped: Value =
+        serde_json::from_slice(&std::fs::read(root.join("artifacts/devices/distribution.json")).unwrap()).unwrap();
+    fresh["command"] = Value::Null;
+    shipped["command"] = Value::Null;
+    assert_eq!(fresh, shipped, "artifacts/devices/distribution.json is stale: rerun `simnas devices fit`");
+    // The runtimes the `runtime` preset draws around are the training devices'.
+    let runtimes = shipped["runtimes"].as_array().unwrap();
+    assert_eq!(runtimes.len(), 31);
+    assert!(runtimes.iter().all(|r| r["name"] != "help-samsung-s7" && r["name"] != "hw-c10-pixel3"));
+    std::fs::remove_dir_all(&tmp).ok();
+}

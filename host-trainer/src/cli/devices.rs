@@ -123,6 +123,7 @@ pub fn run(data: &Option<PathBuf>, args: DevicesArgs) -> Result<ExitCode> {
                 SynthPreset::Edge,
                 SynthPreset::EdgeNoise,
                 SynthPreset::Around,
+                SynthPreset::Runtime,
             ];
             let rows = coverage::coverage(&d, &tables, &presets, samples, seed);
             let md = coverage::markdown(&rows, samples, &command_line());

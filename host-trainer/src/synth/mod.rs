@@ -22,6 +22,7 @@
 
 pub mod coverage;
 pub mod lut;
+pub mod runtime;
 pub mod stats;
 
 use crate::data::NatsMap;
@@ -34,7 +35,7 @@ use stats::{standard_normal, Gaussian};
 use std::path::Path;
 
 /// Version of the distribution file format.
-pub const FORMAT_VERSION: u32 = 1;
+pub const FORMAT_VERSION: u32 = 2;
 
 /// Spread of the per-entry jitter of [`SynthPreset::Around`] (log-normal sigma).
 pub const AROUND_JITTER: f64 = 0.25;
@@ -54,6 +55,10 @@ pub enum SynthPreset {
     EdgeNoise,
     /// A random training device's per-edge LUT, each entry jittered, plus per-cell noise.
     Around,
+    /// A random training device's *runtime* ([`runtime`]): its executed-network LUT with
+    /// negative entries kept (`none` not free), its dead-edge cost (pruned or run), its
+    /// noise spread, outlier cells and millisecond quantum, each jittered.
+    Runtime,
 }
 
 /// Gaussians over the entries of a LUT.
@@ -161,6 +166,8 @@ pub struct DeviceDistribution {
     pub noise_sigma: f64,
     /// Every device's fit.
     pub devices: Vec<DeviceRecord>,
+    /// The training devices' runtimes ([`SynthPreset::Runtime`]).
+    pub runtimes: Vec<runtime::RuntimeFit>,
 }
 
 /// Errors fitting or reading the distribution.
@@ -201,6 +208,7 @@ impl DeviceDistribution {
     pub fn fit(tables: &[(&'static BenchDevice, LatencyTable)], command: String) -> DeviceDistribution {
         let mut records = Vec::new();
         let (mut op_norm, mut op_ms, mut edge_norm, mut sigmas) = (vec![], vec![], vec![], vec![]);
+        let mut runtimes = vec![];
         for (dev, table) in tables {
             let op = fit(table, LutKind::PerOp);
             let edge = fit(table, LutKind::PerEdgeOp);
@@ -219,6 +227,7 @@ impl DeviceDistribution {
                 op_ms.push(op.lut.clone());
                 edge_norm.push(lut_norm.clone());
                 sigmas.push(log_residual_std);
+                runtimes.extend(runtime::RuntimeFit::fit(dev.name, dev.family, table));
             }
             records.push(DeviceRecord {
                 name: dev.name.into(),
@@ -245,6 +254,7 @@ impl DeviceDistribution {
             per_edge_op: LutGaussians::fit(&edge_norm),
             noise_sigma: median(&mut sigmas),
             devices: records,
+            runtimes,
         }
     }
 
@@ -290,6 +300,10 @@ impl DeviceDistribution {
                 }
                 (lut, self.noise_sigma)
             }
+            SynthPreset::Runtime => match runtime::RuntimeGenerator::new(&self.runtimes) {
+                Some(g) => return g.sample(rng),
+                None => (self.per_edge_op.sample(rng), self.noise_sigma),
+            },
         };
         SyntheticDevice::new(lut, sigma, rng)
     }

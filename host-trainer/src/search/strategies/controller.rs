@@ -291,6 +291,53 @@ pub const COMPARE_BUDGETS: [usize; 3] = [5, 10, 20];
 /// devices (`lut-probe` learns nothing before it meets a device). `None` if a prior cannot
 /// be fitted.
 pub fn by_budget(devices: &[TrainDevice], tf: &[f64], g: &GridPoint, explore: f64) -> Option<Vec<BudgetRow>> {
+    let runs = lofo_runs(devices, tf, g, |p| p.explore = explore, &BASELINE_RACE, &COMPARE_BUDGETS)?;
+    Some(
+        runs.iter()
+            .map(|r| {
+                let mean = r.ratios.iter().sum::<f64>() / r.ratios.len().max(1) as f64;
+                let (w, worst) = r
+                    .ratios
+                    .iter()
+                    .enumerate()
+                    .fold((0, f64::INFINITY), |(wi, wv), (i, &v)| if v < wv { (i, v) } else { (wi, wv) });
+                BudgetRow {
+                    strategy: r.strategy.name().to_string(),
+                    budget: r.budget,
+                    mean,
+                    worst,
+                    worst_device: devices.get(w).map_or_else(String::new, |d| d.name.to_string()),
+                }
+            })
+            .collect(),
+    )
+}
+
+/// The strategies [`by_budget`] races: the controller and the two LUT baselines.
+pub const BASELINE_RACE: [Strategy; 3] = [Strategy::Controller, Strategy::LutProbe, Strategy::LutPrior];
+
+/// One strategy at one budget on every training device ([`lofo_runs`]).
+#[derive(Clone, Debug, PartialEq)]
+pub struct LofoRun {
+    /// The strategy.
+    pub strategy: Strategy,
+    /// Probes.
+    pub budget: usize,
+    /// `F(pick) / F(oracle)` per device, in the order of the devices.
+    pub ratios: Vec<f64>,
+}
+
+/// Every `strategy` at every `budget` on every training device, leave one family out: the
+/// controller's prior (grid point `g`, changed by `adjust`) and `lut-prior`'s mean LUT are
+/// fitted on the other families' devices. `None` if a prior cannot be fitted.
+pub fn lofo_runs(
+    devices: &[TrainDevice],
+    tf: &[f64],
+    g: &GridPoint,
+    adjust: impl Fn(&mut Prior),
+    strategies: &[Strategy],
+    budgets: &[usize],
+) -> Option<Vec<LofoRun>> {
     let luts: Vec<crate::synth::lut::Lut> = devices
         .iter()
         .map(|d| {
@@ -303,36 +350,25 @@ pub fn by_budget(devices: &[TrainDevice], tf: &[f64], g: &GridPoint, explore: f6
         .iter()
         .map(|d| {
             let mut prior = loo_prior(devices, d, g)?;
-            prior.explore = explore;
+            adjust(&mut prior);
             let others: Vec<_> =
                 devices.iter().zip(&luts).filter(|(o, _)| o.family != d.family).map(|(_, l)| l.clone()).collect();
             let fit = super::super::eval::true_fitness(d.table, tf, 0.5, Space::Executed);
             Some((prior, crate::synth::LutGaussians::fit(&others).mean(), fit))
         })
         .collect::<Option<Vec<_>>>()?;
-    let mut rows = Vec::new();
-    for strategy in [Strategy::Controller, Strategy::LutProbe, Strategy::LutPrior] {
-        for budget in COMPARE_BUDGETS {
+    let mut runs = Vec::new();
+    for &strategy in strategies {
+        for &budget in budgets {
             let mut ratios = Vec::new();
             for (d, (prior, mean_lut, fit)) in devices.iter().zip(&held_out) {
                 let ctx = Context { tf, prior: Some(mean_lut), table: None, policy: None, calib: Some(prior) };
                 ratios.push(ratio_with_fitness(strategy, &ctx, d.table, budget, 0.5, fit)?);
             }
-            let mean = ratios.iter().sum::<f64>() / ratios.len().max(1) as f64;
-            let (w, worst) = ratios
-                .iter()
-                .enumerate()
-                .fold((0, f64::INFINITY), |(wi, wv), (i, &v)| if v < wv { (i, v) } else { (wi, wv) });
-            rows.push(BudgetRow {
-                strategy: strategy.name().to_string(),
-                budget,
-                mean,
-                worst,
-                worst_device: devices.get(w).map_or_else(String::new, |d| d.name.to_string()),
-            });
+            runs.push(LofoRun { strategy, budget, ratios });
         }
     }
-    Some(rows)
+    Some(runs)
 }
 
 /// Optimism levels [`select_explore`] tries.
