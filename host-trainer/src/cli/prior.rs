@@ -1,16 +1,16 @@
 //! `simnas prior`: meta-fit the calibrated controller on the training devices.
 
 use super::artifacts::{load_scores, SHIPPED_SCORES};
-use anyhow::{anyhow, Result};
+use anyhow::{anyhow, Context, Result};
 use clap::Args;
 use host_trainer::data::{data_dir, NatsMap};
 use host_trainer::latency::registry::Split;
 use host_trainer::output;
 use host_trainer::search::strategies::controller::{
-    by_budget, fit_prior, per_device, select, select_constrained, select_explore, PriorFile, PriorOf, TrainDevice,
-    SELECT_BUDGET,
+    by_budget, fit_prior, per_device, prior_of_fits, select, select_constrained, select_explore, synthetic_fits,
+    with_synthetic_priors, MetaDevices, PriorFile, PriorOf, TrainDevice, SELECT_BUDGET,
 };
-use host_trainer::synth::load_devices;
+use host_trainer::synth::{load_devices, DeviceDistribution, SynthPreset};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -26,6 +26,24 @@ pub struct PriorArgs {
     scores: PathBuf,
     #[command(flatten)]
     proxy: super::artifacts::ProxyArgs,
+    /// What the prior is meta-fitted on: `real` (default: each training device's own table
+    /// is one sample) or `synthetic` (devices of `--synth` drawn around the training
+    /// devices' runtimes; in the leave-one-family-out selection, drawn without the held-out
+    /// family). Either way the choices are selected on the real training devices.
+    #[arg(long, value_enum, default_value_t = MetaDevices::Real)]
+    meta_devices: MetaDevices,
+    /// Synthetic-device preset for `--meta-devices synthetic`.
+    #[arg(long, value_enum, default_value_t = SynthPreset::Runtime)]
+    synth: SynthPreset,
+    /// Synthetic devices per prior for `--meta-devices synthetic`.
+    #[arg(long, value_name = "N", default_value_t = 200, value_parser = clap::value_parser!(u64).range(2..=100_000))]
+    draws: u64,
+    /// Seed of the synthetic draws.
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+    /// The synthetic-device distribution the draws come from.
+    #[arg(long, value_name = "FILE", default_value = "artifacts/devices/distribution.json")]
+    distribution: PathBuf,
 }
 
 pub fn run(data: &Option<PathBuf>, args: PriorArgs) -> Result<ExitCode> {
@@ -35,7 +53,24 @@ pub fn run(data: &Option<PathBuf>, args: PriorArgs) -> Result<ExitCode> {
     let (tf, _) = load_scores(&args.scores, host_trainer::search::Space::Executed, args.proxy)?;
     let all = load_devices(&dir, &map)?;
     let train: Vec<_> = all.iter().filter(|(d, _)| d.split == Split::Train).collect();
-    let devices: Vec<TrainDevice> = train.iter().map(|(d, t)| TrainDevice::new(d.name, d.family, t)).collect();
+    let mut devices: Vec<TrainDevice> = train.iter().map(|(d, t)| TrainDevice::new(d.name, d.family, t)).collect();
+    let dist = match args.meta_devices {
+        MetaDevices::Real => None,
+        MetaDevices::Synthetic => {
+            let path = super::artifacts::locate(&args.distribution);
+            let dist = DeviceDistribution::load(&path).with_context(|| {
+                format!("device distribution {} (make one with `simnas devices fit`)", path.display())
+            })?;
+            outln!(
+                "meta-fitting on {} synthetic devices ({}) per prior, seed {}",
+                args.draws,
+                preset_name(args.synth),
+                args.seed
+            );
+            with_synthetic_priors(&mut devices, &dist, args.synth, args.draws as usize, args.seed);
+            Some(dist)
+        }
+    };
     outln!(
         "selecting noise and range factor on {} training devices (leave one family out, {SELECT_BUDGET} probes)",
         devices.len()
@@ -88,11 +123,23 @@ pub fn run(data: &Option<PathBuf>, args: PriorArgs) -> Result<ExitCode> {
         outln!("{:>12} {:>6} {:>8.4} {:>8.4}  {}", r.strategy, r.budget, r.mean, r.worst, r.worst_device);
     }
     let tables: Vec<_> = train.iter().map(|(_, t)| t).collect();
-    let mut prior = fit_prior(&tables, g.noise, g.range_factor, g.range_rule, g.dead_edge_probe)
-        .ok_or_else(|| anyhow!("too few usable training tables"))?;
+    let mut prior = match &dist {
+        None => fit_prior(&tables, g.noise, g.range_factor, g.range_rule, g.dead_edge_probe),
+        Some(dist) => prior_of_fits(&synthetic_fits(dist, args.synth, |_| true, args.draws as usize, args.seed), &g),
+    }
+    .ok_or_else(|| anyhow!("too few usable training tables"))?;
     prior.constrained_dead_edge_probe = cgrid[cbest].dead_edge_probe;
     prior.explore = explore;
-    let command = format!("simnas prior --out {}", args.out.display());
+    let command = match args.meta_devices {
+        MetaDevices::Real => format!("simnas prior --out {}", args.out.display()),
+        MetaDevices::Synthetic => format!(
+            "simnas prior --meta-devices synthetic --synth {} --draws {} --seed {} --out {}",
+            preset_name(args.synth),
+            args.draws,
+            args.seed,
+            args.out.display()
+        ),
+    };
     let file = PriorFile::new(
         &prior,
         command,
@@ -106,4 +153,8 @@ pub fn run(data: &Option<PathBuf>, args: PriorArgs) -> Result<ExitCode> {
     output::write(&args.out, json.as_bytes())?;
     outln!("wrote {}", args.out.display());
     Ok(ExitCode::SUCCESS)
+}
+
+fn preset_name(p: SynthPreset) -> String {
+    serde_json::to_value(p).ok().and_then(|v| v.as_str().map(str::to_string)).unwrap_or_else(|| format!("{p:?}"))
 }

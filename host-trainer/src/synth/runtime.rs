@@ -15,8 +15,8 @@
 //!
 //! A draw ([`RuntimeGenerator::sample`]) takes one training runtime at random, jitters every
 //! LUT entry and the fixed cost, keeps its dead-edge behaviour, draws per-cell noise at a
-//! jittered spread, makes a fraction of cells outliers (magnitudes drawn from the pooled
-//! outliers of all training runtimes), and rounds to its quantum at a jittered scale.
+//! jittered spread, makes a fraction of cells outliers (magnitudes drawn from that runtime's
+//! own outliers), and rounds to its quantum at a jittered scale.
 
 use super::lut::{fit, Lut, LutKind};
 use super::stats::standard_normal;
@@ -66,9 +66,8 @@ pub struct RuntimeFit {
 impl RuntimeFit {
     /// Fit `table`; `None` when it has too few executed networks or a non-positive scale.
     pub fn fit(name: &str, family: &str, table: &LatencyTable) -> Option<RuntimeFit> {
-        let executed: Vec<Option<f64>> = ArchCode::all()
-            .map(|c| if Arch::from_code(c).is_executed() { table.get_code(c) } else { None })
-            .collect();
+        let executed: Vec<Option<f64>> =
+            ArchCode::all().map(|c| if Arch::from_code(c).is_executed() { table.get_code(c) } else { None }).collect();
         let exec_table = LatencyTable::from_codes(table_source(name), executed.clone())?;
         if exec_table.measured() < 100 {
             return None;
@@ -153,7 +152,6 @@ fn quantum(table: &LatencyTable) -> f64 {
 #[derive(Clone, Debug)]
 pub struct RuntimeGenerator<'a> {
     fits: &'a [RuntimeFit],
-    pooled: Vec<f64>,
 }
 
 impl<'a> RuntimeGenerator<'a> {
@@ -162,8 +160,7 @@ impl<'a> RuntimeGenerator<'a> {
         if fits.is_empty() {
             return None;
         }
-        let pooled = fits.iter().flat_map(|f| f.outliers.iter().copied()).collect();
-        Some(RuntimeGenerator { fits, pooled })
+        Some(RuntimeGenerator { fits })
     }
 
     /// One device: latency of every cell (indexed by [`ArchCode`]) in units of its own
@@ -185,8 +182,8 @@ impl<'a> RuntimeGenerator<'a> {
             let run = lut.latency(a.executed());
             let dead = lut.latency(a) - lut.latency(a.executed());
             let mut v = (run + f.dead_cost * dead).max(1e-6) * (sigma * standard_normal(rng)).exp();
-            if !self.pooled.is_empty() && rng.random::<f64>() < outlier_p {
-                v *= self.pooled[rng.random_range(0..self.pooled.len())].exp();
+            if !f.outliers.is_empty() && rng.random::<f64>() < outlier_p {
+                v *= f.outliers[rng.random_range(0..f.outliers.len())].exp();
             }
             if f.quantum_ms > 0.0 {
                 let q = f.quantum_ms / scale_ms;

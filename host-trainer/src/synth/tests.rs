@@ -58,7 +58,8 @@ fn sampling_is_seeded_and_positive() {
         assert_eq!(a.latency.len(), NUM_ARCHS);
         let code = Arch::uniform(Op::NorConv3x3).code().get() as usize;
         assert!(
-            (a.latency[code] - a.lut.hi()).abs() < 1e-12 || matches!(preset, SynthPreset::Around | SynthPreset::Runtime)
+            (a.latency[code] - a.lut.hi()).abs() < 1e-12
+                || matches!(preset, SynthPreset::Around | SynthPreset::Runtime)
         );
     }
 }
@@ -138,7 +139,8 @@ fn runtime_fit_recovers_the_runtime() {
         assert!(f.lut.t[2][1] < 0.0 && f.lut.t[5][3] > f.lut.t[0][3], "{:?}", f.lut);
         assert!((f.dead_cost - dead).abs() < 0.05, "dead {dead}: {}", f.dead_cost);
         assert_eq!(f.quantum_ms, if quantised { 1.0 } else { 0.0 });
-        let n_exec = ArchCode::all().filter(|c| Arch::from_code(*c).is_executed() && Arch::from_code(*c).is_connected()).count();
+        let n_exec =
+            ArchCode::all().filter(|c| Arch::from_code(*c).is_executed() && Arch::from_code(*c).is_connected()).count();
         let want = outliers as f64 / n_exec as f64;
         assert!((f.outlier_fraction - want).abs() < 0.3 * want, "{} vs {want}", f.outlier_fraction);
         // Mostly the doubled cells (ln 2); a few cells the rounding or the least-squares
@@ -163,7 +165,18 @@ fn runtime_draws_keep_the_runtime_kind() {
     pruned.ops[1] = Op::None;
     pruned.ops[3] = Op::None;
     let pruned = pruned.executed();
-    let (a, b) = (dev.latency[pruned.code().get() as usize], dev.latency[usize::from(simnas_shared::ArchCode::all().find(|c| { let x = Arch::from_code(*c); !x.is_executed() && x.executed() == pruned }).unwrap().get())]);
+    let (a, b) = (
+        dev.latency[pruned.code().get() as usize],
+        dev.latency[usize::from(
+            simnas_shared::ArchCode::all()
+                .find(|c| {
+                    let x = Arch::from_code(*c);
+                    !x.is_executed() && x.executed() == pruned
+                })
+                .unwrap()
+                .get(),
+        )],
+    );
     assert!((a / b - 1.0).abs() < 0.3, "{a} vs {b}");
     // A millisecond-clock runtime: every value a multiple of one quantum.
     let gen = runtime::RuntimeGenerator::new(&fits[1..]).unwrap();

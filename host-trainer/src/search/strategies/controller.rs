@@ -200,19 +200,89 @@ pub struct TrainDevice<'a> {
     pub table: &'a LatencyTable,
     /// Its [`normalised_fit`], computed once.
     fit: Option<[f64; COEFS]>,
+    /// When the prior is meta-fitted on synthetic devices ([`with_synthetic_priors`]): the
+    /// fits of the synthetic devices drawn without this device's family.
+    synthetic: Option<std::sync::Arc<Vec<[f64; COEFS]>>>,
 }
 
 impl<'a> TrainDevice<'a> {
     /// A training device (fits its table now).
     pub fn new(name: &'a str, family: &'a str, table: &'a LatencyTable) -> TrainDevice<'a> {
-        TrainDevice { name, family, table, fit: normalised_fit(table) }
+        TrainDevice { name, family, table, fit: normalised_fit(table), synthetic: None }
     }
 }
 
-/// The prior `d` is searched with in [`select`]: fitted on the devices of other families.
+/// Where the calibrated controller's prior is meta-fitted.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default, clap::ValueEnum)]
+pub enum MetaDevices {
+    /// The training devices' own tables (one sample per device).
+    #[default]
+    Real,
+    /// Synthetic devices drawn around the training devices' runtimes
+    /// ([`crate::synth::SynthPreset::Runtime`]).
+    Synthetic,
+}
+
+/// The normalised fits of `draws` synthetic devices of `preset`, drawn from `dist` with its
+/// devices and runtimes restricted to the families `keep` accepts (seeded by `seed`).
+pub fn synthetic_fits(
+    dist: &crate::synth::DeviceDistribution,
+    preset: crate::synth::SynthPreset,
+    keep: impl Fn(&str) -> bool,
+    draws: usize,
+    seed: u64,
+) -> Vec<[f64; COEFS]> {
+    use rand::SeedableRng;
+    let mut sub = dist.clone();
+    sub.runtimes.retain(|r| keep(&r.family));
+    sub.devices.retain(|d| keep(&d.family));
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
+    (0..draws)
+        .filter_map(|_| {
+            let dev = sub.sample(preset, &mut rng);
+            let table = LatencyTable::from_codes("synthetic", dev.latency.into_iter().map(Some).collect())?;
+            normalised_fit(&table)
+        })
+        .collect()
+}
+
+/// Meta-fit every device's leave-one-family-out prior on synthetic devices instead of the
+/// other families' tables: per family, `draws` devices of `preset` drawn around the
+/// training runtimes of the *other* families (seed `seed` plus the family's index).
+pub fn with_synthetic_priors(
+    devices: &mut [TrainDevice],
+    dist: &crate::synth::DeviceDistribution,
+    preset: crate::synth::SynthPreset,
+    draws: usize,
+    seed: u64,
+) {
+    let mut families: Vec<&str> = devices.iter().map(|d| d.family).collect();
+    families.sort_unstable();
+    families.dedup();
+    let fits: Vec<std::sync::Arc<Vec<[f64; COEFS]>>> = families
+        .iter()
+        .enumerate()
+        .map(|(i, f)| std::sync::Arc::new(synthetic_fits(dist, preset, |g| g != *f, draws, seed + i as u64)))
+        .collect();
+    for d in devices.iter_mut() {
+        let i = families.iter().position(|f| *f == d.family).unwrap_or(0);
+        d.synthetic = Some(fits[i].clone());
+    }
+}
+
+/// The prior `d` is searched with in [`select`]: fitted on the devices of other families
+/// (their tables, or the synthetic devices drawn around their runtimes).
 fn loo_prior(devices: &[TrainDevice], d: &TrainDevice, g: &GridPoint) -> Option<Prior> {
-    let fits: Vec<[f64; COEFS]> = devices.iter().filter(|o| o.family != d.family).filter_map(|o| o.fit).collect();
+    let fits: Vec<[f64; COEFS]> = match &d.synthetic {
+        Some(s) => s.to_vec(),
+        None => devices.iter().filter(|o| o.family != d.family).filter_map(|o| o.fit).collect(),
+    };
     prior_from_fits(&fits, g.noise, g.range_factor, g.range_rule, g.dead_edge_probe)
+}
+
+/// [`fit_prior`] from fits already computed (e.g. [`synthetic_fits`]).
+pub fn prior_of_fits(fits: &[[f64; COEFS]], g: &GridPoint) -> Option<Prior> {
+    prior_from_fits(fits, g.noise, g.range_factor, g.range_rule, g.dead_edge_probe)
 }
 
 /// Mean and worst `F(pick) / F(oracle)` over `devices`, each searched at [`SELECT_BUDGET`]
@@ -296,11 +366,11 @@ pub fn by_budget(devices: &[TrainDevice], tf: &[f64], g: &GridPoint, explore: f6
         runs.iter()
             .map(|r| {
                 let mean = r.ratios.iter().sum::<f64>() / r.ratios.len().max(1) as f64;
-                let (w, worst) = r
-                    .ratios
-                    .iter()
-                    .enumerate()
-                    .fold((0, f64::INFINITY), |(wi, wv), (i, &v)| if v < wv { (i, v) } else { (wi, wv) });
+                let (w, worst) =
+                    r.ratios
+                        .iter()
+                        .enumerate()
+                        .fold((0, f64::INFINITY), |(wi, wv), (i, &v)| if v < wv { (i, v) } else { (wi, wv) });
                 BudgetRow {
                     strategy: r.strategy.name().to_string(),
                     budget: r.budget,
