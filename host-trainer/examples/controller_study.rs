@@ -10,7 +10,9 @@
 //! ```
 //!
 //! `SIMNAS_DATA` names the benchmark folder (default `../shared/data`). No validation device
-//! is read.
+//! is read. `on-synthetic` takes three knobs: `RUNTIMES=help` draws only around the training
+//! runtimes whose name starts with that prefix, `CLEAN=1` draws them without noise and
+//! outliers, `PAPER=1` draws the paper's per-op Gaussian devices instead.
 
 use anyhow::{bail, Context, Result};
 use host_trainer::data::NatsMap;
@@ -182,6 +184,9 @@ pub fn on_synth(tf: &[f64], p: &edge_runtime::calib::Prior, n: usize, factors: &
     use rand::SeedableRng;
     let dist = host_trainer::synth::DeviceDistribution::embedded();
     let mut fits = dist.runtimes.clone();
+    if let Ok(prefix) = std::env::var("RUNTIMES") {
+        fits.retain(|f| f.name.starts_with(&prefix));
+    }
     if std::env::var_os("CLEAN").is_some() {
         for f in &mut fits {
             f.sigma = 0.0;
@@ -195,7 +200,15 @@ pub fn on_synth(tf: &[f64], p: &edge_runtime::calib::Prior, n: usize, factors: &
         .map(|_| {
             host_trainer::latency::LatencyTable::from_codes(
                 "s",
-                gen.sample(&mut rng).latency.into_iter().map(Some).collect(),
+                (if std::env::var_os("PAPER").is_some() {
+                    dist.sample(host_trainer::synth::SynthPreset::Paper, &mut rng)
+                } else {
+                    gen.sample(&mut rng)
+                })
+                .latency
+                .into_iter()
+                .map(Some)
+                .collect(),
             )
             .unwrap()
         })
