@@ -122,3 +122,54 @@ fn shipped_device_distribution_is_what_devices_fit_computes() {
     assert!(runtimes.iter().all(|r| r["name"] != "help-samsung-s7" && r["name"] != "hw-c10-pixel3"));
     std::fs::remove_dir_all(&tmp).ok();
 }
+
+#[test]
+fn a_prior_meta_fitted_on_synthetic_devices_is_written_and_searches() {
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
+    let tmp = std::env::temp_dir().join(format!("simnas-prior-synth-{}", std::process::id()));
+    std::fs::create_dir_all(&tmp).unwrap();
+    let out_path = tmp.join("prior.json");
+    let run = |extra: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_simnas"))
+            .current_dir(&root)
+            .arg("--data")
+            .arg(data_dir())
+            .args(["prior", "--meta-devices", "synthetic", "--draws", "20", "--seed", "3", "--out"])
+            .arg(&out_path)
+            .args(extra)
+            .output()
+            .expect("run simnas")
+    };
+    let out = run(&[]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains("meta-fitting on 20 synthetic devices (runtime) per prior, seed 3"), "{stdout}");
+    let first = std::fs::read(&out_path).unwrap();
+    let v: Value = serde_json::from_slice(&first).unwrap();
+    assert!(v["command"].as_str().unwrap().contains("--meta-devices synthetic --synth runtime --draws 20 --seed 3"));
+    // Different from the shipped prior (fitted on the tables), and the same bytes again.
+    let shipped: Value =
+        serde_json::from_slice(&std::fs::read(root.join("artifacts/controller/prior.json")).unwrap()).unwrap();
+    assert_ne!(v["mean"], shipped["mean"]);
+    assert!(run(&[]).status.success());
+    assert_eq!(std::fs::read(&out_path).unwrap(), first, "same seed, same bytes");
+    // The search reads it.
+    let table = format!("table:{}#gtx1080ti_bs1_ms", data_dir().join("latency_help.csv").display());
+    let search = Command::new(env!("CARGO_BIN_EXE_simnas"))
+        .current_dir(&root)
+        .arg("--data")
+        .arg(data_dir())
+        .args(["search", "--device", &table, "--budget", "5", "--controller-prior"])
+        .arg(&out_path)
+        .output()
+        .expect("run simnas");
+    assert!(search.status.success(), "{}", String::from_utf8_lossy(&search.stderr));
+    assert!(String::from_utf8_lossy(&search.stdout).contains("pick:"));
+    // A distribution of another format is refused, naming the file.
+    let old = tmp.join("old.json");
+    std::fs::write(&old, "{\"format_version\": 1}").unwrap();
+    let out = run(&["--distribution", old.to_str().unwrap()]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("format version 1"));
+    std::fs::remove_dir_all(&tmp).ok();
+}
