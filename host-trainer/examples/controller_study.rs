@@ -12,7 +12,9 @@
 //! `SIMNAS_DATA` names the benchmark folder (default `../shared/data`). No validation device
 //! is read. `on-synthetic` takes three knobs: `RUNTIMES=help` draws only around the training
 //! runtimes whose name starts with that prefix, `CLEAN=1` draws them without noise and
-//! outliers, `PAPER=1` draws the paper's per-op Gaussian devices instead.
+//! outliers, `PAPER=1` draws the paper's per-op Gaussian devices instead (`SKIP0=1`: with free
+//! skips), and `NONE=c` adds a cost `c` (units of the all-conv3x3 cell) for every `none` edge
+//! of a cell's executed network.
 
 use anyhow::{bail, Context, Result};
 use host_trainer::data::NatsMap;
@@ -196,18 +198,32 @@ pub fn on_synth(tf: &[f64], p: &edge_runtime::calib::Prior, n: usize, factors: &
     let gen = host_trainer::synth::runtime::RuntimeGenerator::new(&fits).unwrap();
     let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(11);
     let mean_lut = dist.per_op.mean();
+    // NONE=c: every `none` edge of a cell's executed network costs c (units of hi).
+    let none_cost: f64 = std::env::var("NONE").ok().and_then(|v| v.parse().ok()).unwrap_or(0.0);
+    let none_edges = |c: usize| {
+        let a = simnas_shared::Arch::from_code(simnas_shared::ArchCode::new(c as u16).unwrap()).executed();
+        a.count(simnas_shared::Op::None) as f64
+    };
     let tables: Vec<_> = (0..n)
         .map(|_| {
             host_trainer::latency::LatencyTable::from_codes(
                 "s",
                 (if std::env::var_os("PAPER").is_some() {
-                    dist.sample(host_trainer::synth::SynthPreset::Paper, &mut rng)
+                    let mut d = dist.sample(host_trainer::synth::SynthPreset::Paper, &mut rng);
+                    if std::env::var_os("SKIP0").is_some() {
+                        for row in &mut d.lut.t {
+                            row[simnas_shared::Op::SkipConnect as usize] = 0.0;
+                        }
+                        d.latency = d.lut.table();
+                    }
+                    d
                 } else {
                     gen.sample(&mut rng)
                 })
                 .latency
                 .into_iter()
-                .map(Some)
+                .enumerate()
+                .map(|(c, v)| Some(v + none_cost * none_edges(c)))
                 .collect(),
             )
             .unwrap()
