@@ -7,12 +7,13 @@
 //! cargo run --release -p host-trainer --example controller_study -- per-edge     # a per-(edge, op) latency model
 //! cargo run --release -p host-trainer --example controller_study -- shortfall    # the grid, scored against the LUT baselines per device
 //! cargo run --release -p host-trainer --example controller_study -- on-synthetic # the strategies on 100 `runtime` synthetic devices
+//! cargo run --release -p host-trainer --example controller_study -- dead         # the dead-edge probe at 5 probes, per training device
 //! ```
 //!
 //! `SIMNAS_DATA` names the benchmark folder (default `../shared/data`). No validation device
 //! is read. `on-synthetic` takes three knobs: `RUNTIMES=help` draws only around the training
 //! runtimes whose name starts with that prefix, `CLEAN=1` draws them without noise and
-//! outliers, `PAPER=1` draws the paper's per-op Gaussian devices instead (`SKIP0=1`: with free
+//! outliers, `NODEAD=1` runs the controller without its dead-edge probe, `PAPER=1` draws the paper's per-op Gaussian devices instead (`SKIP0=1`: with free
 //! skips), and `NONE=c` adds a cost `c` (units of the all-conv3x3 cell) for every `none` edge
 //! of a cell's executed network.
 
@@ -48,7 +49,8 @@ fn main() -> Result<()> {
         "per-edge" => edge_study(&devices, &tf, &[0.0, 0.5], &[0.02, 0.05], &[1.0, 1.15, 1.3]),
         "shortfall" => shortfall_grid(&devices, &tf, &g),
         "on-synthetic" => on_synth(&tf, &p, 100, &[1.0, 1.15, 1.3]),
-        other => bail!("unknown study {other:?}: picks, per-edge, shortfall or on-synthetic"),
+        "dead" => dead_study(&devices, &tf, &g, 5),
+        other => bail!("unknown study {other:?}: picks, per-edge, shortfall, on-synthetic or dead"),
     }
     Ok(())
 }
@@ -239,6 +241,9 @@ pub fn on_synth(tf: &[f64], p: &edge_runtime::calib::Prior, n: usize, factors: &
             let mut q = *p;
             if let Some(f) = f {
                 q.range_factor = f;
+                if std::env::var_os("NODEAD").is_some() {
+                    q.dead_edge_probe = false;
+                }
             }
             let mut s = 0.0;
             let mut w = f64::INFINITY;
@@ -526,6 +531,19 @@ pub fn shortfall_grid(devices: &[TrainDevice], tf: &[f64], g0: &GridPoint) {
                     println!("{line}  score {:.4}", total / 3.0);
                 }
             }
+        }
+    }
+}
+
+/// The dead-edge probe at `budget` probes, per training device (leave one family out).
+pub fn dead_study(devices: &[TrainDevice], tf: &[f64], g: &GridPoint, budget: usize) {
+    use host_trainer::search::Strategy;
+    let with = lofo_runs(devices, tf, g, |_| {}, &[Strategy::Controller], &[budget]).unwrap();
+    let without = lofo_runs(devices, tf, g, |p| p.dead_edge_probe = false, &[Strategy::Controller], &[budget]).unwrap();
+    for (i, d) in devices.iter().enumerate() {
+        let (a, b) = (with[0].ratios[i], without[0].ratios[i]);
+        if (a - b).abs() > 1e-9 {
+            println!("{:<26} with {a:.4} without {b:.4} ({:+.4})", d.name, a - b);
         }
     }
 }
