@@ -8,6 +8,7 @@
 //! cargo run --release -p host-trainer --example controller_study -- shortfall    # the grid, scored against the LUT baselines per device
 //! cargo run --release -p host-trainer --example controller_study -- on-synthetic # the strategies on 100 `runtime` synthetic devices
 //! cargo run --release -p host-trainer --example controller_study -- dead         # the dead-edge probe at 5 probes, per training device
+//! cargo run --release -p host-trainer --example controller_study -- paper P.safetensors ...  # controller-paper with each policy (PER=1: per device)
 //! ```
 //!
 //! `SIMNAS_DATA` names the benchmark folder (default `../shared/data`). No validation device
@@ -50,7 +51,12 @@ fn main() -> Result<()> {
         "shortfall" => shortfall_grid(&devices, &tf, &g),
         "on-synthetic" => on_synth(&tf, &p, 100, &[1.0, 1.15, 1.3]),
         "dead" => dead_study(&devices, &tf, &g, 5),
-        other => bail!("unknown study {other:?}: picks, per-edge, shortfall, on-synthetic or dead"),
+        "paper" => {
+            for path in std::env::args().skip(2) {
+                paper_study(&devices, &tf, &g, Path::new(&path))?;
+            }
+        }
+        other => bail!("unknown study {other:?}: picks, per-edge, shortfall, on-synthetic, dead or paper"),
     }
     Ok(())
 }
@@ -546,4 +552,27 @@ pub fn dead_study(devices: &[TrainDevice], tf: &[f64], g: &GridPoint, budget: us
             println!("{:<26} with {a:.4} without {b:.4} ({:+.4})", d.name, a - b);
         }
     }
+}
+
+/// `controller-paper` with the policy at `path` on the training devices at 5, 10 and 20
+/// probes (its zero-shot start from the other families' mean LUT).
+pub fn paper_study(devices: &[TrainDevice], tf: &[f64], g: &GridPoint, path: &Path) -> Result<()> {
+    use host_trainer::search::strategies::paper::Controller;
+    use host_trainer::search::Strategy;
+    let policy = Controller::load(path)?;
+    let runs = lofo_runs_with(devices, tf, g, |_| {}, Some(&policy), &[Strategy::ControllerPaper], &[5, 10, 20])
+        .context("a training table has no fit")?;
+    let mut line = format!("{}:", path.display());
+    for r in &runs {
+        let mean = r.ratios.iter().sum::<f64>() / r.ratios.len() as f64;
+        let worst = r.ratios.iter().copied().fold(f64::INFINITY, f64::min);
+        line += &format!("  b{} {mean:.4}/{worst:.3}", r.budget);
+    }
+    println!("{line}");
+    if std::env::var_os("PER").is_some() {
+        for (i, d) in devices.iter().enumerate() {
+            println!("  {:<26} {:.4} {:.4} {:.4}", d.name, runs[0].ratios[i], runs[1].ratios[i], runs[2].ratios[i]);
+        }
+    }
+    Ok(())
 }

@@ -48,6 +48,19 @@ pub struct TrainArgs {
     /// How synthetic devices are drawn (default: the preset's).
     #[arg(long, value_enum)]
     synth: Option<SynthPreset>,
+    /// What an episode is: `walk` (the paper's: 50 edits from a random cell, each step
+    /// rewarded with its cell's reward) or `budget` (a search's: the walk from the zero-shot
+    /// prior's best cell over executed networks, each step rewarded with its gain in the best
+    /// measured reward, so the return is the pick's). Default: the preset's (`walk`).
+    #[arg(long, value_enum)]
+    episode: Option<host_trainer::rl::env::Episode>,
+    /// Steps per episode (default: the preset's, 50). For `--episode budget`, the probes of a
+    /// search minus its two references and its start (17 for a budget of 20).
+    #[arg(long, value_name = "STEPS", value_parser = clap::value_parser!(u64).range(1..=1000))]
+    episode_len: Option<u64>,
+    /// Discount of future rewards (default: the preset's, the paper's 0.6).
+    #[arg(long, value_parser = super::unit_weight)]
+    gamma: Option<f64>,
     /// Weight w of TF in the reward, in [0, 1].
     #[arg(long, allow_negative_numbers = true, value_parser = super::unit_weight)]
     weight: Option<f64>,
@@ -82,6 +95,15 @@ pub fn run(data: &Option<PathBuf>, args: TrainArgs) -> Result<ExitCode> {
     cfg.total_steps = args.steps;
     if let Some(s) = args.synth {
         cfg.env.synth = s;
+    }
+    if let Some(e) = args.episode {
+        cfg.env.episode = e;
+    }
+    if let Some(n) = args.episode_len {
+        cfg.env.episode_len = n as usize;
+    }
+    if let Some(g) = args.gamma {
+        cfg.gae.gamma = g;
     }
     if let Some(w) = args.weight {
         anyhow::ensure!((0.0..=1.0).contains(&w), "--weight must be in [0, 1]");

@@ -196,6 +196,9 @@ pub fn train_resumable(
     let mut learner = Learner::new(&net, cfg.ppo)?;
     let envs = cfg.buffer.envs;
     let mut env = VecEnv::new(cfg.env.clone(), envs, tf, DeviceSource::Synthetic(dist, cfg.env.synth), stream);
+    if cfg.env.episode == super::env::Episode::Budget {
+        env = env.with_start(super::env::budget_start(dist, tf));
+    }
     let mut act_rng = ChaCha8Rng::seed_from_u64(stream.wrapping_add(1));
     let mut mb_rng = ChaCha8Rng::seed_from_u64(stream.wrapping_add(2));
     let mut buf = RolloutBuffer::new(cfg.buffer);

@@ -408,6 +408,19 @@ pub fn lofo_runs(
     strategies: &[Strategy],
     budgets: &[usize],
 ) -> Option<Vec<LofoRun>> {
+    lofo_runs_with(devices, tf, g, adjust, None, strategies, budgets)
+}
+
+/// [`lofo_runs`] with `controller-paper`'s policy (`None`: that strategy cannot run).
+pub fn lofo_runs_with(
+    devices: &[TrainDevice],
+    tf: &[f64],
+    g: &GridPoint,
+    adjust: impl Fn(&mut Prior),
+    policy: Option<&dyn super::Policy>,
+    strategies: &[Strategy],
+    budgets: &[usize],
+) -> Option<Vec<LofoRun>> {
     let luts: Vec<crate::synth::lut::Lut> = devices
         .iter()
         .map(|d| {
@@ -432,7 +445,7 @@ pub fn lofo_runs(
         for &budget in budgets {
             let mut ratios = Vec::new();
             for (d, (prior, mean_lut, fit)) in devices.iter().zip(&held_out) {
-                let ctx = Context { tf, prior: Some(mean_lut), table: None, policy: None, calib: Some(prior) };
+                let ctx = Context { tf, prior: Some(mean_lut), table: None, policy, calib: Some(prior) };
                 ratios.push(ratio_with_fitness(strategy, &ctx, d.table, budget, 0.5, fit)?);
             }
             runs.push(LofoRun { strategy, budget, ratios });
