@@ -11,8 +11,12 @@
 //! x86-64 hosts (feature `std`) a kernel for the CPU's best instruction set is chosen at
 //! run time (`simd`: AVX-512F+FMA, else AVX2+FMA, else the portable code): `P` pixels x
 //! 2 vectors of channels with the accumulators in registers and explicit fused
-//! multiply-adds; calling it is the only `unsafe` site outside that module.
-//! Shapes are validated by the plan; each kernel re-checks its slice lengths and does
+//! multiply-adds; calling it is the only `unsafe` site outside that module. On the
+//! Cortex-M4F (`arm` with the hard-float ABI) the conv is assembly (`m4f`: 1 pixel x 16
+//! channels, accumulators in registers, multi-register loads) for the channels up to a
+//! multiple of 16, and the portable 4-pixel x 4-channel blocks for the rest; the assembly
+//! is checked against the reference on the board by `crate::check` (run there by
+//! `firmware-bench`'s `kernel-check`). Shapes are validated by the plan; each kernel re-checks its slice lengths and does
 //! nothing on a mismatch rather than panic.
 
 /// Geometry of one convolution over a padded input (`(in_side + 2)^2 x cin`, zero border),

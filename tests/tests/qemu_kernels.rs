@@ -5,7 +5,7 @@
 //! serial line (QEMU's stdout here) and ends QEMU with a success status only if all passed.
 //!
 //! Needs `qemu-system-arm` and the `thumbv7em-none-eabihf` target; the binary is built on
-//! first use if `cargo fw-build` has not been run. About 3 s of wall time.
+//! first use if `cargo fw-build` has not been run. About 4 s of wall time.
 
 use host_trainer::board::qemu::{program, QEMU_ARGS};
 use simnas_tests::kernel_check;
