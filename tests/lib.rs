@@ -39,6 +39,28 @@ pub fn firmware() -> PathBuf {
     .clone()
 }
 
+/// The board's kernel check (`firmware-bench`'s `kernel-check` binary for QEMU
+/// mps2-an386), brought up to date (`cargo fw-build` builds it too; a no-op when it is).
+pub fn kernel_check() -> PathBuf {
+    static ONCE: OnceLock<PathBuf> = OnceLock::new();
+    ONCE.get_or_init(|| {
+        let elf = target_dir().join("thumbv7em-none-eabihf/release/kernel-check");
+        let args = [
+            "build",
+            "-q",
+            "-p",
+            "firmware-bench",
+            "--release",
+            "--target",
+            "thumbv7em-none-eabihf",
+            "--bin",
+            "kernel-check",
+        ];
+        build(&args, &elf)
+    })
+    .clone()
+}
+
 /// The QEMU firmware built with `--features autonomous` (it runs the search at boot), in
 /// its own target directory (`cargo fw-build-autonomous`; a no-op when up to date).
 pub fn firmware_autonomous() -> PathBuf {

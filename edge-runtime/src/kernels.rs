@@ -11,8 +11,12 @@
 //! x86-64 hosts (feature `std`) a kernel for the CPU's best instruction set is chosen at
 //! run time (`simd`: AVX-512F+FMA, else AVX2+FMA, else the portable code): `P` pixels x
 //! 2 vectors of channels with the accumulators in registers and explicit fused
-//! multiply-adds; calling it is the only `unsafe` site outside that module.
-//! Shapes are validated by the plan; each kernel re-checks its slice lengths and does
+//! multiply-adds; calling it is the only `unsafe` site outside that module. On the
+//! Cortex-M4F (`arm` with the hard-float ABI) the conv is assembly (`m4f`: 1 pixel x 16
+//! channels, accumulators in registers, multi-register loads) for the channels up to a
+//! multiple of 16, and the portable 4-pixel x 4-channel blocks for the rest; the assembly
+//! is checked against the reference on the board by `crate::check` (run there by
+//! `firmware-bench`'s `kernel-check`). Shapes are validated by the plan; each kernel re-checks its slice lengths and does
 //! nothing on a mismatch rather than panic.
 
 /// Geometry of one convolution over a padded input (`(in_side + 2)^2 x cin`, zero border),
@@ -102,7 +106,12 @@ pub(crate) fn conv_acc(g: &ConvGeom, inp: &[f32], w: &[f32], out: &mut [f32]) {
 #[inline(always)]
 fn conv_dispatch(g: &ConvGeom, inp: &[f32], w: &[f32], out: &mut [f32]) {
     if cfg!(target_arch = "arm") {
-        conv_4x4(g, inp, w, out);
+        // The Cortex-M4F's assembly kernel does the channels up to a multiple of 16.
+        #[cfg(all(target_arch = "arm", target_abi = "eabihf"))]
+        let done = m4f::conv(g, inp, w, out);
+        #[cfg(not(all(target_arch = "arm", target_abi = "eabihf")))]
+        let done = 0;
+        conv_4x4(g, inp, w, out, done);
     } else if g.cout.is_multiple_of(16) {
         conv_blocked::<16>(g, inp, w, out);
     } else if g.cout.is_multiple_of(8) {
@@ -179,18 +188,22 @@ fn conv_block<const P: usize, const CB: usize>(
     }
 }
 
-/// The conv for cores with 32 single-precision registers and no vectors (Cortex-M4F):
-/// blocks of 4 output pixels x 4 output channels, the 16 accumulators, 4 weights and 4
-/// inputs all in registers, weights streamed; written out so that it stays in registers
-/// at any optimisation level (the firmware is built for size). Channels past a multiple
-/// of 4 and pixels past a multiple of 4 take the 1-channel blocks.
-fn conv_4x4(g: &ConvGeom, inp: &[f32], w: &[f32], out: &mut [f32]) {
+/// The portable conv for cores with 32 single-precision registers and no vectors, over
+/// output channels `co_start..cout`: blocks of 4 output pixels x 4 output channels, the 16
+/// accumulators, 4 weights and 4 inputs all in registers, weights streamed; written out so
+/// that it stays in registers at any optimisation level. Channels past a multiple of 4 and
+/// pixels past a multiple of 4 take the 1-channel blocks. On the Cortex-M4F it does the
+/// channels past the last multiple of 16 (the assembly kernel, [`m4f`], does the rest).
+pub(crate) fn conv_4x4(g: &ConvGeom, inp: &[f32], w: &[f32], out: &mut [f32], co_start: usize) {
+    if co_start >= g.cout {
+        return;
+    }
     let os = g.out_side();
-    let c4 = g.cout - g.cout % 4;
+    let c4 = g.cout - (g.cout - co_start) % 4;
     for oy in 0..os {
         let mut ox = 0;
         while ox + 4 <= os {
-            let mut co0 = 0;
+            let mut co0 = co_start;
             while co0 < c4 {
                 conv_block_4x4(g, inp, w, out, oy, ox, co0);
                 co0 += 4;
@@ -199,7 +212,7 @@ fn conv_4x4(g: &ConvGeom, inp: &[f32], w: &[f32], out: &mut [f32]) {
             ox += 4;
         }
         while ox < os {
-            conv_block::<1, 1>(g, inp, w, out, oy, ox, 0);
+            conv_block::<1, 1>(g, inp, w, out, oy, ox, co_start);
             ox += 1;
         }
     }
@@ -248,6 +261,163 @@ fn conv_block_4x4(g: &ConvGeom, inp: &[f32], w: &[f32], out: &mut [f32], oy: usi
     }
     for (p, a) in [a0, a1, a2, a3].iter().enumerate() {
         out[o + p * cout..o + p * cout + 4].copy_from_slice(a);
+    }
+}
+
+#[cfg(all(target_arch = "arm", target_abi = "eabihf"))]
+mod m4f {
+    //! The Cortex-M4F conv: one output pixel x 16 output channels per block, in assembly
+    //! so that the 16 accumulators (`s0-s15`) stay in registers and every load moves as
+    //! many floats as one instruction can. Per input channel: the 16 weights in two
+    //! `vldmia` of 8 (`s16-s23`), then 16 `vmla.f32`; the input values 4 channels at a time
+    //! with one `vldmia` (`s24-s27`). For one kernel row `ky`, the `k` taps' inputs are
+    //! `k * cin` consecutive floats of the padded input and their weights `k * cin`
+    //! consecutive rows of `[k][k][cin][cout]`, so a row of taps is one loop with no
+    //! per-tap set-up. That is 75 instructions per 64 MACs (4 input channels) when `cout`
+    //! is 16, 79 otherwise (one `add` per channel to skip the other blocks' weights), plus
+    //! 7 per kernel row and the block's load and store of its 16 accumulators (one
+    //! `vldmia`, one `vstmia`).
+    //!
+    //! The order of the sums is the portable kernels' (`ky`, `kx`, `ci`) and `vmla.f32`
+    //! rounds the product and the sum like `a += x * w`, so the results are those of the
+    //! portable code.
+    use super::ConvGeom;
+    use core::arch::asm;
+
+    /// `vmla.f32 $a, $x, $w`: `$a += $x * $w`.
+    macro_rules! mla {
+        ($a:literal, $x:literal, $w:literal) => {
+            concat!("vmla.f32 ", $a, ", ", $x, ", ", $w, "\n")
+        };
+    }
+
+    /// One input channel of the block: `$x` times the 16 weights at `w` (advanced past
+    /// them) into `s0-s15`, then `$skip` (an `add` to the next weight row, or nothing).
+    macro_rules! channel {
+        ($x:literal, $skip:literal) => {
+            concat!(
+                "vldmia {w}!, {{s16-s23}}\n",
+                mla!("s0", $x, "s16"),
+                mla!("s1", $x, "s17"),
+                mla!("s2", $x, "s18"),
+                mla!("s3", $x, "s19"),
+                mla!("s4", $x, "s20"),
+                mla!("s5", $x, "s21"),
+                mla!("s6", $x, "s22"),
+                mla!("s7", $x, "s23"),
+                "vldmia {w}!, {{s16-s23}}\n",
+                mla!("s8", $x, "s16"),
+                mla!("s9", $x, "s17"),
+                mla!("s10", $x, "s18"),
+                mla!("s11", $x, "s19"),
+                mla!("s12", $x, "s20"),
+                mla!("s13", $x, "s21"),
+                mla!("s14", $x, "s22"),
+                mla!("s15", $x, "s23"),
+                $skip,
+            )
+        };
+    }
+
+    /// `acc[0..16] += sum over ky < k, j < n of x[ky * row + j] * w[(ky * n + j) * cout ..][0..16]`,
+    /// with `n = k * cin` and `row` the padded input's row: the whole block, from the
+    /// accumulators' load to their store.
+    macro_rules! block {
+        ($skip:literal, $x:ident, $w:ident, $acc:ident, $k:ident, $n:ident, $xskip:ident $(, $wskip:ident)?) => {
+            asm!(
+                "vldmia {acc}, {{s0-s15}}",
+                "2:",
+                "lsrs {cnt}, {n}, #2",
+                "beq 4f",
+                "3:",
+                "vldmia {x}!, {{s24-s27}}",
+                channel!("s24", $skip),
+                channel!("s25", $skip),
+                channel!("s26", $skip),
+                channel!("s27", $skip),
+                "subs {cnt}, {cnt}, #1",
+                "bne 3b",
+                "4:",
+                "ands {cnt}, {n}, #3",
+                "beq 6f",
+                "5:",
+                "vldmia {x}!, {{s24}}",
+                channel!("s24", $skip),
+                "subs {cnt}, {cnt}, #1",
+                "bne 5b",
+                "6:",
+                "add {x}, {x}, {xskip}",
+                "subs {ky}, {ky}, #1",
+                "bne 2b",
+                "vstmia {acc}, {{s0-s15}}",
+                x = inout(reg) $x => _,
+                w = inout(reg) $w => _,
+                ky = inout(reg) $k => _,
+                cnt = out(reg) _,
+                acc = in(reg) $acc,
+                n = in(reg) $n,
+                xskip = in(reg) $xskip,
+                $(wskip = in(reg) $wskip,)?
+                out("s0") _, out("s1") _, out("s2") _, out("s3") _,
+                out("s4") _, out("s5") _, out("s6") _, out("s7") _,
+                out("s8") _, out("s9") _, out("s10") _, out("s11") _,
+                out("s12") _, out("s13") _, out("s14") _, out("s15") _,
+                out("s16") _, out("s17") _, out("s18") _, out("s19") _,
+                out("s20") _, out("s21") _, out("s22") _, out("s23") _,
+                out("s24") _, out("s25") _, out("s26") _, out("s27") _,
+                options(nostack),
+            )
+        };
+    }
+
+    /// `out += conv(inp, w)` for the output channels `0..cout - cout % 16`; returns the
+    /// first channel it did not do (0 if it did none: an unusual geometry, or buffers
+    /// too short for it), for the portable code to finish.
+    pub(super) fn conv(g: &ConvGeom, inp: &[f32], w: &[f32], out: &mut [f32]) -> usize {
+        let (cin, cout, k, s) = (g.cin, g.cout, g.k, g.stride);
+        let c16 = cout - cout % 16;
+        if c16 == 0 || cin == 0 || s == 0 || !(1..=3).contains(&k) || g.in_side == 0 {
+            return 0;
+        }
+        let (pw, off, os) = (g.in_side + 2, g.off(), g.out_side());
+        if os == 0 || (os - 1) * s + off + k > pw {
+            return 0;
+        }
+        // What the last block reads and writes; every other block stays below it.
+        let x_end = (((os - 1) * s + off + k - 1) * pw + (os - 1) * s + off + k) * cin;
+        let w_end = (k * k * cin - 1) * cout + c16;
+        if inp.len() < x_end || w.len() < w_end || out.len() < os * os * cout {
+            return 0;
+        }
+        let n = k * cin;
+        let xskip = (pw - k) * cin * 4;
+        let wskip = (cout - 16) * 4;
+        let (xp, wp, op) = (inp.as_ptr(), w.as_ptr(), out.as_mut_ptr());
+        for oy in 0..os {
+            for ox in 0..os {
+                let xi = ((oy * s + off) * pw + ox * s + off) * cin;
+                let o = (oy * os + ox) * cout;
+                let mut co0 = 0;
+                while co0 < c16 {
+                    // SAFETY: the block reads `k` rows of `n` floats from `xi`, `pw * cin`
+                    // apart (below `x_end`), the weight rows `0..k * k * cin` at columns
+                    // `co0..co0 + 16` (below `w_end`), and reads and writes `out[o + co0..][..16]`
+                    // (`o + co0 + 16 <= os * os * cout`); all were checked above. It uses
+                    // only the registers it names (s16-s23 are callee-saved: the compiler
+                    // saves them) and no stack.
+                    unsafe {
+                        let (x, wt, acc) = (xp.add(xi), wp.add(co0), op.add(o + co0));
+                        if cout == 16 {
+                            block!("", x, wt, acc, k, n, xskip);
+                        } else {
+                            block!("add {w}, {w}, {wskip}\n", x, wt, acc, k, n, xskip, wskip);
+                        }
+                    }
+                    co0 += 16;
+                }
+            }
+        }
+        c16
     }
 }
 
@@ -741,8 +911,11 @@ mod tests {
     /// and each x86-64 instruction set up to the detected one.
     fn conv_kernels() -> Vec<(&'static str, ConvFn)> {
         #[allow(unused_mut)]
-        let mut kernels: Vec<(&'static str, ConvFn)> =
-            vec![("conv_acc", conv_acc), ("portable", conv_dispatch), ("4x4 (Cortex-M4F)", conv_4x4)];
+        let mut kernels: Vec<(&'static str, ConvFn)> = vec![
+            ("conv_acc", conv_acc),
+            ("portable", conv_dispatch),
+            ("4x4 (Cortex-M4 portable)", |g, i, w, o| conv_4x4(g, i, w, o, 0)),
+        ];
         #[cfg(target_arch = "x86_64")]
         {
             use simd::Isa;

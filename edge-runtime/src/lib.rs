@@ -12,6 +12,8 @@
 //!   prior updated by each probe.
 //! * [`policy`]: the paper controller's actor read from safetensors bytes, and its observation.
 //! * [`tf16`]: the quantised proxy-score table read in place.
+//! * [`check`]: the conv kernel this target runs, checked against the naive [`reference`](mod@reference)
+//!   on seeded data (the board runs it too: `firmware-bench`'s `kernel-check`).
 //! * [`timing`]: the [`Timer`] trait and robust in-place measurement (warm-up, repeats,
 //!   median, spread).
 //!
@@ -23,6 +25,7 @@
 #![allow(clippy::needless_range_loop)]
 
 pub mod calib;
+pub mod check;
 mod error;
 mod exec;
 mod kernels;
@@ -37,7 +40,6 @@ pub mod timing;
 
 #[cfg(feature = "std")]
 pub mod host;
-#[cfg(feature = "std")]
 pub mod reference;
 
 pub use error::Error;
