@@ -4,8 +4,14 @@
 //!
 //! * [`PriorFile`]: the calibrated controller's prior (`artifacts/controller/prior.json`,
 //!   written by `simnas prior`), with the leave-one-family-out selection that chose it.
+//! * [`distribution`]: the fitted synthetic-device distribution
+//!   (`artifacts/devices/distribution.json`, written by `simnas devices fit`).
 
 #![warn(missing_docs)]
+
+pub mod distribution;
+
+pub use distribution::{DeviceDistribution, DistributionError};
 
 use edge_runtime::calib::{Prior, RangeRule, COEFS};
 
