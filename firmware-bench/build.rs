@@ -22,6 +22,7 @@ use edge_runtime::search::paper::{prior_top, PRIOR_TOP};
 use edge_runtime::search::{Lut, Space};
 use edge_runtime::tf16::Tf16;
 use edge_runtime::Plan;
+use simnas_formats::DeviceDistribution;
 use simnas_shared::{Arch, Op};
 use std::path::{Path, PathBuf};
 use std::{env, fs};
@@ -101,17 +102,12 @@ fn obs_tf(policy: &[u8]) -> bool {
     header().and_then(|c| c.pointer("/env/obs_tf").and_then(serde_json::Value::as_bool)).unwrap_or(true)
 }
 
-/// The mean per-op LUT of the training devices (`per_op`'s Gaussian means).
-fn prior_lut(path: &Path) -> Option<Lut> {
-    let v: serde_json::Value = serde_json::from_slice(&fs::read(path).ok()?).ok()?;
-    let per_op = v.get("per_op")?;
-    let mut lut = Lut { base: per_op.pointer("/base/mean")?.as_f64()?, t: [[0.0; 5]; 6] };
-    for (e, row) in lut.t.iter_mut().enumerate() {
-        for (o, t) in row.iter_mut().enumerate() {
-            *t = per_op.pointer(&format!("/t/{e}/{o}/mean"))?.as_f64()?;
-        }
-    }
-    Some(lut)
+/// The mean per-op LUT of the training devices (`per_op`'s Gaussian means), read through
+/// the distribution file's format (version checked).
+fn prior_lut(path: &Path) -> Result<Lut, String> {
+    let bytes = fs::read(path).map_err(|e| e.to_string())?;
+    let dist = DeviceDistribution::from_slice(&bytes).map_err(|e| e.to_string())?;
+    Ok(dist.per_op.mean().search_lut())
 }
 
 fn search_inputs(out: &Path) {
@@ -119,16 +115,16 @@ fn search_inputs(out: &Path) {
     let policy_bytes = fs::read(&policy).unwrap_or_else(|e| panic!("{}: {e}", policy.display()));
     let score_bytes = fs::read(&scores).unwrap_or_else(|e| panic!("{}: {e}", scores.display()));
     let start: Vec<u16> = match (Tf16::parse(&score_bytes), prior_lut(&prior)) {
-        (Ok(table), Some(lut)) => prior_top::<PRIOR_TOP>(Space::Executed, |a| lut.latency(a), |a| table.tf(&a))
+        (Ok(table), Ok(lut)) => prior_top::<PRIOR_TOP>(Space::Executed, |a| lut.latency(a), |a| table.tf(&a))
             .iter()
             .flatten()
             .map(|a| a.code().get())
             .collect(),
         (t, l) => {
             println!(
-                "cargo:warning=no zero-shot prior for the on-board search (scores: {:?}, prior LUT read: {}); it starts from all-skip",
+                "cargo:warning=no zero-shot prior for the on-board search (scores: {:?}, prior LUT: {:?}); it starts from all-skip",
                 t.err(),
-                l.is_some()
+                l.err()
             );
             Vec::new()
         }

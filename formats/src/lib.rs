@@ -4,8 +4,20 @@
 //!
 //! * [`PriorFile`]: the calibrated controller's prior (`artifacts/controller/prior.json`,
 //!   written by `simnas prior`), with the leave-one-family-out selection that chose it.
+//! * [`distribution`]: the fitted synthetic-device distribution
+//!   (`artifacts/devices/distribution.json`, written by `simnas devices fit`).
+//! * [`score_table`]: the score table's JSON sidecar (`artifacts/scores/*_scores.json`,
+//!   written by `simnas score --all`).
+//! * [`search`]: the record of a search (`simnas search --json`), of one device or a pool.
 
 #![warn(missing_docs)]
+
+pub mod distribution;
+pub mod score_table;
+pub mod search;
+
+pub use distribution::{DeviceDistribution, DistributionError};
+pub use score_table::{Sidecar, SidecarError};
 
 use edge_runtime::calib::{Prior, RangeRule, COEFS};
 

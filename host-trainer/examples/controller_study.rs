@@ -191,6 +191,7 @@ pub fn pick_study(devices: &[TrainDevice], tf: &[f64], g: &GridPoint) {
 pub fn on_synth(tf: &[f64], p: &edge_runtime::calib::Prior, n: usize, factors: &[f64]) {
     use host_trainer::device::table::TableDevice;
     use host_trainer::search::*;
+    use host_trainer::synth::DeviceDistributionExt as _;
     use rand::SeedableRng;
     let dist = host_trainer::synth::DeviceDistribution::embedded();
     let mut fits = dist.runtimes.clone();

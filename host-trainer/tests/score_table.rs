@@ -29,8 +29,7 @@ fn rel(a: f64, b: f64) -> f64 {
 #[test]
 fn shipped_table_is_complete_and_matches_its_sidecar() {
     let table = ScoreTable::load(&artifact("cifar10_scores.csv")).expect("shipped table loads");
-    let side: Sidecar =
-        serde_json::from_str(&std::fs::read_to_string(artifact("cifar10_scores.json")).unwrap()).unwrap();
+    let side = Sidecar::from_json(&std::fs::read_to_string(artifact("cifar10_scores.json")).unwrap()).unwrap();
     let d = ScoreSettings::default();
     assert_eq!((side.run.seed, side.run.batch, side.run.inits, side.run.input), (d.seed, d.batch, d.inits, d.input));
     assert_eq!((side.run.channels, side.run.resolution, side.run.classes), (16, 32, 10));

@@ -15,7 +15,7 @@ use host_trainer::search::strategies::paper::Controller;
 use host_trainer::search::strategies::Policy;
 use host_trainer::search::{Context, Space, Strategy};
 use host_trainer::synth::lut::Lut;
-use host_trainer::synth::DeviceDistribution;
+use host_trainer::synth::{DeviceDistribution, DeviceDistributionExt as _};
 use std::path::{Path, PathBuf};
 
 /// The shipped score table (written by `simnas score --all`).

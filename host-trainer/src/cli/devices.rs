@@ -4,7 +4,7 @@
 use anyhow::{Context as _, Result};
 use clap::{Args, Subcommand};
 use host_trainer::data::{data_dir, NatsMap};
-use host_trainer::synth::{coverage, load_devices, DeviceDistribution, SynthPreset};
+use host_trainer::synth::{coverage, load_devices, DeviceDistribution, DeviceDistributionExt as _, SynthPreset};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 

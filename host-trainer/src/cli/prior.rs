@@ -10,7 +10,7 @@ use host_trainer::search::strategies::controller::{
     by_budget, fit_prior, per_device, prior_of_fits, select, select_constrained, select_explore, synthetic_fits,
     with_synthetic_priors, MetaDevices, PriorFile, PriorOf, TrainDevice, SELECT_BUDGET,
 };
-use host_trainer::synth::{load_devices, DeviceDistribution, SynthPreset};
+use host_trainer::synth::{load_devices, DeviceDistribution, DeviceDistributionExt as _, SynthPreset};
 use std::path::PathBuf;
 use std::process::ExitCode;
 

@@ -9,7 +9,7 @@ use edge_runtime::rng::SplitMix64;
 use host_trainer::data::{data_dir, NatsMap};
 use host_trainer::score::fast::Scorer;
 use host_trainer::score::report::{self, Accuracies};
-use host_trainer::score::table::{self, PartialRow, PartialTable, RunMeta};
+use host_trainer::score::table::{self, PartialRow, PartialTable, RunMeta, RunMetaExt as _};
 use host_trainer::score::{
     logsynflow, naswot, InputKind, ScoreSettings, ScoreTable, DEFAULT_BATCH, DEFAULT_INITS, DEFAULT_SEED,
 };
@@ -256,7 +256,7 @@ impl Reused {
         let side_path = table::sibling(path, ".json");
         let text = std::fs::read_to_string(&side_path)
             .with_context(|| format!("--reuse {}: reading its sidecar {}", path.display(), side_path.display()))?;
-        let side: table::Sidecar = serde_json::from_str(&text)
+        let side = table::Sidecar::from_json(&text)
             .with_context(|| format!("{}: not a score-table sidecar", side_path.display()))?;
         let rows = table::read_rows(path).with_context(|| format!("--reuse {}", path.display()))?;
         let o = &side.run;
@@ -478,8 +478,8 @@ fn quantise_cmd(args: QuantiseArgs) -> Result<ExitCode> {
     let side_path = table::sibling(&args.table, ".json");
     let text = std::fs::read_to_string(&side_path)
         .with_context(|| format!("reading the sidecar {} (written by `simnas score --all`)", side_path.display()))?;
-    let side: table::Sidecar =
-        serde_json::from_str(&text).with_context(|| format!("{}: not a score-table sidecar", side_path.display()))?;
+    let side = table::Sidecar::from_json(&text)
+        .with_context(|| format!("{}: not a score-table sidecar", side_path.display()))?;
     let meta = host_trainer::score::quant::QuantMeta {
         seed: side.run.seed,
         batch: side.run.batch.min(usize::from(u16::MAX)) as u16,
@@ -544,7 +544,7 @@ fn report_cmd(data: &Option<PathBuf>, mut args: ReportArgs) -> Result<ExitCode> 
 fn dataset_of(path: &Path) -> usize {
     let classes = std::fs::read_to_string(table::sibling(path, ".json"))
         .ok()
-        .and_then(|t| serde_json::from_str::<table::Sidecar>(&t).ok())
+        .and_then(|t| table::Sidecar::from_json(&t).ok())
         .map_or(10, |s| s.run.classes);
     match classes {
         100 => 1,

@@ -23,8 +23,9 @@ use host_trainer::device::Device;
 use host_trainer::export::{ExportSpec, Format};
 use host_trainer::output;
 use host_trainer::score::table::Proxy;
-use host_trainer::search::json::SearchJson;
+use host_trainer::search::json::{SearchJson, SearchJsonExt as _};
 use host_trainer::search::plot::{trajectories, Trajectory};
+use host_trainer::search::ObjectiveExt as _;
 use host_trainer::search::{
     search, Event, Measured, Normaliser, Objective, SearchConfig, SearchOutcome, Space, Strategy,
 };

@@ -18,7 +18,7 @@ use host_trainer::rl::net::ActorCritic;
 use host_trainer::rl::train::{train_resumable, TrainConfig};
 use host_trainer::rl::{checkpoint, eval, export, plot, StandInProxy, TfTable};
 use host_trainer::score::ScoreTable;
-use host_trainer::synth::{DeviceDistribution, SynthPreset};
+use host_trainer::synth::{DeviceDistribution, DeviceDistributionExt as _, SynthPreset};
 use std::path::PathBuf;
 use std::process::ExitCode;
 

@@ -25,15 +25,8 @@
 
 use std::path::{Path, PathBuf};
 
-/// Which side of the split a device is on.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Split {
-    /// Fitted on.
-    Train,
-    /// Never fitted or tuned on; reported only.
-    Validation,
-}
+/// Which side of the split a device is on (the distribution file's type).
+pub use simnas_formats::distribution::Split;
 
 /// One latency column of the benchmark data.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -23,7 +23,7 @@
 
 use super::TfTable;
 use crate::latency::LatencyTable;
-use crate::synth::{DeviceDistribution, SynthPreset};
+use crate::synth::{DeviceDistribution, DeviceDistributionExt as _, SynthPreset};
 use edge_runtime::policy::obs::{normalise_latency, History, Step, HISTORY, OBS_DIM};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;

@@ -245,6 +245,7 @@ pub fn train_resumable(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::synth::DeviceDistributionExt as _;
 
     #[test]
     fn same_seed_same_policy_bytes() {

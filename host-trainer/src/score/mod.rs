@@ -107,20 +107,8 @@ pub struct ScoreSettings {
     pub input: InputKind,
 }
 
-/// The synthetic NASWOT batch's distribution (both zero-mean, unit-variance Gaussian per
-/// value; they differ in spatial correlation).
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum InputKind {
-    /// Every value an independent `N(0, 1)` (white noise).
-    Gaussian,
-    /// Per image and channel a Gaussian random field with power spectrum `1 / f^2` (the
-    /// classic second-order model of natural images), normalised to unit variance per
-    /// channel over the batch. The default: the NASWOT batch stands in for a batch of
-    /// natural images.
-    #[default]
-    Pink,
-}
+/// The synthetic NASWOT batch's distribution (the sidecar's type).
+pub use simnas_formats::score_table::InputKind;
 
 impl Default for ScoreSettings {
     fn default() -> Self {

@@ -12,7 +12,7 @@
 //! of their magnitude); that sum is reported too, as `NASWOT+LogSynflow (FreeREA scaling)`.
 //! The argmax of a metric is its highest-scoring row (the first in index order on ties).
 
-use super::table::{normalise, proxy_tf, Proxy, Ranges, ScoreRow};
+use super::table::{normalise, proxy_tf, Proxy, Ranges, RangesExt as _, ScoreRow};
 use crate::data::DataError;
 use crate::output::PlotError;
 use crate::stats::{kendall_tau_b, spearman};

@@ -26,7 +26,9 @@ use std::io::{BufRead, Write};
 use std::path::{Path, PathBuf};
 
 /// Version of the CSV + sidecar format (2: the `meco` column).
-pub const TABLE_FORMAT_VERSION: u32 = 2;
+pub use simnas_formats::score_table::FORMAT_VERSION as TABLE_FORMAT_VERSION;
+/// The sidecar's types ([`simnas_formats::score_table`]).
+pub use simnas_formats::score_table::{Ranges, Reuse, RunMeta, Sidecar, SidecarError, FORMAT_NAME};
 /// The CSV header.
 pub const HEADER: [&str; 6] = ["index", "arch", "naswot", "logsynflow", "skip", "meco"];
 /// The header of version-1 tables (no MeCo), still read.
@@ -122,20 +124,14 @@ pub struct ScoreRow {
     pub meco: Option<f64>,
 }
 
-/// `(min, max)` of each metric: the normalisation of `TF`.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize, Deserialize)]
-pub struct Ranges {
-    /// NASWOT.
-    pub naswot: (f64, f64),
-    /// LogSynflow.
-    pub logsynflow: (f64, f64),
-    /// SkipScore.
-    pub skip: (f64, f64),
+/// The ranges of a table's rows ([`Ranges`] is the sidecar's type).
+pub trait RangesExt: Sized {
+    /// Ranges over `rows` (`None` if empty).
+    fn of(rows: &[ScoreRow]) -> Option<Self>;
 }
 
-impl Ranges {
-    /// Ranges over `rows` (`None` if empty).
-    pub fn of(rows: &[ScoreRow]) -> Option<Ranges> {
+impl RangesExt for Ranges {
+    fn of(rows: &[ScoreRow]) -> Option<Ranges> {
         let mm = |f: &dyn Fn(&ScoreRow) -> f64| {
             rows.iter().map(f).fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), v| (lo.min(v), hi.max(v)))
         };
@@ -538,49 +534,14 @@ impl ScoreTable {
     }
 }
 
-/// Settings and bookkeeping of a run, stored beside its partial file.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct RunMeta {
-    /// Base channels.
-    pub channels: usize,
-    /// Cells per stage.
-    pub cells_per_stage: usize,
-    /// Input side.
-    pub resolution: usize,
-    /// Classes.
-    pub classes: usize,
-    /// Scoring seed.
-    pub seed: u64,
-    /// NASWOT batch.
-    pub batch: usize,
-    /// Initialisations.
-    pub inits: usize,
-    /// Distribution of the NASWOT batch.
-    #[serde(default)]
-    pub input: super::InputKind,
-    /// Cells to score: `None` for the whole space, else a seeded random sample size.
-    pub sample: Option<usize>,
-    /// Seed of the sample.
-    pub sample_seed: u64,
-    /// Wall-clock seconds spent so far (summed over resumed sessions).
-    pub wall_time_s: f64,
-    /// Metrics copied from another table instead of computed (`score --all --reuse`).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub reuse: Option<Reuse>,
-}
-
-/// Metrics a run copies from another table whose settings fix them identically.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Reuse {
-    /// The table they come from, as given.
-    pub table: String,
-    /// The metrics copied (`naswot`, `logsynflow`, `skip`, `meco`).
-    pub metrics: Vec<String>,
-}
-
-impl RunMeta {
+/// A run's metadata from its settings ([`RunMeta`] is the sidecar's type).
+pub trait RunMetaExt: Sized {
     /// Metadata for `settings`.
-    pub fn new(settings: &ScoreSettings, sample: Option<usize>, sample_seed: u64) -> RunMeta {
+    fn new(settings: &ScoreSettings, sample: Option<usize>, sample_seed: u64) -> Self;
+}
+
+impl RunMetaExt for RunMeta {
+    fn new(settings: &ScoreSettings, sample: Option<usize>, sample_seed: u64) -> RunMeta {
         RunMeta {
             channels: settings.net.channels,
             cells_per_stage: settings.net.cells_per_stage,
@@ -595,10 +556,6 @@ impl RunMeta {
             wall_time_s: 0.0,
             reuse: None,
         }
-    }
-
-    fn same_run(&self, other: &RunMeta) -> bool {
-        RunMeta { wall_time_s: 0.0, ..self.clone() } == RunMeta { wall_time_s: 0.0, ..other.clone() }
     }
 }
 
@@ -617,35 +574,6 @@ pub struct PartialRow {
     pub skip: f64,
     /// MeCo.
     pub meco: Option<f64>,
-}
-
-/// The sidecar of a finished table.
-#[derive(Clone, Debug, Serialize, Deserialize)]
-pub struct Sidecar {
-    /// Always `simnas-score-table`.
-    pub format: String,
-    /// [`TABLE_FORMAT_VERSION`].
-    pub format_version: u32,
-    /// Version of simnas that wrote it.
-    pub simnas_version: String,
-    /// The exact command line.
-    pub command: String,
-    /// Settings of the run.
-    pub run: RunMeta,
-    /// How the NASWOT batch is drawn.
-    pub input: String,
-    /// How the networks are initialised.
-    pub init: String,
-    /// Rows in the table.
-    pub rows: usize,
-    /// NASWOT stored for degenerate cells (minimum over the other rows).
-    pub naswot_floor: f64,
-    /// Number of degenerate cells (floored).
-    pub degenerate_cells: usize,
-    /// Min and max of each metric over the rows.
-    pub ranges: Ranges,
-    /// Worker threads of the last session.
-    pub threads: usize,
 }
 
 /// The append-only file of a running `score --all`.
@@ -775,7 +703,7 @@ impl PartialTable {
         let ranges =
             Ranges::of(&full).unwrap_or(Ranges { naswot: (0.0, 0.0), logsynflow: (0.0, 0.0), skip: (0.0, 0.0) });
         let sidecar = Sidecar {
-            format: "simnas-score-table".into(),
+            format: FORMAT_NAME.into(),
             format_version: TABLE_FORMAT_VERSION,
             simnas_version: env!("CARGO_PKG_VERSION").into(),
             command: command.into(),

@@ -24,71 +24,33 @@
 //! measured.
 
 use super::pool::{PoolConfig, PoolObjective, PoolPick, PoolProbe};
-use super::{Measured, Objective, Pick, SearchConfig, SearchError, SearchOutcome};
+use super::{Measured, Pick, SearchConfig, SearchError, SearchOutcome};
 use simnas_shared::Arch;
 
-/// One probe.
-#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
-pub struct ProbeJson {
-    /// 1-based probe number.
-    pub step: usize,
-    /// NATS-Bench cell string.
-    pub arch: String,
-    /// NATS-Bench index.
-    pub index: Option<u16>,
-    /// Measured latency, ms.
-    pub latency_ms: f64,
-}
+/// The records' types ([`simnas_formats::search`]).
+pub use simnas_formats::search::{
+    PoolJson, PoolObjectiveJson, PoolProbeJson, PoolResultJson, PoolSkippedJson, ProbeJson, ResultJson, SearchJson,
+};
 
-/// The pick.
-#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
-pub struct ResultJson {
-    /// NATS-Bench cell string.
-    pub arch: String,
-    /// NATS-Bench index.
-    pub index: Option<u16>,
-    /// Measured latency, ms.
-    pub latency_ms: f64,
-    /// Proxy score.
-    pub tf: f64,
-}
-
-/// The whole record.
-#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
-pub struct SearchJson {
-    /// Device name.
-    pub device: String,
-    /// Strategy name.
-    pub strategy: String,
-    /// Probe budget.
-    pub budget: usize,
-    /// Seed of the search (`None` in records written before it was recorded).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub seed: Option<u64>,
-    /// The objective.
-    pub objective: Objective,
-    /// The search space (`executed` or `raw`; `None` in records written before spaces
-    /// existed, which searched the raw cells).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub space: Option<String>,
-    /// The proxy TF came from (`None` in records written before proxies: `freerea`).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub proxy: Option<String>,
-    /// Probes in order.
-    pub probes: Vec<ProbeJson>,
-    /// The pick, or `null`.
-    pub result: Option<ResultJson>,
-    /// Cells the device had no measurement of.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub skipped: Vec<String>,
-    /// Why the search stopped early.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub error: Option<String>,
-}
-
-impl SearchJson {
+/// Building a [`SearchJson`] from a search.
+pub trait SearchJsonExt: Sized {
     /// The record of a (possibly unfinished) search.
-    pub fn new(
+    fn new(
+        device: &str,
+        cfg: &SearchConfig,
+        probes: &[Measured],
+        skipped: &[Arch],
+        pick: Option<&Pick>,
+        error: Option<String>,
+        index: &dyn Fn(Arch) -> Option<u16>,
+    ) -> Self;
+
+    /// The record of a finished search.
+    fn of(device: &str, cfg: &SearchConfig, outcome: &SearchOutcome, index: &dyn Fn(Arch) -> Option<u16>) -> Self;
+}
+
+impl SearchJsonExt for SearchJson {
+    fn new(
         device: &str,
         cfg: &SearchConfig,
         probes: &[Measured],
@@ -125,13 +87,7 @@ impl SearchJson {
         }
     }
 
-    /// The record, naming the proxy its TF came from.
-    pub fn with_proxy(self, proxy: &str) -> SearchJson {
-        SearchJson { proxy: Some(proxy.into()), ..self }
-    }
-
-    /// The record of a finished search.
-    pub fn of(
+    fn of(
         device: &str,
         cfg: &SearchConfig,
         outcome: &SearchOutcome,
@@ -140,74 +96,6 @@ impl SearchJson {
         let error = outcome.error.as_ref().map(SearchError::message);
         SearchJson::new(device, cfg, &outcome.probes, &outcome.skipped, outcome.pick.as_ref(), error, index)
     }
-
-    /// Pretty JSON with a final newline.
-    pub fn to_bytes(&self) -> Vec<u8> {
-        let mut v = serde_json::to_vec_pretty(self).unwrap_or_default();
-        v.push(b'\n');
-        v
-    }
-}
-
-/// The record of a search over a pool of devices (`simnas search --device A --device B
-/// --json OUT`):
-///
-/// ```text
-/// {"devices": [str], "strategy": "pool" | "independent", "budget": int (total), "seed": int,
-///  "objective": {"kind": "weighted", "weight": f} | {"kind": "constraint", "max_latency_ms": [f]},
-///  "space": str, "proxy": str,
-///  "probes": [{"step": int, "device": int (1-based), "arch": str, "index": int, "latency_ms": f}],
-///  "result": {"arch": str, "index": int, "latency_ms": [f] (per device), "tf": f}}
-/// ```
-///
-/// `skipped` (`[{"device": int, "arch": str}]`), `infeasible_on` (constrained without a pick:
-/// the devices, 1-based, on which no measured cell is within the limit) and `error` appear
-/// only when they have something to say.
-#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
-pub struct PoolJson {
-    /// Device names, in the pool's order.
-    pub devices: Vec<String>,
-    /// Strategy name.
-    pub strategy: String,
-    /// Total probe budget.
-    pub budget: usize,
-    /// Seed.
-    pub seed: u64,
-    /// The objective.
-    pub objective: PoolObjectiveJson,
-    /// The search space.
-    pub space: String,
-    /// The proxy TF came from.
-    pub proxy: String,
-    /// Probes in order.
-    pub probes: Vec<PoolProbeJson>,
-    /// The pick, or `null`.
-    pub result: Option<PoolResultJson>,
-    /// Cells a device had no measurement of.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub skipped: Vec<PoolSkippedJson>,
-    /// Constrained without a pick: devices (1-based) with no measured cell within the limit.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub infeasible_on: Vec<usize>,
-    /// Why the search stopped early.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub error: Option<String>,
-}
-
-/// A pool objective as recorded.
-#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
-#[serde(tag = "kind", rename_all = "lowercase")]
-pub enum PoolObjectiveJson {
-    /// The weighted objective averaged over the pool.
-    Weighted {
-        /// `w`.
-        weight: f64,
-    },
-    /// One limit per device.
-    Constraint {
-        /// Limits, ms, in the pool's order.
-        max_latency_ms: Vec<f64>,
-    },
 }
 
 impl From<&PoolObjective> for PoolObjectiveJson {
@@ -219,43 +107,6 @@ impl From<&PoolObjective> for PoolObjectiveJson {
             }
         }
     }
-}
-
-/// One probe of a pool search.
-#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
-pub struct PoolProbeJson {
-    /// 1-based probe number over the pool.
-    pub step: usize,
-    /// 1-based position of the device in `devices`.
-    pub device: usize,
-    /// NATS-Bench cell string.
-    pub arch: String,
-    /// NATS-Bench index.
-    pub index: Option<u16>,
-    /// Measured latency, ms.
-    pub latency_ms: f64,
-}
-
-/// A cell a device of the pool had no measurement of.
-#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
-pub struct PoolSkippedJson {
-    /// 1-based position of the device.
-    pub device: usize,
-    /// NATS-Bench cell string.
-    pub arch: String,
-}
-
-/// The pool's pick.
-#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
-pub struct PoolResultJson {
-    /// NATS-Bench cell string.
-    pub arch: String,
-    /// NATS-Bench index.
-    pub index: Option<u16>,
-    /// Measured latency on each device, ms, in the pool's order.
-    pub latency_ms: Vec<f64>,
-    /// Proxy score.
-    pub tf: f64,
 }
 
 /// What a pool record is made of.
@@ -278,9 +129,14 @@ pub struct PoolRecord<'a> {
     pub error: Option<String>,
 }
 
-impl PoolJson {
+/// Building a [`PoolJson`] from a pool search.
+pub trait PoolJsonExt: Sized {
     /// The record.
-    pub fn new(r: &PoolRecord<'_>, index: &dyn Fn(Arch) -> Option<u16>) -> PoolJson {
+    fn new(r: &PoolRecord<'_>, index: &dyn Fn(Arch) -> Option<u16>) -> Self;
+}
+
+impl PoolJsonExt for PoolJson {
+    fn new(r: &PoolRecord<'_>, index: &dyn Fn(Arch) -> Option<u16>) -> PoolJson {
         PoolJson {
             devices: r.devices.to_vec(),
             strategy: r.cfg.strategy.name().into(),
@@ -310,12 +166,5 @@ impl PoolJson {
             infeasible_on: r.infeasible_on.iter().map(|d| d + 1).collect(),
             error: r.error.clone(),
         }
-    }
-
-    /// Pretty JSON with a final newline.
-    pub fn to_bytes(&self) -> Vec<u8> {
-        let mut v = serde_json::to_vec_pretty(self).unwrap_or_default();
-        v.push(b'\n');
-        v
     }
 }

@@ -57,33 +57,17 @@ use simnas_shared::{Arch, NUM_ARCHS};
 pub use edge_runtime::search::{weighted, Answer, Measured, Normaliser, Pick, Space, HI, LO};
 pub use session::{Session, SessionDevice, MAX_ASKS};
 
-/// What the search maximises.
-#[derive(Clone, Copy, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
-#[serde(tag = "kind", rename_all = "lowercase")]
-pub enum Objective {
-    /// `w * TF + (1 - w) * (1 - l)`.
-    Weighted {
-        /// `w` in `[0, 1]`.
-        weight: f64,
-    },
-    /// `TF` subject to measured latency `<= max_latency_ms`.
-    Constraint {
-        /// The limit, ms.
-        max_latency_ms: f64,
-    },
+/// What the search maximises (the search record's type).
+pub use simnas_formats::search::Objective;
+
+/// Checking an [`Objective`]'s parameters.
+pub trait ObjectiveExt {
+    /// Check the parameters.
+    fn validate(&self) -> Result<(), SearchError>;
 }
 
-impl Objective {
-    /// The same objective as edge-runtime's search takes it.
-    pub fn edge(&self) -> edge_runtime::search::Objective {
-        match *self {
-            Objective::Weighted { weight } => edge_runtime::search::Objective::Weighted { weight },
-            Objective::Constraint { max_latency_ms } => edge_runtime::search::Objective::Constraint { max_latency_ms },
-        }
-    }
-
-    /// Check the parameters.
-    pub fn validate(&self) -> Result<(), SearchError> {
+impl ObjectiveExt for Objective {
+    fn validate(&self) -> Result<(), SearchError> {
         match *self {
             Objective::Weighted { weight } if !(0.0..=1.0).contains(&weight) => {
                 Err(SearchError::Objective(format!("weight {weight} outside [0, 1]")))

@@ -25,6 +25,7 @@
 //!   cell measured on all.
 
 use super::strategies::members;
+use super::ObjectiveExt as _;
 use super::{
     pick_with, Answer, Context, Event, Measured, Normaliser, Objective, SearchConfig, SearchError, Session, Space,
     Strategy, HI, LO,

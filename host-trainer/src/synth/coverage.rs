@@ -6,7 +6,7 @@
 //! space like this real one), and the median over those samples (how typical such a device
 //! is for the preset). Only measured cells count; ties get average ranks.
 
-use super::{DeviceDistribution, SynthPreset};
+use super::{DeviceDistribution, DeviceDistributionExt as _, SynthPreset};
 use crate::latency::registry::{BenchDevice, Split};
 use crate::latency::LatencyTable;
 use crate::output::PlotError;

@@ -24,48 +24,8 @@ pub enum LutKind {
     PerEdgeOp,
 }
 
-/// A latency lookup table.
-#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
-pub struct Lut {
-    /// Cost of the macro network around the cells.
-    pub base: f64,
-    /// `t[edge][op]`, `t[e][none] = 0`.
-    pub t: [[f64; NUM_OPS]; NUM_EDGES],
-}
-
-impl Lut {
-    /// Predicted latency of `arch`.
-    /// (edge-runtime's formula, the one a board's prior uses.)
-    pub fn latency(&self, arch: Arch) -> f64 {
-        edge_runtime::search::Lut { base: self.base, t: self.t }.latency(arch)
-    }
-
-    /// Predicted latency of every cell, indexed by [`ArchCode`].
-    pub fn table(&self) -> Vec<f64> {
-        ArchCode::all().map(|c| self.latency(Arch::from_code(c))).collect()
-    }
-
-    /// The same LUT with every entry divided by `s`.
-    pub fn scaled(&self, s: f64) -> Lut {
-        let mut t = self.t;
-        t.iter_mut().flatten().for_each(|v| *v /= s);
-        Lut { base: self.base / s, t }
-    }
-
-    /// The LUT's latency of the all-`nor_conv_3x3` cell (the heaviest reference cell).
-    pub fn hi(&self) -> f64 {
-        self.latency(Arch::uniform(Op::NorConv3x3))
-    }
-
-    /// Per-op costs averaged over edges (the per-op view of a per-edge LUT).
-    pub fn per_op(&self) -> [f64; NUM_OPS] {
-        let mut m = [0.0; NUM_OPS];
-        for (o, slot) in m.iter_mut().enumerate() {
-            *slot = self.t.iter().map(|row| row[o]).sum::<f64>() / NUM_EDGES as f64;
-        }
-        m
-    }
-}
+/// A latency lookup table (the distribution file's type, [`simnas_formats::distribution::Lut`]).
+pub use simnas_formats::distribution::Lut;
 
 /// How well a LUT explains a measured table.
 #[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]

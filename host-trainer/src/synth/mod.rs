@@ -19,6 +19,11 @@
 //! median residual spread of real training devices around their own per-edge LUT: the interactions an
 //! additive LUT cannot express), and devices sampled around a random real training device.
 //! Costs are drawn from the positive-truncated normal ([`stats::Gaussian`]).
+//!
+//! The file's types are [`simnas_formats::distribution`]'s (re-exported here); the fit,
+//! reading with the host's size cap and sampling are this module's extension traits
+//! ([`DeviceDistributionExt`], [`LutGaussiansExt`], [`stats::GaussianExt`],
+//! [`runtime::RuntimeFitExt`]).
 
 pub mod coverage;
 pub mod lut;
@@ -30,12 +35,15 @@ use crate::latency::registry::{BenchDevice, Split, DEVICES};
 use crate::latency::{InvalidPolicy, LatencyError, LatencyTable};
 use lut::{fit, Lut, LutKind};
 use rand::Rng;
+use runtime::RuntimeFitExt;
 use simnas_shared::{ArchCode, NUM_ARCHS, NUM_EDGES, NUM_OPS};
-use stats::{standard_normal, Gaussian};
+use stats::{standard_normal, Gaussian, GaussianExt};
 use std::path::Path;
 
-/// Version of the distribution file format.
-pub const FORMAT_VERSION: u32 = 2;
+/// The distribution file's types ([`simnas_formats::distribution`]), with their version.
+pub use simnas_formats::distribution::{
+    DeviceDistribution, DeviceRecord, DistributionError, LutGaussians, Quality, FORMAT_VERSION,
+};
 
 /// Spread of the per-entry jitter of [`SynthPreset::Around`] (log-normal sigma).
 pub const AROUND_JITTER: f64 = 0.25;
@@ -61,30 +69,14 @@ pub enum SynthPreset {
     Runtime,
 }
 
-/// Gaussians over the entries of a LUT.
-#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
-pub struct LutGaussians {
-    /// The base.
-    pub base: Gaussian,
-    /// `t[edge][op]` (`none` entries are `N(0, 0)` and never sampled).
-    pub t: [[Gaussian; NUM_OPS]; NUM_EDGES],
+/// Sampling [`LutGaussians`] (the fit and the mean LUT are the type's own).
+pub trait LutGaussiansExt {
+    /// A LUT with every entry drawn from its positive-truncated Gaussian.
+    fn sample(&self, rng: &mut impl Rng) -> Lut;
 }
 
-impl LutGaussians {
-    /// Per-coefficient Gaussians over `luts`.
-    pub fn fit(luts: &[Lut]) -> LutGaussians {
-        let base = Gaussian::fit(&luts.iter().map(|l| l.base).collect::<Vec<_>>());
-        let mut t = [[Gaussian { mean: 0.0, std: 0.0 }; NUM_OPS]; NUM_EDGES];
-        for (e, row) in t.iter_mut().enumerate() {
-            for (o, g) in row.iter_mut().enumerate().skip(1) {
-                *g = Gaussian::fit(&luts.iter().map(|l| l.t[e][o]).collect::<Vec<_>>());
-            }
-        }
-        LutGaussians { base, t }
-    }
-
-    /// A LUT with every entry drawn from its positive-truncated Gaussian.
-    pub fn sample(&self, rng: &mut impl Rng) -> Lut {
+impl LutGaussiansExt for LutGaussians {
+    fn sample(&self, rng: &mut impl Rng) -> Lut {
         let mut t = [[0.0; NUM_OPS]; NUM_EDGES];
         for (e, row) in t.iter_mut().enumerate() {
             for (o, v) in row.iter_mut().enumerate().skip(1) {
@@ -93,81 +85,6 @@ impl LutGaussians {
         }
         Lut { base: self.base.sample_positive(rng), t }
     }
-
-    /// The mean LUT (the zero-shot prior of the training devices).
-    pub fn mean(&self) -> Lut {
-        let mut t = [[0.0; NUM_OPS]; NUM_EDGES];
-        for (e, row) in t.iter_mut().enumerate() {
-            for (o, v) in row.iter_mut().enumerate() {
-                *v = self.t[e][o].mean;
-            }
-        }
-        Lut { base: self.base.mean, t }
-    }
-}
-
-/// A fitted device, as recorded in the distribution file.
-#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
-pub struct DeviceRecord {
-    /// Registry name.
-    pub name: String,
-    /// Hardware family.
-    pub family: String,
-    /// Train or validation.
-    pub split: Split,
-    /// Measured cells used in the fit.
-    pub cells: usize,
-    /// Non-positive entries skipped.
-    pub skipped: usize,
-    /// Per-op fit quality.
-    pub per_op: Quality,
-    /// Per-(edge, op) fit quality.
-    pub per_edge_op: Quality,
-    /// Log-residual spread around the per-edge LUT (std of `ln(real / lut)`).
-    pub log_residual_std: f64,
-    /// All-`nor_conv_3x3` latency of the per-edge LUT, ms (the normaliser).
-    pub hi_ms: f64,
-    /// Per-edge LUT divided by `hi_ms` (train devices only: [`SynthPreset::Around`] draws
-    /// around them).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub lut_norm: Option<Lut>,
-}
-
-/// R² and rank correlation of a LUT against the measurements.
-#[derive(Clone, Copy, Debug, serde::Serialize, serde::Deserialize)]
-pub struct Quality {
-    /// Coefficient of determination.
-    pub r2: f64,
-    /// Spearman's rho.
-    pub spearman: f64,
-}
-
-/// The fitted synthetic-device distribution (the `artifacts/devices/distribution.json` file).
-#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
-pub struct DeviceDistribution {
-    /// [`FORMAT_VERSION`].
-    pub format_version: u32,
-    /// The command that wrote the file.
-    pub command: String,
-    /// How LUTs were made scale-free before fitting.
-    pub normalisation: String,
-    /// Train device names.
-    pub train: Vec<String>,
-    /// Validation device names (never fitted on).
-    pub validation: Vec<String>,
-    /// Per-op Gaussians (every edge equal), hi-normalised.
-    pub per_op: LutGaussians,
-    /// Per-op Gaussians in ms.
-    pub per_op_ms: LutGaussians,
-    /// Per-(edge, op) Gaussians, hi-normalised.
-    pub per_edge_op: LutGaussians,
-    /// Per-cell log-normal noise sigma: median over train devices of their log-residual std
-    /// (the median, so one badly additive device does not set the noise for all).
-    pub noise_sigma: f64,
-    /// Every device's fit.
-    pub devices: Vec<DeviceRecord>,
-    /// The training devices' runtimes ([`SynthPreset::Runtime`]).
-    pub runtimes: Vec<runtime::RuntimeFit>,
 }
 
 /// Errors fitting or reading the distribution.
@@ -203,9 +120,23 @@ pub fn load_devices(dir: &Path, map: &NatsMap) -> Result<Vec<(&'static BenchDevi
         .collect()
 }
 
-impl DeviceDistribution {
+/// Fitting, reading and sampling a [`DeviceDistribution`] (the host's side of the file).
+pub trait DeviceDistributionExt: Sized {
     /// Fit LUTs for every device and the Gaussians over the training devices.
-    pub fn fit(tables: &[(&'static BenchDevice, LatencyTable)], command: String) -> DeviceDistribution {
+    fn fit(tables: &[(&'static BenchDevice, LatencyTable)], command: String) -> Self;
+
+    /// Read a distribution file.
+    fn load(path: &Path) -> Result<Self, SynthError>;
+
+    /// The committed distribution (`artifacts/devices/distribution.json`), built in.
+    fn embedded() -> Self;
+
+    /// Draw one synthetic device.
+    fn sample(&self, preset: SynthPreset, rng: &mut impl Rng) -> SyntheticDevice;
+}
+
+impl DeviceDistributionExt for DeviceDistribution {
+    fn fit(tables: &[(&'static BenchDevice, LatencyTable)], command: String) -> DeviceDistribution {
         let mut records = Vec::new();
         let (mut op_norm, mut op_ms, mut edge_norm, mut sigmas) = (vec![], vec![], vec![], vec![]);
         let mut runtimes = vec![];
@@ -258,34 +189,22 @@ impl DeviceDistribution {
         }
     }
 
-    /// Read a distribution file.
-    pub fn load(path: &Path) -> Result<DeviceDistribution, SynthError> {
+    fn load(path: &Path) -> Result<DeviceDistribution, SynthError> {
         let p = path.display().to_string();
         let bytes = crate::data::read_capped(path, crate::data::MAX_READ_BYTES)
             .map_err(|e| SynthError::File { path: p.clone(), msg: e.to_string() })?;
-        let text = String::from_utf8(bytes).map_err(|e| SynthError::File { path: p.clone(), msg: e.to_string() })?;
-        let v: serde_json::Value =
-            serde_json::from_str(&text).map_err(|e| SynthError::File { path: p.clone(), msg: e.to_string() })?;
-        let got = v.get("format_version").and_then(|x| x.as_u64()).unwrap_or(0) as u32;
-        if got != FORMAT_VERSION {
-            return Err(SynthError::Version { path: p, got });
-        }
-        serde_json::from_value(v).map_err(|e| SynthError::File { path: p, msg: e.to_string() })
+        DeviceDistribution::from_slice(&bytes).map_err(|e| match e {
+            DistributionError::Version { found } => SynthError::Version { path: p, got: found },
+            e => SynthError::File { path: p, msg: e.to_string() },
+        })
     }
 
-    /// The committed distribution (`artifacts/devices/distribution.json`), built in.
-    pub fn embedded() -> DeviceDistribution {
-        serde_json::from_str(include_str!("../../../artifacts/devices/distribution.json"))
+    fn embedded() -> DeviceDistribution {
+        DeviceDistribution::from_json(include_str!("../../../artifacts/devices/distribution.json"))
             .expect("the committed distribution parses (checked by a test)")
     }
 
-    /// Training devices' normalised per-edge LUTs.
-    fn train_luts(&self) -> Vec<&Lut> {
-        self.devices.iter().filter(|d| d.split == Split::Train).filter_map(|d| d.lut_norm.as_ref()).collect()
-    }
-
-    /// Draw one synthetic device.
-    pub fn sample(&self, preset: SynthPreset, rng: &mut impl Rng) -> SyntheticDevice {
+    fn sample(&self, preset: SynthPreset, rng: &mut impl Rng) -> SyntheticDevice {
         let (lut, sigma) = match preset {
             SynthPreset::Paper => (self.per_op.sample(rng), 0.0),
             SynthPreset::PaperMs => (self.per_op_ms.sample(rng), 0.0),

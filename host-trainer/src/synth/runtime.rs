@@ -18,7 +18,7 @@
 //! jittered spread, makes a fraction of cells outliers (magnitudes drawn from that runtime's
 //! own outliers), and rounds to its quantum at a jittered scale.
 
-use super::lut::{fit, Lut, LutKind};
+use super::lut::{fit, LutKind};
 use super::stats::standard_normal;
 use super::{median, SyntheticDevice};
 use crate::latency::LatencyTable;
@@ -37,35 +37,19 @@ pub const LUT_JITTER: f64 = 0.25;
 /// Log-normal jitter of a draw's noise spread, outlier fraction and scale.
 pub const SPREAD_JITTER: f64 = 0.5;
 
-/// One training device's runtime (see the module docs). Units: the device's own LUT
-/// all-`nor_conv_3x3` latency (`hi_ms`), except the quantum and the scale.
-#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
-pub struct RuntimeFit {
-    /// Registry name.
-    pub name: String,
-    /// Hardware family.
-    pub family: String,
-    /// Per-(edge, op) LUT of the executed networks, divided by `hi_ms`.
-    pub lut: Lut,
-    /// Fraction of a dead edge's LUT cost the runtime pays (least squares over the cells
-    /// with dead edges, clamped to [0, 1.5]; 0 when the table has none).
-    pub dead_cost: f64,
-    /// Robust standard deviation of `ln(measured / LUT)` over the executed networks
-    /// (1.4826 x the median absolute deviation).
-    pub sigma: f64,
-    /// Fraction of executed networks that are outliers ([`OUTLIER_Z`]).
-    pub outlier_fraction: f64,
-    /// Their log-ratios to the LUT (at most [`OUTLIERS_KEPT`], evenly spaced in order).
-    pub outliers: Vec<f64>,
-    /// Latency quantum in ms (0: none found).
-    pub quantum_ms: f64,
-    /// The LUT's all-`nor_conv_3x3` latency, ms.
-    pub hi_ms: f64,
+/// One training device's runtime (see the module docs; the distribution file's type).
+pub use simnas_formats::distribution::RuntimeFit;
+
+/// Fitting a [`RuntimeFit`] on a measured table.
+pub trait RuntimeFitExt: Sized {
+    /// Fit `table`; `None` when it has too few executed networks or a non-positive scale.
+    /// Outliers are cells beyond [`OUTLIER_Z`] robust sd (and [`OUTLIER_MIN_LOG`]); at most
+    /// [`OUTLIERS_KEPT`] of their log-ratios are kept.
+    fn fit(name: &str, family: &str, table: &LatencyTable) -> Option<Self>;
 }
 
-impl RuntimeFit {
-    /// Fit `table`; `None` when it has too few executed networks or a non-positive scale.
-    pub fn fit(name: &str, family: &str, table: &LatencyTable) -> Option<RuntimeFit> {
+impl RuntimeFitExt for RuntimeFit {
+    fn fit(name: &str, family: &str, table: &LatencyTable) -> Option<RuntimeFit> {
         let executed: Vec<Option<f64>> =
             ArchCode::all().map(|c| if Arch::from_code(c).is_executed() { table.get_code(c) } else { None }).collect();
         let exec_table = LatencyTable::from_codes(table_source(name), executed.clone())?;

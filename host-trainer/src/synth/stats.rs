@@ -58,31 +58,23 @@ pub fn r_squared(y: &[f64], pred: &[f64]) -> f64 {
     1.0 - ss_res / ss_tot
 }
 
-/// A normal `N(mean, std^2)` truncated to `(0, inf)`.
-///
-/// Sampled exactly: plain rejection while the mean is at most two standard deviations below
-/// zero (acceptance >= 2.3%), else Robert's (1995) exponential-proposal rejection for the far
-/// tail. Never truncates at the mean: samples fall on both sides of it.
-#[derive(Clone, Copy, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
-pub struct Gaussian {
-    /// Mean of the untruncated normal.
-    pub mean: f64,
-    /// Standard deviation of the untruncated normal.
-    pub std: f64,
-}
+/// A normal `N(mean, std^2)` truncated to `(0, inf)` (the distribution file's type);
+/// sampled by [`GaussianExt::sample_positive`].
+pub use simnas_formats::distribution::Gaussian;
 
-impl Gaussian {
-    /// Empirical mean and (population) standard deviation of `xs`.
-    pub fn fit(xs: &[f64]) -> Gaussian {
-        let n = xs.len().max(1) as f64;
-        let mean = xs.iter().sum::<f64>() / n;
-        let var = xs.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / n;
-        Gaussian { mean, std: var.sqrt() }
-    }
-
+/// Sampling a [`Gaussian`] (the fit, [`Gaussian::fit`], is the type's own).
+pub trait GaussianExt {
     /// One sample from the positive-truncated normal. A zero std returns the mean (or the
     /// smallest positive double if the mean is not positive).
-    pub fn sample_positive(&self, rng: &mut impl Rng) -> f64 {
+    ///
+    /// Exact: plain rejection while the mean is at most two standard deviations below
+    /// zero (acceptance >= 2.3%), else Robert's (1995) exponential-proposal rejection for
+    /// the far tail. Never truncates at the mean: samples fall on both sides of it.
+    fn sample_positive(&self, rng: &mut impl Rng) -> f64;
+}
+
+impl GaussianExt for Gaussian {
+    fn sample_positive(&self, rng: &mut impl Rng) -> f64 {
         if self.std <= 0.0 || !self.std.is_finite() {
             return self.mean.max(f64::MIN_POSITIVE);
         }

@@ -15,7 +15,7 @@ use anyhow::{anyhow, bail, Context as _, Result};
 use host_trainer::device::{Device, Replay};
 use host_trainer::output;
 use host_trainer::score::table::Proxy;
-use host_trainer::search::json::{PoolJson, PoolObjectiveJson, PoolRecord};
+use host_trainer::search::json::{PoolJson, PoolJsonExt as _, PoolObjectiveJson, PoolRecord};
 use host_trainer::search::plot::{trajectories, Trajectory};
 use host_trainer::search::pool::{
     per_device, search_pool, PoolConfig, PoolError, PoolObjective, PoolOutcome, PoolProbe, PoolStrategy,

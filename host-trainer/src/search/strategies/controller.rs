@@ -232,6 +232,7 @@ pub fn synthetic_fits(
     draws: usize,
     seed: u64,
 ) -> Vec<[f64; COEFS]> {
+    use crate::synth::DeviceDistributionExt as _;
     use rand::SeedableRng;
     let mut sub = dist.clone();
     sub.runtimes.retain(|r| keep(&r.family));
