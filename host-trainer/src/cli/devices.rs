@@ -117,14 +117,7 @@ pub fn run(data: &Option<PathBuf>, args: DevicesArgs) -> Result<ExitCode> {
         Action::List => {}
         Action::Report { dist, out, samples, seed } => {
             let d = DeviceDistribution::load(&dist)?;
-            let presets = [
-                SynthPreset::Paper,
-                SynthPreset::PaperMs,
-                SynthPreset::Edge,
-                SynthPreset::EdgeNoise,
-                SynthPreset::Around,
-                SynthPreset::Runtime,
-            ];
+            let presets = SynthPreset::ALL;
             let rows = coverage::coverage(&d, &tables, &presets, samples, seed);
             let md = coverage::markdown(&rows, samples, &command_line());
             write(&out.join("coverage.md"), &md)?;

@@ -69,6 +69,18 @@ pub enum SynthPreset {
     Runtime,
 }
 
+impl SynthPreset {
+    /// Every preset, in declaration order (the coverage report's columns).
+    pub const ALL: [SynthPreset; 6] = [
+        SynthPreset::Paper,
+        SynthPreset::PaperMs,
+        SynthPreset::Edge,
+        SynthPreset::EdgeNoise,
+        SynthPreset::Around,
+        SynthPreset::Runtime,
+    ];
+}
+
 /// Sampling [`LutGaussians`] (the fit and the mean LUT are the type's own).
 pub trait LutGaussiansExt {
     /// A LUT with every entry drawn from its positive-truncated Gaussian.

@@ -43,14 +43,7 @@ fn fits_on_train_devices_only_and_normalises_by_hi() {
 #[test]
 fn sampling_is_seeded_and_positive() {
     let dist = DeviceDistribution::fit(&fake_tables(), "test".into());
-    for preset in [
-        SynthPreset::Paper,
-        SynthPreset::PaperMs,
-        SynthPreset::Edge,
-        SynthPreset::EdgeNoise,
-        SynthPreset::Around,
-        SynthPreset::Runtime,
-    ] {
+    for preset in SynthPreset::ALL {
         let a = dist.sample(preset, &mut rand_chacha::ChaCha8Rng::seed_from_u64(3));
         let b = dist.sample(preset, &mut rand_chacha::ChaCha8Rng::seed_from_u64(3));
         assert_eq!(a.latency, b.latency);
@@ -184,4 +177,10 @@ fn runtime_draws_keep_the_runtime_kind() {
     let q = dev.latency.iter().copied().fold(f64::INFINITY, f64::min);
     assert!(dev.latency.iter().all(|v| ((v / q) - (v / q).round()).abs() < 1e-6));
     assert!(runtime::RuntimeGenerator::new(&[]).is_none());
+}
+
+#[test]
+fn every_preset_is_listed() {
+    use clap::ValueEnum;
+    assert_eq!(SynthPreset::ALL.to_vec(), SynthPreset::value_variants().to_vec());
 }
