@@ -88,8 +88,8 @@ pub fn runs(
     devices
         .iter()
         .map(|d| {
-            let others: Vec<_> = devices.iter().filter(|o| o.family != d.family).map(|o| o.table).collect();
-            let mut p = fit_prior(&others, g.noise, g.range_factor, g.range_rule, g.dead_edge_probe).unwrap();
+            // The same leave-one-family-out prior the selection uses (fits computed once).
+            let mut p = loo_prior(devices, d, g).unwrap();
             adjust(&mut p);
             let fit = eval::true_fitness(d.table, tf, 0.5, Space::Executed);
             let best = fit.iter().flatten().copied().fold(f64::NEG_INFINITY, f64::max);

@@ -52,7 +52,7 @@ impl RuntimeFitExt for RuntimeFit {
     fn fit(name: &str, family: &str, table: &LatencyTable) -> Option<RuntimeFit> {
         let executed: Vec<Option<f64>> =
             ArchCode::all().map(|c| if Arch::from_code(c).is_executed() { table.get_code(c) } else { None }).collect();
-        let exec_table = LatencyTable::from_codes(table_source(name), executed.clone())?;
+        let exec_table = LatencyTable::from_codes(format!("{name} (executed networks)"), executed)?;
         if exec_table.measured() < 100 {
             return None;
         }
@@ -78,7 +78,7 @@ impl RuntimeFitExt for RuntimeFit {
         let dead_cost = if xx > 0.0 { (xy / xx).clamp(0.0, 1.5) } else { 0.0 };
         let mut logs: Vec<f64> = ArchCode::all()
             .filter_map(|c| {
-                let y = executed[usize::from(c.get())]?;
+                let y = exec_table.get_code(c)?;
                 let p = ms.latency(Arch::from_code(c));
                 (y > 0.0 && p > 0.0).then(|| (y / p).ln())
             })
@@ -104,10 +104,6 @@ impl RuntimeFitExt for RuntimeFit {
             hi_ms,
         })
     }
-}
-
-fn table_source(name: &str) -> String {
-    format!("{name} (executed networks)")
 }
 
 /// At most `k` evenly spaced order statistics of sorted `xs` (all of them when fewer).

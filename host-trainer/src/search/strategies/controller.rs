@@ -272,8 +272,9 @@ pub fn with_synthetic_priors(
 }
 
 /// The prior `d` is searched with in [`select`]: fitted on the devices of other families
-/// (their tables, or the synthetic devices drawn around their runtimes).
-fn loo_prior(devices: &[TrainDevice], d: &TrainDevice, g: &GridPoint) -> Option<Prior> {
+/// (their tables, or the synthetic devices drawn around their runtimes); `None` with fewer
+/// than two usable fits.
+pub fn loo_prior(devices: &[TrainDevice], d: &TrainDevice, g: &GridPoint) -> Option<Prior> {
     let fits: Vec<[f64; COEFS]> = match &d.synthetic {
         Some(s) => s.to_vec(),
         None => devices.iter().filter(|o| o.family != d.family).filter_map(|o| o.fit).collect(),
