@@ -22,6 +22,14 @@ fn cargo() -> Command {
     c
 }
 
+/// `cargo build` of the firmware for the board's target with `extra` flags, checking that
+/// it produced `elf`.
+fn build_firmware(extra: &[&str], elf: &Path) -> PathBuf {
+    let mut args = vec!["build", "-q", "-p", "firmware-bench", "--release", "--target", "thumbv7em-none-eabihf"];
+    args.extend_from_slice(extra);
+    build(&args, elf)
+}
+
 fn build(args: &[&str], what: &Path) -> PathBuf {
     let status = cargo().args(args).status().expect("running cargo");
     assert!(status.success(), "cargo {} failed", args.join(" "));
@@ -34,7 +42,7 @@ pub fn firmware() -> PathBuf {
     static ONCE: OnceLock<PathBuf> = OnceLock::new();
     ONCE.get_or_init(|| {
         let elf = target_dir().join("thumbv7em-none-eabihf/release/firmware-bench");
-        build(&["build", "-q", "-p", "firmware-bench", "--release", "--target", "thumbv7em-none-eabihf"], &elf)
+        build_firmware(&[], &elf)
     })
     .clone()
 }
@@ -45,18 +53,7 @@ pub fn kernel_check() -> PathBuf {
     static ONCE: OnceLock<PathBuf> = OnceLock::new();
     ONCE.get_or_init(|| {
         let elf = target_dir().join("thumbv7em-none-eabihf/release/kernel-check");
-        let args = [
-            "build",
-            "-q",
-            "-p",
-            "firmware-bench",
-            "--release",
-            "--target",
-            "thumbv7em-none-eabihf",
-            "--bin",
-            "kernel-check",
-        ];
-        build(&args, &elf)
+        build_firmware(&["--bin", "kernel-check"], &elf)
     })
     .clone()
 }
@@ -69,20 +66,7 @@ pub fn firmware_autonomous() -> PathBuf {
         let dir = target_dir().join("fw-autonomous");
         let elf = dir.join("thumbv7em-none-eabihf/release/firmware-bench");
         let dir = dir.to_string_lossy().into_owned();
-        let args = [
-            "build",
-            "-q",
-            "-p",
-            "firmware-bench",
-            "--release",
-            "--target",
-            "thumbv7em-none-eabihf",
-            "--features",
-            "autonomous",
-            "--target-dir",
-            &dir,
-        ];
-        build(&args, &elf)
+        build_firmware(&["--features", "autonomous", "--target-dir", &dir], &elf)
     })
     .clone()
 }
